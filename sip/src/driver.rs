@@ -1,0 +1,671 @@
+//! Tokio driver: owns one [`SipEndpoint`] and does its I/O over UDP and TCP.
+//!
+//! One task owns the endpoint and selects over the UDP socket, messages framed off TCP
+//! connections (each connection has its own small task), application commands, and a sleep until
+//! the endpoint's next deadline. The SIP loop never blocks on the application: events go through
+//! a bounded channel and, when it is full, new INVITEs are answered `503`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::endpoint::{EndpointConfig, SipEndpoint, SipEvent};
+use crate::error::SipError;
+use crate::message::MAX_MESSAGE_SIZE;
+use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
+
+/// Capacity of the event channel to the application.
+pub const EVENT_QUEUE_CAPACITY: usize = 256;
+/// Capacity of the command channel from the application.
+pub const COMMAND_QUEUE_CAPACITY: usize = 1024;
+/// Most TCP connections held at once; further ones are closed on accept.
+pub const MAX_TCP_CONNECTIONS: usize = 4096;
+/// A TCP connection that never delivered a complete SIP message is closed after this long.
+pub const UNUSED_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// A TCP connection with no traffic either way is closed after this long. Long, because an
+/// established call may be silent on signalling for its whole duration.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+/// Longest a TCP header block may be before the connection is dropped.
+const MAX_STREAM_HEADER: usize = 32 * 1024;
+/// Time allowed to open an outbound TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages queued per TCP connection before further ones are dropped.
+const CONNECTION_QUEUE: usize = 128;
+
+/// Where to listen and how the endpoint presents itself.
+#[derive(Debug, Clone)]
+pub struct SipDriverConfig {
+    /// UDP listen address (port 0 picks a free port).
+    pub listen_udp: Option<SocketAddr>,
+    /// TCP listen address (port 0 picks a free port).
+    pub listen_tcp: Option<SocketAddr>,
+    /// Endpoint configuration; `contact_port` 0 means "the bound UDP port" (else the TCP one).
+    pub endpoint: EndpointConfig,
+}
+
+/// What the application asks the SIP loop to do for a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipCommand {
+    /// Send a provisional response (e.g. 180).
+    Provisional {
+        /// The call.
+        key: CallKey,
+        /// 101–199.
+        status: u16,
+    },
+    /// Answer 200 OK with this SDP.
+    Accept {
+        /// The call.
+        key: CallKey,
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Answer with a final failure.
+    Reject {
+        /// The call.
+        key: CallKey,
+        /// 300–699.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// Hang up (BYE, or 480 before answer).
+    Hangup {
+        /// The call.
+        key: CallKey,
+    },
+}
+
+/// A running SIP driver. Dropping every clone of `commands` stops it.
+#[derive(Debug)]
+pub struct SipDriver {
+    /// The bound UDP address, if UDP is enabled.
+    pub local_udp: Option<SocketAddr>,
+    /// The bound TCP address, if TCP is enabled.
+    pub local_tcp: Option<SocketAddr>,
+    /// Commands to the SIP loop.
+    pub commands: mpsc::Sender<SipCommand>,
+    /// Events from the SIP loop.
+    pub events: mpsc::Receiver<SipEvent>,
+}
+
+impl SipDriver {
+    /// Bind the sockets and spawn the SIP loop on the current tokio runtime.
+    pub async fn start(config: SipDriverConfig) -> Result<SipDriver, SipError> {
+        if config.listen_udp.is_none() && config.listen_tcp.is_none() {
+            return Err(SipError::Config(
+                "neither listen_udp nor listen_tcp is set".to_string(),
+            ));
+        }
+        let udp = match config.listen_udp {
+            Some(addr) => Some(UdpSocket::bind(addr).await.map_err(|source| SipError::Io {
+                context: format!("binding UDP {addr}"),
+                source,
+            })?),
+            None => None,
+        };
+        let listener = match config.listen_tcp {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| SipError::Io {
+                        context: format!("binding TCP {addr}"),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let local_udp = udp
+            .as_ref()
+            .map(UdpSocket::local_addr)
+            .transpose()
+            .map_err(|source| SipError::Io {
+                context: "reading the UDP address".to_string(),
+                source,
+            })?;
+        let local_tcp = listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|source| SipError::Io {
+                context: "reading the TCP address".to_string(),
+                source,
+            })?;
+        let mut endpoint_config = config.endpoint;
+        if endpoint_config.contact_port == 0 {
+            endpoint_config.contact_port = local_udp.or(local_tcp).map_or(0, |a| a.port());
+        }
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+        let (stream_tx, stream_rx) = mpsc::channel(1024);
+        let sip_loop = SipLoop {
+            endpoint: SipEndpoint::new(endpoint_config),
+            udp,
+            listener,
+            accept_paused_until: None,
+            connections: HashMap::new(),
+            by_peer: HashMap::new(),
+            next_connection: 1,
+            stream_tx,
+            stream_rx,
+            commands: commands_rx,
+            events: events_tx,
+            backlog: VecDeque::new(),
+        };
+        tokio::spawn(sip_loop.run());
+        Ok(SipDriver {
+            local_udp,
+            local_tcp,
+            commands: commands_tx,
+            events: events_rx,
+        })
+    }
+}
+
+/// What connection tasks report to the SIP loop.
+enum StreamInput {
+    Message {
+        connection: ConnectionId,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    Closed {
+        connection: ConnectionId,
+    },
+}
+
+struct ConnectionHandle {
+    outbound: mpsc::Sender<Vec<u8>>,
+    peer: SocketAddr,
+}
+
+struct SipLoop {
+    endpoint: SipEndpoint,
+    udp: Option<UdpSocket>,
+    listener: Option<TcpListener>,
+    accept_paused_until: Option<tokio::time::Instant>,
+    connections: HashMap<ConnectionId, ConnectionHandle>,
+    by_peer: HashMap<SocketAddr, ConnectionId>,
+    next_connection: u64,
+    stream_tx: mpsc::Sender<StreamInput>,
+    stream_rx: mpsc::Receiver<StreamInput>,
+    commands: mpsc::Receiver<SipCommand>,
+    events: mpsc::Sender<SipEvent>,
+    /// Events other than IncomingCall that did not fit in the channel; delivered in order.
+    backlog: VecDeque<SipEvent>,
+}
+
+async fn recv_udp(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_tcp(
+    listener: Option<&TcpListener>,
+    paused_until: Option<tokio::time::Instant>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    if let Some(until) = paused_until {
+        tokio::time::sleep_until(until).await;
+    }
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for room in the event channel (only while a backlog exists).
+async fn reserve_event_slot(
+    sender: Option<mpsc::Sender<SipEvent>>,
+) -> Option<mpsc::OwnedPermit<SipEvent>> {
+    match sender {
+        Some(sender) => sender.reserve_owned().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl SipLoop {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+        loop {
+            self.drain_endpoint().await;
+            let deadline = self.endpoint.poll_timeout();
+            let have_backlog = !self.backlog.is_empty();
+            tokio::select! {
+                received = recv_udp(self.udp.as_ref(), &mut buf) => match received {
+                    Ok((len, source)) => {
+                        let data = buf.get(..len).unwrap_or_default();
+                        self.endpoint.handle_datagram(Instant::now(), Transport::Udp, source, None, data);
+                    }
+                    // E.g. ICMP port unreachable from an earlier send: not fatal.
+                    Err(error) => tracing::debug!(%error, "UDP receive error"),
+                },
+                Some(input) = self.stream_rx.recv() => self.on_stream_input(input),
+                accepted = accept_tcp(self.listener.as_ref(), self.accept_paused_until) => {
+                    self.accept_paused_until = None;
+                    match accepted {
+                        Ok((stream, peer)) => self.on_accepted(stream, peer),
+                        Err(error) => {
+                            tracing::warn!(%error, "TCP accept failed; pausing accepts");
+                            self.accept_paused_until =
+                                Some(tokio::time::Instant::now() + Duration::from_millis(100));
+                        }
+                    }
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        tracing::debug!("SIP command channel closed; stopping the SIP loop");
+                        break;
+                    }
+                },
+                permit = reserve_event_slot(have_backlog.then(|| self.events.clone())) => match permit {
+                    Some(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    // The application dropped its receiver: nobody will read these.
+                    None => self.backlog.clear(),
+                },
+                () = sleep_until_deadline(deadline) => self.endpoint.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Deliver events and send transmits until the endpoint has nothing more.
+    async fn drain_endpoint(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.endpoint.poll_event() {
+                progressed = true;
+                self.deliver(event);
+            }
+            while let Some(transmit) = self.endpoint.poll_transmit() {
+                progressed = true;
+                self.send(transmit).await;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn refuse_call(&mut self, key: CallKey) {
+        tracing::warn!(
+            ?key,
+            "application not keeping up with events; answering 503"
+        );
+        if let Err(error) = self
+            .endpoint
+            .reject(Instant::now(), key, 503, "Service Unavailable")
+        {
+            tracing::debug!(%error, "could not refuse call");
+        }
+    }
+
+    fn deliver(&mut self, event: SipEvent) {
+        if !self.backlog.is_empty() {
+            match event {
+                SipEvent::IncomingCall(call) => self.refuse_call(call.key),
+                other => self.backlog.push_back(other),
+            }
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(SipEvent::IncomingCall(call))) => self.refuse_call(call.key),
+            Err(TrySendError::Full(other)) => self.backlog.push_back(other),
+            Err(TrySendError::Closed(SipEvent::IncomingCall(call))) => self.refuse_call(call.key),
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    async fn send(&mut self, transmit: Transmit) {
+        match transmit.transport {
+            Transport::Udp => match &self.udp {
+                Some(udp) => {
+                    if let Err(error) = udp.send_to(&transmit.data, transmit.destination).await {
+                        tracing::debug!(%error, destination = %transmit.destination, "UDP send failed");
+                    }
+                }
+                None => tracing::debug!("no UDP socket; dropping UDP transmit"),
+            },
+            Transport::Tcp => self.send_tcp(transmit),
+        }
+    }
+
+    fn send_tcp(&mut self, transmit: Transmit) {
+        let existing = transmit
+            .connection
+            .filter(|id| self.connections.contains_key(id))
+            .or_else(|| self.by_peer.get(&transmit.destination).copied());
+        if let Some(handle) = existing.and_then(|id| self.connections.get(&id)) {
+            if let Err(error) = handle.outbound.try_send(transmit.data) {
+                tracing::warn!(peer = %handle.peer, %error, "TCP send queue full or closed; message dropped");
+            }
+            return;
+        }
+        if self.connections.len() >= MAX_TCP_CONNECTIONS {
+            tracing::warn!("too many TCP connections; dropping outbound message");
+            return;
+        }
+        let destination = transmit.destination;
+        let (id, outbound_rx) = self.register_connection(destination);
+        if let Some(handle) = self.connections.get(&id) {
+            let _ = handle.outbound.try_send(transmit.data);
+        }
+        let stream_tx = self.stream_tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
+                Ok(Ok(stream)) => {
+                    run_connection(id, destination, stream, outbound_rx, stream_tx).await;
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%destination, %error, "TCP connect failed");
+                    let _ = stream_tx.send(StreamInput::Closed { connection: id }).await;
+                }
+                Err(_) => {
+                    tracing::debug!(%destination, "TCP connect timed out");
+                    let _ = stream_tx.send(StreamInput::Closed { connection: id }).await;
+                }
+            }
+        });
+    }
+
+    fn register_connection(&mut self, peer: SocketAddr) -> (ConnectionId, mpsc::Receiver<Vec<u8>>) {
+        let id = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        let (outbound_tx, outbound_rx) = mpsc::channel(CONNECTION_QUEUE);
+        self.connections.insert(
+            id,
+            ConnectionHandle {
+                outbound: outbound_tx,
+                peer,
+            },
+        );
+        self.by_peer.insert(peer, id);
+        (id, outbound_rx)
+    }
+
+    fn on_accepted(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.connections.len() >= MAX_TCP_CONNECTIONS {
+            tracing::warn!(%peer, "too many TCP connections; closing new one");
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let (id, outbound_rx) = self.register_connection(peer);
+        tokio::spawn(run_connection(
+            id,
+            peer,
+            stream,
+            outbound_rx,
+            self.stream_tx.clone(),
+        ));
+    }
+
+    fn on_stream_input(&mut self, input: StreamInput) {
+        match input {
+            StreamInput::Message {
+                connection,
+                peer,
+                data,
+            } => self.endpoint.handle_datagram(
+                Instant::now(),
+                Transport::Tcp,
+                peer,
+                Some(connection),
+                &data,
+            ),
+            StreamInput::Closed { connection } => {
+                if let Some(handle) = self.connections.remove(&connection)
+                    && self.by_peer.get(&handle.peer) == Some(&connection)
+                {
+                    self.by_peer.remove(&handle.peer);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: SipCommand) {
+        let now = Instant::now();
+        let result = match command {
+            SipCommand::Provisional { key, status } => {
+                self.endpoint.send_provisional(now, key, status)
+            }
+            SipCommand::Accept { key, sdp } => self.endpoint.accept(now, key, &sdp),
+            SipCommand::Reject {
+                key,
+                status,
+                reason,
+            } => self.endpoint.reject(now, key, status, &reason),
+            SipCommand::Hangup { key } => self.endpoint.hangup(now, key),
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "SIP command not applied");
+        }
+    }
+}
+
+/// One unit read off a SIP stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StreamFrame {
+    /// A complete SIP message.
+    Message(Vec<u8>),
+    /// A double-CRLF keep-alive ping (RFC 5626 §3.5.1); answer with CRLF.
+    Ping,
+    /// More bytes are needed.
+    Incomplete,
+    /// The stream cannot be framed any more; close the connection.
+    Invalid(&'static str),
+}
+
+fn content_length_of(head: &[u8]) -> Result<usize, &'static str> {
+    let text = std::str::from_utf8(head).map_err(|_| "non-UTF-8 header block")?;
+    for line in text.split("\r\n").skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+                return value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| "invalid Content-Length");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Take the next frame off a stream buffer (RFC 3261 §18.3: framing by Content-Length).
+pub(crate) fn next_stream_frame(buf: &mut BytesMut) -> StreamFrame {
+    loop {
+        if buf.starts_with(b"\r\n\r\n") {
+            buf.advance(4);
+            return StreamFrame::Ping;
+        }
+        if buf.starts_with(b"\r\n") {
+            if buf.len() < 4 && buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                return StreamFrame::Incomplete;
+            }
+            // A lone CRLF (keep-alive pong or stray line end): skip it.
+            buf.advance(2);
+            continue;
+        }
+        if buf.first() == Some(&b'\n') {
+            buf.advance(1);
+            continue;
+        }
+        break;
+    }
+    if buf.is_empty() {
+        return StreamFrame::Incomplete;
+    }
+    let Some(head_end) =
+        crate::message::find(&buf[..buf.len().min(MAX_STREAM_HEADER + 4)], b"\r\n\r\n")
+    else {
+        return if buf.len() > MAX_STREAM_HEADER {
+            StreamFrame::Invalid("header block too long")
+        } else {
+            StreamFrame::Incomplete
+        };
+    };
+    let body_len = match content_length_of(&buf[..head_end]) {
+        Ok(len) => len,
+        Err(reason) => return StreamFrame::Invalid(reason),
+    };
+    let total = head_end + 4 + body_len;
+    if total > MAX_MESSAGE_SIZE {
+        return StreamFrame::Invalid("message too large");
+    }
+    if buf.len() < total {
+        return StreamFrame::Incomplete;
+    }
+    StreamFrame::Message(buf.split_to(total).to_vec())
+}
+
+/// Owns one TCP connection: frames inbound messages for the SIP loop and writes outbound ones.
+async fn run_connection(
+    id: ConnectionId,
+    peer: SocketAddr,
+    stream: TcpStream,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+    inbound: mpsc::Sender<StreamInput>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut used = false;
+    let mut last_activity = tokio::time::Instant::now();
+    'connection: loop {
+        let timeout = if used {
+            IDLE_CONNECTION_TIMEOUT
+        } else {
+            UNUSED_CONNECTION_TIMEOUT
+        };
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break 'connection,
+                    Ok(_) => last_activity = tokio::time::Instant::now(),
+                }
+                loop {
+                    match next_stream_frame(&mut buf) {
+                        StreamFrame::Message(data) => {
+                            used = true;
+                            let input = StreamInput::Message { connection: id, peer, data };
+                            if inbound.send(input).await.is_err() {
+                                break 'connection;
+                            }
+                        }
+                        StreamFrame::Ping => {
+                            if writer.write_all(b"\r\n").await.is_err() {
+                                break 'connection;
+                            }
+                        }
+                        StreamFrame::Incomplete => break,
+                        StreamFrame::Invalid(reason) => {
+                            tracing::debug!(%peer, reason, "closing unframeable SIP stream");
+                            break 'connection;
+                        }
+                    }
+                }
+            }
+            message = outbound.recv() => match message {
+                Some(data) => {
+                    last_activity = tokio::time::Instant::now();
+                    if writer.write_all(&data).await.is_err() {
+                        break 'connection;
+                    }
+                }
+                None => break 'connection,
+            },
+            () = tokio::time::sleep_until(last_activity + timeout) => {
+                tracing::debug!(%peer, "closing idle SIP connection");
+                break 'connection;
+            }
+        }
+    }
+    let _ = inbound.send(StreamInput::Closed { connection: id }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &[u8]) -> (Vec<StreamFrame>, usize) {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        loop {
+            match next_stream_frame(&mut buf) {
+                StreamFrame::Incomplete => break,
+                frame @ StreamFrame::Invalid(_) => {
+                    out.push(frame);
+                    break;
+                }
+                frame => out.push(frame),
+            }
+        }
+        (out, buf.len())
+    }
+
+    const MSG: &[u8] = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 4\r\n\r\nbody";
+
+    #[test]
+    fn frames_pipelined_messages_and_keepalives() {
+        let mut input = b"\r\n\r\n".to_vec();
+        input.extend_from_slice(MSG);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(MSG);
+        input.extend_from_slice(&MSG[..10]);
+        let (out, rest) = frames(&input);
+        assert_eq!(
+            out,
+            vec![
+                StreamFrame::Ping,
+                StreamFrame::Message(MSG.to_vec()),
+                StreamFrame::Message(MSG.to_vec())
+            ]
+        );
+        assert_eq!(rest, 10, "a partial message stays buffered");
+    }
+
+    #[test]
+    fn waits_for_the_whole_body() {
+        let (out, rest) = frames(&MSG[..MSG.len() - 1]);
+        assert!(out.is_empty());
+        assert_eq!(rest, MSG.len() - 1);
+    }
+
+    #[test]
+    fn missing_content_length_means_empty_body() {
+        let (out, _) =
+            frames(b"OPTIONS sip:a SIP/2.0\r\nl: 0\r\n\r\nOPTIONS sip:b SIP/2.0\r\n\r\n");
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_or_huge_content_length_and_endless_headers() {
+        let (out, _) = frames(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: x\r\n\r\n");
+        assert_eq!(out, vec![StreamFrame::Invalid("invalid Content-Length")]);
+        let (out, _) = frames(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n");
+        assert_eq!(out, vec![StreamFrame::Invalid("message too large")]);
+        let (out, _) = frames(&vec![b'a'; MAX_STREAM_HEADER + 10]);
+        assert_eq!(out, vec![StreamFrame::Invalid("header block too long")]);
+    }
+}

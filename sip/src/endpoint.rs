@@ -1,0 +1,1545 @@
+//! The sans-IO SIP endpoint: UAS side of inbound calls (RFC 3261 transactions and dialogs).
+//!
+//! Feed it datagrams/stream messages and the current time; take out transmits, events and the
+//! next deadline. It never opens sockets or reads the clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rsip::Method;
+
+use crate::error::SipError;
+use crate::message::{
+    self, ALLOW, InboundRequest, InboundResponse, OutboundRequest, Parsed, ReplyContext,
+    ResponseExtras,
+};
+use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
+
+/// Most calls (including ones lingering to absorb retransmissions) held at once; further INVITEs
+/// get `503`.
+pub const MAX_CALLS: usize = 10_000;
+
+/// An INVITE the application never answers is given up after this long (like a proxy's Timer C):
+/// the endpoint answers `480` and reports `CallCancelled`.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How many answered in-dialog requests a call remembers to absorb their retransmissions.
+const ANSWERED_MEMORY: usize = 4;
+
+/// Static configuration of a [`SipEndpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Public IP or host name put in our `Contact` and `Via` (never a private address behind NAT).
+    pub contact_host: String,
+    /// Port put in our `Contact` and `Via`.
+    pub contact_port: u16,
+    /// Sent as `Server:` in responses and `User-Agent:` in requests.
+    pub user_agent: String,
+    /// RTT estimate (RFC 3261 T1, default 500 ms).
+    pub t1: Duration,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE responses (T2, default 4 s).
+    pub t2: Duration,
+    /// Maximum time a message remains in the network (T4, default 5 s).
+    pub t4: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            contact_host: "127.0.0.1".to_string(),
+            contact_port: 5060,
+            user_agent: "vaani".to_string(),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A new inbound call (initial INVITE), waiting for `send_provisional`/`accept`/`reject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    /// Handle for all later commands and events about this call.
+    pub key: CallKey,
+    /// Address the INVITE came from.
+    pub source: SocketAddr,
+    /// Transport the INVITE came on.
+    pub transport: Transport,
+    /// User part of the Request-URI (the dialled number on most trunks).
+    pub request_uri_user: Option<String>,
+    /// User part of the From URI (the caller).
+    pub from_user: Option<String>,
+    /// From display name, without quotes.
+    pub from_display: Option<String>,
+    /// User part of the To URI.
+    pub to_user: Option<String>,
+    /// The Call-ID.
+    pub call_id: String,
+    /// The SDP offer, if the INVITE carried one.
+    pub sdp: Option<String>,
+    /// All headers, names as received, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEndReason {
+    /// The remote side sent BYE (the endpoint answered 200).
+    RemoteBye,
+    /// No ACK arrived for our 2xx within 64×T1 (Timer H); the endpoint sent BYE.
+    AckTimeout,
+    /// Our BYE got a final response or timed out (Timer F).
+    LocalByeCompleted,
+}
+
+/// Something the application must know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few events per call; matching on an unboxed IncomingCall is simpler for callers"
+)]
+pub enum SipEvent {
+    /// A new call arrived; `100 Trying` has already been sent.
+    IncomingCall(IncomingCall),
+    /// The ACK for our 2xx arrived: the call is up.
+    CallConfirmed {
+        /// The call.
+        key: CallKey,
+    },
+    /// The call ended before we answered: the caller sent CANCEL (or BYE on the early dialog) and
+    /// the endpoint already answered 200 to it and 487 to the INVITE; or the application left the
+    /// INVITE unanswered for [`ANSWER_TIMEOUT`] and the endpoint answered 480.
+    CallCancelled {
+        /// The call.
+        key: CallKey,
+    },
+    /// An answered call ended.
+    CallEnded {
+        /// The call.
+        key: CallKey,
+        /// How it ended.
+        reason: CallEndReason,
+    },
+}
+
+/// Server-transaction key: branch (or a RFC 2543 fallback) plus sent-by.
+type TxKey = (String, String);
+/// Dialog key: Call-ID, our tag, their tag.
+type DialogKey = (String, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE received, no final response yet.
+    Proceeding,
+    /// Non-2xx final response sent; waiting for its ACK.
+    Completed,
+    /// 2xx sent; waiting for ACK.
+    Accepted,
+    /// ACK received: the dialog is up.
+    Confirmed,
+    /// Our BYE is outstanding.
+    Terminating,
+    /// Done; kept only to absorb retransmissions until `remove_at`.
+    Terminated,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Proceeding => "proceeding",
+            Phase::Completed => "rejected",
+            Phase::Accepted => "accepted",
+            Phase::Confirmed => "confirmed",
+            Phase::Terminating => "terminating",
+            Phase::Terminated => "terminated",
+        }
+    }
+}
+
+/// A retransmission schedule (timers E and G).
+#[derive(Debug, Clone, Copy)]
+struct Retransmit {
+    at: Instant,
+    interval: Duration,
+}
+
+/// Our BYE client transaction.
+#[derive(Debug)]
+struct ByeTransaction {
+    branch: String,
+    transmit: Transmit,
+    retransmit: Option<Retransmit>,
+    /// Timer F.
+    timeout_at: Instant,
+}
+
+/// A re-INVITE we answered 200 and whose ACK we wait for.
+#[derive(Debug)]
+struct ReInvite {
+    branch: Option<String>,
+    cseq: u32,
+    response: Vec<u8>,
+    retransmit: Option<Retransmit>,
+    give_up_at: Instant,
+}
+
+/// An in-dialog request we answered, kept to re-send the answer to its retransmissions.
+#[derive(Debug)]
+struct AnsweredRequest {
+    branch: Option<String>,
+    method: Method,
+    cseq: u32,
+    response: Vec<u8>,
+}
+
+/// One inbound INVITE, its server transaction and the dialog it creates.
+#[derive(Debug)]
+struct Call {
+    key: CallKey,
+    transport: Transport,
+    source: SocketAddr,
+    connection: Option<ConnectionId>,
+    /// Headers to copy into responses to the INVITE, and where they go.
+    reply: ReplyContext,
+    tx_key: TxKey,
+    dialog_key: DialogKey,
+    call_id: String,
+    local_tag: String,
+    /// The INVITE's From (their identity, with their tag) and To (ours, without tag).
+    remote_identity: String,
+    local_identity: String,
+    invite_cseq: u32,
+    /// Record-Route of the INVITE, in order (our route set as UAS).
+    route_set: Vec<String>,
+    /// The remote Contact.
+    remote_target: rsip::Uri,
+    remote_cseq: u32,
+    local_cseq: u32,
+    phase: Phase,
+    last_response: Vec<u8>,
+    response_retransmit: Option<Retransmit>,
+    /// Timer H (ACK wait for our final response).
+    timer_h: Option<Instant>,
+    /// Give-up time while Proceeding (see [`ANSWER_TIMEOUT`]).
+    answer_deadline: Option<Instant>,
+    answer_sdp: Option<String>,
+    hangup_after_ack: bool,
+    end_reported: bool,
+    bye: Option<ByeTransaction>,
+    reinvite: Option<ReInvite>,
+    answered: VecDeque<AnsweredRequest>,
+    remove_at: Option<Instant>,
+}
+
+impl Call {
+    fn transmit(&self, data: Vec<u8>) -> Transmit {
+        Transmit {
+            transport: self.transport,
+            destination: self.reply.target,
+            connection: self.connection,
+            data,
+        }
+    }
+
+    fn find_answered(&self, req: &InboundRequest) -> Option<&AnsweredRequest> {
+        self.answered.iter().find(|a| {
+            a.method == req.method
+                && match (&a.branch, &req.branch) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => a.cseq == req.cseq,
+                }
+        })
+    }
+
+    fn remember_answer(&mut self, req: &InboundRequest, response: &[u8]) {
+        if self.answered.len() >= ANSWERED_MEMORY {
+            self.answered.pop_front();
+        }
+        self.answered.push_back(AnsweredRequest {
+            branch: req.branch.clone(),
+            method: req.method,
+            cseq: req.cseq,
+            response: response.to_vec(),
+        });
+    }
+}
+
+/// The sans-IO SIP user agent server for inbound calls.
+#[derive(Debug)]
+pub struct SipEndpoint {
+    config: EndpointConfig,
+    next_key: u64,
+    calls: HashMap<CallKey, Call>,
+    by_tx: HashMap<TxKey, CallKey>,
+    by_dialog: HashMap<DialogKey, CallKey>,
+    by_bye_branch: HashMap<String, CallKey>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SipEvent>,
+}
+
+fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn new_branch() -> String {
+    format!("z9hG4bK{}", random_token(16))
+}
+
+fn tx_key(req: &InboundRequest) -> TxKey {
+    match &req.branch {
+        Some(branch) if branch.starts_with("z9hG4bK") => (branch.clone(), req.sent_by.clone()),
+        _ => (
+            format!(
+                "2543|{}|{}|{}",
+                req.call_id,
+                req.from_tag.as_deref().unwrap_or(""),
+                req.cseq
+            ),
+            req.sent_by.clone(),
+        ),
+    }
+}
+
+fn is_sdp_content_type(content_type: Option<&str>) -> bool {
+    match content_type {
+        None => true,
+        Some(ct) => ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/sdp"),
+    }
+}
+
+impl SipEndpoint {
+    /// Create an endpoint with no calls.
+    pub fn new(config: EndpointConfig) -> Self {
+        Self {
+            config,
+            next_key: 1,
+            calls: HashMap::new(),
+            by_tx: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_bye_branch: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Number of calls held (including ones lingering to absorb retransmissions).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Feed one received message: a UDP datagram, or one complete message framed off a TCP
+    /// stream (`connection` names that stream). Never panics, whatever the bytes.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        connection: Option<ConnectionId>,
+        data: &[u8],
+    ) {
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        {
+            // Keep-alive (RFC 5626 CRLF); the driver answers pings on streams.
+            return;
+        }
+        let connection = if transport == Transport::Tcp {
+            connection
+        } else {
+            None
+        };
+        match message::parse_message(data, source, transport) {
+            Parsed::Request(req) => self.on_request(now, transport, source, connection, *req),
+            Parsed::Response(resp) => self.on_response(now, resp),
+            Parsed::Unprocessable {
+                method,
+                reply,
+                status,
+                reason,
+            } => {
+                if method.eq_ignore_ascii_case("ACK") {
+                    return; // never answer an ACK
+                }
+                tracing::debug!(%source, %method, status, %reason, "unprocessable SIP request");
+                let extra = if status == 405 {
+                    vec![("Allow", ALLOW.to_string())]
+                } else {
+                    Vec::new()
+                };
+                self.respond_stateless(transport, connection, &reply, status, &reason, extra);
+            }
+            Parsed::Unusable => {
+                tracing::trace!(%source, len = data.len(), "dropping unusable SIP message");
+            }
+        }
+    }
+
+    /// Fire every timer due at `now` (retransmissions, Timer H/F, cleanup).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.run_call_timers(now, key);
+        }
+    }
+
+    /// The earliest instant at which `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        for call in self.calls.values() {
+            consider(call.response_retransmit.map(|r| r.at));
+            consider(call.timer_h);
+            consider(call.answer_deadline);
+            consider(call.remove_at);
+            if let Some(bye) = &call.bye {
+                consider(bye.retransmit.map(|r| r.at));
+                consider(Some(bye.timeout_at));
+            }
+            if let Some(ri) = &call.reinvite {
+                consider(ri.retransmit.map(|r| r.at));
+                consider(Some(ri.give_up_at));
+            }
+        }
+        earliest
+    }
+
+    /// Next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the application, if any.
+    pub fn poll_event(&mut self) -> Option<SipEvent> {
+        self.events.pop_front()
+    }
+
+    /// Send a provisional response (180, 183 …) to an unanswered INVITE; it carries our To-tag,
+    /// Contact and the Record-Route set.
+    pub fn send_provisional(
+        &mut self,
+        _now: Instant,
+        key: CallKey,
+        status: u16,
+    ) -> Result<(), SipError> {
+        if !(101..=199).contains(&status) {
+            return Err(SipError::InvalidStatus {
+                status,
+                action: "a provisional response",
+            });
+        }
+        let contact = self.contact_uri_for_key(key)?;
+        let server = self.config.user_agent.clone();
+        let call = self.call_in_phase(key, Phase::Proceeding, "send a provisional response")?;
+        let data = message::build_response(
+            &call.reply,
+            status,
+            message::default_reason(status),
+            &server,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                contact: Some(&contact),
+                record_route: &call.route_set,
+                ..Default::default()
+            },
+        );
+        call.last_response = data.clone();
+        let transmit = call.transmit(data);
+        self.transmits.push_back(transmit);
+        Ok(())
+    }
+
+    /// Answer an INVITE `200 OK` with `sdp_answer`. The 200 is retransmitted (UDP) until the ACK
+    /// arrives; without ACK after 64×T1 the call ends with `AckTimeout` and a BYE is sent.
+    pub fn accept(&mut self, now: Instant, key: CallKey, sdp_answer: &str) -> Result<(), SipError> {
+        let contact = self.contact_uri_for_key(key)?;
+        let server = self.config.user_agent.clone();
+        let (t1, timer_h) = (self.config.t1, self.config.t1 * 64);
+        let call = self.call_in_phase(key, Phase::Proceeding, "accept")?;
+        let data = message::build_response(
+            &call.reply,
+            200,
+            "OK",
+            &server,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                contact: Some(&contact),
+                record_route: &call.route_set,
+                headers: vec![("Allow", ALLOW.to_string())],
+                content_type: Some("application/sdp"),
+                body: sdp_answer.as_bytes(),
+            },
+        );
+        call.phase = Phase::Accepted;
+        call.answer_deadline = None;
+        call.answer_sdp = Some(sdp_answer.to_string());
+        call.last_response = data.clone();
+        call.response_retransmit = (!call.transport.is_reliable()).then_some(Retransmit {
+            at: now + t1,
+            interval: t1,
+        });
+        call.timer_h = Some(now + timer_h);
+        let transmit = call.transmit(data);
+        self.transmits.push_back(transmit);
+        Ok(())
+    }
+
+    /// Answer an INVITE with a final non-2xx status (300–699). The response is retransmitted
+    /// (UDP) until its ACK is absorbed or Timer H fires. No event follows.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), SipError> {
+        if !(300..=699).contains(&status) {
+            return Err(SipError::InvalidStatus {
+                status,
+                action: "reject",
+            });
+        }
+        self.call_in_phase(key, Phase::Proceeding, "reject")?;
+        self.final_failure(now, key, status, reason);
+        Ok(())
+    }
+
+    /// End the call. Answered calls get a BYE (in our CSeq space, through the route set, to the
+    /// remote Contact); `CallEnded { LocalByeCompleted }` follows when it completes. If the ACK
+    /// for our 2xx is still outstanding, the BYE goes out once it arrives (or at Timer H).
+    /// An unanswered call is rejected with `480` and no event follows.
+    pub fn hangup(&mut self, now: Instant, key: CallKey) -> Result<(), SipError> {
+        let call = self.calls.get_mut(&key).ok_or(SipError::UnknownCall(key))?;
+        match call.phase {
+            Phase::Accepted => {
+                call.hangup_after_ack = true;
+                Ok(())
+            }
+            Phase::Proceeding => {
+                self.final_failure(now, key, 480, "Temporarily Unavailable");
+                Ok(())
+            }
+            Phase::Confirmed => {
+                self.send_bye(now, key);
+                Ok(())
+            }
+            Phase::Terminating => Ok(()),
+            Phase::Completed | Phase::Terminated => Err(SipError::InvalidState {
+                key,
+                state: call.phase.name(),
+                action: "hang up",
+            }),
+        }
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn call_in_phase(
+        &mut self,
+        key: CallKey,
+        phase: Phase,
+        action: &'static str,
+    ) -> Result<&mut Call, SipError> {
+        let call = self.calls.get_mut(&key).ok_or(SipError::UnknownCall(key))?;
+        if call.phase != phase {
+            return Err(SipError::InvalidState {
+                key,
+                state: call.phase.name(),
+                action,
+            });
+        }
+        Ok(call)
+    }
+
+    fn contact_uri(&self, transport: Transport) -> String {
+        let host = &self.config.contact_host;
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        match transport {
+            Transport::Udp => format!("<sip:{}:{}>", host, self.config.contact_port),
+            Transport::Tcp => format!("<sip:{}:{};transport=tcp>", host, self.config.contact_port),
+        }
+    }
+
+    fn contact_uri_for_key(&self, key: CallKey) -> Result<String, SipError> {
+        let call = self.calls.get(&key).ok_or(SipError::UnknownCall(key))?;
+        Ok(self.contact_uri(call.transport))
+    }
+
+    fn linger(&self, now: Instant, transport: Transport) -> Instant {
+        if transport.is_reliable() {
+            now
+        } else {
+            now + self.config.t1 * 64
+        }
+    }
+
+    fn push_event(&mut self, event: SipEvent) {
+        self.events.push_back(event);
+    }
+
+    /// Send a final non-2xx to the INVITE of a call in Proceeding and enter Completed.
+    fn final_failure(&mut self, now: Instant, key: CallKey, status: u16, reason: &str) {
+        let server = self.config.user_agent.clone();
+        let (t1, timer_h) = (self.config.t1, self.config.t1 * 64);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let data = message::build_response(
+            &call.reply,
+            status,
+            reason,
+            &server,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                ..Default::default()
+            },
+        );
+        call.phase = Phase::Completed;
+        call.answer_deadline = None;
+        call.last_response = data.clone();
+        call.response_retransmit = (!call.transport.is_reliable()).then_some(Retransmit {
+            at: now + t1,
+            interval: t1,
+        });
+        call.timer_h = Some(now + timer_h);
+        let transmit = call.transmit(data);
+        self.transmits.push_back(transmit);
+    }
+
+    fn respond_stateless(
+        &mut self,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        reply: &ReplyContext,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Vec<u8> {
+        let tag = random_token(12);
+        let data = message::build_response(
+            reply,
+            status,
+            reason,
+            &self.config.user_agent,
+            ResponseExtras {
+                to_tag: Some(&tag),
+                headers,
+                ..Default::default()
+            },
+        );
+        self.transmits.push_back(Transmit {
+            transport,
+            destination: reply.target,
+            connection,
+            data: data.clone(),
+        });
+        data
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        connection: Option<ConnectionId>,
+        req: InboundRequest,
+    ) {
+        match req.method {
+            Method::Ack => return self.on_ack(now, &req),
+            Method::Cancel => return self.on_cancel(now, transport, connection, &req),
+            _ => {}
+        }
+        if req.to_tag.is_some() {
+            return self.on_in_dialog(now, transport, connection, &req);
+        }
+        match req.method {
+            Method::Invite => self.on_initial_invite(now, transport, source, connection, req),
+            Method::Options => {
+                if !self.reject_required_extensions(transport, connection, &req) {
+                    self.respond_options(transport, connection, &req.reply);
+                }
+            }
+            Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Notify => {
+                self.respond_stateless(
+                    transport,
+                    connection,
+                    &req.reply,
+                    481,
+                    message::default_reason(481),
+                    Vec::new(),
+                );
+            }
+            _ => {
+                self.respond_stateless(
+                    transport,
+                    connection,
+                    &req.reply,
+                    405,
+                    message::default_reason(405),
+                    vec![("Allow", ALLOW.to_string())],
+                );
+            }
+        }
+    }
+
+    fn respond_options(
+        &mut self,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        reply: &ReplyContext,
+    ) -> Vec<u8> {
+        self.respond_stateless(
+            transport,
+            connection,
+            reply,
+            200,
+            "OK",
+            vec![
+                ("Allow", ALLOW.to_string()),
+                ("Accept", "application/sdp".to_string()),
+            ],
+        )
+    }
+
+    /// Answers `420 Bad Extension` if the request requires an extension; returns whether it did.
+    fn reject_required_extensions(
+        &mut self,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        req: &InboundRequest,
+    ) -> bool {
+        if req.require.is_empty() {
+            return false;
+        }
+        self.respond_stateless(
+            transport,
+            connection,
+            &req.reply,
+            420,
+            message::default_reason(420),
+            vec![("Unsupported", req.require.join(", "))],
+        );
+        true
+    }
+
+    fn on_initial_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        connection: Option<ConnectionId>,
+        req: InboundRequest,
+    ) {
+        let tx = tx_key(&req);
+        if let Some(key) = self.by_tx.get(&tx).copied() {
+            // Retransmitted INVITE: the server transaction re-sends its last response.
+            if let Some(call) = self.calls.get(&key) {
+                let transmit = call.transmit(call.last_response.clone());
+                self.transmits.push_back(transmit);
+            }
+            return;
+        }
+        if self.reject_required_extensions(transport, connection, &req) {
+            return;
+        }
+        if self.calls.len() >= MAX_CALLS {
+            tracing::warn!(%source, "call table full; answering 503");
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                503,
+                message::default_reason(503),
+                vec![("Retry-After", "5".to_string())],
+            );
+            return;
+        }
+        if !req.body.is_empty() && !is_sdp_content_type(req.content_type.as_deref()) {
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                415,
+                message::default_reason(415),
+                vec![("Accept", "application/sdp".to_string())],
+            );
+            return;
+        }
+        let sdp = if req.body.is_empty() {
+            None
+        } else {
+            match String::from_utf8(req.body.clone()) {
+                Ok(sdp) => Some(sdp),
+                Err(_) => {
+                    self.respond_stateless(
+                        transport,
+                        connection,
+                        &req.reply,
+                        400,
+                        "Malformed SDP",
+                        Vec::new(),
+                    );
+                    return;
+                }
+            }
+        };
+        let Some(remote_target) = req.contact.clone() else {
+            return; // parse_message guarantees a Contact on INVITE
+        };
+
+        let key = CallKey(self.next_key);
+        self.next_key += 1;
+        let local_tag = random_token(12);
+        let remote_tag = req.from_tag.clone().unwrap_or_default();
+        let dialog_key = (req.call_id.clone(), local_tag.clone(), remote_tag);
+        let trying = message::build_response(
+            &req.reply,
+            100,
+            "Trying",
+            &self.config.user_agent,
+            ResponseExtras::default(),
+        );
+        let call = Call {
+            key,
+            transport,
+            source,
+            connection,
+            reply: req.reply.clone(),
+            tx_key: tx.clone(),
+            dialog_key: dialog_key.clone(),
+            call_id: req.call_id.clone(),
+            local_tag,
+            remote_identity: req.from_raw.clone(),
+            local_identity: req.to_raw.clone(),
+            invite_cseq: req.cseq,
+            route_set: req.record_route.clone(),
+            remote_target,
+            remote_cseq: req.cseq,
+            local_cseq: rand::rng().random_range(1..=100_000),
+            phase: Phase::Proceeding,
+            last_response: trying.clone(),
+            response_retransmit: None,
+            timer_h: None,
+            answer_deadline: Some(now + ANSWER_TIMEOUT),
+            answer_sdp: None,
+            hangup_after_ack: false,
+            end_reported: false,
+            bye: None,
+            reinvite: None,
+            answered: VecDeque::new(),
+            remove_at: None,
+        };
+        self.transmits.push_back(call.transmit(trying));
+        self.calls.insert(key, call);
+        self.by_tx.insert(tx, key);
+        self.by_dialog.insert(dialog_key, key);
+
+        let from_display = req
+            .from
+            .display_name
+            .as_deref()
+            .map(message::unquote_display)
+            .filter(|d| !d.is_empty());
+        self.push_event(SipEvent::IncomingCall(IncomingCall {
+            key,
+            source,
+            transport,
+            request_uri_user: req.uri.user().map(str::to_string),
+            from_user: req.from.uri.user().map(str::to_string),
+            from_display,
+            to_user: req.to.uri.user().map(str::to_string),
+            call_id: req.call_id,
+            sdp,
+            headers: req.headers,
+        }));
+    }
+
+    fn find_call_for(&self, req: &InboundRequest) -> Option<CallKey> {
+        if let Some(to_tag) = &req.to_tag {
+            let dialog = (
+                req.call_id.clone(),
+                to_tag.clone(),
+                req.from_tag.clone().unwrap_or_default(),
+            );
+            if let Some(key) = self.by_dialog.get(&dialog) {
+                return Some(*key);
+            }
+        }
+        None
+    }
+
+    fn on_ack(&mut self, now: Instant, req: &InboundRequest) {
+        let key = self
+            .find_call_for(req)
+            .or_else(|| self.by_tx.get(&tx_key(req)).copied());
+        let Some(key) = key else {
+            tracing::trace!(call_id = %req.call_id, "ACK matches no call; dropped");
+            return;
+        };
+        let t4 = self.config.t4;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match call.phase {
+            Phase::Completed => {
+                // ACK for our non-2xx: absorbed by the server transaction (Timer I).
+                call.phase = Phase::Terminated;
+                call.response_retransmit = None;
+                call.timer_h = None;
+                call.remove_at = Some(if call.transport.is_reliable() {
+                    now
+                } else {
+                    now + t4
+                });
+            }
+            Phase::Accepted if req.cseq == call.invite_cseq => {
+                call.phase = Phase::Confirmed;
+                call.response_retransmit = None;
+                call.timer_h = None;
+                let hangup = call.hangup_after_ack;
+                self.push_event(SipEvent::CallConfirmed { key });
+                if hangup {
+                    self.send_bye(now, key);
+                }
+            }
+            _ => {
+                if call.reinvite.as_ref().is_some_and(|ri| ri.cseq == req.cseq) {
+                    call.reinvite = None;
+                }
+            }
+        }
+    }
+
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        req: &InboundRequest,
+    ) {
+        let Some(key) = self.by_tx.get(&tx_key(req)).copied() else {
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                481,
+                message::default_reason(481),
+                Vec::new(),
+            );
+            return;
+        };
+        let server = self.config.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(previous) = call.find_answered(req) {
+            // Retransmitted CANCEL: re-send our answer, nothing else.
+            let data = previous.response.clone();
+            self.transmits.push_back(Transmit {
+                transport,
+                destination: req.reply.target,
+                connection,
+                data,
+            });
+            return;
+        }
+        let ok = message::build_response(
+            &req.reply,
+            200,
+            "OK",
+            &server,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                ..Default::default()
+            },
+        );
+        call.remember_answer(req, &ok);
+        let cancel_now = call.phase == Phase::Proceeding;
+        self.transmits.push_back(Transmit {
+            transport,
+            destination: req.reply.target,
+            connection,
+            data: ok,
+        });
+        if cancel_now {
+            self.final_failure(now, key, 487, "Request Terminated");
+            self.push_event(SipEvent::CallCancelled { key });
+        }
+    }
+
+    fn respond_in_call(
+        &mut self,
+        key: CallKey,
+        req: &InboundRequest,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        status: u16,
+        extras: ResponseExtras<'_>,
+    ) -> Vec<u8> {
+        let Some(call) = self.calls.get(&key) else {
+            return Vec::new();
+        };
+        let data = message::build_response(
+            &req.reply,
+            status,
+            message::default_reason(status),
+            &self.config.user_agent,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                ..extras
+            },
+        );
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.remember_answer(req, &data);
+        }
+        self.transmits.push_back(Transmit {
+            transport,
+            destination: req.reply.target,
+            connection,
+            data: data.clone(),
+        });
+        data
+    }
+
+    fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        req: &InboundRequest,
+    ) {
+        let Some(key) = self.find_call_for(req) else {
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                481,
+                message::default_reason(481),
+                Vec::new(),
+            );
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if let Some(previous) = call.find_answered(req) {
+            let data = previous.response.clone();
+            self.transmits.push_back(Transmit {
+                transport,
+                destination: req.reply.target,
+                connection,
+                data,
+            });
+            return;
+        }
+        // A retransmitted re-INVITE we already answered.
+        if let Some(ri) = &call.reinvite
+            && req.method == Method::Invite
+            && ri.cseq == req.cseq
+            && ri.branch == req.branch
+        {
+            let data = ri.response.clone();
+            self.transmits.push_back(Transmit {
+                transport,
+                destination: req.reply.target,
+                connection,
+                data,
+            });
+            return;
+        }
+        let phase = call.phase;
+        if matches!(phase, Phase::Completed | Phase::Terminated) {
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                481,
+                message::default_reason(481),
+                Vec::new(),
+            );
+            return;
+        }
+        if req.cseq < call.remote_cseq {
+            self.respond_in_call(
+                key,
+                req,
+                transport,
+                connection,
+                500,
+                ResponseExtras::default(),
+            );
+            return;
+        }
+        if self.reject_required_extensions(transport, connection, req) {
+            return;
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.remote_cseq = req.cseq;
+        }
+        match req.method {
+            Method::Bye => self.on_bye(now, key, req, transport, connection),
+            Method::Invite => self.on_reinvite(now, key, req, transport, connection),
+            Method::Options => {
+                let data = self.respond_options(transport, connection, &req.reply);
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.remember_answer(req, &data);
+                }
+            }
+            Method::Info => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    200,
+                    ResponseExtras::default(),
+                );
+            }
+            Method::PRack => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    481,
+                    ResponseExtras::default(),
+                );
+            }
+            _ => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    405,
+                    ResponseExtras {
+                        headers: vec![("Allow", ALLOW.to_string())],
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_bye(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        req: &InboundRequest,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+    ) {
+        self.respond_in_call(
+            key,
+            req,
+            transport,
+            connection,
+            200,
+            ResponseExtras::default(),
+        );
+        let linger_transport = transport;
+        let remove_at = self.linger(now, linger_transport);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match call.phase {
+            Phase::Proceeding => {
+                // BYE on the early dialog (RFC 3261 §15.1.2): 487 the INVITE.
+                self.final_failure(now, key, 487, "Request Terminated");
+                self.push_event(SipEvent::CallCancelled { key });
+            }
+            Phase::Accepted | Phase::Confirmed => {
+                call.phase = Phase::Terminated;
+                call.response_retransmit = None;
+                call.timer_h = None;
+                call.reinvite = None;
+                call.remove_at = Some(remove_at);
+                if !call.end_reported {
+                    call.end_reported = true;
+                    self.push_event(SipEvent::CallEnded {
+                        key,
+                        reason: CallEndReason::RemoteBye,
+                    });
+                }
+            }
+            Phase::Terminating => {
+                // BYE glare: our BYE keeps running until it completes.
+                if !call.end_reported {
+                    call.end_reported = true;
+                    self.push_event(SipEvent::CallEnded {
+                        key,
+                        reason: CallEndReason::RemoteBye,
+                    });
+                }
+            }
+            Phase::Completed | Phase::Terminated => {}
+        }
+    }
+
+    fn on_reinvite(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        req: &InboundRequest,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match call.phase {
+            Phase::Proceeding => {
+                // A second INVITE before we answered the first (RFC 3261 §14.2).
+                let retry_after = rand::rng().random_range(0..=10).to_string();
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    500,
+                    ResponseExtras {
+                        headers: vec![("Retry-After", retry_after)],
+                        ..Default::default()
+                    },
+                );
+            }
+            Phase::Accepted => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    491,
+                    ResponseExtras::default(),
+                );
+            }
+            Phase::Confirmed if call.reinvite.is_some() => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    491,
+                    ResponseExtras::default(),
+                );
+            }
+            Phase::Confirmed => {
+                // Answer with the session we already agreed on; the call always survives.
+                let sdp = call.answer_sdp.clone().unwrap_or_default();
+                let contact = self.contact_uri(call.transport);
+                let data = message::build_response(
+                    &req.reply,
+                    200,
+                    "OK",
+                    &self.config.user_agent,
+                    ResponseExtras {
+                        to_tag: Some(&call.local_tag),
+                        contact: Some(&contact),
+                        headers: vec![("Allow", ALLOW.to_string())],
+                        content_type: (!sdp.is_empty()).then_some("application/sdp"),
+                        body: sdp.as_bytes(),
+                        ..Default::default()
+                    },
+                );
+                let t1 = self.config.t1;
+                let give_up_at = now + t1 * 64;
+                self.transmits.push_back(Transmit {
+                    transport,
+                    destination: req.reply.target,
+                    connection,
+                    data: data.clone(),
+                });
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.reinvite = Some(ReInvite {
+                        branch: req.branch.clone(),
+                        cseq: req.cseq,
+                        response: data,
+                        retransmit: (!transport.is_reliable()).then_some(Retransmit {
+                            at: now + t1,
+                            interval: t1,
+                        }),
+                        give_up_at,
+                    });
+                }
+            }
+            Phase::Terminating | Phase::Completed | Phase::Terminated => {
+                self.respond_in_call(
+                    key,
+                    req,
+                    transport,
+                    connection,
+                    481,
+                    ResponseExtras::default(),
+                );
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: InboundResponse) {
+        if resp.cseq_method != Method::Bye {
+            return;
+        }
+        let Some(branch) = resp.branch else {
+            return;
+        };
+        let Some(key) = self.by_bye_branch.get(&branch).copied() else {
+            return;
+        };
+        let t2 = self.config.t2;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if resp.status < 200 {
+            if let Some(bye) = &mut call.bye
+                && let Some(r) = &mut bye.retransmit
+            {
+                r.interval = t2;
+            }
+            return;
+        }
+        self.by_bye_branch.remove(&branch);
+        let transport = call.transport;
+        let remove_at = self.linger(now, transport);
+        self.finish_bye(key, remove_at);
+    }
+
+    /// Our BYE completed (final response or Timer F).
+    fn finish_bye(&mut self, key: CallKey, remove_at: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(bye) = call.bye.take() {
+            self.by_bye_branch.remove(&bye.branch);
+        }
+        call.phase = Phase::Terminated;
+        call.remove_at = Some(remove_at);
+        if !call.end_reported {
+            call.end_reported = true;
+            self.push_event(SipEvent::CallEnded {
+                key,
+                reason: CallEndReason::LocalByeCompleted,
+            });
+        }
+    }
+
+    /// Build and send our BYE (UAS side of the dialog, RFC 3261 §12.2.1.1).
+    fn send_bye(&mut self, now: Instant, key: CallKey) {
+        let contact = self.contact_uri_for_key(key).unwrap_or_default();
+        let (t1, contact_host, contact_port) = (
+            self.config.t1,
+            self.config.contact_host.clone(),
+            self.config.contact_port,
+        );
+        let user_agent = self.config.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.local_cseq = call.local_cseq.saturating_add(1);
+        let first_route = call
+            .route_set
+            .first()
+            .and_then(|r| message::name_addr_uri(r));
+        let (request_uri, routes, next_hop) = match first_route {
+            None => (
+                call.remote_target.clone(),
+                Vec::new(),
+                call.remote_target.clone(),
+            ),
+            Some(first) if message::uri_has_lr(&first) => {
+                (call.remote_target.clone(), call.route_set.clone(), first)
+            }
+            Some(first) => {
+                // Strict routing (RFC 3261 §12.2.1.1): first route becomes the Request-URI.
+                let mut routes: Vec<String> = call.route_set.iter().skip(1).cloned().collect();
+                routes.push(format!("<{}>", call.remote_target));
+                (first.clone(), routes, first)
+            }
+        };
+        let transport = message::uri_transport(&next_hop).unwrap_or(call.transport);
+        let destination = message::uri_socket_addr(&next_hop).unwrap_or(call.source);
+        let connection = if transport == call.transport {
+            call.connection
+        } else {
+            None
+        };
+        let branch = new_branch();
+        let host = if contact_host.contains(':') && !contact_host.starts_with('[') {
+            format!("[{contact_host}]")
+        } else {
+            contact_host
+        };
+        let data = message::build_request(&OutboundRequest {
+            method: Method::Bye,
+            request_uri: &request_uri,
+            via: format!(
+                "SIP/2.0/{} {}:{};branch={};rport",
+                transport.via_token(),
+                host,
+                contact_port,
+                branch
+            ),
+            routes: &routes,
+            from: format!("{};tag={}", call.local_identity, call.local_tag),
+            to: &call.remote_identity,
+            call_id: &call.call_id,
+            cseq: call.local_cseq,
+            contact: &contact,
+            user_agent: &user_agent,
+        });
+        let transmit = Transmit {
+            transport,
+            destination,
+            connection,
+            data,
+        };
+        if let Some(old) = call.bye.take() {
+            self.by_bye_branch.remove(&old.branch);
+        }
+        call.phase = Phase::Terminating;
+        call.bye = Some(ByeTransaction {
+            branch: branch.clone(),
+            transmit: transmit.clone(),
+            retransmit: (!transport.is_reliable()).then_some(Retransmit {
+                at: now + t1,
+                interval: t1,
+            }),
+            timeout_at: now + t1 * 64,
+        });
+        self.by_bye_branch.insert(branch, key);
+        self.transmits.push_back(transmit);
+    }
+
+    fn run_call_timers(&mut self, now: Instant, key: CallKey) {
+        let t2 = self.config.t2;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+
+        // The application never answered.
+        if call.phase == Phase::Proceeding && call.answer_deadline.is_some_and(|d| d <= now) {
+            tracing::warn!(key = ?call.key, call_id = %call.call_id, "INVITE never answered; sending 480");
+            self.final_failure(now, key, 480, "Temporarily Unavailable");
+            self.events.push_back(SipEvent::CallCancelled { key });
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+
+        // Timer G / 2xx retransmission.
+        if let Some(r) = &mut call.response_retransmit
+            && r.at <= now
+        {
+            r.interval = (r.interval * 2).min(t2);
+            r.at = now + r.interval;
+            let transmit = call.transmit(call.last_response.clone());
+            self.transmits.push_back(transmit);
+        }
+
+        // Re-INVITE 2xx retransmission and give-up.
+        if let Some(ri) = &mut call.reinvite {
+            if ri.give_up_at <= now {
+                tracing::debug!(key = ?call.key, "no ACK for re-INVITE 200; keeping the call");
+                call.reinvite = None;
+            } else if let Some(r) = &mut ri.retransmit
+                && r.at <= now
+            {
+                r.interval = (r.interval * 2).min(t2);
+                r.at = now + r.interval;
+                let data = ri.response.clone();
+                let transmit = call.transmit(data);
+                self.transmits.push_back(transmit);
+            }
+        }
+
+        // Timer H.
+        if call.timer_h.is_some_and(|h| h <= now) {
+            call.timer_h = None;
+            call.response_retransmit = None;
+            match call.phase {
+                Phase::Accepted => {
+                    tracing::warn!(key = ?call.key, call_id = %call.call_id, "no ACK for 200 OK (Timer H); sending BYE");
+                    if !call.end_reported {
+                        call.end_reported = true;
+                        self.push_event(SipEvent::CallEnded {
+                            key,
+                            reason: CallEndReason::AckTimeout,
+                        });
+                    }
+                    self.send_bye(now, key);
+                }
+                Phase::Completed => {
+                    call.phase = Phase::Terminated;
+                    call.remove_at = Some(now);
+                }
+                _ => {}
+            }
+        }
+
+        // BYE client transaction: timer E and F.
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(bye) = &mut call.bye {
+            if bye.timeout_at <= now {
+                tracing::debug!(key = ?call.key, "BYE timed out (Timer F)");
+                self.finish_bye(key, now);
+            } else if let Some(r) = &mut bye.retransmit
+                && r.at <= now
+            {
+                r.interval = (r.interval * 2).min(t2);
+                r.at = now + r.interval;
+                self.transmits.push_back(bye.transmit.clone());
+            }
+        }
+
+        // Cleanup.
+        if self
+            .calls
+            .get(&key)
+            .and_then(|c| c.remove_at)
+            .is_some_and(|at| at <= now)
+        {
+            self.remove_call(key);
+        }
+    }
+
+    fn remove_call(&mut self, key: CallKey) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        if self.by_tx.get(&call.tx_key) == Some(&key) {
+            self.by_tx.remove(&call.tx_key);
+        }
+        if self.by_dialog.get(&call.dialog_key) == Some(&key) {
+            self.by_dialog.remove(&call.dialog_key);
+        }
+        if let Some(bye) = &call.bye {
+            self.by_bye_branch.remove(&bye.branch);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! vaani-sip: the SIP side of vaani.
+//!
+//! * [`SipEndpoint`]: a sans-IO user agent server for inbound calls (RFC 3261 transactions and
+//!   dialogs, RFC 3581 rport). Feed it messages and the time; take transmits, events and the next
+//!   deadline.
+//! * [`sdp`]: offer/answer for G.711 with telephone-events.
+//! * [`driver`]: a tokio UDP/TCP driver that owns one endpoint.
+
+pub mod driver;
+mod endpoint;
+mod error;
+mod message;
+pub mod sdp;
+mod transport;
+
+pub use driver::{SipCommand, SipDriver, SipDriverConfig};
+pub use endpoint::{
+    ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, SipEndpoint, SipEvent,
+};
+pub use error::SipError;
+pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, answer_offer};
+pub use transport::{CallKey, ConnectionId, Transmit, Transport};

@@ -1,0 +1,345 @@
+//! SDP offer/answer (RFC 3264) for G.711 audio with RFC 4733 telephone-events.
+//!
+//! Offers are parsed with the `sdp` crate (webrtc-rs); answers are written out directly so the
+//! exact lines peers depend on (`c=` always present, `a=ptime`, mirrored direction) are explicit.
+
+use std::fmt::Write as _;
+use std::io::Cursor;
+use std::net::{IpAddr, SocketAddr};
+
+use ::sdp::description::common::Attribute;
+use ::sdp::description::media::MediaDescription;
+use ::sdp::description::session::SessionDescription;
+
+/// Largest SDP body we try to parse.
+const MAX_SDP_SIZE: usize = 16 * 1024;
+
+/// Audio codecs the media engine can encode and decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// G.711 µ-law, static payload type 0.
+    Pcmu,
+    /// G.711 A-law, static payload type 8.
+    Pcma,
+}
+
+impl AudioCodec {
+    /// The static RTP payload type (RFC 3551).
+    pub fn static_payload_type(self) -> u8 {
+        match self {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+        }
+    }
+
+    /// The encoding name used in `a=rtpmap`.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU",
+            AudioCodec::Pcma => "PCMA",
+        }
+    }
+
+    /// RTP clock rate in Hz.
+    pub fn clock_rate(self) -> u32 {
+        8000
+    }
+}
+
+/// Media direction of an audio stream, from our side (RFC 3264 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaDirection {
+    /// We send and receive.
+    SendRecv,
+    /// We only send (the peer offered `recvonly`).
+    SendOnly,
+    /// We only receive (the peer offered `sendonly`, e.g. hold).
+    RecvOnly,
+    /// No media either way.
+    Inactive,
+}
+
+impl MediaDirection {
+    fn attribute(self) -> &'static str {
+        match self {
+            MediaDirection::SendRecv => "sendrecv",
+            MediaDirection::SendOnly => "sendonly",
+            MediaDirection::RecvOnly => "recvonly",
+            MediaDirection::Inactive => "inactive",
+        }
+    }
+
+    fn from_attribute(key: &str) -> Option<Self> {
+        match key {
+            "sendrecv" => Some(MediaDirection::SendRecv),
+            "sendonly" => Some(MediaDirection::SendOnly),
+            "recvonly" => Some(MediaDirection::RecvOnly),
+            "inactive" => Some(MediaDirection::Inactive),
+            _ => None,
+        }
+    }
+
+    /// The answer's direction for an offered direction.
+    fn mirrored(self) -> Self {
+        match self {
+            MediaDirection::SendRecv => MediaDirection::SendRecv,
+            MediaDirection::SendOnly => MediaDirection::RecvOnly,
+            MediaDirection::RecvOnly => MediaDirection::SendOnly,
+            MediaDirection::Inactive => MediaDirection::Inactive,
+        }
+    }
+}
+
+/// What offer/answer agreed on for the audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedMedia {
+    /// The codec both sides use.
+    pub codec: AudioCodec,
+    /// Its payload type (as offered; normally the static 0 or 8).
+    pub payload_type: u8,
+    /// The offered `telephone-event/8000` payload type, echoed in the answer.
+    pub dtmf_payload_type: Option<u8>,
+    /// Where to send RTP (`c=` and `m=`); `None` when the offer has `c=0.0.0.0` (hold) or no
+    /// usable address.
+    pub remote_rtp: Option<SocketAddr>,
+    /// Packetisation to send with: the offer's `a=ptime` when it is 10–60 ms in 10 ms steps
+    /// (and within `a=maxptime`), else 20.
+    pub ptime_ms: u32,
+    /// Our direction, as written in the answer (mirrors the offer).
+    pub direction: MediaDirection,
+}
+
+/// Why an offer could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The body is not parseable SDP.
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// No `m=audio` stream with RTP/AVP and a non-zero port.
+    #[error("the offer has no usable RTP/AVP audio stream")]
+    NoAudioStream,
+    /// The audio stream offers none of the codecs we accept (answer 488).
+    #[error("no common codec (offered payload types: {offered})")]
+    NoCommonCodec {
+        /// The offered payload types, as written.
+        offered: String,
+    },
+}
+
+/// An `a=rtpmap` entry.
+#[derive(Debug, Clone)]
+struct RtpMap {
+    payload_type: u8,
+    encoding: String,
+    clock_rate: u32,
+}
+
+fn parse_rtpmap(value: &str) -> Option<RtpMap> {
+    let (pt, rest) = value.trim().split_once(' ')?;
+    let payload_type = pt.trim().parse().ok()?;
+    let mut parts = rest.trim().split('/');
+    let encoding = parts.next()?.trim().to_string();
+    let clock_rate = parts.next()?.trim().parse().ok()?;
+    Some(RtpMap {
+        payload_type,
+        encoding,
+        clock_rate,
+    })
+}
+
+fn attribute_values<'a>(
+    attributes: &'a [Attribute],
+    key: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    attributes
+        .iter()
+        .filter(move |a| a.key.eq_ignore_ascii_case(key))
+        .filter_map(|a| a.value.as_deref())
+}
+
+fn direction_of(attributes: &[Attribute]) -> Option<MediaDirection> {
+    attributes
+        .iter()
+        .find_map(|a| MediaDirection::from_attribute(&a.key.to_ascii_lowercase()))
+}
+
+fn fmtp_for(attributes: &[Attribute], payload_type: u8) -> Option<String> {
+    attribute_values(attributes, "fmtp").find_map(|v| {
+        let (pt, params) = v.trim().split_once(' ')?;
+        (pt.trim().parse::<u8>().ok()? == payload_type).then(|| params.trim().to_string())
+    })
+}
+
+fn connection_ip(ci: &::sdp::description::common::ConnectionInformation) -> Option<IpAddr> {
+    let address = ci.address.as_ref()?;
+    // Multicast notation "addr/ttl" is split by the parser already; be defensive anyway.
+    let text = address.address.split('/').next().unwrap_or("").trim();
+    let ip: IpAddr = text.parse().ok()?;
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+fn is_rtp_avp(media: &MediaDescription) -> bool {
+    media
+        .media_name
+        .protos
+        .join("/")
+        .eq_ignore_ascii_case("RTP/AVP")
+}
+
+fn pick_ptime(media: &MediaDescription, session: &SessionDescription) -> u32 {
+    let lookup = |key: &str| -> Option<u32> {
+        attribute_values(&media.attributes, key)
+            .chain(attribute_values(&session.attributes, key))
+            .find_map(|v| v.trim().parse::<u32>().ok())
+    };
+    let maxptime = lookup("maxptime").unwrap_or(u32::MAX);
+    match lookup("ptime") {
+        Some(p) if (10..=60).contains(&p) && p % 10 == 0 && p <= maxptime => p,
+        _ => 20,
+    }
+}
+
+/// Answer an SDP offer: pick the first codec of `preference` that the offer's first usable audio
+/// stream contains, echo its telephone-event payload type, and write the answer for our RTP
+/// address. Returns what was negotiated and the answer text.
+pub fn answer_offer(
+    offer: &str,
+    preference: &[AudioCodec],
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+) -> Result<(NegotiatedMedia, String), SdpError> {
+    if offer.len() > MAX_SDP_SIZE {
+        return Err(SdpError::Malformed("SDP body too large".to_string()));
+    }
+    let session = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
+        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+
+    let audio_index = session
+        .media_descriptions
+        .iter()
+        .position(|m| {
+            m.media_name.media.eq_ignore_ascii_case("audio")
+                && u16::try_from(m.media_name.port.value).is_ok_and(|port| port > 0)
+                && is_rtp_avp(m)
+        })
+        .ok_or(SdpError::NoAudioStream)?;
+    let audio = &session.media_descriptions[audio_index];
+
+    let rtpmaps: Vec<RtpMap> = attribute_values(&audio.attributes, "rtpmap")
+        .filter_map(parse_rtpmap)
+        .collect();
+    let offered: Vec<u8> = audio
+        .media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.trim().parse::<u8>().ok())
+        .filter(|pt| *pt < 128)
+        .collect();
+    let codec_for = |pt: u8| -> Option<AudioCodec> {
+        match rtpmaps.iter().find(|m| m.payload_type == pt) {
+            Some(map) if map.clock_rate == 8000 => {
+                if map.encoding.eq_ignore_ascii_case("PCMU") {
+                    Some(AudioCodec::Pcmu)
+                } else if map.encoding.eq_ignore_ascii_case("PCMA") {
+                    Some(AudioCodec::Pcma)
+                } else {
+                    None
+                }
+            }
+            Some(_) => None,
+            None => match pt {
+                0 => Some(AudioCodec::Pcmu),
+                8 => Some(AudioCodec::Pcma),
+                _ => None,
+            },
+        }
+    };
+    let (codec, payload_type) = preference
+        .iter()
+        .find_map(|wanted| {
+            offered
+                .iter()
+                .find(|pt| codec_for(**pt) == Some(*wanted))
+                .map(|pt| (*wanted, *pt))
+        })
+        .ok_or_else(|| SdpError::NoCommonCodec {
+            offered: audio.media_name.formats.join(" "),
+        })?;
+    let dtmf_payload_type = offered.iter().copied().find(|pt| {
+        rtpmaps.iter().any(|m| {
+            m.payload_type == *pt
+                && m.encoding.eq_ignore_ascii_case("telephone-event")
+                && m.clock_rate == 8000
+        })
+    });
+    let dtmf_fmtp = dtmf_payload_type.and_then(|pt| fmtp_for(&audio.attributes, pt));
+
+    let remote_ip = audio
+        .connection_information
+        .as_ref()
+        .or(session.connection_information.as_ref())
+        .and_then(connection_ip);
+    let remote_port = u16::try_from(audio.media_name.port.value).unwrap_or(0);
+    let remote_rtp = remote_ip.map(|ip| SocketAddr::new(ip, remote_port));
+    let offered_direction = direction_of(&audio.attributes)
+        .or_else(|| direction_of(&session.attributes))
+        .unwrap_or(MediaDirection::SendRecv);
+    let direction = offered_direction.mirrored();
+    let ptime_ms = pick_ptime(audio, &session);
+
+    let ip_kind = if local_ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut answer = String::with_capacity(320);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        answer,
+        "v=0\r\no=vaani {session_id} {session_id} IN {ip_kind} {local_ip}\r\ns=vaani\r\n\
+         c=IN {ip_kind} {local_ip}\r\nt=0 0\r\n"
+    );
+    for (index, media) in session.media_descriptions.iter().enumerate() {
+        if index != audio_index {
+            // Decline every other stream with port 0, keeping the m= line count (RFC 3264 §6).
+            let _ = write!(
+                answer,
+                "m={} 0 {} {}\r\n",
+                media.media_name.media,
+                media.media_name.protos.join("/"),
+                media
+                    .media_name
+                    .formats
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("0")
+            );
+            continue;
+        }
+        let _ = write!(answer, "m=audio {local_rtp_port} RTP/AVP {payload_type}");
+        if let Some(dtmf) = dtmf_payload_type {
+            let _ = write!(answer, " {dtmf}");
+        }
+        let _ = write!(
+            answer,
+            "\r\na=rtpmap:{payload_type} {}/8000\r\n",
+            codec.encoding_name()
+        );
+        if let Some(dtmf) = dtmf_payload_type {
+            let _ = write!(answer, "a=rtpmap:{dtmf} telephone-event/8000\r\n");
+            if let Some(fmtp) = &dtmf_fmtp {
+                let _ = write!(answer, "a=fmtp:{dtmf} {fmtp}\r\n");
+            }
+        }
+        let _ = write!(answer, "a=ptime:20\r\na={}\r\n", direction.attribute());
+    }
+
+    Ok((
+        NegotiatedMedia {
+            codec,
+            payload_type,
+            dtmf_payload_type,
+            remote_rtp,
+            ptime_ms,
+            direction,
+        },
+        answer,
+    ))
+}

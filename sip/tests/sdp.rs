@@ -1,0 +1,288 @@
+//! SDP offer/answer.
+
+use std::net::{IpAddr, SocketAddr};
+
+use vaani_sip::sdp::{AudioCodec, MediaDirection, SdpError, answer_offer};
+
+const LOCAL_IP: &str = "203.0.113.10";
+
+fn local_ip() -> IpAddr {
+    LOCAL_IP.parse().unwrap()
+}
+
+const TWILIO_OFFER: &str = "v=0\r\n\
+o=root 81565042 81565042 IN IP4 168.86.128.10\r\n\
+s=Twilio Media Gateway\r\n\
+c=IN IP4 168.86.128.10\r\n\
+t=0 0\r\n\
+m=audio 40150 RTP/AVP 0 8 101\r\n\
+a=maxptime:20\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=sendrecv\r\n\
+a=rtcp:40151\r\n\
+a=ptime:20\r\n";
+
+const EXOTEL_OFFER: &str = "v=0\r\n\
+o=- 3890123456 3890123456 IN IP4 182.76.143.61\r\n\
+s=-\r\n\
+c=IN IP4 182.76.143.61\r\n\
+t=0 0\r\n\
+m=audio 16384 RTP/AVP 8 0 96\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:96 telephone-event/8000\r\n\
+a=fmtp:96 0-15\r\n\
+a=ptime:20\r\n";
+
+fn lines(sdp: &str) -> Vec<&str> {
+    sdp.split("\r\n").filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn twilio_offer_gets_pcmu_and_echoes_pt_101() {
+    let (media, answer) = answer_offer(
+        TWILIO_OFFER,
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+        local_ip(),
+        30000,
+        42,
+    )
+    .unwrap();
+    assert_eq!(media.codec, AudioCodec::Pcmu);
+    assert_eq!(media.payload_type, 0);
+    assert_eq!(media.dtmf_payload_type, Some(101));
+    assert_eq!(
+        media.remote_rtp,
+        Some("168.86.128.10:40150".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(media.ptime_ms, 20);
+    assert_eq!(media.direction, MediaDirection::SendRecv);
+    assert_eq!(
+        lines(&answer),
+        vec![
+            "v=0",
+            "o=vaani 42 42 IN IP4 203.0.113.10",
+            "s=vaani",
+            "c=IN IP4 203.0.113.10",
+            "t=0 0",
+            "m=audio 30000 RTP/AVP 0 101",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-16",
+            "a=ptime:20",
+            "a=sendrecv",
+        ]
+    );
+    // Our own answer must parse as an offer too (round trip through the parser).
+    let (again, _) = answer_offer(&answer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(again.dtmf_payload_type, Some(101));
+}
+
+#[test]
+fn exotel_offer_with_pcma_preference_gets_pcma_and_pt_96() {
+    let (media, answer) = answer_offer(
+        EXOTEL_OFFER,
+        &[AudioCodec::Pcma, AudioCodec::Pcmu],
+        local_ip(),
+        30002,
+        7,
+    )
+    .unwrap();
+    assert_eq!(media.codec, AudioCodec::Pcma);
+    assert_eq!(media.payload_type, 8);
+    assert_eq!(media.dtmf_payload_type, Some(96));
+    let l = lines(&answer);
+    assert!(l.contains(&"m=audio 30002 RTP/AVP 8 96"), "{answer}");
+    assert!(l.contains(&"a=rtpmap:8 PCMA/8000"));
+    assert!(l.contains(&"a=rtpmap:96 telephone-event/8000"));
+    assert!(l.contains(&"a=fmtp:96 0-15"));
+    assert!(!answer.contains("101"), "never a hard-coded 101");
+}
+
+#[test]
+fn preference_order_wins_over_offer_order() {
+    let (media, _) = answer_offer(EXOTEL_OFFER, &[AudioCodec::Pcmu], local_ip(), 30000, 1).unwrap();
+    assert_eq!(media.codec, AudioCodec::Pcmu);
+    assert_eq!(media.payload_type, 0);
+}
+
+#[test]
+fn no_common_codec_is_an_error() {
+    let offer = TWILIO_OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18 101");
+    let err = answer_offer(
+        &offer,
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+        local_ip(),
+        1,
+        1,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SdpError::NoCommonCodec { .. }), "{err:?}");
+    // Offer has PCMU only; we accept only PCMA.
+    let offer = TWILIO_OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 0 101");
+    let err = answer_offer(&offer, &[AudioCodec::Pcma], local_ip(), 1, 1).unwrap_err();
+    assert!(matches!(err, SdpError::NoCommonCodec { .. }));
+}
+
+#[test]
+fn sipp_offer_without_dtmf_fmtp_and_dynamic_codec_names() {
+    let offer = "v=0\r\no=sipp 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 6000 RTP/AVP 97 96\r\na=rtpmap:97 pcmu/8000\r\na=rtpmap:96 telephone-event/8000\r\n";
+    let (media, answer) = answer_offer(
+        offer,
+        &[AudioCodec::Pcmu],
+        "127.0.0.1".parse().unwrap(),
+        7000,
+        1,
+    )
+    .unwrap();
+    assert_eq!(media.codec, AudioCodec::Pcmu);
+    assert_eq!(media.payload_type, 97, "dynamic PT named PCMU is honoured");
+    assert_eq!(media.dtmf_payload_type, Some(96));
+    assert!(answer.contains("m=audio 7000 RTP/AVP 97 96\r\n"));
+    assert!(answer.contains("a=rtpmap:97 PCMU/8000\r\n"));
+    assert!(
+        !answer.contains("a=fmtp"),
+        "no fmtp invented when none was offered"
+    );
+}
+
+#[test]
+fn direction_is_mirrored() {
+    for (offered, expected, attr) in [
+        ("sendonly", MediaDirection::RecvOnly, "a=recvonly"),
+        ("recvonly", MediaDirection::SendOnly, "a=sendonly"),
+        ("inactive", MediaDirection::Inactive, "a=inactive"),
+    ] {
+        let offer = TWILIO_OFFER.replace("a=sendrecv", &format!("a={offered}"));
+        let (media, answer) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+        assert_eq!(media.direction, expected);
+        assert!(lines(&answer).contains(&attr), "{offered}: {answer}");
+    }
+    // Session-level direction applies when the media level has none.
+    let offer = TWILIO_OFFER
+        .replace("a=sendrecv\r\n", "")
+        .replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    let (media, _) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.direction, MediaDirection::RecvOnly);
+}
+
+#[test]
+fn media_level_connection_overrides_session_level_and_hold_address_gives_none() {
+    let offer = TWILIO_OFFER.replace(
+        "m=audio 40150 RTP/AVP 0 8 101\r\n",
+        "m=audio 40150 RTP/AVP 0 8 101\r\nc=IN IP4 168.86.130.5\r\n",
+    );
+    let (media, answer) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(
+        media.remote_rtp,
+        Some("168.86.130.5:40150".parse().unwrap())
+    );
+    assert!(answer.contains("c=IN IP4 203.0.113.10\r\n"));
+
+    let offer = TWILIO_OFFER.replace("c=IN IP4 168.86.128.10", "c=IN IP4 0.0.0.0");
+    let (media, answer) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.remote_rtp, None);
+    assert!(
+        answer.contains("c=IN IP4 203.0.113.10\r\n"),
+        "our c= is always present"
+    );
+
+    let offer = TWILIO_OFFER.replace("c=IN IP4 168.86.128.10\r\n", "");
+    let (media, _) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.remote_rtp, None);
+}
+
+#[test]
+fn ptime_follows_the_offer_within_limits() {
+    let offer = TWILIO_OFFER
+        .replace("a=ptime:20", "a=ptime:30")
+        .replace("a=maxptime:20", "a=maxptime:40");
+    let (media, answer) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.ptime_ms, 30);
+    assert!(answer.contains("a=ptime:20\r\n"), "we ask for 20 ms");
+    let offer = TWILIO_OFFER.replace("a=ptime:20", "a=ptime:35");
+    let (media, _) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.ptime_ms, 20);
+}
+
+#[test]
+fn other_streams_are_declined_with_port_zero() {
+    let offer = format!("{TWILIO_OFFER}m=video 40160 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    let (_, answer) = answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 30000, 1).unwrap();
+    let l = lines(&answer);
+    assert!(l.contains(&"m=audio 30000 RTP/AVP 0 101"));
+    assert!(l.contains(&"m=video 0 RTP/AVP 96"));
+}
+
+#[test]
+fn srtp_only_or_no_audio_is_an_error() {
+    let offer = TWILIO_OFFER.replace("RTP/AVP", "RTP/SAVP");
+    assert_eq!(
+        answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap_err(),
+        SdpError::NoAudioStream
+    );
+    let offer = TWILIO_OFFER.replace("m=audio 40150", "m=audio 0");
+    assert_eq!(
+        answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap_err(),
+        SdpError::NoAudioStream
+    );
+}
+
+#[test]
+fn ipv6_answer_uses_ip6() {
+    let (_, answer) = answer_offer(
+        TWILIO_OFFER,
+        &[AudioCodec::Pcmu],
+        "2001:db8::10".parse().unwrap(),
+        30000,
+        1,
+    )
+    .unwrap();
+    assert!(answer.contains("c=IN IP6 2001:db8::10\r\n"));
+}
+
+#[test]
+fn garbage_is_an_error_and_never_panics() {
+    for garbage in [
+        "",
+        "hello",
+        "v=0\r\n",
+        "m=audio 1 RTP/AVP 0\r\n",
+        "v=0\r\no=\r\n",
+        "\u{0}\u{1}",
+    ] {
+        assert!(
+            answer_offer(garbage, &[AudioCodec::Pcmu], local_ip(), 1, 1).is_err(),
+            "{garbage:?}"
+        );
+    }
+    // Truncations and byte mutations of a valid offer.
+    let bytes = TWILIO_OFFER.as_bytes();
+    for len in 0..bytes.len() {
+        let text = String::from_utf8_lossy(&bytes[..len]);
+        let _ = answer_offer(&text, &[AudioCodec::Pcmu], local_ip(), 1, 1);
+    }
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..5000 {
+        let mut data = bytes.to_vec();
+        for _ in 0..3 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let pos = (seed as usize) % data.len();
+            data[pos] = (seed >> 32) as u8;
+        }
+        let text = String::from_utf8_lossy(&data);
+        let _ = answer_offer(
+            &text,
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+            local_ip(),
+            1,
+            1,
+        );
+    }
+}
