@@ -1,0 +1,544 @@
+//! Calls: one row per call, with its status, timings and outcome.
+
+mod call_log;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
+
+use crate::{Scope, Store, StoreError};
+
+/// Default number of calls returned by [`Store::list_calls`].
+pub const DEFAULT_CALL_LIMIT: u32 = 50;
+/// Largest number of calls [`Store::list_calls`] returns at once.
+pub const MAX_CALL_LIMIT: u32 = 500;
+
+/// Where a call is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// INVITE received, not yet answered.
+    Ringing,
+    /// Answered (200 OK sent); media flowing.
+    InProgress,
+    /// Ended normally after being answered.
+    Completed,
+    /// The caller gave up before the call was answered (CANCEL).
+    Cancelled,
+    /// Never answered within the allowed time.
+    NoAnswer,
+    /// Ended by an internal fault (including a server restart mid-call).
+    Failed,
+    /// Refused before answering (unknown number, suspended tenant, over limits).
+    Rejected,
+}
+
+impl CallStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [CallStatus; 7] = [
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Cancelled,
+        CallStatus::NoAnswer,
+        CallStatus::Failed,
+        CallStatus::Rejected,
+    ];
+
+    /// The value stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in_progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Cancelled => "cancelled",
+            CallStatus::NoAnswer => "no_answer",
+            CallStatus::Failed => "failed",
+            CallStatus::Rejected => "rejected",
+        }
+    }
+
+    /// True once the call has ended (no further status change is expected).
+    pub fn is_final(self) -> bool {
+        !matches!(self, CallStatus::Ringing | CallStatus::InProgress)
+    }
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        CallStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| StoreError::InvalidValue {
+                column: "calls.status",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// Who placed the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDirection {
+    /// A trunk called us.
+    Inbound,
+    /// We called out through a trunk.
+    Outbound,
+}
+
+impl CallDirection {
+    /// The value stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+    }
+}
+
+impl fmt::Display for CallDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallDirection {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "inbound" => Ok(CallDirection::Inbound),
+            "outbound" => Ok(CallDirection::Outbound),
+            other => Err(StoreError::InvalidValue {
+                column: "calls.direction",
+                value: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A call to insert when it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCall {
+    /// Call id; use [`crate::new_id`] (UUIDv7).
+    pub id: String,
+    /// The tenant that owns the call.
+    pub tenant_id: String,
+    /// The provider's id for the call (e.g. `X-Twilio-CallSid`, else the SIP Call-ID).
+    pub external_id: Option<String>,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// The calling number (`From`).
+    pub caller: String,
+    /// The dialled number (Request-URI user, else `To`).
+    pub dialled: String,
+    /// Initial status, normally [`CallStatus::Ringing`].
+    pub status: CallStatus,
+    /// When the INVITE arrived (unix ms).
+    pub started_at_ms: i64,
+    /// Name of the plugin handling the call, if already known.
+    pub plugin_name: Option<String>,
+    /// Version of that plugin.
+    pub plugin_version: Option<String>,
+}
+
+/// How a call ended, written by [`Store::finish_call`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallOutcome {
+    /// Final status (normally one for which [`CallStatus::is_final`] holds).
+    pub status: CallStatus,
+    /// When the call ended (unix ms).
+    pub ended_at_ms: i64,
+    /// Why it ended, e.g. `caller_hangup`, `plugin_hangup`, `media_timeout`.
+    pub end_reason: String,
+    /// RTP and jitter-buffer statistics, as a JSON object.
+    pub media_stats: Option<serde_json::Value>,
+    /// What went wrong, for failed calls.
+    pub error: Option<String>,
+}
+
+/// Which calls [`Store::list_calls`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only this tenant's calls (an operator narrowing the list; for a
+    /// tenant scope, a different tenant here yields nothing).
+    pub tenant: Option<String>,
+    /// Maximum number of calls; clamped to `1..=500`. Default 50.
+    pub limit: u32,
+}
+
+impl Default for CallFilter {
+    fn default() -> Self {
+        CallFilter {
+            tenant: None,
+            limit: DEFAULT_CALL_LIMIT,
+        }
+    }
+}
+
+impl CallFilter {
+    /// The limit actually applied: `limit` clamped to `1..=500`.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.clamp(1, MAX_CALL_LIMIT)
+    }
+}
+
+/// A stored call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallRecord {
+    /// Call id (UUIDv7).
+    pub id: String,
+    /// The tenant that owns the call.
+    pub tenant_id: String,
+    /// The provider's id for the call.
+    pub external_id: Option<String>,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// The calling number.
+    pub caller: String,
+    /// The dialled number.
+    pub dialled: String,
+    /// Current or final status.
+    pub status: CallStatus,
+    /// When the INVITE arrived (unix ms).
+    pub started_at_ms: i64,
+    /// When the call was answered (unix ms).
+    pub answered_at_ms: Option<i64>,
+    /// When the call ended (unix ms).
+    pub ended_at_ms: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// DTMF digits received, in order (empty if none).
+    pub dtmf: String,
+    /// Name of the plugin that handled the call.
+    pub plugin_name: Option<String>,
+    /// Version of that plugin.
+    pub plugin_version: Option<String>,
+    /// RTP and jitter-buffer statistics.
+    pub media_stats: Option<serde_json::Value>,
+    /// What went wrong, for failed calls.
+    pub error: Option<String>,
+}
+
+/// A call with everything recorded during it, for `GET /api/v1/calls/{id}`.
+/// Serialises as the call's fields plus `transcript`, `extractions`, `events`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallDetail {
+    /// The call row.
+    #[serde(flatten)]
+    pub call: CallRecord,
+    /// Transcript lines ordered by start time.
+    pub transcript: Vec<TranscriptLine>,
+    /// Extracted data ordered by creation time.
+    pub extractions: Vec<Extraction>,
+    /// Events (plugin logs, DTMF, failures) ordered by time.
+    pub events: Vec<CallEvent>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CallRow {
+    id: String,
+    tenant_id: String,
+    external_id: Option<String>,
+    direction: String,
+    caller: String,
+    dialled: String,
+    status: String,
+    started_at: i64,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    end_reason: Option<String>,
+    dtmf: String,
+    plugin_name: Option<String>,
+    plugin_version: Option<String>,
+    media_stats: Option<String>,
+    error: Option<String>,
+}
+
+impl TryFrom<CallRow> for CallRecord {
+    type Error = StoreError;
+    fn try_from(row: CallRow) -> Result<Self, StoreError> {
+        let media_stats = row
+            .media_stats
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|_| StoreError::InvalidValue {
+                    column: "calls.media_stats",
+                    value: text,
+                })
+            })
+            .transpose()?;
+        Ok(CallRecord {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            external_id: row.external_id,
+            direction: row.direction.parse()?,
+            caller: row.caller,
+            dialled: row.dialled,
+            status: row.status.parse()?,
+            started_at_ms: row.started_at,
+            answered_at_ms: row.answered_at,
+            ended_at_ms: row.ended_at,
+            end_reason: row.end_reason,
+            dtmf: row.dtmf,
+            plugin_name: row.plugin_name,
+            plugin_version: row.plugin_version,
+            media_stats,
+            error: row.error,
+        })
+    }
+}
+
+/// End reason written by [`Store::mark_unfinished_calls_failed`].
+pub const SERVER_RESTART_END_REASON: &str = "server_restart";
+
+impl Store {
+    /// Insert a new call. Fails with `NotFound` if the tenant does not exist.
+    pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, tenant_id, external_id, direction, caller, dialled, status,
+                                started_at, plugin_name, plugin_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&call.id)
+        .bind(&call.tenant_id)
+        .bind(call.external_id.as_deref())
+        .bind(call.direction.as_str())
+        .bind(&call.caller)
+        .bind(&call.dialled)
+        .bind(call.status.as_str())
+        .bind(call.started_at_ms)
+        .bind(call.plugin_name.as_deref())
+        .bind(call.plugin_version.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::missing_parent(
+            "insert_call",
+            "tenant",
+            &call.tenant_id,
+        ))?;
+        Ok(())
+    }
+
+    /// Record that the call was answered at `at_ms`; a `ringing` call becomes
+    /// `in_progress` (a call that already ended keeps its final status).
+    pub async fn mark_answered(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET answered_at = $3,
+                 status = CASE WHEN status = 'ringing' THEN 'in_progress' ELSE status END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(call_id)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("mark_answered"))?;
+        require_call(done.rows_affected(), call_id)
+    }
+
+    /// Record which plugin (name and version) handles the call.
+    pub async fn set_call_plugin(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+        plugin_name: &str,
+        plugin_version: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET plugin_name = $3, plugin_version = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(call_id)
+        .bind(plugin_name)
+        .bind(plugin_version)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("set_call_plugin"))?;
+        require_call(done.rows_affected(), call_id)
+    }
+
+    /// Append one received DTMF digit (`0-9`, `*`, `#`, `A-D`) to the call's digit string.
+    pub async fn append_dtmf(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+        digit: char,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE calls SET dtmf = dtmf || $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(call_id)
+                .bind(digit.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::query("append_dtmf"))?;
+        require_call(done.rows_affected(), call_id)
+    }
+
+    /// Write how the call ended.
+    pub async fn finish_call(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+        outcome: &CallOutcome,
+    ) -> Result<(), StoreError> {
+        let media_stats = outcome.media_stats.as_ref().map(|v| v.to_string());
+        let done = sqlx::query(
+            "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
+                              error = $7
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(call_id)
+        .bind(outcome.status.as_str())
+        .bind(outcome.ended_at_ms)
+        .bind(&outcome.end_reason)
+        .bind(media_stats)
+        .bind(outcome.error.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("finish_call"))?;
+        require_call(done.rows_affected(), call_id)
+    }
+
+    /// Calls visible to `scope`, narrowed by `filter`, newest first.
+    pub async fn list_calls(
+        &self,
+        scope: &Scope,
+        filter: &CallFilter,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let tenant = match (scope.tenant_id(), filter.tenant.as_deref()) {
+            (Some(own), Some(asked)) if own != asked => return Ok(Vec::new()),
+            (Some(own), _) => Some(own),
+            (None, asked) => asked,
+        };
+        let limit = i64::from(filter.effective_limit());
+        let rows = match tenant {
+            Some(tenant_id) => {
+                sqlx::query_as::<_, CallRow>(
+                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                            plugin_version, media_stats, error
+                     FROM calls WHERE tenant_id = $1
+                     ORDER BY started_at DESC, id DESC LIMIT $2",
+                )
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as::<_, CallRow>(
+                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                            plugin_version, media_stats, error
+                     FROM calls ORDER BY started_at DESC, id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(StoreError::query("list_calls"))?;
+        rows.into_iter().map(CallRecord::try_from).collect()
+    }
+
+    /// One call with its transcript, extractions and events, if `scope` may see it.
+    pub async fn get_call(
+        &self,
+        scope: &Scope,
+        call_id: &str,
+    ) -> Result<Option<CallDetail>, StoreError> {
+        let row = match scope.tenant_id() {
+            Some(tenant_id) => {
+                sqlx::query_as::<_, CallRow>(
+                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                            plugin_version, media_stats, error
+                     FROM calls WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant_id)
+                .bind(call_id)
+                .fetch_optional(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as::<_, CallRow>(
+                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                            plugin_version, media_stats, error
+                     FROM calls WHERE id = $1",
+                )
+                .bind(call_id)
+                .fetch_optional(&self.pool)
+                .await
+            }
+        }
+        .map_err(StoreError::query("get_call"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let call = CallRecord::try_from(row)?;
+        let transcript = self.transcript_for_call(&call.tenant_id, &call.id).await?;
+        let extractions = self.extractions_for_call(&call.tenant_id, &call.id).await?;
+        let events = self.events_for_call(&call.tenant_id, &call.id).await?;
+        Ok(Some(CallDetail {
+            call,
+            transcript,
+            extractions,
+            events,
+        }))
+    }
+
+    /// Crash recovery, run once at start-up before taking calls: every call
+    /// still `ringing` or `in_progress` belongs to a previous run that died, so
+    /// mark it `failed` with end reason `server_restart` at `now_ms`.
+    /// Not tenant-scoped (an operator maintenance task). Returns how many calls changed.
+    pub async fn mark_unfinished_calls_failed(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET status = 'failed', ended_at = $1, end_reason = $2,
+                 error = COALESCE(error, 'the server stopped before the call ended')
+             WHERE status IN ('ringing', 'in_progress')",
+        )
+        .bind(now_ms)
+        .bind(SERVER_RESTART_END_REASON)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
+        let count = done.rows_affected();
+        if count > 0 {
+            tracing::warn!(
+                count,
+                "marked calls left unfinished by a previous run as failed"
+            );
+        }
+        Ok(count)
+    }
+}
+
+/// `Ok` if an UPDATE touched the call, else `NotFound`.
+fn require_call(rows_affected: u64, call_id: &str) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound {
+            what: "call",
+            id: call_id.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}

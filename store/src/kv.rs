@@ -1,0 +1,42 @@
+//! Per-tenant key-value store backing the plugin `kv` import.
+
+use crate::{Store, StoreError};
+
+impl Store {
+    /// The value stored under `key` for the tenant, if any.
+    pub async fn kv_get(&self, tenant_id: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM kv WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("kv_get"))
+    }
+
+    /// Store `value` under `key` for the tenant, replacing any previous value.
+    /// Fails with `NotFound` if the tenant does not exist.
+    pub async fn kv_set(&self, tenant_id: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kv (tenant_id, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::missing_parent("kv_set", "tenant", tenant_id))?;
+        Ok(())
+    }
+
+    /// Remove `key` for the tenant; returns whether it existed.
+    pub async fn kv_delete(&self, tenant_id: &str, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM kv WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("kv_delete"))?;
+        Ok(done.rows_affected() > 0)
+    }
+}

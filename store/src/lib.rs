@@ -1,0 +1,80 @@
+//! Persistence for vaani: tenants, trunks, phone numbers, callers, calls and
+//! everything recorded during a call (transcript, extractions, events), plus a
+//! per-tenant key-value store for plugins.
+//!
+//! The API is backend-neutral: no sqlx type appears in a signature (only as the
+//! `source` of a [`StoreError`]), times are unix milliseconds (`i64`) and JSON
+//! travels as [`serde_json::Value`]. SQLite is the backend today; the SQL is
+//! kept portable (numbered `$N` binds, `ON CONFLICT … DO UPDATE`, `RETURNING`)
+//! so PostgreSQL can run the same statements.
+//!
+//! Tenant isolation: every write takes the owning `tenant_id` and every read
+//! takes either a `tenant_id` or a [`Scope`]. The one query that is by nature
+//! not tenant-scoped is [`Store::tenant_for_number`], the routing lookup that
+//! finds the tenant for a dialled number.
+
+mod callers;
+mod calls;
+mod connect;
+mod error;
+mod kv;
+mod numbers;
+mod tenants;
+mod trunks;
+
+pub use callers::Caller;
+pub use calls::{
+    CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallStatus,
+    DEFAULT_CALL_LIMIT, Extraction, MAX_CALL_LIMIT, NewCall, NewTranscriptLine,
+    SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
+};
+pub use error::StoreError;
+pub use tenants::{Tenant, TenantStatus};
+pub use trunks::Trunk;
+
+use sqlx::SqlitePool;
+
+/// Handle to the database: a connection pool plus the repository methods.
+/// Cheap to clone; all clones share the pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Who is asking, for reads that an operator may do across tenants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The server operator: sees every tenant.
+    Operator,
+    /// One tenant (its API key): sees only rows with this `tenant_id`.
+    Tenant(String),
+}
+
+impl Scope {
+    /// The tenant this scope is restricted to, or `None` for the operator.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            Scope::Operator => None,
+            Scope::Tenant(id) => Some(id),
+        }
+    }
+}
+
+/// A new unique row id: a UUIDv7 string, ordered by creation time within this process.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current wall-clock time as unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Is this sqlx error a foreign-key violation (the referenced row does not exist)?
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
