@@ -1,0 +1,120 @@
+//! `[sip]`: SIP listeners and protocol timers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::checker::Checker;
+use crate::error::ConfigError;
+use crate::lenient;
+
+/// `[sip]`: where SIP listens and how it presents itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SipConfig {
+    /// UDP listen address. Default `0.0.0.0:5060`.
+    pub listen_udp: SocketAddr,
+    /// TCP listen address; `None` (an empty string in the file) disables TCP.
+    /// Default `0.0.0.0:5060`.
+    #[serde(serialize_with = "disabled_as_empty")]
+    pub listen_tcp: Option<SocketAddr>,
+    /// TLS listen address (usually port 5061); `None` (default) disables TLS.
+    #[serde(serialize_with = "disabled_as_empty")]
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain for TLS (resolved against the config directory).
+    /// Required when `listen_tls` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (resolved against the config directory).
+    /// Required when `listen_tls` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Host (DNS name or IP, no port) put in Contact and Via headers.
+    /// Default `127.0.0.1`.
+    pub public_address: String,
+    /// `User-Agent`/`Server` header value. Default `vaani/<version>`.
+    pub user_agent: String,
+    /// RFC 3261 T1 (round-trip estimate) in ms; retransmission timers derive
+    /// from it. Default 500.
+    pub t1_ms: u64,
+}
+
+fn disabled_as_empty<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match addr {
+        Some(addr) => s.collect_str(addr),
+        None => s.serialize_str(""),
+    }
+}
+
+/// `[sip]` as written.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawSip {
+    #[serde(deserialize_with = "lenient::string")]
+    listen_udp: String,
+    #[serde(deserialize_with = "lenient::string")]
+    listen_tcp: String,
+    #[serde(deserialize_with = "lenient::string")]
+    listen_tls: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    tls_cert: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    tls_key: Option<String>,
+    #[serde(deserialize_with = "lenient::string")]
+    public_address: String,
+    #[serde(deserialize_with = "lenient::string")]
+    user_agent: String,
+    t1_ms: u64,
+}
+
+impl Default for RawSip {
+    fn default() -> Self {
+        RawSip {
+            listen_udp: "0.0.0.0:5060".to_owned(),
+            listen_tcp: "0.0.0.0:5060".to_owned(),
+            listen_tls: String::new(),
+            tls_cert: None,
+            tls_key: None,
+            public_address: "127.0.0.1".to_owned(),
+            user_agent: concat!("vaani/", env!("CARGO_PKG_VERSION")).to_owned(),
+            t1_ms: 500,
+        }
+    }
+}
+
+impl RawSip {
+    pub(crate) fn check(self, c: &mut Checker) -> SipConfig {
+        let listen_udp = c.socket_addr("sip.listen_udp", &self.listen_udp);
+        let listen_tcp = c.optional_socket_addr("sip.listen_tcp", &self.listen_tcp);
+        let listen_tls = c.optional_socket_addr("sip.listen_tls", &self.listen_tls);
+        let mut tls_file = |key: &str, value: Option<String>| {
+            let path = value
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| c.resolve(&v));
+            match (&path, listen_tls) {
+                (Some(path), Some(_)) => c.existing_file(key, path),
+                (None, Some(_)) => c.push(ConfigError::Inconsistent {
+                    key: key.to_owned(),
+                    message: "required when sip.listen_tls is set".to_owned(),
+                }),
+                _ => {}
+            }
+            path
+        };
+        let tls_cert = tls_file("sip.tls_cert", self.tls_cert);
+        let tls_key = tls_file("sip.tls_key", self.tls_key);
+        let public_address = c.host("sip.public_address", &self.public_address);
+        let user_agent = c.non_empty("sip.user_agent", &self.user_agent);
+        c.in_range("sip.t1_ms", self.t1_ms, 10, 10_000);
+        SipConfig {
+            listen_udp,
+            listen_tcp,
+            listen_tls,
+            tls_cert,
+            tls_key,
+            public_address,
+            user_agent,
+            t1_ms: self.t1_ms,
+        }
+    }
+}

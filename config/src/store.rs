@@ -1,0 +1,70 @@
+//! `[store]`: where call records live.
+
+use serde::{Deserialize, Serialize};
+
+use crate::checker::Checker;
+use crate::error::ConfigError;
+use crate::lenient;
+
+/// `[store]`: the database.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoreConfig {
+    /// Database URL: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    /// Default `sqlite://data/vaani.db`. After loading, a relative SQLite path
+    /// has been resolved against the config file's directory, so this URL can
+    /// be passed to the store as it is.
+    pub url: String,
+}
+
+/// `[store]` as written.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawStore {
+    #[serde(deserialize_with = "lenient::string")]
+    url: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            url: "sqlite://data/vaani.db".to_owned(),
+        }
+    }
+}
+
+impl RawStore {
+    pub(crate) fn check(self, c: &mut Checker) -> StoreConfig {
+        let url = self.url.trim();
+        let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let is_sqlite_memory = url == "sqlite::memory:" || url.contains("mode=memory");
+        let resolved = if is_postgres || is_sqlite_memory {
+            url.to_owned()
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, query) = match rest.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                c.push(ConfigError::UnsupportedStoreUrl {
+                    key: "store.url".to_owned(),
+                    url: url.to_owned(),
+                });
+                url.to_owned()
+            } else {
+                let path = c.resolve(path);
+                match query {
+                    Some(query) => format!("sqlite://{}?{query}", path.display()),
+                    None => format!("sqlite://{}", path.display()),
+                }
+            }
+        } else {
+            c.push(ConfigError::UnsupportedStoreUrl {
+                key: "store.url".to_owned(),
+                url: url.to_owned(),
+            });
+            url.to_owned()
+        };
+        StoreConfig { url: resolved }
+    }
+}

@@ -1,0 +1,147 @@
+//! `[[tenants]]`: the businesses served, their numbers and plugins.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checker::Checker;
+use crate::error::ConfigError;
+use crate::lenient;
+use crate::sandbox::{RawTenantSandbox, SandboxLimits};
+
+/// What a caller hears when the tenant's plugin fails, unless configured.
+pub const DEFAULT_FALLBACK_TEXT: &str = "Sorry, we are having trouble. Please call again later.";
+
+/// One `[[tenants]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TenantConfig {
+    /// Identifier (letters, digits, `-`, `_`). Required, unique.
+    pub id: String,
+    /// Display name. Default: the id.
+    pub name: String,
+    /// E.164 numbers (`+918000000001`) routed to this tenant; unique across tenants.
+    pub numbers: Vec<String>,
+    /// Id of the `[[trunks]]` entry these numbers are reached through. Required.
+    pub trunk: String,
+    /// The tenant's plugin component (`.wasm`), resolved against the config
+    /// file's directory. `None`: no plugin configured (calls get the fallback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PathBuf>,
+    /// Spoken when the plugin fails or is missing.
+    /// Default "Sorry, we are having trouble. Please call again later."
+    pub fallback_text: String,
+    /// Tenant settings handed to the plugin as a JSON object
+    /// (an inline TOML table in the file). Default `{}`.
+    pub plugin_config: serde_json::Map<String, serde_json::Value>,
+    /// Tell the plugin after this much caller silence, ms. `None`: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence_timeout_ms: Option<u64>,
+    /// Ring (send `180 Ringing`) this long before answering, ms. Default 0: answer at once.
+    pub ring_ms: u32,
+    /// Effective plugin limits: `[sandbox]` lowered by this tenant's
+    /// `[tenants.sandbox]` overrides (which may only lower them).
+    pub sandbox: SandboxLimits,
+}
+
+/// `[[tenants]]` as written.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawTenant {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(deserialize_with = "lenient::string")]
+    name: String,
+    #[serde(deserialize_with = "lenient::strings")]
+    numbers: Vec<String>,
+    #[serde(deserialize_with = "lenient::string")]
+    trunk: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    plugin: Option<String>,
+    #[serde(deserialize_with = "lenient::string")]
+    fallback_text: String,
+    plugin_config: serde_json::Map<String, serde_json::Value>,
+    silence_timeout_ms: Option<u64>,
+    ring_ms: u32,
+    sandbox: RawTenantSandbox,
+}
+
+impl Default for RawTenant {
+    fn default() -> Self {
+        RawTenant {
+            id: String::new(),
+            name: String::new(),
+            numbers: Vec::new(),
+            trunk: String::new(),
+            plugin: None,
+            fallback_text: DEFAULT_FALLBACK_TEXT.to_owned(),
+            plugin_config: serde_json::Map::new(),
+            silence_timeout_ms: None,
+            ring_ms: 0,
+            sandbox: RawTenantSandbox::default(),
+        }
+    }
+}
+
+/// `+` then 8–15 digits, the first not zero.
+pub fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+impl RawTenant {
+    pub(crate) fn check(
+        self,
+        c: &mut Checker,
+        key: &str,
+        server_limits: &SandboxLimits,
+    ) -> TenantConfig {
+        let id = c.id(&format!("{key}.id"), self.id.trim());
+        let name = match self.name.trim() {
+            "" => id.clone(),
+            name => name.to_owned(),
+        };
+        for (i, number) in self.numbers.iter().enumerate() {
+            if !is_e164(number) {
+                c.push(ConfigError::InvalidE164 {
+                    key: format!("{key}.numbers[{i}]"),
+                    value: number.clone(),
+                });
+            }
+        }
+        let trunk = c.non_empty(&format!("{key}.trunk"), &self.trunk);
+        let plugin = self.plugin.map(|path| {
+            let plugin_key = format!("{key}.plugin");
+            if path.trim().is_empty() {
+                c.push(ConfigError::Empty {
+                    key: plugin_key.clone(),
+                });
+            }
+            let resolved = c.resolve(path.trim());
+            c.existing_file(&plugin_key, &resolved);
+            resolved
+        });
+        let fallback_text = c.non_empty(&format!("{key}.fallback_text"), &self.fallback_text);
+        if let Some(ms) = self.silence_timeout_ms {
+            c.in_range(&format!("{key}.silence_timeout_ms"), ms, 500, 600_000);
+        }
+        c.in_range(&format!("{key}.ring_ms"), u64::from(self.ring_ms), 0, 60_000);
+        let sandbox = self
+            .sandbox
+            .check(c, &format!("{key}.sandbox"), server_limits);
+        TenantConfig {
+            id,
+            name,
+            numbers: self.numbers,
+            trunk,
+            plugin,
+            fallback_text,
+            plugin_config: self.plugin_config,
+            silence_timeout_ms: self.silence_timeout_ms,
+            ring_ms: self.ring_ms,
+            sandbox,
+        }
+    }
+}
