@@ -1,0 +1,253 @@
+//! Glue used by [`export_plugin!`](crate::export_plugin): conversions between the
+//! generated bindings and the SDK types, and the wasm implementation of the host.
+//! Not part of the public API.
+
+use crate::bindings::exports::vaani::agent::handler as wit_handler;
+use crate::bindings::vaani::agent::{
+    call as wit_call, extraction as wit_extraction, kv as wit_kv, log as wit_log,
+    timers as wit_timers, types as wit,
+};
+use crate::call::{Call, HostApi};
+use crate::error::{Error, ErrorKind};
+use crate::plugin::{Plugin, dispatch};
+use crate::types::{
+    CallerContext, Direction, EndReason, Event, ExtractionError, KvError, LogLevel, PlaybackId,
+    SayOptions, Utterance, Violation,
+};
+
+/// [`crate::WORLD_VERSION`] as bytes, for the custom section.
+pub const WORLD_VERSION_BYTES: [u8; 5] = *b"0.1.0";
+
+/// Implements `handler.describe` for `P`.
+pub fn describe<P: Plugin>() -> wit_handler::PluginInfo {
+    let info = P::info();
+    wit_handler::PluginInfo {
+        name: info.name,
+        version: info.version,
+        schemas: info
+            .schemas
+            .into_iter()
+            .map(|s| wit_handler::Schema {
+                id: s.id,
+                description: s.description,
+                json_schema: s.json_schema.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// Implements `handler.on-event` for `P`, creating the plugin on first use.
+pub fn on_event<P: Plugin>(
+    state: &mut Option<P>,
+    event: wit::Event,
+) -> Result<(), wit::PluginError> {
+    let plugin = state.get_or_insert_with(P::default);
+    let mut host = WasmHost;
+    let mut call = Call::__new(&mut host);
+    let mut result = Ok(());
+    for event in events_from_wit(event) {
+        result = dispatch(plugin, &mut call, event);
+        if result.is_err() {
+            break;
+        }
+    }
+    result.map_err(plugin_error_to_wit)
+}
+
+/// Converts a WIT event into SDK events. A `dtmf` string normally holds one key;
+/// if it holds several, each becomes its own event.
+pub fn events_from_wit(event: wit::Event) -> Vec<Event> {
+    let single = match event {
+        wit::Event::CallStarted(ctx) => Event::CallStarted(caller_context_from_wit(ctx)),
+        wit::Event::Dtmf(keys) => return keys.chars().map(Event::Dtmf).collect(),
+        wit::Event::SpeechStarted(media_ms) => Event::SpeechStarted { media_ms },
+        wit::Event::SpeechStopped(duration_ms) => Event::SpeechStopped { duration_ms },
+        wit::Event::TranscriptPartial(u) => Event::TranscriptPartial(utterance_from_wit(u)),
+        wit::Event::TranscriptFinal(u) => Event::TranscriptFinal(utterance_from_wit(u)),
+        wit::Event::SilenceTimeout(ms) => Event::SilenceTimeout(ms),
+        wit::Event::BargeIn(id) => Event::BargeIn(PlaybackId(id)),
+        wit::Event::PlaybackFinished(id) => Event::PlaybackFinished(PlaybackId(id)),
+        wit::Event::TimerFired(tag) => Event::TimerFired(tag),
+        wit::Event::CallEnded(reason) => Event::CallEnded(end_reason_from_wit(reason)),
+    };
+    vec![single]
+}
+
+fn caller_context_from_wit(ctx: wit::CallerContext) -> CallerContext {
+    CallerContext {
+        call_id: ctx.call_id,
+        tenant_id: ctx.tenant_id,
+        direction: match ctx.direction {
+            wit::Direction::Inbound => Direction::Inbound,
+            wit::Direction::Outbound => Direction::Outbound,
+        },
+        caller: ctx.caller,
+        dialled: ctx.dialled,
+        caller_name: ctx.caller_name,
+        memory_json: ctx.memory_json,
+        previous_calls: ctx.previous_calls,
+        config_json: ctx.config_json,
+        started_at_unix_ms: ctx.started_at_unix_ms,
+    }
+}
+
+fn utterance_from_wit(u: wit::Utterance) -> Utterance {
+    Utterance {
+        text: u.text,
+        confidence: u.confidence,
+        start_ms: u.start_ms,
+        end_ms: u.end_ms,
+    }
+}
+
+fn end_reason_from_wit(reason: wit::EndReason) -> EndReason {
+    match reason {
+        wit::EndReason::CallerHangup => EndReason::CallerHangup,
+        wit::EndReason::PluginHangup => EndReason::PluginHangup,
+        wit::EndReason::MediaTimeout => EndReason::MediaTimeout,
+        wit::EndReason::PluginFailure => EndReason::PluginFailure,
+        wit::EndReason::HostShutdown => EndReason::HostShutdown,
+        wit::EndReason::NoAck => EndReason::NoAck,
+    }
+}
+
+fn plugin_error_to_wit(error: Error) -> wit::PluginError {
+    match error.kind() {
+        ErrorKind::InvalidState => wit::PluginError::InvalidState(error.message().to_string()),
+        ErrorKind::Internal => wit::PluginError::Internal(error.message().to_string()),
+    }
+}
+
+fn extraction_error_from_wit(error: wit_extraction::ExtractionError) -> ExtractionError {
+    match error {
+        wit_extraction::ExtractionError::UnknownSchema => ExtractionError::UnknownSchema,
+        wit_extraction::ExtractionError::InvalidJson(e) => ExtractionError::InvalidJson(e),
+        wit_extraction::ExtractionError::SchemaViolation(v) => ExtractionError::SchemaViolation(
+            v.into_iter()
+                .map(|v| Violation {
+                    path: v.path,
+                    message: v.message,
+                })
+                .collect(),
+        ),
+        wit_extraction::ExtractionError::TooLarge => ExtractionError::TooLarge,
+        wit_extraction::ExtractionError::QuotaExceeded => ExtractionError::QuotaExceeded,
+    }
+}
+
+fn kv_error_from_wit(error: wit_kv::KvError) -> KvError {
+    match error {
+        wit_kv::KvError::InvalidKey => KvError::InvalidKey,
+        wit_kv::KvError::TooLarge => KvError::TooLarge,
+        wit_kv::KvError::QuotaExceeded => KvError::QuotaExceeded,
+        wit_kv::KvError::Unavailable => KvError::Unavailable,
+    }
+}
+
+/// The real host, reached through the component's imports. Only usable inside
+/// a wasm component; on native targets the imports are unreachable stubs.
+pub struct WasmHost;
+
+impl HostApi for WasmHost {
+    fn say(&mut self, text: &str, options: &SayOptions) -> Result<u64, String> {
+        wit_call::say(
+            text,
+            &wit_call::SayOptions {
+                voice: options.voice.clone(),
+                language: options.language.clone(),
+                interruptible: options.interruptible,
+            },
+        )
+    }
+
+    fn play_asset(&mut self, asset_id: &str, interruptible: bool) -> Result<u64, String> {
+        wit_call::play_asset(asset_id, interruptible)
+    }
+
+    fn stop_playback(&mut self, id: Option<u64>) {
+        wit_call::stop_playback(id)
+    }
+
+    fn hangup(&mut self, reason: Option<&str>) {
+        wit_call::hangup(reason)
+    }
+
+    fn set_memory(&mut self, memory_json: &str) -> Result<(), String> {
+        wit_call::set_memory(memory_json)
+    }
+
+    fn set_caller_name(&mut self, name: &str) -> Result<(), String> {
+        wit_call::set_caller_name(name)
+    }
+
+    fn submit_extraction(
+        &mut self,
+        schema_id: &str,
+        data_json: &str,
+    ) -> Result<(), ExtractionError> {
+        wit_extraction::submit(schema_id, data_json).map_err(extraction_error_from_wit)
+    }
+
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        wit_kv::get(key).map_err(kv_error_from_wit)
+    }
+
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        wit_kv::set(key, value).map_err(kv_error_from_wit)
+    }
+
+    fn kv_delete(&mut self, key: &str) -> Result<(), KvError> {
+        wit_kv::delete(key).map_err(kv_error_from_wit)
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Trace => wit_log::Level::Trace,
+            LogLevel::Debug => wit_log::Level::Debug,
+            LogLevel::Info => wit_log::Level::Info,
+            LogLevel::Warn => wit_log::Level::Warn,
+            LogLevel::Error => wit_log::Level::Error,
+        };
+        wit_log::log(level, message)
+    }
+
+    fn set_timer(&mut self, after_ms: u32, tag: &str) -> Result<u64, String> {
+        wit_timers::set_timer(after_ms, tag)
+    }
+
+    fn cancel_timer(&mut self, id: u64) {
+        wit_timers::cancel_timer(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_version_bytes_match_the_constant() {
+        assert_eq!(&WORLD_VERSION_BYTES[..], crate::WORLD_VERSION.as_bytes());
+    }
+
+    #[test]
+    fn multi_key_dtmf_becomes_one_event_per_key() {
+        let events = events_from_wit(wit::Event::Dtmf("12#".to_string()));
+        assert_eq!(
+            events,
+            vec![Event::Dtmf('1'), Event::Dtmf('2'), Event::Dtmf('#')]
+        );
+        assert!(events_from_wit(wit::Event::Dtmf(String::new())).is_empty());
+    }
+
+    #[test]
+    fn plugin_errors_keep_their_kind() {
+        match plugin_error_to_wit(Error::invalid_state("no booking")) {
+            wit::PluginError::InvalidState(m) => assert_eq!(m, "no booking"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match plugin_error_to_wit(Error::from("boom")) {
+            wit::PluginError::Internal(m) => assert_eq!(m, "boom"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Host-wide configuration and per-tenant plugin limits.
+
+use std::time::Duration;
+
+/// Process-wide plugin host settings (one [`PluginHost`](crate::PluginHost) per process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Size of the pooling allocator: the most plugin instances (calls) alive at once.
+    pub max_instances: u32,
+    /// Epoch tick; the granularity at which running plugins are time-sliced and
+    /// their wall-clock budget is checked.
+    pub epoch_tick: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            max_instances: 1000,
+            epoch_tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Largest linear memory any plugin may have: the pooling allocator's slot size.
+/// [`PluginLimits::memory_bytes`] above this is capped to it.
+pub const POOL_MAX_MEMORY_BYTES: usize = 32 << 20;
+
+/// Largest component accepted by [`PluginHost::load`](crate::PluginHost::load).
+pub const MAX_COMPONENT_BYTES: usize = 10 << 20;
+
+/// Largest JSON accepted by `extraction.submit`.
+pub const MAX_EXTRACTION_BYTES: usize = 64 << 10;
+
+/// Largest caller memory accepted by `call.set-memory`.
+pub const MAX_MEMORY_JSON_BYTES: usize = 16 << 10;
+
+/// Longest key-value key.
+pub const MAX_KV_KEY_BYTES: usize = 256;
+
+/// Largest key-value value.
+pub const MAX_KV_VALUE_BYTES: usize = 64 << 10;
+
+/// Longest single log message; longer ones are truncated.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 1024;
+
+/// Shortest and longest timer delay, in ms.
+pub const TIMER_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=600_000;
+
+/// Most actions (says, stops, logs, …) one event may produce before the plugin is
+/// stopped; guards against floods through imports that have no error type.
+pub const MAX_ACTIONS_PER_EVENT: usize = 256;
+
+/// Per-tenant sandbox limits for one plugin instance (one call). Defaults follow
+/// DESIGN.md; tenants may lower them, only operator config raises them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Linear memory cap (capped at [`POOL_MAX_MEMORY_BYTES`]).
+    pub memory_bytes: usize,
+    /// Wall-clock budget for a real-time event (DTMF, transcript, speech, silence, …).
+    pub event_budget: Duration,
+    /// Wall-clock budget for `call-started`, `call-ended` and instantiation.
+    pub lifecycle_budget: Duration,
+    /// Fuel (≈ wasm instructions) per event: a deterministic CPU cap.
+    pub fuel_per_event: u64,
+    /// Most bytes the guest may pass to one host call (`Store::set_hostcall_fuel`).
+    pub hostcall_fuel: usize,
+    /// Most `say` + `play-asset` calls per call.
+    pub max_says_per_call: u32,
+    /// Longest `say` text, in bytes.
+    pub max_say_bytes: usize,
+    /// Most log bytes (including captured stdout/stderr) per call; past it the plugin traps.
+    pub max_logs_bytes_per_call: usize,
+    /// Most timers active at once.
+    pub max_timers: u32,
+    /// Most key-value writes (set + delete) per call.
+    pub max_kv_writes_per_call: u32,
+    /// Most accepted extractions per call.
+    pub max_extractions_per_call: u32,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_bytes: 32 << 20,
+            event_budget: Duration::from_millis(50),
+            lifecycle_budget: Duration::from_millis(200),
+            fuel_per_event: 100_000_000,
+            hostcall_fuel: 128 << 10,
+            max_says_per_call: 500,
+            max_say_bytes: 4 << 10,
+            max_logs_bytes_per_call: 1 << 20,
+            max_timers: 16,
+            max_kv_writes_per_call: 100,
+            max_extractions_per_call: 32,
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! The process-wide plugin host: engine, epoch ticker, lean linker and the
+//! compiled-plugin cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmFeatures};
+
+use crate::bindings::{Agent, AgentPre};
+use crate::config::{HostConfig, MAX_COMPONENT_BYTES, POOL_MAX_MEMORY_BYTES, PluginLimits};
+use crate::error::{FailureKind, LoadError, PluginFailure, SandboxError};
+use crate::extraction::{ExtractionSchemas, SchemaInfo};
+use crate::kv::{KvError, KvStore};
+use crate::state::HostState;
+
+/// Wasm stack available to guest code.
+const MAX_WASM_STACK: usize = 256 << 10;
+/// Fiber stack for async calls: the wasm stack plus room for host functions
+/// (JSON Schema validation runs here).
+const ASYNC_STACK: usize = 1 << 20;
+/// Extra wall time allowed to `describe()` beyond its budget before the backstop.
+const DESCRIBE_BACKSTOP_MARGIN: Duration = Duration::from_millis(20);
+/// World versions of `vaani:agent` this host serves.
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
+/// Custom section in which the SDK records the world version.
+pub const WORLD_VERSION_SECTION: &str = "vaani:agent-version";
+/// Most extraction schemas one plugin may declare.
+const MAX_SCHEMAS: usize = 32;
+/// Longest plugin name, version or schema id.
+const MAX_NAME_BYTES: usize = 64;
+/// Largest serialized JSON Schema.
+const MAX_SCHEMA_BYTES: usize = 64 << 10;
+
+/// What a plugin's `describe()` reported, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Declared extraction schemas (all compiled successfully).
+    pub schemas: Vec<SchemaInfo>,
+}
+
+/// A compiled, linked and described plugin, ready to instantiate per call.
+/// Shared (`Arc`) between all calls of all tenants that use the same bytes.
+pub struct LoadedPlugin {
+    /// What `describe()` reported.
+    pub info: PluginInfo,
+    /// Lowercase hex SHA-256 of the component bytes.
+    pub content_hash: String,
+    /// World version recorded by the SDK (`vaani:agent-version` section), if present.
+    pub world_version: Option<String>,
+    pub(crate) pre: AgentPre<HostState>,
+    pub(crate) schemas: Arc<ExtractionSchemas>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("info", &self.info)
+            .field("content_hash", &self.content_hash)
+            .field("world_version", &self.world_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the compiled-plugin cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Components compiled (cache misses that got as far as compiling).
+    pub compiled: u64,
+    /// Loads answered from the cache.
+    pub hits: u64,
+}
+
+/// The plugin host. Create one per process and clone it freely (it is an `Arc`).
+#[derive(Clone)]
+pub struct PluginHost {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    linker: Linker<HostState>,
+    cache: Mutex<HashMap<String, Weak<LoadedPlugin>>>,
+    compiled: AtomicU64,
+    hits: AtomicU64,
+    _ticker: EpochTicker,
+}
+
+impl fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("cache", &self.cache_stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Increments the engine epoch every tick until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> Result<Self, SandboxError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let tick = tick.max(Duration::from_micros(100));
+        let thread = thread::Builder::new()
+            .name("vaani-plugin-epoch".to_string())
+            .spawn(move || {
+                while !stop_flag.load(Ordering::Relaxed) {
+                    thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(SandboxError::Ticker)?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Wasm proposals a Rust plugin does not need; each is attack surface (§6.1).
+fn disabled_features() -> WasmFeatures {
+    WasmFeatures::THREADS
+        | WasmFeatures::SHARED_EVERYTHING_THREADS
+        | WasmFeatures::GC
+        | WasmFeatures::FUNCTION_REFERENCES
+        | WasmFeatures::EXCEPTIONS
+        | WasmFeatures::LEGACY_EXCEPTIONS
+        | WasmFeatures::MEMORY64
+        | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::STACK_SWITCHING
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::RELAXED_SIMD
+        | WasmFeatures::WIDE_ARITHMETIC
+        | WasmFeatures::CUSTOM_PAGE_SIZES
+        | WasmFeatures::CM_ASYNC
+        | WasmFeatures::CM_ASYNC_STACKFUL
+        | WasmFeatures::CM_MORE_ASYNC_BUILTINS
+        | WasmFeatures::CM_THREADING
+        | WasmFeatures::CM_ERROR_CONTEXT
+        | WasmFeatures::CM_GC
+}
+
+fn engine_config(config: &HostConfig) -> Config {
+    let n = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_memory_size(POOL_MAX_MEMORY_BYTES)
+        .table_elements(10_000);
+
+    let mut cfg = Config::new();
+    cfg.epoch_interruption(true)
+        .consume_fuel(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .wasm_component_model(true)
+        .wasm_features(disabled_features(), false)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    cfg
+}
+
+/// Links only what a plugin may use: `wasi:io`, `wasi:cli`, `wasi:clocks`,
+/// `wasi:random`, and the `vaani:agent` imports. Anything else a component
+/// imports (filesystem, sockets, http) makes it fail to link at load.
+fn lean_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    let mut linker = Linker::<HostState>::new(engine);
+    let l = &mut linker;
+    wasmtime_wasi_io::add_to_linker_async(l)?;
+    clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    random::random::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    random::insecure::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, HostState::random)?;
+    cli::exit::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::environment::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    Agent::add_to_linker::<HostState, HasSelf<HostState>>(l, |state| state)?;
+    Ok(linker)
+}
+
+/// The `KvStore` used while running `describe()`: there is no tenant yet.
+struct NoKv;
+
+impl KvStore for NoKv {
+    fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Err(KvError::Unavailable(
+            "no key-value store during describe()".into(),
+        ))
+    }
+    fn set(&self, _key: &str, _value: &[u8]) -> Result<(), KvError> {
+        Err(KvError::Unavailable(
+            "no key-value store during describe()".into(),
+        ))
+    }
+    fn delete(&self, _key: &str) -> Result<(), KvError> {
+        Err(KvError::Unavailable(
+            "no key-value store during describe()".into(),
+        ))
+    }
+}
+
+impl PluginHost {
+    /// Creates the engine (pooling allocator sized by `max_instances`, epoch
+    /// interruption, fuel, hardened feature set), the lean linker and the epoch
+    /// ticker thread.
+    pub fn new(config: HostConfig) -> Result<PluginHost, SandboxError> {
+        let engine = Engine::new(&engine_config(&config))
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let linker = lean_linker(&engine).map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)?;
+        Ok(PluginHost {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                cache: Mutex::new(HashMap::new()),
+                compiled: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Compiles, links and describes a plugin component, or returns the cached
+    /// one for identical bytes (by SHA-256). Runs `describe()` under the default
+    /// limits and compiles every declared JSON Schema.
+    ///
+    /// This blocks for the compilation (100 ms+ for a real plugin) and for
+    /// `describe()` (run on a short-lived thread of its own): call it from
+    /// `spawn_blocking` or a dedicated thread, never on the media path.
+    pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedPlugin>, LoadError> {
+        if wasm.len() > MAX_COMPONENT_BYTES {
+            return Err(LoadError::TooLarge {
+                size: wasm.len(),
+                max: MAX_COMPONENT_BYTES,
+            });
+        }
+        if Engine::detect_precompiled(wasm).is_some() {
+            return Err(LoadError::Precompiled);
+        }
+        let content_hash = hex(&Sha256::digest(wasm));
+        if let Some(plugin) = self.cached(&content_hash) {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(plugin);
+        }
+
+        let world_version = world_version(wasm)?;
+        if let Some(version) = &world_version
+            && !SUPPORTED_WORLD_VERSIONS.contains(&version.as_str())
+        {
+            return Err(LoadError::UnsupportedWorldVersion(version.clone()));
+        }
+
+        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+        let component = Component::new(&self.inner.engine, wasm)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = AgentPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+
+        let raw = self.describe_on_own_thread(&pre)?;
+        let info = validate_info(raw)?;
+        let schemas = Arc::new(ExtractionSchemas::compile(&info.schemas)?);
+        let plugin = Arc::new(LoadedPlugin {
+            info,
+            content_hash: content_hash.clone(),
+            world_version,
+            pre,
+            schemas,
+        });
+
+        let mut cache = self.lock_cache();
+        cache.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(existing) = cache.get(&content_hash).and_then(Weak::upgrade) {
+            // Another thread loaded the same bytes meanwhile; share its copy.
+            return Ok(existing);
+        }
+        cache.insert(content_hash, Arc::downgrade(&plugin));
+        Ok(plugin)
+    }
+
+    /// Cache counters (compilations and hits).
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.inner.compiled.load(Ordering::Relaxed),
+            hits: self.inner.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<LoadedPlugin>>> {
+        // The cache holds only weak references: a poisoned lock still holds a usable map.
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached(&self, content_hash: &str) -> Option<Arc<LoadedPlugin>> {
+        self.lock_cache().get(content_hash).and_then(Weak::upgrade)
+    }
+
+    /// Runs [`describe`](Self::describe) on a short-lived thread with its own
+    /// current-thread tokio runtime, so `load` works from any context (inside a
+    /// tokio worker or not), WASI host calls that await timers work, and a guest
+    /// that blocks in a host call is cut off by the backstop timeout.
+    fn describe_on_own_thread(
+        &self,
+        pre: &AgentPre<HostState>,
+    ) -> Result<crate::bindings::exports::vaani::agent::handler::PluginInfo, LoadError> {
+        let budget = PluginLimits::default().lifecycle_budget;
+        let describe_failure = |message: String| {
+            LoadError::Describe(PluginFailure::new(FailureKind::Instantiate, message))
+        };
+        thread::scope(|scope| {
+            let describing = thread::Builder::new()
+                .name("vaani-plugin-describe".to_string())
+                .spawn_scoped(scope, || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                        .map_err(|e| describe_failure(format!("cannot start a runtime: {e}")))?;
+                    runtime.block_on(async {
+                        match tokio::time::timeout(
+                            budget + DESCRIBE_BACKSTOP_MARGIN,
+                            self.describe(pre),
+                        )
+                        .await
+                        {
+                            Ok(result) => result.map_err(LoadError::Describe),
+                            Err(_) => Err(LoadError::Describe(PluginFailure::new(
+                                FailureKind::Timeout,
+                                format!(
+                                    "describe() ran past its {} ms budget (wall-clock backstop)",
+                                    budget.as_millis()
+                                ),
+                            ))),
+                        }
+                    })
+                })
+                .map_err(|e| describe_failure(format!("cannot start a thread: {e}")))?;
+            describing
+                .join()
+                .unwrap_or_else(|_| Err(describe_failure("describe thread panicked".to_string())))
+        })
+    }
+
+    /// Instantiates once with the default limits and calls `describe()`.
+    async fn describe(
+        &self,
+        pre: &AgentPre<HostState>,
+    ) -> Result<crate::bindings::exports::vaani::agent::handler::PluginInfo, PluginFailure> {
+        let limits = PluginLimits::default();
+        let budget = limits.lifecycle_budget;
+        let mut store = crate::instance::new_store(
+            &self.inner.engine,
+            &limits,
+            Arc::new(ExtractionSchemas::empty()),
+            Arc::new(NoKv),
+        )?;
+        store.data_mut().begin_event(budget, false);
+        crate::instance::arm_event(&mut store, &limits)?;
+        let agent = match pre.instantiate_async(&mut store).await {
+            Ok(agent) => agent,
+            Err(e) => {
+                let failure = crate::instance::classify(e, store.data_mut());
+                return Err(PluginFailure::new(
+                    FailureKind::Instantiate,
+                    format!("{}: {}", failure.kind, failure.message),
+                ));
+            }
+        };
+        store.data_mut().begin_event(budget, false);
+        crate::instance::arm_event(&mut store, &limits)?;
+        agent
+            .vaani_agent_handler()
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| crate::instance::classify(e, store.data_mut()))
+    }
+}
+
+fn validate_info(
+    raw: crate::bindings::exports::vaani::agent::handler::PluginInfo,
+) -> Result<PluginInfo, LoadError> {
+    let name_ok = |s: &str| {
+        !s.trim().is_empty() && s.len() <= MAX_NAME_BYTES && !s.chars().any(char::is_control)
+    };
+    if !name_ok(&raw.name) {
+        return Err(LoadError::InvalidInfo(format!(
+            "name must be 1-{MAX_NAME_BYTES} printable bytes"
+        )));
+    }
+    if !name_ok(&raw.version) {
+        return Err(LoadError::InvalidInfo(format!(
+            "version must be 1-{MAX_NAME_BYTES} printable bytes"
+        )));
+    }
+    if raw.schemas.len() > MAX_SCHEMAS {
+        return Err(LoadError::InvalidInfo(format!(
+            "{} schemas declared; the limit is {MAX_SCHEMAS}",
+            raw.schemas.len()
+        )));
+    }
+    let mut schemas = Vec::with_capacity(raw.schemas.len());
+    for schema in raw.schemas {
+        if !name_ok(&schema.id) {
+            return Err(LoadError::InvalidInfo(format!(
+                "schema id must be 1-{MAX_NAME_BYTES} printable bytes"
+            )));
+        }
+        if schemas.iter().any(|s: &SchemaInfo| s.id == schema.id) {
+            return Err(LoadError::InvalidInfo(format!(
+                "schema id {:?} declared twice",
+                schema.id
+            )));
+        }
+        if schema.json_schema.len() > MAX_SCHEMA_BYTES {
+            return Err(LoadError::InvalidSchema {
+                id: schema.id,
+                message: format!("larger than {MAX_SCHEMA_BYTES} bytes"),
+            });
+        }
+        let json_schema =
+            serde_json::from_str(&schema.json_schema).map_err(|e| LoadError::InvalidSchema {
+                id: schema.id.clone(),
+                message: format!("not JSON: {e}"),
+            })?;
+        schemas.push(SchemaInfo {
+            id: schema.id,
+            description: crate::extraction::truncate(schema.description, 1024),
+            json_schema,
+        });
+    }
+    Ok(PluginInfo {
+        name: raw.name,
+        version: raw.version,
+        schemas,
+    })
+}
+
+/// Reads the `vaani:agent-version` custom section, wherever it is nested.
+fn world_version(wasm: &[u8]) -> Result<Option<String>, LoadError> {
+    Ok(find_custom_section(wasm, WORLD_VERSION_SECTION, 0)
+        .map(|data| String::from_utf8_lossy(data).trim().to_string()))
+}
+
+/// Finds a custom section by name in a core module or component binary,
+/// descending into nested core modules (section 1) and components (section 4)
+/// of a component. Malformed input yields `None` (compilation reports it).
+fn find_custom_section<'a>(wasm: &'a [u8], name: &str, depth: u32) -> Option<&'a [u8]> {
+    const MAGIC: &[u8] = b"\0asm";
+    if depth > 4 || wasm.len() < 8 || &wasm[..4] != MAGIC {
+        return None;
+    }
+    // Bytes 4..8: version and layer; layer 1 is a component.
+    let is_component = wasm[6] == 1 && wasm[7] == 0;
+    let mut rest = &wasm[8..];
+    while !rest.is_empty() {
+        let id = rest[0];
+        let (size, len_bytes) = read_leb_u32(&rest[1..])?;
+        let start = 1 + len_bytes;
+        let end = start.checked_add(usize::try_from(size).ok()?)?;
+        let contents = rest.get(start..end)?;
+        match id {
+            0 => {
+                let (name_len, n) = read_leb_u32(contents)?;
+                let name_end = n.checked_add(usize::try_from(name_len).ok()?)?;
+                if contents.get(n..name_end)? == name.as_bytes() {
+                    return Some(&contents[name_end..]);
+                }
+            }
+            1 | 4 if is_component => {
+                if let Some(found) = find_custom_section(contents, name, depth + 1) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+        rest = &rest[end..];
+    }
+    None
+}
+
+/// Reads an unsigned LEB128 `u32`, returning it and the bytes it took.
+fn read_leb_u32(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_sections_are_found_in_nested_modules() {
+        // A component (layer 1) holding one core module with a custom section.
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        let mut custom = vec![WORLD_VERSION_SECTION.len() as u8];
+        custom.extend_from_slice(WORLD_VERSION_SECTION.as_bytes());
+        custom.extend_from_slice(b"0.1.0");
+        module.push(0);
+        module.push(custom.len() as u8);
+        module.extend_from_slice(&custom);
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        component.push(1);
+        component.push(module.len() as u8);
+        component.extend_from_slice(&module);
+        assert_eq!(world_version(&component).unwrap().as_deref(), Some("0.1.0"));
+        assert_eq!(find_custom_section(&component, "other", 0), None);
+        // Truncated input is not a panic.
+        assert_eq!(
+            find_custom_section(&component[..component.len() - 3], "x", 0),
+            None
+        );
+        assert_eq!(read_leb_u32(&[0xe5, 0x8e, 0x26]), Some((624_485, 3)));
+        assert_eq!(read_leb_u32(&[0x80, 0x80]), None);
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+    }
+
+    #[test]
+    fn engine_config_is_accepted() {
+        let host = PluginHost::new(HostConfig {
+            max_instances: 4,
+            epoch_tick: Duration::from_millis(1),
+        });
+        assert!(host.is_ok(), "{:?}", host.err());
+    }
+
+    #[test]
+    fn garbage_is_a_compile_error_and_oversize_is_refused() {
+        let host = PluginHost::new(HostConfig {
+            max_instances: 2,
+            epoch_tick: Duration::from_millis(1),
+        })
+        .unwrap();
+        assert!(matches!(
+            host.load(b"not wasm at all"),
+            Err(LoadError::Compile(_))
+        ));
+        let huge = vec![0u8; MAX_COMPONENT_BYTES + 1];
+        assert!(matches!(host.load(&huge), Err(LoadError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_core_module_is_not_a_plugin() {
+        let host = PluginHost::new(HostConfig {
+            max_instances: 2,
+            epoch_tick: Duration::from_millis(1),
+        })
+        .unwrap();
+        let empty_core_module = b"\0asm\x01\0\0\0";
+        let err = host.load(empty_core_module).unwrap_err();
+        assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
+    }
+}

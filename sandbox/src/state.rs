@@ -1,0 +1,555 @@
+//! Per-instance store data: WASI context, limits, quotas, recorded actions, and
+//! the host side of the `vaani:agent` imports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_io::IoView;
+
+use crate::bindings::vaani::agent::{call, extraction, kv, log, timers, types};
+use crate::config::{
+    MAX_ACTIONS_PER_EVENT, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, MAX_LOG_MESSAGE_BYTES,
+    MAX_MEMORY_JSON_BYTES, PluginLimits, TIMER_RANGE_MS,
+};
+use crate::event::{Action, LogLevel};
+use crate::extraction::{ExtractionRejection, ExtractionSchemas, truncate};
+use crate::kv::{KvError, KvStore};
+use crate::stdio::CapturedOutput;
+
+/// Most WASI resources (streams, pollables) one instance may hold.
+const MAX_RESOURCES: usize = 256;
+/// Longest voice name or language tag.
+const MAX_VOICE_BYTES: usize = 64;
+/// Longest asset id.
+const MAX_ASSET_ID_BYTES: usize = 128;
+/// Longest hangup reason (longer ones are truncated).
+const MAX_REASON_BYTES: usize = 256;
+/// Longest caller name.
+const MAX_CALLER_NAME_BYTES: usize = 128;
+/// Longest timer tag.
+const MAX_TIMER_TAG_BYTES: usize = 128;
+
+/// The guest broke a quota through an import without an error type; raised as a trap.
+#[derive(Debug, thiserror::Error)]
+#[error("quota exceeded: {0}")]
+pub(crate) struct QuotaTrap(pub(crate) String);
+
+/// The guest tried to grow memory past its limit; raised as a trap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (wanted {desired} bytes)")]
+pub(crate) struct MemoryLimitTrap {
+    pub(crate) limit: usize,
+    pub(crate) desired: usize,
+}
+
+/// Caps linear memory and tables, and records that the cap was hit so a trap can
+/// be classified as [`FailureKind::MemoryLimit`](crate::FailureKind::MemoryLimit).
+pub(crate) struct Limiter {
+    memory_bytes: usize,
+    pub(crate) memory_limit_hit: bool,
+    pub(crate) peak_memory_bytes: usize,
+}
+
+/// Most table elements per table.
+const MAX_TABLE_ELEMENTS: usize = 10_000;
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = maximum.map_or(self.memory_bytes, |m| m.min(self.memory_bytes));
+        if desired > limit {
+            self.memory_limit_hit = true;
+            return Err(wasmtime::Error::new(MemoryLimitTrap { limit, desired }));
+        }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_limit_hit = true;
+        Err(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = maximum.map_or(MAX_TABLE_ELEMENTS, |m| m.min(MAX_TABLE_ELEMENTS));
+        if desired > limit {
+            return Err(wasmtime::Error::new(QuotaTrap(format!(
+                "table growth to {desired} elements (limit {limit})"
+            ))));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        2
+    }
+}
+
+/// Wall-clock state of the event currently running.
+pub(crate) struct EventClock {
+    /// When the running event must stop.
+    pub(crate) deadline: Instant,
+    /// Its budget, for messages.
+    pub(crate) budget: Duration,
+    /// Yield to tokio at each epoch tick (inside `handle`); otherwise just continue.
+    pub(crate) yield_to_tokio: bool,
+    /// Set by the epoch callback when it interrupted the guest.
+    pub(crate) timed_out: bool,
+}
+
+/// Everything a plugin instance's `Store` holds.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) limits: PluginLimits,
+    schemas: Arc<ExtractionSchemas>,
+    kv: Arc<dyn KvStore>,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+    pub(crate) clock: EventClock,
+    /// Set when a quota trap was raised, for classification.
+    pub(crate) quota_breach: Option<String>,
+    actions: Vec<Action>,
+    next_playback_id: u64,
+    next_timer_id: u64,
+    active_timers: BTreeMap<u64, String>,
+    says: u32,
+    log_bytes: usize,
+    kv_writes: u32,
+    extractions: u32,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        limits: PluginLimits,
+        schemas: Arc<ExtractionSchemas>,
+        kv: Arc<dyn KvStore>,
+    ) -> Self {
+        let stdout = CapturedOutput::default();
+        let stderr = CapturedOutput::default();
+        // No preopens, no environment, no arguments, closed stdin, no network.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .max_random_size(4 << 10)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let memory_bytes = limits
+            .memory_bytes
+            .min(crate::config::POOL_MAX_MEMORY_BYTES);
+        HostState {
+            wasi,
+            table,
+            limiter: Limiter {
+                memory_bytes,
+                memory_limit_hit: false,
+                peak_memory_bytes: 0,
+            },
+            limits,
+            schemas,
+            kv,
+            stdout,
+            stderr,
+            clock: EventClock {
+                deadline: Instant::now(),
+                budget: Duration::ZERO,
+                yield_to_tokio: false,
+                timed_out: false,
+            },
+            quota_breach: None,
+            actions: Vec::new(),
+            next_playback_id: 0,
+            next_timer_id: 0,
+            active_timers: BTreeMap::new(),
+            says: 0,
+            log_bytes: 0,
+            kv_writes: 0,
+            extractions: 0,
+        }
+    }
+
+    /// Resets the per-event state before the guest runs.
+    pub(crate) fn begin_event(&mut self, budget: Duration, yield_to_tokio: bool) {
+        self.clock = EventClock {
+            deadline: Instant::now() + budget,
+            budget,
+            yield_to_tokio,
+            timed_out: false,
+        };
+        self.quota_breach = None;
+        self.actions.clear();
+    }
+
+    /// Takes the actions of the event that just ran, with captured stdout/stderr
+    /// appended as log lines (within the log quota).
+    pub(crate) fn take_actions(&mut self) -> Vec<Action> {
+        for (level, text) in [
+            (LogLevel::Info, self.stdout.drain()),
+            (LogLevel::Warn, self.stderr.drain()),
+        ] {
+            let text = text.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            let message = truncate(text.to_string(), MAX_LOG_MESSAGE_BYTES);
+            if self.log_bytes + message.len() <= self.limits.max_logs_bytes_per_call {
+                self.log_bytes += message.len();
+                self.actions.push(Action::Log { level, message });
+            }
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Appends a log action on the host's behalf (not counted against the quota).
+    pub(crate) fn push_host_log(&mut self, level: LogLevel, message: String) {
+        self.actions.push(Action::Log {
+            level,
+            message: truncate(message, MAX_LOG_MESSAGE_BYTES),
+        });
+    }
+
+    /// Forgets a timer that fired (the first active one with this tag).
+    pub(crate) fn timer_fired(&mut self, tag: &str) {
+        let id = self
+            .active_timers
+            .iter()
+            .find(|(_, t)| t.as_str() == tag)
+            .map(|(id, _)| *id);
+        if let Some(id) = id {
+            self.active_timers.remove(&id);
+        }
+    }
+
+    fn quota_trap(&mut self, what: String) -> wasmtime::Error {
+        self.quota_breach = Some(what.clone());
+        wasmtime::Error::new(QuotaTrap(what))
+    }
+
+    /// Records an action, trapping if the event already produced too many.
+    fn push_action(&mut self, action: Action) -> wasmtime::Result<()> {
+        if self.actions.len() >= MAX_ACTIONS_PER_EVENT {
+            return Err(self.quota_trap(format!(
+                "more than {MAX_ACTIONS_PER_EVENT} actions in one event"
+            )));
+        }
+        self.actions.push(action);
+        Ok(())
+    }
+
+    fn allocate_playback(&mut self) -> Result<u64, String> {
+        if self.says >= self.limits.max_says_per_call {
+            return Err(format!(
+                "playback quota of {} per call exceeded",
+                self.limits.max_says_per_call
+            ));
+        }
+        self.says += 1;
+        self.next_playback_id += 1;
+        Ok(self.next_playback_id)
+    }
+}
+
+impl IoView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn has_control_chars(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+fn check_optional_tag(value: &Option<String>, what: &str) -> Result<(), String> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > MAX_VOICE_BYTES || has_control_chars(v) => Err(
+            format!("{what} must be 1-{MAX_VOICE_BYTES} printable bytes"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+impl types::Host for HostState {}
+
+impl call::Host for HostState {
+    fn say(
+        &mut self,
+        text: String,
+        options: call::SayOptions,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        if text.len() > self.limits.max_say_bytes {
+            return Ok(Err(format!(
+                "say text is {} bytes; the limit is {}",
+                text.len(),
+                self.limits.max_say_bytes
+            )));
+        }
+        if text.trim().is_empty() {
+            return Ok(Err("say text is empty".to_string()));
+        }
+        if let Err(e) = check_optional_tag(&options.voice, "voice")
+            .and_then(|()| check_optional_tag(&options.language, "language"))
+        {
+            return Ok(Err(e));
+        }
+        let id = match self.allocate_playback() {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.push_action(Action::Say {
+            id,
+            text,
+            voice: options.voice,
+            language: options.language,
+            interruptible: options.interruptible,
+        })?;
+        Ok(Ok(id))
+    }
+
+    fn play_asset(
+        &mut self,
+        asset_id: String,
+        interruptible: bool,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        let valid = !asset_id.is_empty()
+            && asset_id.len() <= MAX_ASSET_ID_BYTES
+            && asset_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Ok(Err(format!(
+                "asset id must be 1-{MAX_ASSET_ID_BYTES} characters of [A-Za-z0-9._-]"
+            )));
+        }
+        let id = match self.allocate_playback() {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.push_action(Action::PlayAsset {
+            id,
+            asset_id,
+            interruptible,
+        })?;
+        Ok(Ok(id))
+    }
+
+    fn stop_playback(&mut self, id: Option<u64>) -> wasmtime::Result<()> {
+        self.push_action(Action::StopPlayback(id))
+    }
+
+    fn hangup(&mut self, reason: Option<String>) -> wasmtime::Result<()> {
+        let reason = reason.map(|r| truncate(r, MAX_REASON_BYTES));
+        self.push_action(Action::Hangup { reason })
+    }
+
+    fn set_memory(&mut self, memory_json: String) -> wasmtime::Result<Result<(), String>> {
+        if memory_json.len() > MAX_MEMORY_JSON_BYTES {
+            return Ok(Err(format!(
+                "memory is {} bytes; the limit is {MAX_MEMORY_JSON_BYTES}",
+                memory_json.len()
+            )));
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&memory_json) {
+            return Ok(Err(format!("memory is not valid JSON: {e}")));
+        }
+        self.push_action(Action::SetMemory(memory_json))?;
+        Ok(Ok(()))
+    }
+
+    fn set_caller_name(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_CALLER_NAME_BYTES || has_control_chars(name) {
+            return Ok(Err(format!(
+                "caller name must be 1-{MAX_CALLER_NAME_BYTES} printable bytes"
+            )));
+        }
+        self.push_action(Action::SetCallerName(name.to_string()))?;
+        Ok(Ok(()))
+    }
+}
+
+impl extraction::Host for HostState {
+    fn submit(
+        &mut self,
+        schema_id: String,
+        data_json: String,
+    ) -> wasmtime::Result<Result<(), extraction::ExtractionError>> {
+        if self.extractions >= self.limits.max_extractions_per_call {
+            return Ok(Err(extraction::ExtractionError::QuotaExceeded));
+        }
+        match self.schemas.validate(&schema_id, &data_json) {
+            Ok(data) => {
+                self.extractions += 1;
+                self.push_action(Action::Extraction { schema_id, data })?;
+                Ok(Ok(()))
+            }
+            Err(rejection) => Ok(Err(match rejection {
+                ExtractionRejection::UnknownSchema => extraction::ExtractionError::UnknownSchema,
+                ExtractionRejection::InvalidJson(e) => extraction::ExtractionError::InvalidJson(e),
+                ExtractionRejection::TooLarge => extraction::ExtractionError::TooLarge,
+                ExtractionRejection::SchemaViolation(violations) => {
+                    extraction::ExtractionError::SchemaViolation(
+                        violations
+                            .into_iter()
+                            .map(|v| extraction::Violation {
+                                path: v.path,
+                                message: v.message,
+                            })
+                            .collect(),
+                    )
+                }
+            })),
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), kv::KvError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY_BYTES || has_control_chars(key) {
+        Err(kv::KvError::InvalidKey)
+    } else {
+        Ok(())
+    }
+}
+
+fn kv_error_to_wit(error: KvError) -> kv::KvError {
+    match error {
+        KvError::InvalidKey => kv::KvError::InvalidKey,
+        KvError::TooLarge => kv::KvError::TooLarge,
+        KvError::QuotaExceeded => kv::KvError::QuotaExceeded,
+        KvError::Unavailable(reason) => {
+            tracing::warn!(%reason, "plugin key-value store unavailable");
+            kv::KvError::Unavailable
+        }
+    }
+}
+
+impl HostState {
+    fn count_kv_write(&mut self) -> Result<(), kv::KvError> {
+        if self.kv_writes >= self.limits.max_kv_writes_per_call {
+            return Err(kv::KvError::QuotaExceeded);
+        }
+        self.kv_writes += 1;
+        Ok(())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::KvError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.kv.get(&key).map_err(kv_error_to_wit))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::KvError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        if value.len() > MAX_KV_VALUE_BYTES {
+            return Ok(Err(kv::KvError::TooLarge));
+        }
+        if let Err(e) = self.count_kv_write() {
+            return Ok(Err(e));
+        }
+        Ok(self.kv.set(&key, &value).map_err(kv_error_to_wit))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), kv::KvError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        if let Err(e) = self.count_kv_write() {
+            return Ok(Err(e));
+        }
+        Ok(self.kv.delete(&key).map_err(kv_error_to_wit))
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let message = truncate(message, MAX_LOG_MESSAGE_BYTES);
+        if self.log_bytes + message.len() > self.limits.max_logs_bytes_per_call {
+            return Err(self.quota_trap(format!(
+                "log quota of {} bytes per call exceeded",
+                self.limits.max_logs_bytes_per_call
+            )));
+        }
+        self.log_bytes += message.len();
+        let level = match level {
+            log::Level::Trace => LogLevel::Trace,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
+        };
+        self.push_action(Action::Log { level, message })
+    }
+}
+
+impl timers::Host for HostState {
+    fn set_timer(&mut self, after_ms: u32, tag: String) -> wasmtime::Result<Result<u64, String>> {
+        if !TIMER_RANGE_MS.contains(&after_ms) {
+            return Ok(Err(format!(
+                "timer delay must be {} to {} ms",
+                TIMER_RANGE_MS.start(),
+                TIMER_RANGE_MS.end()
+            )));
+        }
+        if tag.is_empty() || tag.len() > MAX_TIMER_TAG_BYTES || has_control_chars(&tag) {
+            return Ok(Err(format!(
+                "timer tag must be 1-{MAX_TIMER_TAG_BYTES} printable bytes"
+            )));
+        }
+        if self.active_timers.len() >= self.limits.max_timers as usize {
+            return Ok(Err(format!(
+                "at most {} timers may be active",
+                self.limits.max_timers
+            )));
+        }
+        self.next_timer_id += 1;
+        let id = self.next_timer_id;
+        self.active_timers.insert(id, tag.clone());
+        self.push_action(Action::SetTimer { id, after_ms, tag })?;
+        Ok(Ok(id))
+    }
+
+    fn cancel_timer(&mut self, id: u64) -> wasmtime::Result<()> {
+        if self.active_timers.remove(&id).is_some() {
+            self.push_action(Action::CancelTimer(id))?;
+        }
+        Ok(())
+    }
+}
