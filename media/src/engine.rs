@@ -1,0 +1,716 @@
+//! The media socket engine: N shard threads, each owning the UDP sockets and
+//! [`MediaSession`]s of its calls and ONE 20 ms ticker (not a timer per call).
+//!
+//! Every tick a shard applies queued commands, then for each session drains its socket with
+//! non-blocking `recv_from` into one reused buffer, feeds the session, sends the session's
+//! outbound packets from the same socket (the port advertised in SDP — symmetric RTP) and
+//! delivers its events to the call over a bounded tokio channel. Shards are plain std threads,
+//! so media never shares a runtime with SIP or plugins, and they never block on a call: a full
+//! event channel drops speech events (counted) and keeps DTMF/playback/barge-in/timeout events
+//! in a per-session backlog until the call catches up.
+//!
+//! RTP ports come in pairs (even RTP port, odd RTCP port reserved) from a configured range,
+//! bound on a configured address before the SDP answer is sent ([`MediaEngine::allocate_port`]),
+//! and released when the session closes.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::error::MediaError;
+use crate::session::{MediaEvent, MediaSession, MediaStats, PTIME, SessionConfig};
+use crate::vad::Vad;
+
+/// Capacity of each session's event channel to its call.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+/// Capacity of each shard's command queue.
+const COMMAND_QUEUE_CAPACITY: usize = 4096;
+/// Undeliverable must-keep events held per session before they are dropped too.
+const EVENT_BACKLOG_LIMIT: usize = 1024;
+/// Datagrams read from one socket per tick at most (fairness between calls).
+const MAX_RECV_PER_TICK: usize = 64;
+/// Receive buffer size (larger than any sane RTP datagram; longer ones are truncated).
+const RECV_BUFFER: usize = 2048;
+
+/// Where and how the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Address RTP sockets are bound on.
+    pub bind_ip: IpAddr,
+    /// Inclusive port range; RTP uses its even ports, the following odd port is reserved for
+    /// RTCP.
+    pub port_range: (u16, u16),
+    /// Number of shard threads (0 = number of CPU cores).
+    pub shards: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port_range: (10000, 20000),
+            shards: 0,
+        }
+    }
+}
+
+/// Engine-wide counters for metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    packets_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    packets_lost: AtomicU64,
+    packets_late: AtomicU64,
+    send_errors: AtomicU64,
+    events_dropped: AtomicU64,
+    sessions_opened: AtomicU64,
+    sessions_closed: AtomicU64,
+}
+
+/// A snapshot of the engine-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Datagrams received on RTP sockets.
+    pub packets_in: u64,
+    /// RTP packets sent.
+    pub packets_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Caller packets declared lost by the jitter buffers.
+    pub packets_lost: u64,
+    /// Caller packets that arrived after their deadline.
+    pub packets_late: u64,
+    /// `send_to` failures.
+    pub send_errors: u64,
+    /// Events dropped because a call did not read them.
+    pub events_dropped: u64,
+    /// Sessions opened since start.
+    pub sessions_opened: u64,
+    /// Sessions closed since start.
+    pub sessions_closed: u64,
+}
+
+/// Reserved and bound RTP port pairs.
+#[derive(Debug)]
+struct PortPool {
+    bind_ip: IpAddr,
+    first: u16,
+    last: u16,
+    first_even: u32,
+    pairs: usize,
+    state: Mutex<PortPoolState>,
+}
+
+#[derive(Debug)]
+struct PortPoolState {
+    in_use: Vec<bool>,
+    cursor: usize,
+}
+
+impl PortPool {
+    fn new(bind_ip: IpAddr, (first, last): (u16, u16)) -> Result<Self, MediaError> {
+        let first_even = (first as u32).div_ceil(2) * 2;
+        if first > last || first_even + 1 > last as u32 || first_even == 0 {
+            return Err(MediaError::InvalidConfig(format!(
+                "RTP port range {first}..={last} holds no even/odd port pair"
+            )));
+        }
+        let pairs = ((last as u32 - first_even - 1) / 2 + 1) as usize;
+        Ok(Self {
+            bind_ip,
+            first,
+            last,
+            first_even,
+            pairs,
+            state: Mutex::new(PortPoolState {
+                in_use: vec![false; pairs],
+                cursor: 0,
+            }),
+        })
+    }
+
+    fn allocate(self: &Arc<Self>) -> Result<PortLease, MediaError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for step in 0..self.pairs {
+            let index = (state.cursor + step) % self.pairs;
+            if state.in_use[index] {
+                continue;
+            }
+            let port = (self.first_even + 2 * index as u32) as u16;
+            let addr = SocketAddr::new(self.bind_ip, port);
+            let Ok(socket) = UdpSocket::bind(addr) else {
+                continue; // taken by someone else; try the next pair
+            };
+            socket
+                .set_nonblocking(true)
+                .map_err(|source| MediaError::Io {
+                    context: "set RTP socket non-blocking",
+                    addr: Some(addr),
+                    source,
+                })?;
+            state.in_use[index] = true;
+            state.cursor = (index + 1) % self.pairs;
+            return Ok(PortLease {
+                port,
+                socket: Some(socket),
+                pool: Arc::clone(self),
+            });
+        }
+        Err(MediaError::NoFreePort {
+            bind: self.bind_ip,
+            first: self.first,
+            last: self.last,
+        })
+    }
+
+    fn release(&self, port: u16) {
+        let index = ((port as u32).saturating_sub(self.first_even) / 2) as usize;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = state.in_use.get_mut(index) {
+            *slot = false;
+        }
+    }
+}
+
+/// A reserved RTP port pair with its bound RTP socket. Put `port()` in the SDP answer, then
+/// hand the lease to [`MediaEngine::open_session`]. Dropping it releases the port.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    socket: Option<UdpSocket>,
+    pool: Arc<PortPool>,
+}
+
+impl PortLease {
+    /// The RTP port (even); RTCP would be `port() + 1`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.pool.bind_ip, self.port)
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        // Close the socket before the port becomes allocatable again.
+        self.socket.take();
+        self.pool.release(self.port);
+    }
+}
+
+/// State a call and its shard share.
+#[derive(Debug, Default)]
+struct SessionShared {
+    closed: AtomicBool,
+    stats: Mutex<MediaStats>,
+}
+
+enum Command {
+    Open {
+        id: u64,
+        lease: PortLease,
+        config: Box<SessionConfig>,
+        vad: Box<dyn Vad>,
+        events: mpsc::Sender<MediaEvent>,
+        shared: Arc<SessionShared>,
+    },
+    Enqueue {
+        id: u64,
+        item: u64,
+        pcm: Arc<[i16]>,
+        interruptible: bool,
+    },
+    Flush {
+        id: u64,
+        item: Option<u64>,
+    },
+    SetRemote {
+        id: u64,
+        remote: Option<SocketAddr>,
+    },
+}
+
+struct ShardHandle {
+    commands: SyncSender<Command>,
+    load: Arc<AtomicUsize>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct EngineInner {
+    shards: Vec<ShardHandle>,
+    ports: Arc<PortPool>,
+    active: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    next_id: AtomicU64,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for shard in &self.shards {
+            let handle = shard.thread.lock().ok().and_then(|mut t| t.take());
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The sharded media engine. Cheap to clone (shared); `Send + Sync`. The shard threads stop
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("shards", &self.inner.shards.len())
+            .field("active_sessions", &self.active_sessions())
+            .finish()
+    }
+}
+
+impl MediaEngine {
+    /// Validates the configuration and starts the shard threads.
+    pub fn start(config: EngineConfig) -> Result<MediaEngine, MediaError> {
+        let ports = Arc::new(PortPool::new(config.bind_ip, config.port_range)?);
+        let shard_count = if config.shards == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.shards
+        };
+        let active = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut shards = Vec::with_capacity(shard_count);
+        for index in 0..shard_count {
+            let (tx, rx) = sync_channel(COMMAND_QUEUE_CAPACITY);
+            let load = Arc::new(AtomicUsize::new(0));
+            let shard = Shard {
+                commands: rx,
+                sessions: Vec::new(),
+                load: Arc::clone(&load),
+                active: Arc::clone(&active),
+                counters: Arc::clone(&counters),
+                stop: Arc::clone(&stop),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("vaani-media-{index}"))
+                .spawn(move || shard.run())
+                .map_err(MediaError::Thread)?;
+            shards.push(ShardHandle {
+                commands: tx,
+                load,
+                thread: Mutex::new(Some(thread)),
+            });
+        }
+        tracing::info!(shards = shard_count, bind = %config.bind_ip, range = ?config.port_range, "media engine started");
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                shards,
+                ports,
+                active,
+                counters,
+                stop,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Reserves an RTP port pair and binds its RTP socket (do this before the SDP answer).
+    pub fn allocate_port(&self) -> Result<PortLease, MediaError> {
+        self.inner.ports.allocate()
+    }
+
+    /// Starts media on a reserved port. The session's outbound clock starts on its shard's
+    /// next tick.
+    pub fn open_session(
+        &self,
+        lease: PortLease,
+        config: SessionConfig,
+        vad: Box<dyn Vad>,
+    ) -> Result<SessionHandle, MediaError> {
+        let shard_index = self
+            .inner
+            .shards
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| s.load.load(Ordering::Relaxed))
+            .map(|(i, _)| i)
+            .ok_or(MediaError::Closed)?;
+        let shard = &self.inner.shards[shard_index];
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let port = lease.port();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let shared = Arc::new(SessionShared::default());
+        let command = Command::Open {
+            id,
+            lease,
+            config: Box::new(config),
+            vad,
+            events: events_tx,
+            shared: Arc::clone(&shared),
+        };
+        shard.commands.try_send(command).map_err(command_error)?;
+        shard.load.fetch_add(1, Ordering::Relaxed);
+        self.inner.active.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .sessions_opened
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(SessionHandle {
+            port,
+            id,
+            commands: shard.commands.clone(),
+            events: events_rx,
+            shared,
+        })
+    }
+
+    /// Sessions opened and not yet removed by their shard.
+    pub fn active_sessions(&self) -> usize {
+        self.inner.active.load(Ordering::Relaxed)
+    }
+
+    /// Engine-wide counters.
+    pub fn counters(&self) -> EngineCounters {
+        let c = &self.inner.counters;
+        EngineCounters {
+            packets_in: c.packets_in.load(Ordering::Relaxed),
+            packets_out: c.packets_out.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            packets_lost: c.packets_lost.load(Ordering::Relaxed),
+            packets_late: c.packets_late.load(Ordering::Relaxed),
+            send_errors: c.send_errors.load(Ordering::Relaxed),
+            events_dropped: c.events_dropped.load(Ordering::Relaxed),
+            sessions_opened: c.sessions_opened.load(Ordering::Relaxed),
+            sessions_closed: c.sessions_closed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn command_error<T>(e: TrySendError<T>) -> MediaError {
+    match e {
+        TrySendError::Full(_) => MediaError::Busy,
+        TrySendError::Disconnected(_) => MediaError::Closed,
+    }
+}
+
+/// The call's side of a media session. Dropping it (or [`close`](Self::close)) ends the
+/// session and releases its port at the shard's next tick.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// The local RTP port (as advertised in SDP).
+    pub port: u16,
+    id: u64,
+    commands: SyncSender<Command>,
+    events: mpsc::Receiver<MediaEvent>,
+    shared: Arc<SessionShared>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Open { id, .. } => write!(f, "Open({id})"),
+            Command::Enqueue { id, item, .. } => write!(f, "Enqueue({id}, {item})"),
+            Command::Flush { id, item } => write!(f, "Flush({id}, {item:?})"),
+            Command::SetRemote { id, remote } => write!(f, "SetRemote({id}, {remote:?})"),
+        }
+    }
+}
+
+impl SessionHandle {
+    fn send(&self, command: Command) -> Result<(), MediaError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(MediaError::Closed);
+        }
+        self.commands.try_send(command).map_err(command_error)
+    }
+
+    /// Queues 8 kHz PCM to play; `interruptible` items are cut by caller speech (barge-in).
+    pub fn enqueue(
+        &self,
+        id: u64,
+        pcm8k: Arc<[i16]>,
+        interruptible: bool,
+    ) -> Result<(), MediaError> {
+        self.send(Command::Enqueue {
+            id: self.id,
+            item: id,
+            pcm: pcm8k,
+            interruptible,
+        })
+    }
+
+    /// Stops item `id`, or everything queued when `None`.
+    pub fn flush(&self, id: Option<u64>) -> Result<(), MediaError> {
+        self.send(Command::Flush {
+            id: self.id,
+            item: id,
+        })
+    }
+
+    /// Changes where RTP goes (re-INVITE); `None` latches to the next RTP source.
+    pub fn set_remote(&self, remote: Option<SocketAddr>) -> Result<(), MediaError> {
+        self.send(Command::SetRemote {
+            id: self.id,
+            remote,
+        })
+    }
+
+    /// Next event; `None` once the session has been removed.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// Next event if one is waiting.
+    pub fn try_next_event(&mut self) -> Option<MediaEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Latest counters (updated by the shard every tick).
+    pub fn stats(&self) -> MediaStats {
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the session (same as dropping the handle).
+    pub fn close(self) {}
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}
+
+struct ShardSession {
+    id: u64,
+    lease: PortLease,
+    session: MediaSession,
+    events: mpsc::Sender<MediaEvent>,
+    backlog: VecDeque<MediaEvent>,
+    shared: Arc<SessionShared>,
+    events_dropped: u64,
+    reported_lost: u64,
+    reported_late: u64,
+}
+
+/// Events the call must see even when it is slow to read them.
+fn must_deliver(event: &MediaEvent) -> bool {
+    !matches!(
+        event,
+        MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
+    )
+}
+
+struct Shard {
+    commands: Receiver<Command>,
+    sessions: Vec<ShardSession>,
+    load: Arc<AtomicUsize>,
+    active: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Shard {
+    fn run(mut self) {
+        let mut buffer = vec![0u8; RECV_BUFFER];
+        let mut next_tick = Instant::now();
+        loop {
+            let now = Instant::now();
+            if next_tick > now {
+                std::thread::sleep(next_tick - now);
+            }
+            let tick = next_tick;
+            next_tick += PTIME;
+            let now = Instant::now();
+            if now > next_tick + PTIME * 5 {
+                // Far behind (suspended VM, debugger): re-anchor instead of spinning through
+                // missed ticks; sessions skip the ticks themselves.
+                next_tick = now + PTIME;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                break;
+            }
+            if !self.apply_commands(tick) {
+                break;
+            }
+            self.tick(Instant::now(), &mut buffer);
+        }
+        let remaining = self.sessions.len();
+        self.sessions.clear();
+        self.load.fetch_sub(remaining, Ordering::Relaxed);
+        self.active.fetch_sub(remaining, Ordering::Relaxed);
+    }
+
+    /// Returns false when the engine is gone.
+    fn apply_commands(&mut self, tick: Instant) -> bool {
+        loop {
+            let command = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            match command {
+                Command::Open {
+                    id,
+                    lease,
+                    config,
+                    vad,
+                    events,
+                    shared,
+                } => {
+                    // Start the session's clock on this shard's tick grid so that every tick
+                    // sends exactly one packet.
+                    let session = MediaSession::new(*config, vad, tick);
+                    self.sessions.push(ShardSession {
+                        id,
+                        lease,
+                        session,
+                        events,
+                        backlog: VecDeque::new(),
+                        shared,
+                        events_dropped: 0,
+                        reported_lost: 0,
+                        reported_late: 0,
+                    });
+                }
+                Command::Enqueue {
+                    id,
+                    item,
+                    pcm,
+                    interruptible,
+                } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.session.enqueue(item, pcm, interruptible);
+                    }
+                }
+                Command::Flush { id, item } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.session.flush(item);
+                    }
+                }
+                Command::SetRemote { id, remote } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.session.set_remote(remote);
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant, buffer: &mut [u8]) {
+        let counters = &self.counters;
+        let mut index = 0;
+        while index < self.sessions.len() {
+            let s = &mut self.sessions[index];
+            if s.shared.closed.load(Ordering::Acquire) {
+                self.sessions.swap_remove(index);
+                self.load.fetch_sub(1, Ordering::Relaxed);
+                self.active.fetch_sub(1, Ordering::Relaxed);
+                counters.sessions_closed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            index += 1;
+            let Some(socket) = s.lease.socket.as_ref() else {
+                continue;
+            };
+            for _ in 0..MAX_RECV_PER_TICK {
+                match socket.recv_from(buffer) {
+                    Ok((n, source)) => {
+                        counters.packets_in.fetch_add(1, Ordering::Relaxed);
+                        counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        s.session.handle_rtp(now, source, &buffer[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            s.session.handle_timeout(now);
+            while let Some((remote, bytes)) = s.session.poll_transmit() {
+                match socket.send_to(bytes, remote) {
+                    Ok(n) => {
+                        counters.packets_out.fetch_add(1, Ordering::Relaxed);
+                        counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            deliver_events(s, counters);
+            let mut stats = s.session.stats();
+            counters.packets_lost.fetch_add(
+                stats.jitter.lost.saturating_sub(s.reported_lost),
+                Ordering::Relaxed,
+            );
+            counters.packets_late.fetch_add(
+                stats.jitter.late.saturating_sub(s.reported_late),
+                Ordering::Relaxed,
+            );
+            s.reported_lost = stats.jitter.lost;
+            s.reported_late = stats.jitter.late;
+            stats.events_dropped = s.events_dropped;
+            if let Ok(mut cell) = s.shared.stats.try_lock() {
+                *cell = stats;
+            }
+        }
+    }
+}
+
+fn deliver_events(s: &mut ShardSession, counters: &Counters) {
+    // Older undelivered events first, to keep order.
+    while let Some(event) = s.backlog.front() {
+        match s.events.try_send(*event) {
+            Ok(()) => {
+                s.backlog.pop_front();
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => break,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                s.backlog.clear();
+                break;
+            }
+        }
+    }
+    while let Some(event) = s.session.poll_event() {
+        let result = if s.backlog.is_empty() {
+            s.events.try_send(event)
+        } else {
+            Err(mpsc::error::TrySendError::Full(event))
+        };
+        match result {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                if must_deliver(&event) && s.backlog.len() < EVENT_BACKLOG_LIMIT {
+                    s.backlog.push_back(event);
+                } else {
+                    s.events_dropped += 1;
+                    counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

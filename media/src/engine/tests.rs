@@ -1,0 +1,235 @@
+use super::*;
+use crate::g711::Law;
+use crate::packet::{RTP_HEADER_LEN, parse_rtp, write_rtp_header};
+use crate::vad::EnergyVad;
+use std::time::Duration;
+
+fn engine(range: (u16, u16), shards: usize) -> MediaEngine {
+    MediaEngine::start(EngineConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port_range: range,
+        shards,
+    })
+    .unwrap()
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; RTP_HEADER_LEN + payload.len()];
+    write_rtp_header(&mut buf, false, pt, seq, ts, ssrc);
+    buf[RTP_HEADER_LEN..].copy_from_slice(payload);
+    buf
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+#[tokio::test]
+async fn loopback_call_receives_paced_rtp_from_the_advertised_port() {
+    let engine = engine((47000, 47019), 2);
+    let lease = engine.allocate_port().unwrap();
+    let port = lease.port();
+    assert_eq!(port % 2, 0);
+    assert!((47000..=47018).contains(&port));
+    let server: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+
+    let config = SessionConfig {
+        remote: None, // latch to our client socket
+        dtmf_payload_type: Some(101),
+        ..SessionConfig::new(Law::Mu)
+    };
+    let mut handle = engine
+        .open_session(lease, config, Box::new(EnergyVad::default()))
+        .unwrap();
+    assert_eq!(handle.port, port);
+    assert_eq!(engine.active_sessions(), 1);
+
+    let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    for i in 0..5u16 {
+        client
+            .send_to(&rtp(0, i, 160 * i as u32, 0xC0FFEE, &[0xFF; 160]), server)
+            .unwrap();
+    }
+
+    // Paced packets come back from the advertised port with consecutive seq/timestamps.
+    let mut received = Vec::new();
+    let mut arrival = Vec::new();
+    let mut buf = [0u8; 1500];
+    let client_rx = client.try_clone().unwrap();
+    let collected = tokio::task::spawn_blocking(move || {
+        while received.len() < 12 {
+            let (n, from) = client_rx
+                .recv_from(&mut buf)
+                .expect("paced RTP from the engine");
+            assert_eq!(from, server, "symmetric RTP: sent from the advertised port");
+            received.push(buf[..n].to_vec());
+            arrival.push(Instant::now());
+        }
+        (received, arrival)
+    })
+    .await
+    .unwrap();
+    let (received, arrival) = collected;
+    for pair in received.windows(2) {
+        let a = parse_rtp(&pair[0]).unwrap().header;
+        let b = parse_rtp(&pair[1]).unwrap().header;
+        assert_eq!(b.sequence_number, a.sequence_number.wrapping_add(1));
+        assert_eq!(b.timestamp, a.timestamp.wrapping_add(160));
+        assert_eq!(b.ssrc, a.ssrc);
+        assert_eq!(pair[1].len(), RTP_HEADER_LEN + 160);
+    }
+    // Pacing: packets 2..=11 are 9 intervals of 20 ms (the first ones may have queued before
+    // the reader started); allow one catch-up burst of 3 on a busy machine.
+    let span = arrival[11].duration_since(arrival[2]);
+    assert!(
+        span >= Duration::from_millis(120),
+        "packets 2..=11 in {span:?}"
+    );
+
+    // DTMF (end packets ×3) becomes one event; playback reports start and finish.
+    for k in 0..3u16 {
+        client
+            .send_to(
+                &rtp(101, 100 + k, 4000, 0xC0FFEE, &[5, 0x8A, 0x05, 0x00]),
+                server,
+            )
+            .unwrap();
+    }
+    handle.enqueue(77, vec![4000i16; 320].into(), true).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(2), handle.next_event())
+            .await
+            .expect("event within 2 s")
+            .expect("session open");
+        seen.push(event);
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, MediaEvent::Dtmf { digit: '5', .. })),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&MediaEvent::PlaybackStarted { id: 77 }),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&MediaEvent::PlaybackFinished { id: 77 }),
+        "{seen:?}"
+    );
+    assert!(
+        wait_for(|| handle.stats().packets_received >= 8).await,
+        "{:?}",
+        handle.stats()
+    );
+    assert!(handle.stats().dtmf_digits == 1);
+    let counters = engine.counters();
+    assert!(
+        counters.packets_in >= 8 && counters.packets_out >= 12,
+        "{counters:?}"
+    );
+
+    // Closing removes the session and releases the port.
+    handle.close();
+    assert!(wait_for(|| engine.active_sessions() == 0).await);
+    assert_eq!(engine.counters().sessions_closed, 1);
+    let rebound = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port));
+    assert!(rebound.is_ok(), "port {port} should be free after close");
+    drop(rebound);
+    // And it can be leased again.
+    let again: Vec<_> = (0..10).map(|_| engine.allocate_port().unwrap()).collect();
+    assert!(again.iter().any(|l| l.port() == port));
+}
+
+#[test]
+fn port_leases_are_even_unique_and_released_on_drop() {
+    let engine = engine((47101, 47106), 1); // pairs 47102/3 and 47104/5 (47106 has no odd)
+    let a = engine.allocate_port().unwrap();
+    let b = engine.allocate_port().unwrap();
+    let mut ports = vec![a.port(), b.port()];
+    ports.sort();
+    assert_eq!(ports, vec![47102, 47104]);
+    assert!(matches!(
+        engine.allocate_port(),
+        Err(MediaError::NoFreePort { .. })
+    ));
+    let freed = a.port();
+    drop(a);
+    let c = engine.allocate_port().unwrap();
+    assert_eq!(c.port(), freed);
+    assert_eq!(
+        c.local_addr(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, freed))
+    );
+}
+
+#[test]
+fn ports_taken_by_other_sockets_are_skipped() {
+    let squatter = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 47200)).unwrap();
+    let engine = engine((47200, 47203), 1);
+    let lease = engine.allocate_port().unwrap();
+    assert_eq!(lease.port(), 47202);
+    assert!(matches!(
+        engine.allocate_port(),
+        Err(MediaError::NoFreePort { .. })
+    ));
+    drop(squatter);
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    for range in [(5001, 5001), (6000, 5000), (0, 1)] {
+        let result = MediaEngine::start(EngineConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_range: range,
+            shards: 1,
+        });
+        assert!(
+            matches!(result, Err(MediaError::InvalidConfig(_))),
+            "{range:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_handle_closes_and_commands_then_fail() {
+    let engine = engine((47300, 47309), 1);
+    let lease = engine.allocate_port().unwrap();
+    let handle = engine
+        .open_session(
+            lease,
+            SessionConfig::new(Law::A),
+            Box::new(EnergyVad::default()),
+        )
+        .unwrap();
+    let commands = handle.commands.clone();
+    let shared = Arc::clone(&handle.shared);
+    drop(handle);
+    assert!(shared.closed.load(Ordering::Acquire));
+    assert!(wait_for(|| engine.active_sessions() == 0).await);
+    // A command for a removed session is ignored by the shard.
+    commands
+        .try_send(Command::Flush {
+            id: 999,
+            item: None,
+        })
+        .unwrap();
+}
+
+#[test]
+fn engine_and_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<MediaEngine>();
+    assert_send::<SessionHandle>();
+    assert_send::<PortLease>();
+}

@@ -1,0 +1,750 @@
+//! The caller → bot jitter buffer (media.md §1.5A): a media-time reorder buffer with an
+//! adaptive loss deadline.
+//!
+//! * Packets are keyed by extended sequence number (16-bit wrap handled) and extended
+//!   timestamp (32-bit wrap handled).
+//! * In-order packets are released immediately, with no added delay.
+//! * A gap holds later packets until the missing one arrives or its deadline passes; then the
+//!   packet is declared lost, concealed (G.711 PLC: the last 20 ms repeated with a linear fade
+//!   for at most 60 ms, then silence) and playout moves on. A packet arriving after that is
+//!   counted late and dropped.
+//! * The deadline is NetEQ-style: the expected arrival of the missing packet (from the fastest
+//!   packet of the last ~2 s) plus a target delay = 95th percentile of the relative arrival delay
+//!   (histogram with forget factor 0.983 per 20 ms), clamped to 20..=200 ms, starting at 40 ms,
+//!   rising at once and falling slowly.
+//! * Non-audio packets of the same stream (RFC 4733 events, comfort noise, unknown payload
+//!   types) are inserted as placeholders so their sequence numbers are not mistaken for loss;
+//!   a timestamp gap behind them (DTX, a DTMF event) is filled with silence, not concealment.
+//! * An SSRC change or a jump in sequence number or timestamp that cannot belong to the current
+//!   stream resets it.
+//! * Any packetisation (10/20/30/40 ms, changing mid-call) works: durations come from the
+//!   payload length and timestamps, never from packet counts.
+//!
+//! Output never stalls: every gap is resolved by its deadline (or at once when the buffer is
+//! full), whatever the loss pattern. Sans-IO: time is passed in; no allocation per packet once
+//! the slots have been used once.
+
+use std::time::{Duration, Instant};
+
+use crate::g711::Law;
+
+/// Number of packets the buffer can hold ahead of the playout point.
+pub const CAPACITY: usize = 64;
+/// How many already-played sequence numbers are remembered for duplicate detection.
+const HISTORY: u64 = 1024;
+/// Longest single output frame; longer payloads are truncated.
+pub const MAX_FRAME_SAMPLES: usize = 1920;
+/// Fill frames (concealment, silence) are emitted in chunks of at most this many samples.
+const FILL_CHUNK: usize = 160;
+/// Histogram bucket width for relative arrival delay.
+const BUCKET_MS: f64 = 5.0;
+const BUCKETS: usize = 81; // 0..=400 ms
+const MIN_WINDOWS: usize = 8;
+const MIN_WINDOW_S: f64 = 0.25; // 8 × 250 ms ≈ 2 s
+/// After an SSRC change, packets of the previous SSRC are dropped (not switched back to) for
+/// this long.
+const SSRC_STRAGGLER_WINDOW: Duration = Duration::from_millis(500);
+
+/// Tuning of the [`JitterBuffer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterConfig {
+    /// RTP clock rate of the audio payload (8000 for G.711).
+    pub clock_rate: u32,
+    /// Target delay before any statistics exist (default 40 ms).
+    pub initial_delay_ms: u32,
+    /// Lower clamp of the target delay (default 20 ms).
+    pub min_delay_ms: u32,
+    /// Upper clamp of the target delay (default 200 ms).
+    pub max_delay_ms: u32,
+    /// Quantile of the relative arrival delay used as target (default 0.95).
+    pub quantile: f64,
+    /// Histogram forget factor per 20 ms of audio (default 0.983).
+    pub forget_factor: f64,
+    /// How long packet-loss concealment repeats audio before falling back to silence
+    /// (default 60 ms).
+    pub plc_max_ms: u32,
+    /// Largest timestamp distance from the playout point that still belongs to the stream;
+    /// timestamp gaps up to this with contiguous sequence numbers (DTX, DTMF events) are filled
+    /// with silence, larger jumps reset the stream (default 3000 ms).
+    pub max_gap_ms: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self {
+            clock_rate: 8000,
+            initial_delay_ms: 40,
+            min_delay_ms: 20,
+            max_delay_ms: 200,
+            quantile: 0.95,
+            forget_factor: 0.983,
+            plc_max_ms: 60,
+            max_gap_ms: 3000,
+        }
+    }
+}
+
+/// Counters of the jitter buffer (W3C webrtc-stats / RFC 3550 names where they exist).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    /// Audio packets handed to the buffer, including duplicates and late ones.
+    pub received: u64,
+    /// Sequence numbers given up on (declared lost when their deadline passed). A packet that
+    /// arrives after being declared lost stays counted here and is also counted `late`.
+    pub lost: u64,
+    /// Audio packets that arrived after their deadline (or too old to place) and were dropped.
+    pub late: u64,
+    /// Audio packets that arrived after a packet with a higher sequence number (in time or not).
+    pub reordered: u64,
+    /// Audio packets whose sequence number had already been received; dropped.
+    pub duplicate: u64,
+    /// Output frames (≤ 20 ms each) synthesised for lost packets, PLC or silent.
+    pub concealed_frames: u64,
+    /// Samples synthesised for lost packets.
+    pub concealed_samples: u64,
+    /// Of `concealed_samples`, those output as silence (PLC limit exceeded).
+    pub silent_concealed_samples: u64,
+    /// Samples of silence inserted for timestamp gaps that were not loss (DTX, DTMF events).
+    pub gap_samples: u64,
+    /// Audio samples released from received packets.
+    pub played_samples: u64,
+    /// Stream resets (SSRC change, sequence or timestamp jump).
+    pub resets: u64,
+    /// Buffered packets thrown away by a reset.
+    pub discarded: u64,
+    /// RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
+    pub interarrival_jitter: f64,
+    /// Current loss deadline (target delay), in milliseconds.
+    pub target_delay_ms: f64,
+}
+
+/// What happened to an inserted packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored (or released at the next poll).
+    Accepted,
+    /// Stored as the first packet of a new stream (first packet, SSRC change or jump).
+    Reset,
+    /// Dropped: already received.
+    Duplicate,
+    /// Dropped: its deadline had passed or it is too old.
+    Late,
+}
+
+/// The RTP header fields the buffer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// RTP sequence number.
+    pub sequence_number: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// RTP synchronisation source.
+    pub ssrc: u32,
+    /// RTP marker bit (talk-spurt start for audio).
+    pub marker: bool,
+}
+
+/// What an output frame contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Decoded audio of a received packet.
+    Received,
+    /// Packet-loss concealment (faded repetition of recent audio).
+    Concealed,
+    /// Silence in place of lost audio, after the PLC limit.
+    ConcealedSilence,
+    /// Silence for a timestamp gap that is not loss (DTX, DTMF event on the same stream).
+    Gap,
+}
+
+/// One frame of 8 kHz PCM released by the buffer, in media order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitterFrame<'a> {
+    /// Where the audio came from.
+    pub kind: FrameKind,
+    /// The samples (any length up to [`MAX_FRAME_SAMPLES`]).
+    pub pcm: &'a [i16],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotKind {
+    Empty,
+    Audio,
+    Placeholder,
+}
+
+#[derive(Debug)]
+struct Slot {
+    kind: SlotKind,
+    ext_seq: u64,
+    ext_ts: i64,
+    payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FillKind {
+    Lost,
+    Gap,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    ssrc: u32,
+    next_seq: u64,
+    next_ts: i64,
+    highest_seq: u64,
+    ts_ref: i64,
+    epoch: Instant,
+    epoch_ts: i64,
+    last_transit: Option<f64>,
+}
+
+/// Relative-arrival-delay statistics → target delay (NetEQ DelayManager, simplified).
+#[derive(Debug, Clone)]
+struct DelayEstimator {
+    histogram: [f64; BUCKETS],
+    updates: u64,
+    target_ms: f64,
+    window_mins: [f64; MIN_WINDOWS],
+    window_index: Option<i64>,
+}
+
+impl DelayEstimator {
+    fn new(initial_ms: f64) -> Self {
+        Self {
+            histogram: [0.0; BUCKETS],
+            updates: 0,
+            target_ms: initial_ms,
+            window_mins: [f64::INFINITY; MIN_WINDOWS],
+            window_index: None,
+        }
+    }
+
+    /// Forget the arrival-time reference (new stream), keep the network statistics.
+    fn restart_window(&mut self) {
+        self.window_mins = [f64::INFINITY; MIN_WINDOWS];
+        self.window_index = None;
+    }
+
+    fn min_delay(&self) -> f64 {
+        self.window_mins
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// `arrival_s`: arrival time since the stream epoch; `delay_s`: arrival minus media time.
+    fn update(&mut self, arrival_s: f64, delay_s: f64, packet_ms: f64, config: &JitterConfig) {
+        let index = (arrival_s / MIN_WINDOW_S).floor() as i64;
+        match self.window_index {
+            Some(current) if index > current => {
+                let steps = (index - current).min(MIN_WINDOWS as i64);
+                for k in 1..=steps {
+                    self.window_mins[((current + k).rem_euclid(MIN_WINDOWS as i64)) as usize] =
+                        f64::INFINITY;
+                }
+                self.window_index = Some(index);
+            }
+            None => self.window_index = Some(index),
+            _ => {}
+        }
+        let slot = index.rem_euclid(MIN_WINDOWS as i64) as usize;
+        self.window_mins[slot] = self.window_mins[slot].min(delay_s);
+        let relative_ms = ((delay_s - self.min_delay()) * 1000.0).max(0.0);
+
+        let scale = (packet_ms / 20.0).clamp(0.25, 4.0);
+        let mut forget = config.forget_factor.powf(scale);
+        // Start-up: converge fast (NetEQ start_forget_weight = 2).
+        forget = forget.min(1.0 - 2.0 / (self.updates as f64 + 2.0));
+        self.updates += 1;
+        for h in &mut self.histogram {
+            *h *= forget;
+        }
+        let bucket = ((relative_ms / BUCKET_MS) as usize).min(BUCKETS - 1);
+        self.histogram[bucket] += 1.0 - forget;
+
+        let total: f64 = self.histogram.iter().sum();
+        let mut cumulative = 0.0;
+        let mut quantile_ms = (BUCKETS as f64) * BUCKET_MS;
+        for (i, h) in self.histogram.iter().enumerate() {
+            cumulative += h;
+            if cumulative >= config.quantile * total {
+                quantile_ms = (i as f64 + 1.0) * BUCKET_MS;
+                break;
+            }
+        }
+        let quantile_ms = quantile_ms.clamp(config.min_delay_ms as f64, config.max_delay_ms as f64);
+        if quantile_ms >= self.target_ms {
+            self.target_ms = quantile_ms; // fast rise
+        } else {
+            // Slow fall: time constant ≈ 1 s of packets.
+            self.target_ms += (quantile_ms - self.target_ms) * (0.02 * scale);
+        }
+        self.target_ms = self
+            .target_ms
+            .clamp(config.min_delay_ms as f64, config.max_delay_ms as f64);
+    }
+}
+
+/// Reorder buffer with adaptive loss deadline and G.711 concealment; see the module docs.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    config: JitterConfig,
+    law: Law,
+    slots: Vec<Slot>,
+    buffered: usize,
+    stream: Option<Stream>,
+    history: [u64; (HISTORY / 64) as usize],
+    delay: DelayEstimator,
+    stats: JitterStats,
+    pcm: Vec<i16>,
+    fill: Option<(FillKind, usize)>,
+    loss_run_samples: usize,
+    recent: [i16; FILL_CHUNK],
+    recent_len: usize,
+    last_frame_samples: usize,
+    previous_ssrc: Option<(u32, Instant)>,
+}
+
+impl JitterBuffer {
+    /// Creates an empty buffer decoding G.711 with `law`.
+    pub fn new(config: JitterConfig, law: Law) -> Self {
+        let slots = (0..CAPACITY)
+            .map(|_| Slot {
+                kind: SlotKind::Empty,
+                ext_seq: 0,
+                ext_ts: 0,
+                payload: Vec::new(),
+            })
+            .collect();
+        Self {
+            delay: DelayEstimator::new(config.initial_delay_ms as f64),
+            config,
+            law,
+            slots,
+            buffered: 0,
+            stream: None,
+            history: [0; (HISTORY / 64) as usize],
+            stats: JitterStats {
+                target_delay_ms: config.initial_delay_ms as f64,
+                ..JitterStats::default()
+            },
+            pcm: vec![0; MAX_FRAME_SAMPLES],
+            fill: None,
+            loss_run_samples: 0,
+            recent: [0; FILL_CHUNK],
+            recent_len: 0,
+            last_frame_samples: FILL_CHUNK,
+            previous_ssrc: None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> JitterStats {
+        let mut stats = self.stats;
+        stats.target_delay_ms = self.delay.target_ms;
+        stats
+    }
+
+    /// SSRC of the stream being played, once a packet has arrived.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.stream.map(|s| s.ssrc)
+    }
+
+    /// Number of packets held waiting for a gap to resolve.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Inserts a received audio packet (payload = G.711 bytes).
+    pub fn insert_audio(
+        &mut self,
+        now: Instant,
+        info: PacketInfo,
+        payload: &[u8],
+    ) -> InsertOutcome {
+        self.insert(now, info, Some(payload))
+    }
+
+    /// Inserts a non-audio packet of the same RTP stream (RFC 4733 event, comfort noise,
+    /// unknown payload type) so that its sequence number is not taken for a loss. A placeholder
+    /// with another SSRC than the current stream is ignored (returns `Late`); it never resets.
+    pub fn insert_placeholder(&mut self, now: Instant, info: PacketInfo) -> InsertOutcome {
+        match self.stream {
+            Some(s) if s.ssrc == info.ssrc => self.insert(now, info, None),
+            _ => InsertOutcome::Late,
+        }
+    }
+
+    fn insert(&mut self, now: Instant, info: PacketInfo, payload: Option<&[u8]>) -> InsertOutcome {
+        let is_audio = payload.is_some();
+        if is_audio {
+            self.stats.received += 1;
+        }
+        let Some(stream) = self.stream else {
+            self.start_stream(now, info);
+            self.store(
+                info,
+                payload,
+                (1u64 << 32) | info.sequence_number as u64,
+                ts_base(info.timestamp),
+            );
+            self.update_arrival_stats(now, ts_base(info.timestamp), payload);
+            return InsertOutcome::Reset;
+        };
+        if stream.ssrc != info.ssrc {
+            if let Some((old, switched_at)) = self.previous_ssrc
+                && old == info.ssrc
+                && now < switched_at + SSRC_STRAGGLER_WINDOW
+            {
+                // A straggler of the stream we just left: do not switch back.
+                if is_audio {
+                    self.stats.late += 1;
+                }
+                return InsertOutcome::Late;
+            }
+            self.previous_ssrc = Some((stream.ssrc, now));
+            return self.reset_and_store(now, info, payload);
+        }
+        let ext_seq = extend_seq(info.sequence_number, stream.highest_seq);
+        let ext_ts = extend_ts(info.timestamp, stream.ts_ref);
+        let seq_delta = ext_seq as i64 - stream.next_seq as i64;
+        let ts_delta = ext_ts - stream.next_ts;
+        let max_gap = self.samples(self.config.max_gap_ms) as i64;
+        let seq_jump = seq_delta >= CAPACITY as i64 || seq_delta < -(HISTORY as i64);
+        let ts_jump = is_audio && seq_delta >= 0 && (ts_delta > max_gap || ts_delta < -max_gap);
+        if seq_jump || ts_jump {
+            return self.reset_and_store(now, info, payload);
+        }
+        if seq_delta < 0 {
+            // Behind the playout point: a duplicate of something played, or too late.
+            if is_audio {
+                if self.history_get(ext_seq) {
+                    self.stats.duplicate += 1;
+                    return InsertOutcome::Duplicate;
+                }
+                self.stats.late += 1;
+                self.stats.reordered += 1;
+                self.update_arrival_stats(now, ext_ts, payload);
+            }
+            return InsertOutcome::Late;
+        }
+        let slot = &self.slots[(ext_seq % CAPACITY as u64) as usize];
+        if slot.kind != SlotKind::Empty && slot.ext_seq == ext_seq {
+            if is_audio {
+                self.stats.duplicate += 1;
+            }
+            return InsertOutcome::Duplicate;
+        }
+        if is_audio && ext_seq < stream.highest_seq {
+            self.stats.reordered += 1;
+        }
+        self.store(info, payload, ext_seq, ext_ts);
+        self.update_arrival_stats(now, ext_ts, payload);
+        InsertOutcome::Accepted
+    }
+
+    fn start_stream(&mut self, now: Instant, info: PacketInfo) {
+        let ext_seq = (1u64 << 32) | info.sequence_number as u64;
+        let ext_ts = ts_base(info.timestamp);
+        self.stream = Some(Stream {
+            ssrc: info.ssrc,
+            next_seq: ext_seq,
+            next_ts: ext_ts,
+            highest_seq: ext_seq,
+            ts_ref: ext_ts,
+            epoch: now,
+            epoch_ts: ext_ts,
+            last_transit: None,
+        });
+        self.history = [0; (HISTORY / 64) as usize];
+        self.delay.restart_window();
+    }
+
+    fn reset_and_store(
+        &mut self,
+        now: Instant,
+        info: PacketInfo,
+        payload: Option<&[u8]>,
+    ) -> InsertOutcome {
+        self.stats.resets += 1;
+        self.stats.discarded += self.buffered as u64;
+        for slot in &mut self.slots {
+            slot.kind = SlotKind::Empty;
+        }
+        self.buffered = 0;
+        self.fill = None;
+        self.start_stream(now, info);
+        let ext_ts = ts_base(info.timestamp);
+        self.store(
+            info,
+            payload,
+            (1u64 << 32) | info.sequence_number as u64,
+            ext_ts,
+        );
+        self.update_arrival_stats(now, ext_ts, payload);
+        InsertOutcome::Reset
+    }
+
+    fn store(&mut self, _info: PacketInfo, payload: Option<&[u8]>, ext_seq: u64, ext_ts: i64) {
+        let slot = &mut self.slots[(ext_seq % CAPACITY as u64) as usize];
+        slot.ext_seq = ext_seq;
+        slot.ext_ts = ext_ts;
+        slot.payload.clear();
+        match payload {
+            Some(bytes) => {
+                slot.kind = SlotKind::Audio;
+                let n = bytes.len().min(MAX_FRAME_SAMPLES);
+                slot.payload.extend_from_slice(&bytes[..n]);
+            }
+            None => slot.kind = SlotKind::Placeholder,
+        }
+        self.buffered += 1;
+        if let Some(stream) = &mut self.stream
+            && ext_seq > stream.highest_seq
+        {
+            stream.highest_seq = ext_seq;
+            stream.ts_ref = ext_ts;
+        }
+    }
+
+    fn update_arrival_stats(&mut self, now: Instant, ext_ts: i64, payload: Option<&[u8]>) {
+        let Some(payload) = payload else { return };
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        let rate = self.config.clock_rate.max(1) as f64;
+        let arrival_s = now.saturating_duration_since(stream.epoch).as_secs_f64();
+        let media_s = (ext_ts - stream.epoch_ts) as f64 / rate;
+        // RFC 3550 interarrival jitter, in timestamp units.
+        let transit = arrival_s * rate - (ext_ts - stream.epoch_ts) as f64;
+        if let Some(last) = stream.last_transit {
+            let d = (transit - last).abs();
+            self.stats.interarrival_jitter += (d - self.stats.interarrival_jitter) / 16.0;
+        }
+        stream.last_transit = Some(transit);
+        let packet_ms = if payload.is_empty() {
+            20.0
+        } else {
+            payload.len() as f64 * 1000.0 / rate
+        };
+        self.delay
+            .update(arrival_s, arrival_s - media_s, packet_ms, &self.config);
+    }
+
+    fn samples(&self, ms: u32) -> usize {
+        (ms as u64 * self.config.clock_rate as u64 / 1000) as usize
+    }
+
+    /// When the current gap will be given up on, if the buffer is waiting on one.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let stream = self.stream?;
+        if self.fill.is_some() {
+            return Some(stream.epoch);
+        }
+        if self.buffered == 0 {
+            return None;
+        }
+        let next = &self.slots[(stream.next_seq % CAPACITY as u64) as usize];
+        if next.kind != SlotKind::Empty && next.ext_seq == stream.next_seq {
+            return Some(stream.epoch);
+        }
+        Some(self.gap_deadline(&stream))
+    }
+
+    fn gap_deadline(&self, stream: &Stream) -> Instant {
+        let rate = self.config.clock_rate.max(1) as f64;
+        let min_delay = self.delay.min_delay();
+        let min_delay = if min_delay.is_finite() {
+            min_delay
+        } else {
+            0.0
+        };
+        let media_s = (stream.next_ts - stream.epoch_ts) as f64 / rate;
+        let deadline_s = media_s + min_delay + self.delay.target_ms / 1000.0;
+        if deadline_s <= 0.0 {
+            stream.epoch
+        } else {
+            stream.epoch + Duration::from_secs_f64(deadline_s.min(1.0e6))
+        }
+    }
+
+    /// Releases the next frame if one is due at `now`: in-order audio at once, concealment for
+    /// a gap whose deadline has passed, silence for a non-loss timestamp gap. Call repeatedly
+    /// until it returns `None`.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<JitterFrame<'_>> {
+        loop {
+            if let Some((kind, remaining)) = self.fill {
+                let n = remaining.min(FILL_CHUNK);
+                let frame_kind = self.synthesise(kind, n);
+                self.fill = if remaining > n {
+                    Some((kind, remaining - n))
+                } else {
+                    None
+                };
+                return Some(JitterFrame {
+                    kind: frame_kind,
+                    pcm: &self.pcm[..n],
+                });
+            }
+            let mut stream = self.stream?;
+            let index = (stream.next_seq % CAPACITY as u64) as usize;
+            let slot = &self.slots[index];
+            if slot.kind != SlotKind::Empty && slot.ext_seq == stream.next_seq {
+                let gap = slot.ext_ts - stream.next_ts;
+                if gap > 0 {
+                    // Contiguous sequence but later timestamp: DTX or an event on this stream.
+                    stream.next_ts = slot.ext_ts;
+                    self.stream = Some(stream);
+                    self.stats.gap_samples += gap as u64;
+                    self.fill = Some((FillKind::Gap, gap as usize));
+                    continue;
+                }
+                let kind = slot.kind;
+                let ext_ts = slot.ext_ts;
+                self.slots[index].kind = SlotKind::Empty;
+                self.buffered -= 1;
+                self.history_set(stream.next_seq, true);
+                stream.next_seq += 1;
+                if kind == SlotKind::Placeholder {
+                    stream.next_ts = stream.next_ts.max(ext_ts);
+                    self.stream = Some(stream);
+                    continue;
+                }
+                let n = self.law.decode(&self.slots[index].payload, &mut self.pcm);
+                stream.next_ts = stream.next_ts.max(ext_ts + n as i64);
+                self.stream = Some(stream);
+                self.remember(n);
+                self.loss_run_samples = 0;
+                if n > 0 {
+                    self.last_frame_samples = n;
+                }
+                self.stats.played_samples += n as u64;
+                return Some(JitterFrame {
+                    kind: FrameKind::Received,
+                    pcm: &self.pcm[..n],
+                });
+            }
+            if self.buffered == 0 || now < self.gap_deadline(&stream) {
+                return None;
+            }
+            // Give up on the missing packet: find the first buffered one to size the gap.
+            let mut first = None;
+            for seq in stream.next_seq + 1..stream.next_seq + CAPACITY as u64 {
+                let s = &self.slots[(seq % CAPACITY as u64) as usize];
+                if s.kind != SlotKind::Empty && s.ext_seq == seq {
+                    first = Some((seq, s.ext_ts));
+                    break;
+                }
+            }
+            let Some((first_seq, first_ts)) = first else {
+                // Inconsistent count; cannot happen, but never stall on it.
+                self.buffered = 0;
+                return None;
+            };
+            let missing = (first_seq - stream.next_seq) as i64;
+            let span = first_ts - stream.next_ts;
+            let per_packet = if span <= 0 {
+                0
+            } else if span > self.samples(self.config.max_gap_ms) as i64 {
+                self.last_frame_samples as i64
+            } else {
+                span / missing
+            };
+            self.stats.lost += 1;
+            self.history_set(stream.next_seq, false);
+            stream.next_seq += 1;
+            stream.next_ts += per_packet;
+            self.stream = Some(stream);
+            if per_packet > 0 {
+                self.fill = Some((FillKind::Lost, per_packet as usize));
+            }
+        }
+    }
+
+    /// Writes `n` fill samples into `self.pcm` and returns their kind.
+    fn synthesise(&mut self, kind: FillKind, n: usize) -> FrameKind {
+        match kind {
+            FillKind::Gap => {
+                self.pcm[..n].fill(0);
+                FrameKind::Gap
+            }
+            FillKind::Lost => {
+                let plc_max = self.samples(self.config.plc_max_ms);
+                let start = self.loss_run_samples;
+                let mut audible = false;
+                for i in 0..n {
+                    let k = start + i;
+                    let sample = if k < plc_max && self.recent_len > 0 {
+                        let source =
+                            self.recent[FILL_CHUNK - self.recent_len + k % self.recent_len];
+                        let gain = 1.0 - k as f32 / plc_max as f32;
+                        (source as f32 * gain) as i16
+                    } else {
+                        0
+                    };
+                    audible |= k < plc_max && self.recent_len > 0;
+                    self.pcm[i] = sample;
+                }
+                let silent = if start >= plc_max || self.recent_len == 0 {
+                    n
+                } else {
+                    (start + n).saturating_sub(plc_max)
+                };
+                self.loss_run_samples += n;
+                self.stats.concealed_frames += 1;
+                self.stats.concealed_samples += n as u64;
+                self.stats.silent_concealed_samples += silent as u64;
+                if audible {
+                    FrameKind::Concealed
+                } else {
+                    FrameKind::ConcealedSilence
+                }
+            }
+        }
+    }
+
+    /// Keeps the last 20 ms of received audio for concealment.
+    fn remember(&mut self, n: usize) {
+        if n >= FILL_CHUNK {
+            self.recent.copy_from_slice(&self.pcm[n - FILL_CHUNK..n]);
+            self.recent_len = FILL_CHUNK;
+        } else if n > 0 {
+            self.recent.copy_within(n.., 0);
+            self.recent[FILL_CHUNK - n..].copy_from_slice(&self.pcm[..n]);
+            self.recent_len = (self.recent_len + n).min(FILL_CHUNK);
+        }
+    }
+
+    fn history_set(&mut self, ext_seq: u64, received: bool) {
+        let bit = ext_seq % HISTORY;
+        let word = &mut self.history[(bit / 64) as usize];
+        if received {
+            *word |= 1 << (bit % 64);
+        } else {
+            *word &= !(1 << (bit % 64));
+        }
+    }
+
+    fn history_get(&self, ext_seq: u64) -> bool {
+        let bit = ext_seq % HISTORY;
+        self.history[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+}
+
+fn ts_base(ts: u32) -> i64 {
+    (1i64 << 40) + ts as i64
+}
+
+fn extend_seq(seq: u16, reference: u64) -> u64 {
+    let delta = seq.wrapping_sub(reference as u16) as i16 as i64;
+    (reference as i64 + delta).max(0) as u64
+}
+
+fn extend_ts(ts: u32, reference: i64) -> i64 {
+    let delta = ts.wrapping_sub(reference as u32) as i32 as i64;
+    reference + delta
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,22 @@
+//! vaani media core: RTP, G.711, jitter buffer, resampling, VAD, RFC 4733 DTMF and paced
+//! playout, as sans-IO state machines ([`session::MediaSession`]) driven by a sharded UDP socket
+//! engine ([`engine::MediaEngine`]).
+
+#![warn(missing_docs)]
+
+pub mod dtmf;
+pub mod engine;
+pub mod error;
+pub mod g711;
+pub mod jitter;
+pub mod packet;
+pub mod playout;
+pub mod resample;
+pub mod session;
+pub mod vad;
+
+pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHandle};
+pub use error::MediaError;
+pub use g711::Law;
+pub use session::{BargeInConfig, MediaEvent, MediaSession, MediaStats, SessionConfig};
+pub use vad::{EarshotVad, EnergyVad, Vad, VadConfig};

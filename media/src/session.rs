@@ -1,0 +1,570 @@
+//! The sans-IO media session: one per call, driven with packets and the current time.
+//!
+//! Inbound: RTP → (audio payload type) [`JitterBuffer`] → G.711 decode → 8→16 kHz
+//! [`FrameResampler`] → [`Vad`] → [`SpeechDetector`]; the telephone-event payload type →
+//! [`DtmfReceiver`]. Outbound: one RTP packet every 20 ms on a fixed schedule
+//! (`start + n × 20 ms`, never drifting), carrying the next [`PlayoutQueue`] frame or silence
+//! (silence is still sent so that symmetric RTP keeps NAT bindings open). Caller speech lasting
+//! `barge_in.min_speech_ms` while an interruptible item plays flushes it in the same step.
+//!
+//! The session never reads the clock or touches sockets: call [`MediaSession::handle_rtp`] for
+//! each datagram, [`MediaSession::handle_timeout`] when [`MediaSession::poll_timeout`] is due,
+//! then drain [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dtmf::DtmfReceiver;
+use crate::g711::Law;
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
+use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
+use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
+use crate::resample::FrameResampler;
+use crate::vad::{SpeechDetector, SpeechEvent, Vad, VadConfig};
+
+/// Packet interval of the outbound stream.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// If the driver falls further behind than this, missed ticks are skipped (the RTP timestamp
+/// jumps accordingly) instead of being sent in a burst.
+const MAX_CATCH_UP: Duration = Duration::from_millis(60);
+/// Outbound packets the session can hold before the driver collects them.
+const TX_SLOTS: usize = 4;
+const TX_PACKET_LEN: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
+
+/// Barge-in policy: caller speech interrupting an interruptible playback item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BargeInConfig {
+    /// Whether caller speech may interrupt playback at all.
+    pub enabled: bool,
+    /// How long the caller must have been speaking (from speech onset) before playback is cut
+    /// (default 200 ms).
+    pub min_speech_ms: u32,
+}
+
+impl Default for BargeInConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_speech_ms: 200,
+        }
+    }
+}
+
+/// Per-call media parameters, mostly from the SDP offer/answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// G.711 law of the negotiated audio codec.
+    pub law: Law,
+    /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA).
+    pub payload_type: u8,
+    /// Negotiated `telephone-event` payload type, if any (Twilio 101, Exotel/sipp 96).
+    pub dtmf_payload_type: Option<u8>,
+    /// Where to send RTP (from the SDP `c=`/`m=` lines). `None`: latch to the source of the
+    /// first valid RTP packet (once).
+    pub remote: Option<SocketAddr>,
+    /// Our outbound SSRC.
+    pub ssrc: u32,
+    /// Report [`MediaEvent::RtpTimeout`] after this long without any RTP (default 30 s).
+    pub rtp_timeout: Duration,
+    /// Speech detection thresholds.
+    pub vad: VadConfig,
+    /// Barge-in policy.
+    pub barge_in: BargeInConfig,
+    /// Jitter buffer tuning.
+    pub jitter: JitterConfig,
+    /// How much decoded 16 kHz caller audio to keep for [`MediaSession::drain_caller_audio`]
+    /// (0 = none; default 0).
+    pub caller_audio_ms: u32,
+}
+
+impl SessionConfig {
+    /// A configuration for `law` with its static payload type, no DTMF, no remote yet, a
+    /// random SSRC and default timings.
+    pub fn new(law: Law) -> Self {
+        Self {
+            law,
+            payload_type: law.static_payload_type(),
+            dtmf_payload_type: None,
+            remote: None,
+            ssrc: rand::random(),
+            rtp_timeout: Duration::from_secs(30),
+            vad: VadConfig::default(),
+            barge_in: BargeInConfig::default(),
+            jitter: JitterConfig::default(),
+            caller_audio_ms: 0,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self::new(Law::Mu)
+    }
+}
+
+/// What the session tells the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF key press (RFC 4733), at caller media time `media_ms`.
+    Dtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Caller media time when it was reported.
+        media_ms: u32,
+    },
+    /// The caller started speaking at `media_ms` (caller media time).
+    SpeechStarted {
+        /// Media time of the speech onset.
+        media_ms: u32,
+    },
+    /// The caller stopped speaking (after the hangover).
+    SpeechStopped {
+        /// Length of the speech segment.
+        duration_ms: u32,
+    },
+    /// Playback of item `id` began.
+    PlaybackStarted {
+        /// Item id given at enqueue.
+        id: u64,
+    },
+    /// Item `id` played to the end.
+    PlaybackFinished {
+        /// Item id given at enqueue.
+        id: u64,
+    },
+    /// Item `id` was removed before the end (flush or barge-in).
+    PlaybackStopped {
+        /// Item id given at enqueue.
+        id: u64,
+        /// How much of it was sent.
+        played_ms: u32,
+    },
+    /// Caller speech interrupted item `id`; it (and the other interruptible items) was flushed.
+    /// Followed by `PlaybackStopped` for each flushed item.
+    BargeIn {
+        /// The item that was playing.
+        id: u64,
+        /// How much of it was sent.
+        played_ms: u32,
+    },
+    /// No RTP arrived for `rtp_timeout`. Reported once per silence; re-armed when RTP resumes.
+    RtpTimeout,
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaStats {
+    /// RTP packets produced for sending.
+    pub packets_sent: u64,
+    /// Bytes of those packets (headers included).
+    pub bytes_sent: u64,
+    /// Valid RTP packets received (any payload type).
+    pub packets_received: u64,
+    /// Bytes of those packets.
+    pub bytes_received: u64,
+    /// Datagrams that were not valid RTP.
+    pub invalid_packets: u64,
+    /// RTCP packets that arrived on the RTP port (ignored).
+    pub rtcp_packets: u64,
+    /// RTP packets with a payload type that is neither audio nor telephone-event (ignored).
+    pub unknown_payload_packets: u64,
+    /// Jitter buffer counters of the caller's audio.
+    pub jitter: JitterStats,
+    /// DTMF digits reported.
+    pub dtmf_digits: u64,
+    /// Barge-ins.
+    pub barge_ins: u64,
+    /// Outbound ticks skipped because the driver fell behind.
+    pub skipped_ticks: u64,
+    /// Outbound packets overwritten because the driver did not collect them.
+    pub transmit_overflows: u64,
+    /// Events dropped by the driver because the call did not keep up (engine only).
+    pub events_dropped: u64,
+    /// Caller media time processed (ms).
+    pub caller_media_ms: u64,
+}
+
+/// The caller's audio path after the jitter buffer.
+struct Inbound {
+    resampler: FrameResampler,
+    vad: Box<dyn Vad>,
+    detector: SpeechDetector,
+    pending: [i16; FRAME_SAMPLES],
+    pending_len: usize,
+    media_ms: u64,
+    caller_audio: VecDeque<i16>,
+    caller_audio_capacity: usize,
+}
+
+impl Inbound {
+    /// Feeds decoded 8 kHz caller audio; runs resampling, VAD and barge-in per 20 ms.
+    fn push(
+        &mut self,
+        mut pcm: &[i16],
+        playout: &mut PlayoutQueue,
+        events: &mut VecDeque<MediaEvent>,
+        barge_in: BargeInConfig,
+        stats: &mut MediaStats,
+    ) {
+        while !pcm.is_empty() {
+            let take = (FRAME_SAMPLES - self.pending_len).min(pcm.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&pcm[..take]);
+            self.pending_len += take;
+            pcm = &pcm[take..];
+            if self.pending_len < FRAME_SAMPLES {
+                break;
+            }
+            self.pending_len = 0;
+            let wide = self.resampler.process(&self.pending);
+            if self.caller_audio_capacity > 0 {
+                for &s in wide {
+                    if self.caller_audio.len() == self.caller_audio_capacity {
+                        self.caller_audio.pop_front();
+                    }
+                    self.caller_audio.push_back(s);
+                }
+            }
+            let probability = self.vad.speech_probability(wide);
+            self.media_ms += 20;
+            stats.caller_media_ms = self.media_ms;
+            match self.detector.push(probability, 20) {
+                Some(SpeechEvent::Started { media_ms }) => {
+                    events.push_back(MediaEvent::SpeechStarted { media_ms });
+                }
+                Some(SpeechEvent::Stopped { duration_ms }) => {
+                    events.push_back(MediaEvent::SpeechStopped { duration_ms });
+                }
+                None => {}
+            }
+            if barge_in.enabled
+                && self.detector.is_speaking()
+                && self.detector.speech_ms() >= barge_in.min_speech_ms
+                && let Some(playing) = playout.now_playing().filter(|p| p.interruptible)
+            {
+                events.push_back(MediaEvent::BargeIn {
+                    id: playing.id,
+                    played_ms: playing.played_ms,
+                });
+                stats.barge_ins += 1;
+                playout.flush_interruptible();
+                forward_playout_events(playout, events);
+            }
+        }
+    }
+}
+
+fn forward_playout_events(playout: &mut PlayoutQueue, events: &mut VecDeque<MediaEvent>) {
+    while let Some(e) = playout.poll_event() {
+        events.push_back(match e {
+            PlayoutEvent::Started { id } => MediaEvent::PlaybackStarted { id },
+            PlayoutEvent::Finished { id } => MediaEvent::PlaybackFinished { id },
+            PlayoutEvent::Stopped { id, played_ms } => {
+                MediaEvent::PlaybackStopped { id, played_ms }
+            }
+        });
+    }
+}
+
+/// One call's media state machine. See the module docs.
+pub struct MediaSession {
+    config: SessionConfig,
+    start: Instant,
+    ticks: u64,
+    sequence_number: u16,
+    timestamp: u32,
+    previous_frame_had_audio: bool,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    jitter: JitterBuffer,
+    dtmf: Option<DtmfReceiver>,
+    inbound: Inbound,
+    playout: PlayoutQueue,
+    events: VecDeque<MediaEvent>,
+    frame: [i16; FRAME_SAMPLES],
+    tx: [[u8; TX_PACKET_LEN]; TX_SLOTS],
+    tx_head: usize,
+    tx_count: usize,
+    last_rtp: Instant,
+    timeout_reported: bool,
+    stats: MediaStats,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("ssrc", &self.config.ssrc)
+            .field("remote", &self.remote)
+            .field("ticks", &self.ticks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaSession {
+    /// Creates a session whose outbound clock starts at `now` (first packet due at `now`).
+    pub fn new(config: SessionConfig, vad: Box<dyn Vad>, now: Instant) -> Self {
+        let resampler = FrameResampler::narrowband_to_wideband()
+            .expect("the 8 kHz → 16 kHz FFT resampler is always constructible");
+        let caller_audio_capacity = config.caller_audio_ms as usize * 16;
+        Self {
+            start: now,
+            ticks: 0,
+            sequence_number: rand::random(),
+            timestamp: rand::random(),
+            previous_frame_had_audio: false,
+            remote: config.remote,
+            latched: false,
+            jitter: JitterBuffer::new(config.jitter, config.law),
+            dtmf: config.dtmf_payload_type.map(DtmfReceiver::new),
+            inbound: Inbound {
+                resampler,
+                vad,
+                detector: SpeechDetector::new(config.vad),
+                pending: [0; FRAME_SAMPLES],
+                pending_len: 0,
+                media_ms: 0,
+                caller_audio: VecDeque::with_capacity(caller_audio_capacity),
+                caller_audio_capacity,
+            },
+            playout: PlayoutQueue::new(),
+            events: VecDeque::with_capacity(16),
+            frame: [0; FRAME_SAMPLES],
+            tx: [[0; TX_PACKET_LEN]; TX_SLOTS],
+            tx_head: 0,
+            tx_count: 0,
+            last_rtp: now,
+            timeout_reported: false,
+            stats: MediaStats::default(),
+            config,
+        }
+    }
+
+    /// The configuration the session was created with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Where RTP is being sent (from SDP, or latched).
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// Changes the destination (re-INVITE). `None` re-enables latching to the next RTP source.
+    pub fn set_remote(&mut self, remote: Option<SocketAddr>) {
+        self.config.remote = remote;
+        self.remote = remote;
+        self.latched = false;
+    }
+
+    /// Caller media time processed so far, in milliseconds.
+    pub fn media_ms(&self) -> u32 {
+        self.inbound.media_ms.min(u32::MAX as u64) as u32
+    }
+
+    /// Handles one received datagram from `source`. Never panics, whatever the bytes.
+    pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        let packet = match parse_rtp(datagram) {
+            Ok(p) => p,
+            Err(PacketError::Rtcp(_)) => {
+                self.stats.rtcp_packets += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.invalid_packets += 1;
+                return;
+            }
+        };
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        self.last_rtp = now;
+        self.timeout_reported = false;
+        let header = &packet.header;
+        let info = PacketInfo {
+            sequence_number: header.sequence_number,
+            timestamp: header.timestamp,
+            ssrc: header.ssrc,
+            marker: header.marker,
+        };
+        let payload_type = header.payload_type;
+        if payload_type == self.config.payload_type {
+            self.latch(source);
+            self.jitter.insert_audio(now, info, packet.payload);
+        } else if self.config.dtmf_payload_type == Some(payload_type) {
+            self.latch(source);
+            if let Some(dtmf) = &mut self.dtmf {
+                let digits = dtmf.handle_packet(
+                    now,
+                    payload_type,
+                    info.ssrc,
+                    info.timestamp,
+                    packet.payload,
+                );
+                for digit in digits.into_iter().flatten() {
+                    self.stats.dtmf_digits += 1;
+                    self.events.push_back(MediaEvent::Dtmf {
+                        digit: digit.digit,
+                        media_ms: self.media_ms(),
+                    });
+                }
+            }
+            self.jitter.insert_placeholder(now, info);
+        } else {
+            self.stats.unknown_payload_packets += 1;
+            self.jitter.insert_placeholder(now, info);
+        }
+        self.drain_jitter(now);
+    }
+
+    fn latch(&mut self, source: SocketAddr) {
+        if self.config.remote.is_none() && !self.latched {
+            self.remote = Some(source);
+            self.latched = true;
+        }
+    }
+
+    fn drain_jitter(&mut self, now: Instant) {
+        let Self {
+            jitter,
+            inbound,
+            playout,
+            events,
+            config,
+            stats,
+            ..
+        } = self;
+        while let Some(frame) = jitter.poll_frame(now) {
+            inbound.push(frame.pcm, playout, events, config.barge_in, stats);
+        }
+    }
+
+    /// Advances time: releases jitter-buffered audio whose deadline passed, reports DTMF
+    /// events that never ended and RTP timeouts, and produces every outbound packet due by
+    /// `now` (on the fixed 20 ms schedule).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.drain_jitter(now);
+        if let Some(dtmf) = &mut self.dtmf
+            && let Some(digit) = dtmf.handle_timeout(now)
+        {
+            self.stats.dtmf_digits += 1;
+            self.events.push_back(MediaEvent::Dtmf {
+                digit: digit.digit,
+                media_ms: self.inbound.media_ms.min(u32::MAX as u64) as u32,
+            });
+        }
+        if !self.timeout_reported && now >= self.last_rtp + self.config.rtp_timeout {
+            self.timeout_reported = true;
+            self.events.push_back(MediaEvent::RtpTimeout);
+        }
+        while self.next_send() <= now {
+            if now.duration_since(self.next_send()) > MAX_CATCH_UP {
+                let due = (now.duration_since(self.start).as_nanos() / PTIME.as_nanos()) as u64;
+                let skipped = due.saturating_sub(self.ticks);
+                self.stats.skipped_ticks += skipped;
+                self.timestamp = self
+                    .timestamp
+                    .wrapping_add((skipped as u32).wrapping_mul(FRAME_SAMPLES as u32));
+                self.ticks = due;
+            }
+            self.send_frame();
+            self.ticks += 1;
+        }
+    }
+
+    fn next_send(&self) -> Instant {
+        self.start + PTIME * (self.ticks.min(u32::MAX as u64) as u32)
+    }
+
+    fn send_frame(&mut self) {
+        let had_audio = self.playout.next_frame(&mut self.frame);
+        forward_playout_events(&mut self.playout, &mut self.events);
+        let marker = had_audio && !self.previous_frame_had_audio;
+        self.previous_frame_had_audio = had_audio;
+        if self.remote.is_some() {
+            if self.tx_count == TX_SLOTS {
+                self.tx_head = (self.tx_head + 1) % TX_SLOTS;
+                self.tx_count -= 1;
+                self.stats.transmit_overflows += 1;
+            }
+            let slot = (self.tx_head + self.tx_count) % TX_SLOTS;
+            let buf = &mut self.tx[slot];
+            let header_len = write_rtp_header(
+                buf,
+                marker,
+                self.config.payload_type,
+                self.sequence_number,
+                self.timestamp,
+                self.config.ssrc,
+            );
+            self.config.law.encode(&self.frame, &mut buf[header_len..]);
+            self.tx_count += 1;
+            self.sequence_number = self.sequence_number.wrapping_add(1);
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += TX_PACKET_LEN as u64;
+        }
+        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) must be called.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut next = self.next_send();
+        if let Some(t) = self.jitter.poll_timeout() {
+            next = next.min(t);
+        }
+        if let Some(t) = self.dtmf.as_ref().and_then(|d| d.poll_timeout()) {
+            next = next.min(t);
+        }
+        if !self.timeout_reported {
+            next = next.min(self.last_rtp + self.config.rtp_timeout);
+        }
+        next
+    }
+
+    /// Next packet to send: destination and bytes (valid until the next call that takes
+    /// `&mut self`). Packets are produced only once a remote address is known.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
+        let remote = self.remote?;
+        if self.tx_count == 0 {
+            return None;
+        }
+        let slot = self.tx_head;
+        self.tx_head = (self.tx_head + 1) % TX_SLOTS;
+        self.tx_count -= 1;
+        Some((remote, &self.tx[slot][..]))
+    }
+
+    /// Next event for the call, oldest first.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues PCM (8 kHz, 16-bit mono) to play after whatever is queued.
+    pub fn enqueue(&mut self, id: u64, pcm8k: Arc<[i16]>, interruptible: bool) {
+        self.playout.enqueue(id, pcm8k, interruptible);
+    }
+
+    /// Removes item `id`, or everything queued when `None`; each removed item is reported with
+    /// [`MediaEvent::PlaybackStopped`]. Takes effect from the next outbound packet.
+    pub fn flush(&mut self, id: Option<u64>) {
+        self.playout.flush(id);
+        forward_playout_events(&mut self.playout, &mut self.events);
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> MediaStats {
+        let mut stats = self.stats;
+        stats.jitter = self.jitter.stats();
+        stats
+    }
+
+    /// Moves the buffered 16 kHz caller audio (at most `caller_audio_ms`, oldest dropped first)
+    /// into `out`; returns the number of samples moved.
+    pub fn drain_caller_audio(&mut self, out: &mut Vec<i16>) -> usize {
+        let n = self.inbound.caller_audio.len();
+        out.extend(self.inbound.caller_audio.drain(..));
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,656 @@
+use super::*;
+use crate::g711::{ULAW_SILENCE, linear_to_ulaw};
+use crate::packet::parse_rtp;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+const REMOTE: &str = "192.0.2.10:30000";
+const CALLER_SSRC: u32 = 0xCA11_0000;
+
+/// Speech probability 1 when the mean absolute amplitude exceeds 2000, else 0.
+struct AmplitudeVad;
+
+impl Vad for AmplitudeVad {
+    fn speech_probability(&mut self, pcm16k: &[i16]) -> f32 {
+        let mean =
+            pcm16k.iter().map(|&s| (s as i64).abs()).sum::<i64>() / pcm16k.len().max(1) as i64;
+        if mean > 2000 { 1.0 } else { 0.0 }
+    }
+}
+
+fn remote() -> SocketAddr {
+    REMOTE.parse().unwrap()
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        remote: Some(remote()),
+        ssrc: 0xB07,
+        ..SessionConfig::new(Law::Mu)
+    }
+}
+
+/// A 1 kHz square wave (±amplitude), µ-law encoded, 20 ms.
+fn tone_payload(amplitude: i16) -> Vec<u8> {
+    (0..160)
+        .map(|i| {
+            linear_to_ulaw(if (i / 4) % 2 == 0 {
+                amplitude
+            } else {
+                -amplitude
+            })
+        })
+        .collect()
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; RTP_HEADER_LEN + payload.len()];
+    write_rtp_header(&mut buf, marker, pt, seq, ts, ssrc);
+    buf[RTP_HEADER_LEN..].copy_from_slice(payload);
+    buf
+}
+
+/// Caller audio packet `i` of a 20 ms stream.
+fn caller_packet(i: u64, amplitude: i16) -> Vec<u8> {
+    rtp(
+        0,
+        i as u16,
+        (i * 160) as u32,
+        CALLER_SSRC,
+        i == 0,
+        &tone_payload(amplitude),
+    )
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    at_ms: u64,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+impl Sent {
+    fn seq(&self) -> u16 {
+        parse_rtp(&self.bytes).unwrap().header.sequence_number
+    }
+    fn ts(&self) -> u32 {
+        parse_rtp(&self.bytes).unwrap().header.timestamp
+    }
+    fn marker(&self) -> bool {
+        parse_rtp(&self.bytes).unwrap().header.marker
+    }
+    fn is_silence(&self) -> bool {
+        self.bytes[RTP_HEADER_LEN..]
+            .iter()
+            .all(|&b| b == ULAW_SILENCE)
+    }
+}
+
+struct Harness {
+    session: MediaSession,
+    t0: Instant,
+    sent: Vec<Sent>,
+    events: Vec<(u64, MediaEvent)>,
+    /// Pending datagrams to deliver: (time ms, source, bytes).
+    arrivals: VecDeque<(u64, SocketAddr, Vec<u8>)>,
+}
+
+impl Harness {
+    fn new(config: SessionConfig) -> Self {
+        Self::with_vad(config, Box::new(AmplitudeVad))
+    }
+
+    fn with_vad(config: SessionConfig, vad: Box<dyn Vad>) -> Self {
+        let t0 = Instant::now();
+        Self {
+            session: MediaSession::new(config, vad, t0),
+            t0,
+            sent: Vec::new(),
+            events: Vec::new(),
+            arrivals: VecDeque::new(),
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.duration_since(self.t0).as_millis() as u64
+    }
+
+    fn collect(&mut self, at_ms: u64) {
+        while let Some((to, bytes)) = self.session.poll_transmit() {
+            self.sent.push(Sent {
+                at_ms,
+                to,
+                bytes: bytes.to_vec(),
+            });
+        }
+        while let Some(e) = self.session.poll_event() {
+            self.events.push((at_ms, e));
+        }
+    }
+
+    /// Schedules caller packets `from..to` (20 ms apart, packet i at i×20 ms).
+    fn caller_stream(&mut self, from: u64, to: u64, amplitude: i16) {
+        let source: SocketAddr = REMOTE.parse().unwrap();
+        for i in from..to {
+            self.arrivals
+                .push_back((i * 20, source, caller_packet(i, amplitude)));
+        }
+    }
+
+    /// Runs the session as a driver would, until `end_ms`: deliver arrivals when due (before
+    /// timers due at the same instant), otherwise wake at `poll_timeout`.
+    fn run_until(&mut self, end_ms: u64) {
+        let mut sorted: Vec<_> = self.arrivals.drain(..).collect();
+        sorted.sort_by_key(|a| a.0);
+        self.arrivals = sorted.into();
+        loop {
+            // Round the deadline up to the next whole millisecond.
+            let due = self
+                .session
+                .poll_timeout()
+                .saturating_duration_since(self.t0);
+            let timer = due.as_nanos().div_ceil(1_000_000) as u64;
+            let arrival = self.arrivals.front().map(|a| a.0);
+            match arrival {
+                Some(a) if a <= timer && a <= end_ms => {
+                    let (at, source, bytes) = self.arrivals.pop_front().unwrap();
+                    self.session
+                        .handle_rtp(self.t0 + Duration::from_millis(at), source, &bytes);
+                    self.collect(at);
+                }
+                _ if timer <= end_ms => {
+                    self.session
+                        .handle_timeout(self.t0 + Duration::from_millis(timer));
+                    self.collect(timer);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn event_times(&self, pred: impl Fn(&MediaEvent) -> bool) -> Vec<u64> {
+        self.events
+            .iter()
+            .filter(|(_, e)| pred(e))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+#[test]
+fn sends_one_packet_every_20_ms_with_increasing_seq_and_timestamp() {
+    let mut h = Harness::new(config());
+    h.run_until(1000);
+    assert_eq!(h.sent.len(), 51);
+    for (i, p) in h.sent.iter().enumerate() {
+        assert_eq!(p.at_ms, 20 * i as u64, "packet {i} sent at {}", p.at_ms);
+        assert_eq!(p.to, remote());
+        assert_eq!(p.bytes.len(), RTP_HEADER_LEN + 160);
+        let header = parse_rtp(&p.bytes).unwrap().header;
+        assert_eq!(header.payload_type, 0);
+        assert_eq!(header.ssrc, 0xB07);
+        assert!(!header.marker);
+        assert!(p.is_silence(), "silence is sent while nothing is queued");
+        if i > 0 {
+            let prev = &h.sent[i - 1];
+            assert_eq!(p.seq(), prev.seq().wrapping_add(1));
+            assert_eq!(p.ts(), prev.ts().wrapping_add(160));
+        }
+    }
+    let stats = h.session.stats();
+    assert_eq!(stats.packets_sent, 51);
+    assert_eq!(stats.bytes_sent, 51 * 172);
+}
+
+#[test]
+fn late_wakeups_do_not_drift_and_long_stalls_skip_ticks() {
+    let mut h = Harness::new(config());
+    let mut rng = StdRng::seed_from_u64(3);
+    // Wake up 0..15 ms late for 10 s.
+    for k in 0..500u64 {
+        let at = 20 * k + rng.random_range(0..15);
+        h.session.handle_timeout(h.t0 + Duration::from_millis(at));
+        h.collect(at);
+    }
+    assert_eq!(h.sent.len(), 500);
+    for (i, p) in h.sent.iter().enumerate() {
+        let scheduled = 20 * i as u64;
+        assert!(
+            p.at_ms >= scheduled && p.at_ms < scheduled + 15,
+            "packet {i} at {}",
+            p.at_ms
+        );
+        if i > 0 {
+            assert_eq!(p.ts(), h.sent[i - 1].ts().wrapping_add(160));
+        }
+    }
+    // A 45 ms stall is caught up in a burst (no timestamp jump).
+    h.session
+        .handle_timeout(h.t0 + Duration::from_millis(10_045));
+    h.collect(10_045);
+    assert_eq!(h.sent.len(), 503);
+    // A 300 ms stall skips the missed ticks: one packet, timestamp jumps, sequence does not.
+    h.session
+        .handle_timeout(h.t0 + Duration::from_millis(10_350));
+    h.collect(10_350);
+    assert_eq!(h.sent.len(), 504);
+    let (a, b) = (&h.sent[502], &h.sent[503]);
+    assert_eq!(b.seq(), a.seq().wrapping_add(1));
+    assert_eq!(b.ts(), a.ts().wrapping_add(160 * (517 - 502)));
+    assert_eq!(h.session.stats().skipped_ticks, 14);
+    // The schedule continues on the original grid.
+    assert_eq!(h.ms(h.session.poll_timeout()), 10_360);
+}
+
+#[test]
+fn playout_plays_in_order_with_marker_and_events() {
+    let mut h = Harness::new(config());
+    h.run_until(40); // 3 silent packets at 0, 20, 40
+    h.session.enqueue(1, vec![8000i16; 320].into(), true);
+    h.session.enqueue(2, vec![-8000i16; 160].into(), true);
+    h.run_until(200);
+    let audio: Vec<&Sent> = h.sent.iter().filter(|p| !p.is_silence()).collect();
+    assert_eq!(audio.len(), 3);
+    assert_eq!(
+        audio.iter().map(|p| p.at_ms).collect::<Vec<_>>(),
+        vec![60, 80, 100]
+    );
+    assert_eq!(audio[0].bytes[RTP_HEADER_LEN], linear_to_ulaw(8000));
+    assert_eq!(audio[1].bytes[RTP_HEADER_LEN], linear_to_ulaw(8000));
+    assert_eq!(audio[2].bytes[RTP_HEADER_LEN], linear_to_ulaw(-8000));
+    assert_eq!(
+        audio.iter().map(|p| p.marker()).collect::<Vec<_>>(),
+        vec![true, false, false]
+    );
+    let events: Vec<_> = h.events.clone();
+    assert_eq!(
+        events,
+        vec![
+            (60, MediaEvent::PlaybackStarted { id: 1 }),
+            (80, MediaEvent::PlaybackFinished { id: 1 }),
+            (100, MediaEvent::PlaybackStarted { id: 2 }),
+            (100, MediaEvent::PlaybackFinished { id: 2 }),
+        ]
+    );
+    // A later item is a new talk spurt: marker again.
+    h.session.enqueue(3, vec![100i16; 160].into(), true);
+    h.run_until(300);
+    let last_audio = h.sent.iter().rev().find(|p| !p.is_silence()).unwrap();
+    assert!(last_audio.marker());
+    assert!(h.sent.iter().filter(|p| p.marker()).count() == 2);
+}
+
+#[test]
+fn flush_stops_playback_with_played_time() {
+    let mut h = Harness::new(config());
+    h.session.enqueue(5, vec![8000i16; 8000].into(), true);
+    h.session.enqueue(6, vec![8000i16; 8000].into(), false);
+    h.run_until(100); // 6 frames of item 5
+    h.session.flush(Some(5));
+    h.collect(100);
+    assert_eq!(
+        h.events.last(),
+        Some(&(
+            100,
+            MediaEvent::PlaybackStopped {
+                id: 5,
+                played_ms: 120
+            }
+        ))
+    );
+    h.session.flush(None);
+    h.collect(100);
+    assert_eq!(
+        h.events.last(),
+        Some(&(
+            100,
+            MediaEvent::PlaybackStopped {
+                id: 6,
+                played_ms: 0
+            }
+        ))
+    );
+    h.run_until(200);
+    assert!(
+        h.sent
+            .iter()
+            .filter(|p| p.at_ms > 100)
+            .all(|p| p.is_silence())
+    );
+}
+
+#[test]
+fn caller_speech_produces_speech_events_in_media_time() {
+    let mut h = Harness::new(config());
+    h.caller_stream(0, 25, 0); // 500 ms silence
+    h.caller_stream(25, 75, 12000); // 1 s speech
+    h.caller_stream(75, 125, 0); // 1 s silence
+    h.run_until(2600);
+    let speech: Vec<_> = h
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
+            )
+        })
+        .map(|(_, e)| *e)
+        .collect();
+    assert_eq!(speech.len(), 2, "{speech:?}");
+    let MediaEvent::SpeechStarted { media_ms } = speech[0] else {
+        panic!()
+    };
+    // Onset at 500 ms of media, give or take the resampler's 10 ms delay (one frame).
+    assert!((480..=520).contains(&media_ms), "started at {media_ms}");
+    let MediaEvent::SpeechStopped { duration_ms } = speech[1] else {
+        panic!()
+    };
+    assert!(
+        (980..=1040).contains(&duration_ms),
+        "duration {duration_ms}"
+    );
+    assert_eq!(h.session.media_ms(), 2500);
+    let stats = h.session.stats();
+    assert_eq!(stats.packets_received, 125);
+    assert_eq!(stats.jitter.received, 125);
+    assert_eq!(stats.jitter.lost, 0);
+}
+
+#[test]
+fn barge_in_flushes_within_the_frame_of_onset() {
+    let mut h = Harness::new(config());
+    h.session.enqueue(7, vec![6000i16; 16000].into(), true); // 2 s
+    h.session.enqueue(8, vec![6000i16; 1600].into(), true);
+    h.caller_stream(0, 20, 0);
+    h.caller_stream(20, 60, 12000); // speech from 400 ms
+    h.run_until(1200);
+    let barge = h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }));
+    assert_eq!(barge.len(), 1, "{:?}", h.events);
+    let at = barge[0];
+    // Speech starts with the packet that arrives at 400 ms (media 400..420); 200 ms of speech
+    // are complete when the packet carrying media 580..600 arrives at 580 ms (+ at most one
+    // frame for the resampler's 10 ms delay).
+    assert!((580..=600).contains(&at), "barge-in at {at}");
+    let idx = h
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, MediaEvent::BargeIn { .. }))
+        .unwrap();
+    let MediaEvent::BargeIn { id, played_ms } = h.events[idx].1 else {
+        unreachable!()
+    };
+    assert_eq!(id, 7);
+    assert_eq!(
+        h.events[idx + 1].1,
+        MediaEvent::PlaybackStopped { id: 7, played_ms }
+    );
+    assert_eq!(
+        h.events[idx + 2].1,
+        MediaEvent::PlaybackStopped {
+            id: 8,
+            played_ms: 0
+        }
+    );
+    assert_eq!(played_ms as u64, at); // item 7 started at 0 and a frame went out every 20 ms
+    // Audio up to the barge-in, silence from the very next packet.
+    for p in &h.sent {
+        if p.at_ms < at {
+            assert!(!p.is_silence(), "packet at {} should be audio", p.at_ms);
+        } else {
+            assert!(p.is_silence(), "packet at {} should be silence", p.at_ms);
+        }
+    }
+    assert_eq!(h.session.stats().barge_ins, 1);
+    let started = h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }));
+    assert_eq!(started.len(), 1);
+    assert!(started[0] < at);
+}
+
+#[test]
+fn speech_does_not_interrupt_non_interruptible_items_or_when_disabled() {
+    for (interruptible, enabled) in [(false, true), (true, false)] {
+        let mut cfg = config();
+        cfg.barge_in.enabled = enabled;
+        let mut h = Harness::new(cfg);
+        h.session
+            .enqueue(9, vec![6000i16; 8000].into(), interruptible); // 1 s
+        h.caller_stream(0, 60, 12000);
+        h.run_until(1300);
+        assert!(
+            h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }))
+                .is_empty()
+        );
+        assert_eq!(
+            h.event_times(|e| *e == MediaEvent::PlaybackFinished { id: 9 }),
+            vec![980]
+        );
+    }
+}
+
+#[test]
+fn rtp_timeout_fires_once_and_rearms_when_rtp_resumes() {
+    let mut h = Harness::new(config());
+    h.run_until(65_000);
+    assert_eq!(
+        h.event_times(|e| *e == MediaEvent::RtpTimeout),
+        vec![30_000]
+    );
+    h.arrivals
+        .push_back((65_000, remote(), caller_packet(0, 0)));
+    h.run_until(100_000);
+    assert_eq!(
+        h.event_times(|e| *e == MediaEvent::RtpTimeout),
+        vec![30_000, 95_000]
+    );
+    // The send clock kept running through it all.
+    assert_eq!(h.sent.len(), 5001);
+}
+
+#[test]
+fn garbage_never_panics_and_is_counted() {
+    let mut h = Harness::new(config());
+    let mut rng = StdRng::seed_from_u64(11);
+    let source = remote();
+    let mut t = 0;
+    for i in 0..20_000u64 {
+        let len = rng.random_range(0..400);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if len >= 2 && i % 2 == 0 {
+            bytes[0] = (bytes[0] & 0x3F) | 0x80; // version 2, so parsing goes deeper
+            bytes[1] = if i % 4 == 0 {
+                bytes[1] & 0x80
+            } else {
+                bytes[1]
+            }; // often PT 0
+        }
+        t += rng.random_range(0..3);
+        h.session
+            .handle_rtp(h.t0 + Duration::from_millis(t), source, &bytes);
+        h.session.handle_timeout(h.t0 + Duration::from_millis(t));
+        h.collect(t);
+    }
+    let stats = h.session.stats();
+    assert!(stats.invalid_packets > 1000, "{stats:?}");
+    assert!(stats.packets_received > 1000, "{stats:?}");
+    // Specific nasties: empty, RTCP, header only, padding-only.
+    let now = h.t0 + Duration::from_millis(t);
+    h.session.handle_rtp(now, source, &[]);
+    h.session
+        .handle_rtp(now, source, &[0x80, 200, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    h.session
+        .handle_rtp(now, source, &rtp(0, 1, 1, 1, false, &[]));
+    h.session
+        .handle_rtp(now, source, &[0xA0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0]);
+    assert_eq!(h.session.stats().rtcp_packets, stats.rtcp_packets + 1);
+    // Still sending on schedule.
+    let before = h.sent.len();
+    h.session.handle_timeout(now + Duration::from_millis(100));
+    h.collect(t + 100);
+    assert!(h.sent.len() > before);
+}
+
+#[test]
+fn without_sdp_address_latches_once_to_the_first_rtp_source() {
+    let mut cfg = config();
+    cfg.remote = None;
+    let mut h = Harness::new(cfg);
+    h.run_until(100);
+    assert!(
+        h.sent.is_empty(),
+        "nothing is sent before the remote is known"
+    );
+    let first: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+    let second: SocketAddr = "198.51.100.2:5000".parse().unwrap();
+    // An unknown payload type does not latch; audio does.
+    h.arrivals
+        .push_back((105, second, rtp(97, 1, 1, 5, false, &[0; 4])));
+    h.arrivals.push_back((110, first, caller_packet(0, 0)));
+    h.arrivals.push_back((150, second, caller_packet(2, 0)));
+    h.run_until(300);
+    assert_eq!(h.sent.first().map(|p| p.at_ms), Some(120));
+    assert!(h.sent.iter().all(|p| p.to == first));
+    assert_eq!(h.session.remote(), Some(first));
+    assert_eq!(h.session.stats().unknown_payload_packets, 1);
+}
+
+#[test]
+fn sipp_dtmf_on_its_own_ssrc_gives_one_digit() {
+    let mut cfg = config();
+    cfg.dtmf_payload_type = Some(96);
+    let mut h = Harness::new(cfg);
+    h.caller_stream(0, 50, 0);
+    let src = remote();
+    let dtmf_ssrc = 0x0102_0305;
+    let mut seq = 0u16;
+    let mut t = 100;
+    for _ in 0..20 {
+        h.arrivals
+            .push_back((t, src, rtp(97, seq, 0, dtmf_ssrc, false, &[0; 4])));
+        seq += 1;
+    }
+    for press in 0..2u32 {
+        let ts = 8000 + press * 4000;
+        for i in 0..=8u16 {
+            let d = (i * 160).to_be_bytes();
+            h.arrivals.push_back((
+                t,
+                src,
+                rtp(96, seq, ts, dtmf_ssrc, i == 0, &[1, 10, d[0], d[1]]),
+            ));
+            seq += 1;
+            t += 20;
+        }
+        for _ in 0..3 {
+            let d = 1280u16.to_be_bytes();
+            h.arrivals.push_back((
+                t,
+                src,
+                rtp(96, seq, ts, dtmf_ssrc, false, &[1, 0x80 | 10, d[0], d[1]]),
+            ));
+            seq += 1;
+        }
+        t += 100;
+    }
+    h.run_until(1100);
+    let digits: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MediaEvent::Dtmf { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec!['1', '1']);
+    let stats = h.session.stats();
+    assert_eq!(stats.dtmf_digits, 2);
+    assert_eq!(stats.unknown_payload_packets, 20);
+    // The voice stream was not disturbed by the other SSRC.
+    assert_eq!(
+        (
+            stats.jitter.lost,
+            stats.jitter.resets,
+            stats.jitter.received
+        ),
+        (0, 0, 50)
+    );
+}
+
+#[test]
+fn dtmf_on_the_voice_ssrc_is_not_audio_loss() {
+    let mut cfg = config();
+    cfg.dtmf_payload_type = Some(101);
+    let mut h = Harness::new(cfg);
+    let src = remote();
+    for i in 0..10u64 {
+        h.arrivals.push_back((i * 20, src, caller_packet(i, 0)));
+    }
+    // Twilio style: the event replaces audio in the same RTP stream (same SSRC, seq space).
+    for i in 0..8u16 {
+        let d = (160 * (i + 1)).min(1280).to_be_bytes();
+        let e = if i >= 5 { 0x80 } else { 0 };
+        h.arrivals.push_back((
+            200 + 20 * i as u64,
+            src,
+            rtp(
+                101,
+                10 + i,
+                1600,
+                CALLER_SSRC,
+                i == 0,
+                &[5, e | 10, d[0], d[1]],
+            ),
+        ));
+    }
+    for i in 0..10u64 {
+        let seq = 18 + i as u16;
+        let ts = (1600 + 1280 + 160 * i) as u32;
+        h.arrivals.push_back((
+            360 + 20 * i,
+            src,
+            rtp(0, seq, ts, CALLER_SSRC, false, &tone_payload(0)),
+        ));
+    }
+    h.run_until(700);
+    let digits: Vec<_> = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, MediaEvent::Dtmf { .. }))
+        .collect();
+    assert_eq!(digits.len(), 1);
+    assert!(matches!(digits[0].1, MediaEvent::Dtmf { digit: '5', .. }));
+    let j = h.session.stats().jitter;
+    assert_eq!(
+        (j.lost, j.resets, j.gap_samples, j.received),
+        (0, 0, 1280, 20)
+    );
+    // Media time includes the event's duration.
+    assert_eq!(h.session.media_ms(), 200 + 160 + 200);
+}
+
+#[test]
+fn caller_audio_is_kept_at_16_khz_in_a_bounded_ring() {
+    let mut cfg = config();
+    cfg.caller_audio_ms = 100;
+    let mut h = Harness::new(cfg);
+    h.caller_stream(0, 3, 8000);
+    h.run_until(60);
+    let mut out = Vec::new();
+    assert_eq!(h.session.drain_caller_audio(&mut out), 3 * 320);
+    assert_eq!(h.session.drain_caller_audio(&mut out), 0);
+    h.caller_stream(3, 20, 8000);
+    h.run_until(400);
+    out.clear();
+    assert_eq!(
+        h.session.drain_caller_audio(&mut out),
+        1600,
+        "bounded to 100 ms"
+    );
+    assert!(out.iter().any(|&s| s.abs() > 4000));
+}
+
+#[test]
+fn session_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<MediaSession>();
+    assert_send::<MediaEvent>();
+}
