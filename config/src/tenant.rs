@@ -127,7 +127,12 @@ impl RawTenant {
         if let Some(ms) = self.silence_timeout_ms {
             c.in_range(&format!("{key}.silence_timeout_ms"), ms, 500, 600_000);
         }
-        c.in_range(&format!("{key}.ring_ms"), u64::from(self.ring_ms), 0, 60_000);
+        c.in_range(
+            &format!("{key}.ring_ms"),
+            u64::from(self.ring_ms),
+            0,
+            60_000,
+        );
         let sandbox = self
             .sandbox
             .check(c, &format!("{key}.sandbox"), server_limits);

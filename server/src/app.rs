@@ -1,0 +1,369 @@
+//! Start-up and wiring: configuration to running SIP, media, plugins, store and HTTP.
+//!
+//! Threads: SIP, HTTP and call routing run on the control runtime; calls (and so plugins) on a
+//! runtime of their own; media on the media engine's shard threads. A busy plugin can therefore
+//! neither delay SIP retransmissions nor the 20 ms media ticks.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use vaani_config::Config;
+use vaani_media::{EngineConfig, MediaEngine, SessionConfig};
+use vaani_sandbox::{HostConfig, KvStore, LoadedPlugin, PluginHost, PluginLimits};
+use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
+use vaani_sip::{CallKey, SipCommand, SipDriver, SipDriverConfig, SipEvent};
+use vaani_speech::{EspeakConfig, EspeakSynthesizer, Synthesizer};
+use vaani_store::Store;
+
+use crate::call::{CallSignal, run_call};
+use crate::http::{HttpState, router};
+use crate::metrics::Metrics;
+use crate::routing::TrunkAdmission;
+
+/// A tenant as calls need it: its loaded plugin, limits and settings.
+pub struct TenantRuntime {
+    pub id: String,
+    /// The tenant's plugin; `None` when none is configured (calls get the fallback).
+    pub plugin: Option<Arc<LoadedPlugin>>,
+    pub limits: PluginLimits,
+    pub kv: Arc<dyn KvStore>,
+    pub fallback_text: String,
+    pub plugin_config_json: String,
+    pub ring_ms: u32,
+    pub silence_timeout: Option<Duration>,
+}
+
+/// Where a dialled number goes.
+#[derive(Debug, Clone)]
+pub struct NumberRoute {
+    pub tenant_id: String,
+    pub trunk_id: String,
+}
+
+/// Everything calls share.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub media: MediaEngine,
+    pub media_public_ip: IpAddr,
+    pub plugins: PluginHost,
+    pub tenants: HashMap<String, Arc<TenantRuntime>>,
+    pub trunks: Vec<TrunkAdmission>,
+    pub numbers: HashMap<String, NumberRoute>,
+    pub tts: Arc<dyn Synthesizer>,
+    pub codecs: Vec<AudioCodec>,
+    pub sip: mpsc::Sender<SipCommand>,
+}
+
+impl AppState {
+    /// Sends a command to the SIP driver; a stopped driver is logged, not fatal for the call.
+    pub async fn sip_command(&self, command: SipCommand) {
+        if self.sip.send(command).await.is_err() {
+            tracing::error!("SIP driver stopped: command dropped");
+        }
+    }
+
+    /// The media session settings for a negotiated offer.
+    pub fn session_config(&self, negotiated: &NegotiatedMedia) -> SessionConfig {
+        crate::call_media::session_config(&self.config, negotiated)
+    }
+
+    /// A fresh voice-activity detector for one call.
+    pub fn new_vad(&self) -> Box<dyn vaani_media::Vad> {
+        crate::call_media::new_vad()
+    }
+}
+
+/// Installs the log subscriber: `RUST_LOG` filter, one line per event.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Runs the server until interrupted.
+pub fn serve(config: Config) -> Result<()> {
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vaani-control")
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let calls = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vaani-calls")
+        .enable_all()
+        .build()
+        .context("starting the call runtime")?;
+    let call_handle = calls.handle().clone();
+    let result = control.block_on(run(config, call_handle));
+    calls.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
+    let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+    let store = Store::connect(&config.store.url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.store.url))?;
+    let recovered = store
+        .mark_unfinished_calls_failed(now_unix_ms())
+        .await
+        .context("recovering calls left open by an earlier run")?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "marked calls left open by an earlier run as failed"
+        );
+    }
+    seed_store(&store, &config).await?;
+
+    let plugins = PluginHost::new(HostConfig {
+        max_instances: config.sandbox.max_instances,
+        ..HostConfig::default()
+    })
+    .context("starting the plugin host")?;
+    let tenants = load_tenants(&config, &plugins)?;
+
+    let media = MediaEngine::start(EngineConfig {
+        bind_ip: config.media.bind_ip,
+        port_range: (config.media.rtp_ports.start, config.media.rtp_ports.end),
+        shards: config.media.effective_shards(),
+    })
+    .context("starting the media engine")?;
+
+    let espeak = EspeakSynthesizer::new(EspeakConfig {
+        program: config.speech.espeak_path.clone().into(),
+        default_voice: config.speech.default_voice.clone(),
+        rate_wpm: config.speech.rate_wpm,
+        ..EspeakConfig::default()
+    })
+    .context("starting text-to-speech")?;
+
+    let sip_config = SipDriverConfig {
+        listen_udp: Some(config.sip.listen_udp),
+        listen_tcp: config.sip.listen_tcp,
+        endpoint: vaani_sip::EndpointConfig {
+            contact_host: config.sip.public_address.clone(),
+            contact_port: 0,
+            user_agent: config.sip.user_agent.clone(),
+            t1: Duration::from_millis(config.sip.t1_ms),
+            ..vaani_sip::EndpointConfig::default()
+        },
+    };
+    let SipDriver {
+        local_udp,
+        local_tcp,
+        commands,
+        mut events,
+    } = SipDriver::start(sip_config).await.context("starting SIP")?;
+    tracing::info!(?local_udp, ?local_tcp, "SIP listening");
+
+    let state = Arc::new(AppState {
+        trunks: trunk_admissions(&config)?,
+        numbers: number_routes(&config),
+        codecs: crate::call_media::codec_preference(&config),
+        media_public_ip: config.media.public_ip,
+        config,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        media,
+        plugins,
+        tenants,
+        tts: Arc::new(espeak),
+        sip: commands,
+    });
+
+    let http_state = Arc::new(HttpState {
+        store,
+        metrics,
+        operator_key: state.config.http.operator_key.clone(),
+        ready: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(state.config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", state.config.http.listen))?;
+    tracing::info!(addr = %state.config.http.listen, "HTTP listening");
+    let http = tokio::spawn({
+        let app = router(http_state.clone());
+        async move { axum::serve(listener, app).await }
+    });
+    http_state.ready.store(true, Ordering::Release);
+
+    let active: Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>> = Arc::default();
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else {
+                    anyhow::bail!("SIP driver stopped");
+                };
+                route_sip_event(&state, &active, &calls, event);
+            }
+            _ = &mut shutdown => {
+                tracing::info!("interrupted: stopping");
+                break;
+            }
+        }
+        if http.is_finished() {
+            anyhow::bail!("HTTP server stopped");
+        }
+    }
+    Ok(())
+}
+
+fn route_sip_event(
+    state: &Arc<AppState>,
+    active: &Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>>,
+    calls: &tokio::runtime::Handle,
+    event: SipEvent,
+) {
+    let (key, signal) = match event {
+        SipEvent::IncomingCall(incoming) => {
+            let key = incoming.key;
+            let (tx, rx) = mpsc::channel(16);
+            if let Ok(mut map) = active.lock() {
+                map.insert(key, tx);
+            }
+            let state = state.clone();
+            let active = active.clone();
+            let span = tracing::info_span!("call", sip_call_id = %incoming.call_id);
+            calls.spawn(
+                async move {
+                    run_call(state, key, incoming, rx).await;
+                    if let Ok(mut map) = active.lock() {
+                        map.remove(&key);
+                    }
+                }
+                .instrument(span),
+            );
+            return;
+        }
+        SipEvent::CallConfirmed { key } => (key, CallSignal::Confirmed),
+        SipEvent::CallCancelled { key } => (key, CallSignal::Cancelled),
+        SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
+    };
+    let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
+    if let Some(sender) = sender {
+        if sender.try_send(signal).is_err() {
+            tracing::warn!("call signal dropped: call task busy or gone");
+        }
+    }
+}
+
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn trunk_admissions(config: &Config) -> Result<Vec<TrunkAdmission>> {
+    Ok(config
+        .trunks
+        .iter()
+        .map(|trunk| TrunkAdmission {
+            id: trunk.id.clone(),
+            allowed: trunk.allowed_cidrs.clone(),
+        })
+        .collect())
+}
+
+fn number_routes(config: &Config) -> HashMap<String, NumberRoute> {
+    let mut routes = HashMap::new();
+    for tenant in &config.tenants {
+        for number in &tenant.numbers {
+            routes.insert(
+                number.clone(),
+                NumberRoute {
+                    tenant_id: tenant.id.clone(),
+                    trunk_id: tenant.trunk.clone(),
+                },
+            );
+        }
+    }
+    routes
+}
+
+async fn seed_store(store: &Store, config: &Config) -> Result<()> {
+    for trunk in &config.trunks {
+        store
+            .upsert_trunk(&vaani_store::Trunk {
+                id: trunk.id.clone(),
+                name: trunk.name.clone(),
+                allowed_cidrs: trunk.allowed_cidrs.iter().map(|c| c.to_string()).collect(),
+            })
+            .await
+            .with_context(|| format!("storing trunk {}", trunk.id))?;
+    }
+    for tenant in &config.tenants {
+        store
+            .upsert_tenant(&vaani_store::Tenant {
+                id: tenant.id.clone(),
+                name: tenant.name.clone(),
+                status: vaani_store::TenantStatus::Active,
+                created_at_ms: now_unix_ms(),
+            })
+            .await
+            .with_context(|| format!("storing tenant {}", tenant.id))?;
+        for number in &tenant.numbers {
+            store
+                .upsert_phone_number(number, &tenant.id, Some(&tenant.trunk))
+                .await
+                .with_context(|| format!("storing number of tenant {}", tenant.id))?;
+        }
+    }
+    Ok(())
+}
+
+fn load_tenants(config: &Config, host: &PluginHost) -> Result<HashMap<String, Arc<TenantRuntime>>> {
+    let mut tenants = HashMap::new();
+    for tenant in &config.tenants {
+        let plugin = match &tenant.plugin {
+            Some(path) => {
+                let wasm = std::fs::read(path).with_context(|| {
+                    format!("tenants.{}: reading plugin {}", tenant.id, path.display())
+                })?;
+                let plugin = host.load(&wasm).with_context(|| {
+                    format!("tenants.{}: loading plugin {}", tenant.id, path.display())
+                })?;
+                tracing::info!(
+                    tenant_id = %tenant.id,
+                    plugin = %plugin.info.name,
+                    version = %plugin.info.version,
+                    hash = %plugin.content_hash,
+                    "plugin loaded"
+                );
+                Some(plugin)
+            }
+            None => {
+                tracing::warn!(tenant_id = %tenant.id, "no plugin configured: calls get the fallback");
+                None
+            }
+        };
+        let runtime = TenantRuntime {
+            id: tenant.id.clone(),
+            plugin,
+            limits: crate::call_media::plugin_limits(tenant),
+            kv: Arc::new(vaani_sandbox::MemoryKv::new()),
+            fallback_text: tenant.fallback_text.clone(),
+            plugin_config_json: serde_json::Value::Object(tenant.plugin_config.clone()).to_string(),
+            ring_ms: tenant.ring_ms,
+            silence_timeout: tenant.silence_timeout_ms.map(Duration::from_millis),
+        };
+        tenants.insert(tenant.id.clone(), Arc::new(runtime));
+    }
+    Ok(tenants)
+}

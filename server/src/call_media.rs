@@ -1,0 +1,92 @@
+//! Configuration turned into per-call settings: media session, codec preference, plugin limits.
+
+use std::time::Duration;
+
+use vaani_config::{Codec, Config, TenantConfig};
+use vaani_media::{BargeInConfig, Law, SessionConfig, Vad, VadConfig};
+use vaani_sandbox::PluginLimits;
+use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
+
+/// The codecs vaani can answer with, in the configured order of preference.
+///
+/// G.722 and Opus may be configured ahead of their implementation; they are skipped here.
+pub fn codec_preference(config: &Config) -> Vec<AudioCodec> {
+    config
+        .media
+        .codecs
+        .iter()
+        .filter_map(|codec| match codec {
+            Codec::Pcmu => Some(AudioCodec::Pcmu),
+            Codec::Pcma => Some(AudioCodec::Pcma),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Media session settings for one call with the negotiated codec and addresses.
+pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionConfig {
+    let law = match negotiated.codec {
+        AudioCodec::Pcmu => Law::Mu,
+        AudioCodec::Pcma => Law::A,
+    };
+    let mut session = SessionConfig::new(law);
+    session.payload_type = negotiated.payload_type;
+    session.dtmf_payload_type = negotiated.dtmf_payload_type;
+    session.remote = negotiated.remote_rtp;
+    session.rtp_timeout = Duration::from_secs(config.media.rtp_timeout_secs);
+    session.vad = VadConfig {
+        threshold_on: config.vad.threshold_on as f32,
+        threshold_off: config.vad.threshold_off as f32,
+        min_speech_ms: config.vad.min_speech_ms,
+        hangover_ms: config.vad.hangover_ms,
+    };
+    session.barge_in = BargeInConfig {
+        enabled: config.media.barge_in,
+        min_speech_ms: config.media.barge_in_min_speech_ms,
+    };
+    session
+}
+
+/// A fresh voice-activity detector for one call.
+pub fn new_vad() -> Box<dyn Vad> {
+    Box::new(vaani_media::EarshotVad::new())
+}
+
+/// The sandbox limits of one tenant (server limits, possibly lowered by the tenant).
+pub fn plugin_limits(tenant: &TenantConfig) -> PluginLimits {
+    let limits = &tenant.sandbox;
+    PluginLimits {
+        memory_bytes: (limits.memory_mib as usize) << 20,
+        event_budget: Duration::from_millis(limits.event_budget_ms),
+        lifecycle_budget: Duration::from_millis(limits.lifecycle_budget_ms),
+        fuel_per_event: limits.fuel_per_event,
+        hostcall_fuel: (limits.hostcall_fuel_kib as usize) << 10,
+        max_says_per_call: limits.max_says_per_call,
+        max_timers: limits.max_timers,
+        ..PluginLimits::default()
+    }
+}
+
+/// The media statistics stored with a call (JSON, standard metric names where they exist).
+pub fn media_stats_json(stats: &vaani_media::MediaStats) -> serde_json::Value {
+    let jitter = &stats.jitter;
+    serde_json::json!({
+        "packets_sent": stats.packets_sent,
+        "bytes_sent": stats.bytes_sent,
+        "packets_received": stats.packets_received,
+        "bytes_received": stats.bytes_received,
+        "invalid_packets": stats.invalid_packets,
+        "unknown_payload_packets": stats.unknown_payload_packets,
+        "dtmf_digits": stats.dtmf_digits,
+        "barge_ins": stats.barge_ins,
+        "caller_media_ms": stats.caller_media_ms,
+        "packets_lost": jitter.lost,
+        "packets_late": jitter.late,
+        "packets_reordered": jitter.reordered,
+        "packets_duplicated": jitter.duplicate,
+        "concealed_frames": jitter.concealed_frames,
+        // RFC 3550 interarrival jitter is kept in 8 kHz timestamp units.
+        "interarrival_jitter_ms": jitter.interarrival_jitter / 8.0,
+        "jitter_buffer_target_delay_ms": jitter.target_delay_ms,
+    })
+}

@@ -1,0 +1,65 @@
+//! Audio fixtures and measurements for end-to-end tests.
+
+use std::path::Path;
+
+use vaani_media::g711::Law;
+
+/// Seconds of caller audio in the fixture files (sipp loops them).
+pub const CALLER_SECONDS: usize = 20;
+
+/// Quiet line noise at 8 kHz (about -55 dBFS): what an open phone line sounds like.
+///
+/// It keeps RTP flowing like a real caller without triggering voice-activity detection.
+pub fn line_noise(seconds: usize) -> Vec<i16> {
+    let mut state: u32 = 0x1234_5678;
+    (0..seconds * 8000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            ((state >> 16) as i16) / 512
+        })
+        .collect()
+}
+
+/// Writes `caller_8k.ulaw` and `caller_8k.alaw` (raw G.711, no header, as sipp 3.6.1 needs).
+pub fn write_caller_files(dir: &Path) {
+    let pcm = line_noise(CALLER_SECONDS);
+    for (law, name) in [(Law::Mu, "caller_8k.ulaw"), (Law::A, "caller_8k.alaw")] {
+        let mut encoded = vec![0u8; pcm.len()];
+        law.encode(&pcm, &mut encoded);
+        std::fs::write(dir.join(name), encoded).expect("write caller audio");
+    }
+}
+
+/// Root-mean-square level of one G.711 payload after decoding.
+pub fn payload_rms(law: Law, payload: &[u8]) -> f64 {
+    if payload.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = payload
+        .iter()
+        .map(|&b| {
+            let s = f64::from(law.decode_sample(b));
+            s * s
+        })
+        .sum();
+    (sum / payload.len() as f64).sqrt()
+}
+
+/// Level above which a 20 ms frame counts as speech in these tests (espeak-ng speaks far louder).
+pub const SPEECH_RMS: f64 = 500.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_noise_is_quiet_but_not_silent() {
+        let noise = line_noise(1);
+        let mut encoded = vec![0u8; noise.len()];
+        Law::Mu.encode(&noise, &mut encoded);
+        let rms = payload_rms(Law::Mu, &encoded);
+        assert!(rms > 5.0 && rms < SPEECH_RMS / 5.0, "rms {rms}");
+    }
+}

@@ -1,0 +1,664 @@
+//! Test harness for end-to-end tests against the real `vaani` binary and real peers.
+//!
+//! [`VaaniServer`] writes a configuration on free loopback ports, starts the binary that
+//! `cargo test` built and waits until it is ready; [`Sipp`] runs a scenario from
+//! `testbench/scenarios/` with Debian's sipp 3.6.1; [`RtpSink`] records the RTP that vaani sends
+//! to a port the test advertises in SDP, so tests can check what the caller heard.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub mod audio;
+
+/// The repository root (the parent of `testbench/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testbench has a parent directory")
+        .to_path_buf()
+}
+
+/// The `vaani` binary built by this `cargo test` run (or `VAANI_BIN`).
+pub fn vaani_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("VAANI_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in <target>/<profile>/deps/; binaries in <target>/<profile>/.
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable sits in <target>/<profile>/deps");
+    let bin = profile_dir.join("vaani");
+    assert!(
+        bin.exists(),
+        "vaani binary not found at {}: run the tests with `cargo test --workspace` (make test)",
+        bin.display()
+    );
+    bin
+}
+
+/// A built plugin component from `plugins/dist/`; fails the test if it was not built.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("plugins/dist")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "plugin {} is missing: build the plugins with `plugins/build.sh` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP+UDP port on 127.0.0.1 (both protocols free at the time of the check).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+/// A scratch directory removed when the test passes and kept (with its path printed) when it fails.
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Create a new empty directory for one test.
+    pub fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "vaani-tb-{}-{}-{}",
+            label,
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        Self { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// One tenant of a test server.
+#[derive(Debug, Clone)]
+pub struct TenantSpec {
+    pub id: String,
+    pub name: String,
+    pub number: String,
+    /// Plugin name in `plugins/dist/` (e.g. `echo`).
+    pub plugin: String,
+    /// Milliseconds to ring before answering (0 answers at once).
+    pub ring_ms: u32,
+    /// Extra TOML lines inside this tenant's table.
+    pub extra: String,
+}
+
+impl TenantSpec {
+    /// A tenant answering `number` with plugin `plugin`.
+    pub fn new(id: &str, number: &str, plugin: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            name: format!("Test tenant {id}"),
+            number: number.to_string(),
+            plugin: plugin.to_string(),
+            ring_ms: 0,
+            extra: String::new(),
+        }
+    }
+}
+
+/// What a test server serves.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub tenants: Vec<TenantSpec>,
+    /// Source networks the single trunk accepts.
+    pub allowed_cidrs: Vec<String>,
+    /// Extra TOML appended at the end (sections not otherwise written).
+    pub extra_toml: String,
+}
+
+impl ServerSpec {
+    /// The demo tenants: clinic on +918000000001 and echo on +918000000099, trunk 127.0.0.1/32.
+    pub fn demo() -> Self {
+        Self {
+            tenants: vec![
+                TenantSpec::new("clinic", "+918000000001", "clinic"),
+                TenantSpec::new("echo", "+918000000099", "echo"),
+            ],
+            allowed_cidrs: vec!["127.0.0.1/32".to_string()],
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// Operator key used by every test server.
+pub const OPERATOR_KEY: &str = "testbench-operator-key";
+
+/// A running `vaani serve` process on free loopback ports; killed on drop.
+pub struct VaaniServer {
+    child: Child,
+    pub sip_port: u16,
+    pub http_port: u16,
+    pub dir: ScratchDir,
+    log: Arc<Mutex<String>>,
+    log_threads: Vec<JoinHandle<()>>,
+}
+
+impl VaaniServer {
+    /// Write a configuration for `spec`, start vaani and wait until `/readyz` answers 200.
+    pub fn start(spec: &ServerSpec) -> Self {
+        let dir = ScratchDir::new("server");
+        let sip_port = free_port();
+        let http_port = free_port();
+        let rtp_base = 20000 + 2 * (rand_u16() % 10000);
+        let config = render_config(spec, sip_port, http_port, rtp_base, dir.path());
+        let config_path = dir.path().join("vaani.toml");
+        std::fs::write(&config_path, config).expect("write config");
+
+        let mut child = Command::new(vaani_binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,vaani=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vaani");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut log_threads = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            log_threads.push(collect_lines(out, log.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            log_threads.push(collect_lines(err, log.clone()));
+        }
+        let mut server = Self {
+            child,
+            sip_port,
+            http_port,
+            dir,
+            log,
+            log_threads,
+        };
+        server.wait_ready(Duration::from_secs(60));
+        server
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("vaani exited during start-up ({status}):\n{}", self.log());
+            }
+            if let Ok((200, _)) = self.http_get("/readyz", None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("vaani did not become ready in {limit:?}:\n{}", self.log());
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// SIP address of the server.
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    /// Base URL of the HTTP API.
+    pub fn http_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// GET a path; returns status and body text. `bearer` is sent as the Authorization token.
+    pub fn http_get(&self, path: &str, bearer: Option<&str>) -> Result<(u16, String), String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = agent.get(format!("{}{}", self.http_base(), path));
+        if let Some(token) = bearer {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    /// GET a path with the operator key and parse the JSON body; panics unless 200.
+    pub fn api_json(&self, path: &str) -> Value {
+        let (status, body) = self
+            .http_get(path, Some(OPERATOR_KEY))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(status, 200, "GET {path} returned {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
+    }
+
+    /// Calls listed by the API (newest first).
+    pub fn calls(&self) -> Vec<Value> {
+        let listed = self.api_json("/api/v1/calls?limit=500");
+        listed["calls"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Wait until `accept` holds for the call list, returning it; panics with the log on timeout.
+    pub fn wait_for_calls(&self, limit: Duration, accept: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let calls = self.calls();
+            if accept(&calls) {
+                return calls;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "calls did not reach the expected state in {limit:?}: {}\nserver log:\n{}",
+                    serde_json::to_string_pretty(&calls).unwrap_or_default(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for VaaniServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for thread in self.log_threads.drain(..) {
+            let _ = thread.join();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- vaani log ----\n{}\n---- end of vaani log ----",
+                self.log()
+            );
+        }
+    }
+}
+
+fn collect_lines(stream: impl Read + Send + 'static, log: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let Ok(mut log) = log.lock() {
+                // Keep the last ~2 MB so a chatty server cannot exhaust memory.
+                if log.len() > 2_000_000 {
+                    let cut = log.len() - 1_000_000;
+                    let cut = (cut..log.len())
+                        .find(|&i| log.is_char_boundary(i))
+                        .unwrap_or(0);
+                    log.drain(..cut);
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    })
+}
+
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    ((nanos ^ std::process::id().wrapping_mul(2654435761)) >> 7) as u16
+}
+
+fn render_config(
+    spec: &ServerSpec,
+    sip_port: u16,
+    http_port: u16,
+    rtp_base: u16,
+    dir: &Path,
+) -> String {
+    let cidrs = spec
+        .allowed_cidrs
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut toml = format!(
+        r#"
+[sip]
+listen_udp = "127.0.0.1:{sip_port}"
+listen_tcp = "127.0.0.1:{sip_port}"
+public_address = "127.0.0.1"
+
+[media]
+bind_ip = "127.0.0.1"
+public_ip = "127.0.0.1"
+rtp_ports = "{rtp_base}-{rtp_end}"
+shards = 2
+rtp_timeout_secs = 30
+
+[http]
+listen = "127.0.0.1:{http_port}"
+operator_key = "{OPERATOR_KEY}"
+
+[store]
+url = "sqlite://{db}"
+
+[[trunks]]
+id = "local"
+name = "Loopback test trunk"
+allowed_cidrs = [{cidrs}]
+"#,
+        rtp_end = rtp_base + 399,
+        db = dir.join("vaani.db").display(),
+    );
+    for tenant in &spec.tenants {
+        toml.push_str(&format!(
+            r#"
+[[tenants]]
+id = "{id}"
+name = "{name}"
+numbers = ["{number}"]
+trunk = "local"
+plugin = "{plugin}"
+ring_ms = {ring_ms}
+{extra}
+"#,
+            id = tenant.id,
+            name = tenant.name,
+            number = tenant.number,
+            plugin = plugin_path(&tenant.plugin).display(),
+            ring_ms = tenant.ring_ms,
+            extra = tenant.extra,
+        ));
+    }
+    toml.push_str(&spec.extra_toml);
+    toml
+}
+
+/// Outcome of one sipp run.
+#[derive(Debug)]
+pub struct SippRun {
+    /// sipp's exit code (0: every call succeeded; 1: at least one failed).
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Contents of sipp's `_errors.log`, if any.
+    pub errors: String,
+    /// Contents of sipp's `_messages.log` (SIP messages sent and received).
+    pub messages: String,
+}
+
+impl SippRun {
+    /// Panics with everything sipp reported unless it exited 0.
+    pub fn assert_success(&self) {
+        assert_eq!(
+            self.exit_code,
+            0,
+            "sipp failed (exit {}):\nstderr: {}\nerrors: {}\nmessages (tail): {}",
+            self.exit_code,
+            self.stderr,
+            self.errors,
+            tail(&self.messages, 6000)
+        );
+    }
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let start = (text.len() - max..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    &text[start..]
+}
+
+/// A sipp invocation of one scenario from `testbench/scenarios/`.
+pub struct Sipp {
+    scenario: String,
+    substitutions: Vec<(String, String)>,
+    args: Vec<String>,
+    local_ip: String,
+    dir: ScratchDir,
+}
+
+impl Sipp {
+    /// Prepare `scenario` (a file name in `testbench/scenarios/`).
+    pub fn new(scenario: &str) -> Self {
+        let dir = ScratchDir::new("sipp");
+        audio::write_caller_files(dir.path());
+        Self {
+            scenario: scenario.to_string(),
+            substitutions: Vec::new(),
+            args: Vec::new(),
+            local_ip: "127.0.0.1".to_string(),
+            dir,
+        }
+    }
+
+    /// Replace `token` in the scenario text before running it (e.g. the SDP media port, a
+    /// pause or the digits: sipp reads attributes when it loads a scenario, so `-key` cannot).
+    /// The run fails if the token is not in the scenario.
+    pub fn substitute(mut self, token: &str, value: impl ToString) -> Self {
+        self.substitutions
+            .push((token.to_string(), value.to_string()));
+        self
+    }
+
+    /// Set a scenario keyword (`-key name value`).
+    pub fn key(mut self, name: &str, value: impl ToString) -> Self {
+        self.args.push("-key".to_string());
+        self.args.push(name.to_string());
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// Add raw sipp arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Send from this local address instead of 127.0.0.1.
+    pub fn local_ip(mut self, ip: &str) -> Self {
+        self.local_ip = ip.to_string();
+        self
+    }
+
+    /// Run sipp against `target`, calling `service` (the dialled number), and wait for it.
+    pub fn run(self, target: SocketAddr, service: &str, limit: Duration) -> SippRun {
+        let source = repo_root().join("testbench/scenarios").join(&self.scenario);
+        let mut text = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("read scenario {}: {e}", source.display()));
+        for (token, value) in &self.substitutions {
+            assert!(
+                text.contains(token.as_str()),
+                "{} has no `{token}` to replace",
+                self.scenario
+            );
+            text = text.replace(token, value);
+        }
+        let scenario = self.dir.path().join(&self.scenario);
+        std::fs::write(&scenario, text).expect("write scenario");
+        let sip_port = free_port();
+        let media_port = free_port();
+        let mut command = Command::new("sipp");
+        command
+            .current_dir(self.dir.path())
+            .arg(target.to_string())
+            .arg("-sf")
+            .arg(&scenario)
+            .arg("-s")
+            .arg(service)
+            .args(["-i", &self.local_ip, "-mi", &self.local_ip])
+            .args(["-p", &sip_port.to_string(), "-mp", &media_port.to_string()])
+            .args(["-nostdin", "-trace_err", "-trace_msg"])
+            .args(["-timeout", &format!("{}s", limit.as_secs().max(1))])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !self.args.iter().any(|a| a == "-m") {
+            command.args(["-m", "1"]);
+        }
+        let output = command
+            .output()
+            .expect("run sipp (installed by the set-up as Debian package sip-tester)");
+        let mut errors = String::new();
+        let mut messages = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with("_errors.log") {
+                    errors.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+                } else if name.ends_with("_messages.log") {
+                    messages.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+            }
+        }
+        SippRun {
+            exit_code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+            errors,
+            messages,
+        }
+    }
+}
+
+/// One RTP packet as received by [`RtpSink`].
+#[derive(Debug, Clone)]
+pub struct ReceivedRtp {
+    pub arrival: Instant,
+    pub source: SocketAddr,
+    pub payload_type: u8,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Vec<u8>,
+}
+
+/// A UDP socket that records every RTP packet sent to it, on a background thread.
+pub struct RtpSink {
+    pub port: u16,
+    packets: Arc<Mutex<Vec<ReceivedRtp>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RtpSink {
+    /// Bind on a free loopback port and start recording.
+    pub fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind rtp sink");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("addr").port();
+        let packets = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let packets = packets.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((len, source)) = socket.recv_from(&mut buf) {
+                        if let Some(packet) = parse_rtp(&buf[..len], source) {
+                            if let Ok(mut list) = packets.lock() {
+                                list.push(packet);
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        Self {
+            port,
+            packets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The packets received so far.
+    pub fn packets(&self) -> Vec<ReceivedRtp> {
+        self.packets.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for RtpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn parse_rtp(data: &[u8], source: SocketAddr) -> Option<ReceivedRtp> {
+    if data.len() < 12 || data[0] >> 6 != 2 {
+        return None;
+    }
+    let csrc = usize::from(data[0] & 0x0f);
+    let header = 12 + 4 * csrc;
+    if data.len() < header {
+        return None;
+    }
+    Some(ReceivedRtp {
+        arrival: Instant::now(),
+        source,
+        payload_type: data[1] & 0x7f,
+        marker: data[1] & 0x80 != 0,
+        sequence: u16::from_be_bytes([data[2], data[3]]),
+        timestamp: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
+        payload: data[header..].to_vec(),
+    })
+}
+
+/// Whether sipp can send RFC 4733 digits (`play_dtmf` needs raw sockets, i.e. root).
+pub fn can_send_dtmf() -> bool {
+    // SAFETY-free check: root has uid 0.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -1,0 +1,241 @@
+//! End-to-end calls: the real `vaani` binary driven by Debian's sipp 3.6.1 on loopback.
+
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vaani_media::g711::Law;
+use vaani_testbench::audio::{SPEECH_RMS, payload_rms};
+use vaani_testbench::{RtpSink, ServerSpec, Sipp, TenantSpec, VaaniServer, can_send_dtmf};
+
+fn require_root_for_dtmf() {
+    assert!(
+        can_send_dtmf(),
+        "sipp's play_dtmf needs raw sockets: run the end-to-end tests as root (CI does)"
+    );
+}
+
+fn call_detail(server: &VaaniServer, id: &str) -> Value {
+    server.api_json(&format!("/api/v1/calls/{id}"))
+}
+
+fn newest_call(server: &VaaniServer, dialled: &str, limit: Duration) -> Value {
+    let calls = server.wait_for_calls(limit, |calls| {
+        calls.iter().any(|c| {
+            c["dialled"] == dialled
+                && c["status"]
+                    .as_str()
+                    .is_some_and(|s| s != "ringing" && s != "in_progress")
+        })
+    });
+    calls
+        .into_iter()
+        .find(|c| c["dialled"] == dialled)
+        .expect("call present")
+}
+
+fn transcript_texts(detail: &Value) -> Vec<String> {
+    detail["transcript"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l["text"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Milliseconds of 20 ms frames whose level is speech, among packets arriving after `from`.
+fn speech_ms_after(packets: &[vaani_testbench::ReceivedRtp], law: Law, from: Instant) -> u64 {
+    packets
+        .iter()
+        .filter(|p| p.arrival >= from && p.payload_type == law.static_payload_type())
+        .filter(|p| payload_rms(law, &p.payload) > SPEECH_RMS)
+        .count() as u64
+        * 20
+}
+
+#[test]
+fn echo_line_reads_back_digits_and_stores_them() {
+    require_root_for_dtmf();
+    let server = VaaniServer::start(&ServerSpec::demo());
+    let sink = RtpSink::start();
+    let started = Instant::now();
+    let run = Sipp::new("uac_dtmf_wait_bye.xml")
+        .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
+        .substitute("milliseconds=\"3000\"", "milliseconds=\"1500\"")
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(60));
+    run.assert_success();
+
+    let call = newest_call(&server, "+918000000099", Duration::from_secs(10));
+    let detail = call_detail(&server, call["id"].as_str().expect("id"));
+    assert_eq!(detail["status"], "completed", "{detail:#}");
+    assert_eq!(detail["dtmf"], "12#", "{detail:#}");
+    assert_eq!(detail["end_reason"], "plugin_hangup", "{detail:#}");
+    let said = transcript_texts(&detail);
+    assert!(said.iter().any(|t| t.contains("You pressed 1")), "{said:?}");
+    assert!(said.iter().any(|t| t.contains("You pressed 2")), "{said:?}");
+
+    // The read-back was on the wire: speech-level PCMU audio reached the caller after the digits.
+    let packets = sink.packets();
+    assert!(
+        packets.len() > 100,
+        "only {} RTP packets reached the caller",
+        packets.len()
+    );
+    let digits_sent = started + Duration::from_millis(1500);
+    let spoken = speech_ms_after(&packets, Law::Mu, digits_sent);
+    assert!(
+        spoken >= 1500,
+        "only {spoken} ms of speech after the digits"
+    );
+    let source_ports: std::collections::HashSet<u16> =
+        packets.iter().map(|p| p.source.port()).collect();
+    assert_eq!(
+        source_ports.len(),
+        1,
+        "RTP must leave from one port (symmetric RTP)"
+    );
+}
+
+#[test]
+fn clinic_books_an_appointment_by_dtmf() {
+    require_root_for_dtmf();
+    let server = VaaniServer::start(&ServerSpec::demo());
+    // 1: book, 2: tomorrow, 1: morning, 1: confirm.
+    let run = Sipp::new("uac_dtmf_wait_bye.xml")
+        .substitute("play_dtmf=\"12#\"", "play_dtmf=\"1211\"")
+        .substitute("milliseconds=\"3000\"", "milliseconds=\"1000\"")
+        .run(server.sip_addr(), "+918000000001", Duration::from_secs(90));
+    run.assert_success();
+
+    let call = newest_call(&server, "+918000000001", Duration::from_secs(10));
+    let detail = call_detail(&server, call["id"].as_str().expect("id"));
+    assert_eq!(detail["status"], "completed", "{detail:#}");
+    let extractions = detail["extractions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let appointment = extractions
+        .iter()
+        .find(|e| e["schema_id"] == "appointment")
+        .unwrap_or_else(|| panic!("no appointment extraction: {detail:#}"));
+    assert_eq!(appointment["data"]["day"], "tomorrow", "{appointment:#}");
+    assert_eq!(appointment["data"]["slot"], "morning", "{appointment:#}");
+    assert_eq!(appointment["data"]["time"], "10:00", "{appointment:#}");
+}
+
+#[test]
+fn unknown_number_gets_404_and_stranger_gets_403() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    Sipp::new("uac_expect_reject.xml")
+        .run(server.sip_addr(), "+919999999999", Duration::from_secs(20))
+        .assert_success();
+    // 127.0.0.5 is loopback too, but outside the trunk's 127.0.0.1/32.
+    Sipp::new("uac_expect_reject.xml")
+        .substitute("response=\"404\"", "response=\"403\"")
+        .local_ip("127.0.0.5")
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(20))
+        .assert_success();
+    let metrics = server.http_get("/metrics", None).expect("metrics").1;
+    assert!(
+        metrics.contains("vaani_sip_rejections_total{code=\"404\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vaani_sip_rejections_total{code=\"403\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        server.calls().is_empty(),
+        "refused INVITEs must not create calls"
+    );
+}
+
+#[test]
+fn cancel_before_answer_leaves_a_cancelled_call() {
+    let mut spec = ServerSpec::demo();
+    let mut ringing = TenantSpec::new("ringer", "+918000000077", "echo");
+    ringing.ring_ms = 5000;
+    spec.tenants.push(ringing);
+    let server = VaaniServer::start(&spec);
+    Sipp::new("uac_cancel.xml")
+        .substitute("milliseconds=\"1000\"", "milliseconds=\"500\"")
+        .run(server.sip_addr(), "+918000000077", Duration::from_secs(20))
+        .assert_success();
+    let call = newest_call(&server, "+918000000077", Duration::from_secs(10));
+    assert_eq!(call["status"], "cancelled", "{call:#}");
+    assert!(call["answered_at_ms"].is_null(), "{call:#}");
+}
+
+#[test]
+fn twenty_simultaneous_calls_all_complete() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    Sipp::new("uac_call_bye.xml")
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"4000\"")
+        .args(&["-r", "10", "-l", "20", "-m", "20"])
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(60))
+        .assert_success();
+    let calls = server.wait_for_calls(Duration::from_secs(15), |calls| {
+        calls.iter().filter(|c| c["status"] == "completed").count() == 20
+    });
+    for call in &calls {
+        assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+        let received = call["media_stats"]["packets_received"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(
+            received > 100,
+            "call {} received only {received} RTP packets",
+            call["id"]
+        );
+    }
+}
+
+#[test]
+fn garbage_never_stops_the_server() {
+    let mut server = VaaniServer::start(&ServerSpec::demo());
+    let target = server.sip_addr();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let invite = "INVITE sip:+918000000099@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKgarbage\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+918000000099@127.0.0.1>\r\nCall-ID: garbage-1\r\nCSeq: 1 INVITE\r\nContent-Length: 500\r\n\r\nv=0\r\n";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 7;
+        state ^= state >> 9;
+        state
+    };
+    for i in 0..2000 {
+        let datagram: Vec<u8> = match i % 4 {
+            0 => (0..(next() % 1400) as usize)
+                .map(|_| next() as u8)
+                .collect(),
+            1 => invite.as_bytes()[..(next() as usize % invite.len())].to_vec(),
+            2 => {
+                let mut bytes = invite.as_bytes().to_vec();
+                for _ in 0..8 {
+                    let at = next() as usize % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+                bytes
+            }
+            _ => b"\r\n\r\n".to_vec(),
+        };
+        let _ = socket.send_to(&datagram, target);
+    }
+    if let Ok(mut tcp) = TcpStream::connect(target) {
+        let _ = tcp.write_all(b"INVITE garbage\r\nContent-Length: 99999999\r\n\r\n");
+        let _ = tcp.write_all(&[0xff; 4096]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.is_running(),
+        "vaani died on garbage input:\n{}",
+        server.log()
+    );
+    Sipp::new("uac_call_bye.xml")
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"1000\"")
+        .run(target, "+918000000099", Duration::from_secs(30))
+        .assert_success();
+}
