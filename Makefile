@@ -26,7 +26,9 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# The end-to-end tests run target/debug/vaani: build it first (cargo test alone does not).
 unit: plugins
+	cargo build --workspace --bins
 	cargo test --workspace
 	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins cargo test
 

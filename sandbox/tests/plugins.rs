@@ -88,7 +88,10 @@ async fn clinic_books_by_dtmf_with_a_validated_extraction() {
         .unwrap();
     assert_eq!(
         said(&actions),
-        vec!["Welcome back, Asha.", "Press 1 to book an appointment."]
+        vec![
+            "Welcome back to our clinic, Asha.",
+            "Press 1 to book an appointment."
+        ]
     );
 
     // A wrong key re-prompts.

@@ -256,10 +256,10 @@ fn route_sip_event(
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
-    if let Some(sender) = sender {
-        if sender.try_send(signal).is_err() {
-            tracing::warn!("call signal dropped: call task busy or gone");
-        }
+    if let Some(sender) = sender
+        && sender.try_send(signal).is_err()
+    {
+        tracing::warn!("call signal dropped: call task busy or gone");
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tracing::Instrument;
 use vaani_media::{MediaEvent, SessionHandle};
 use vaani_sandbox::{Action, CallerContext, Direction, EndReason, Event, LogLevel, PluginInstance};
 use vaani_sip::{CallEndReason, CallKey, IncomingCall, SipCommand};
@@ -169,7 +170,8 @@ pub async fn run_call(
     };
     state.metrics.active_calls.inc();
     let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
-    call.run().await;
+    let span = tracing::info_span!("call", call_id = %call.call_id, tenant_id = %call.tenant.id);
+    call.run().instrument(span).await;
     state.metrics.active_calls.dec();
 }
 
@@ -273,10 +275,6 @@ impl Call {
     }
 
     async fn run(&mut self) {
-        let span =
-            tracing::info_span!("call", call_id = %self.call_id, tenant_id = %self.tenant.id);
-        let _guard = span.enter();
-        drop(_guard);
         let external_id = self
             .incoming
             .headers
@@ -413,6 +411,7 @@ impl Call {
         }
 
         let session_config = self.state.session_config(&negotiated);
+        tracing::debug!(?negotiated, ?session_config, "media negotiated");
         let session =
             match self
                 .state
@@ -508,9 +507,7 @@ impl Call {
         }
 
         loop {
-            if let Some(ending) = self.drain_queued_events().await {
-                return ending;
-            }
+            self.drain_queued_events().await;
             if let Some(ending) = self.hangup_if_drained() {
                 return ending;
             }
@@ -566,10 +563,8 @@ impl Call {
                 },
                 _ = sleep_until(wake_at) => {
                     self.on_wake().await;
-                    if let Some(deadline) = self.hangup_after_playback {
-                        if Instant::now() >= deadline {
-                            return self.ended(CallStatus::Completed, "plugin_hangup", EndReason::PluginHangup, true);
-                        }
+                    if self.hangup_after_playback.is_some_and(|deadline| Instant::now() >= deadline) {
+                        return self.ended(CallStatus::Completed, "plugin_hangup", EndReason::PluginHangup, true);
                     }
                 }
             }
@@ -625,20 +620,18 @@ impl Call {
         }
         if let (Some(deadline), Some(timeout)) =
             (self.silence_deadline(), self.tenant.silence_timeout)
+            && deadline <= now
         {
-            if deadline <= now {
-                self.last_activity = now;
-                self.queued_events
-                    .push_back(Event::SilenceTimeout(timeout.as_millis() as u32));
-            }
+            self.last_activity = now;
+            self.queued_events
+                .push_back(Event::SilenceTimeout(timeout.as_millis() as u32));
         }
     }
 
-    async fn drain_queued_events(&mut self) -> Option<Ending> {
+    async fn drain_queued_events(&mut self) {
         while let Some(event) = self.queued_events.pop_front() {
             self.deliver(event).await;
         }
-        None
     }
 
     fn hangup_if_drained(&mut self) -> Option<Ending> {
@@ -688,12 +681,16 @@ impl Call {
             MediaEvent::SpeechStarted { media_ms } => {
                 self.caller_speaking = true;
                 self.last_activity = Instant::now();
+                self.record_event(media_ms, "speech.started", "").await;
                 self.queued_events
                     .push_back(Event::SpeechStarted { media_ms });
             }
             MediaEvent::SpeechStopped { duration_ms } => {
                 self.caller_speaking = false;
                 self.last_activity = Instant::now();
+                let at = self.media_ms();
+                self.record_event(at, "speech.stopped", &format!("{duration_ms} ms"))
+                    .await;
                 self.queued_events
                     .push_back(Event::SpeechStopped { duration_ms });
             }
@@ -709,6 +706,9 @@ impl Call {
             }
             MediaEvent::BargeIn { id, played_ms } => {
                 tracing::debug!(call_id = %self.call_id, id, played_ms, "barge-in");
+                let at = self.media_ms();
+                self.record_event(at, "playback.barge_in", &format!("after {played_ms} ms"))
+                    .await;
                 if self.pending_playbacks.remove(&id) && id < HOST_PLAYBACK_BASE {
                     self.queued_events.push_back(Event::BargeIn(id));
                 }
@@ -734,13 +734,12 @@ impl Call {
         }
         match done.audio {
             Ok(audio) => {
-                if let Some(media) = &self.media {
-                    if let Err(error) =
+                if let Some(media) = &self.media
+                    && let Err(error) =
                         media.enqueue(done.playback, audio.samples.clone(), done.interruptible)
-                    {
-                        tracing::warn!(call_id = %self.call_id, "could not queue audio: {error}");
-                        self.finish_playback_now(done.playback);
-                    }
+                {
+                    tracing::warn!(call_id = %self.call_id, "could not queue audio: {error}");
+                    self.finish_playback_now(done.playback);
                 }
             }
             Err(error) => {
@@ -1013,8 +1012,8 @@ impl Call {
         {
             tracing::error!(call_id = %self.call_id, "could not store the call's end: {error}");
         }
-        if self.answered_at.is_some() {
-            if let Err(error) = self
+        if self.answered_at.is_some()
+            && let Err(error) = self
                 .state
                 .store
                 .record_caller_call(
@@ -1025,9 +1024,8 @@ impl Call {
                     self.memory_json.as_deref(),
                 )
                 .await
-            {
-                tracing::warn!(call_id = %self.call_id, "could not update the caller profile: {error}");
-            }
+        {
+            tracing::warn!(call_id = %self.call_id, "could not update the caller profile: {error}");
         }
         self.state
             .metrics

@@ -32,6 +32,27 @@ pub fn write_caller_files(dir: &Path) {
     }
 }
 
+/// Writes `name` (raw A-law, 8 kHz): `lead_s` seconds of silence, `text` spoken by espeak-ng,
+/// then `tail_s` seconds of silence. Uses the espeak-ng and sox programs the set-up installs.
+pub fn write_spoken_alaw(dir: &Path, name: &str, text: &str, lead_s: f32, tail_s: f32) {
+    let wav = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("run espeak-ng (installed by the set-up)");
+    assert!(status.success(), "espeak-ng failed");
+    let status = std::process::Command::new("sox")
+        .arg(&wav)
+        .args(["-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw"])
+        .arg(dir.join(name))
+        .args(["pad", &lead_s.to_string(), &tail_s.to_string()])
+        .status()
+        .expect("run sox (installed by the set-up)");
+    assert!(status.success(), "sox failed");
+}
+
 /// Root-mean-square level of one G.711 payload after decoding.
 pub fn payload_rms(law: Law, payload: &[u8]) -> f64 {
     if payload.is_empty() {

@@ -144,18 +144,20 @@ pub struct ServerSpec {
     pub allowed_cidrs: Vec<String>,
     /// Extra TOML appended at the end (sections not otherwise written).
     pub extra_toml: String,
+    /// `[media] rtp_timeout_secs`.
+    pub rtp_timeout_secs: u32,
 }
 
 impl ServerSpec {
     /// The demo tenants: clinic on +918000000001 and echo on +918000000099, trunk 127.0.0.1/32.
     pub fn demo() -> Self {
+        let mut clinic = TenantSpec::new("clinic", "+918000000001", "clinic");
+        clinic.extra = "plugin_config = { clinic_name = \"Sunny Clinic\" }".to_string();
         Self {
-            tenants: vec![
-                TenantSpec::new("clinic", "+918000000001", "clinic"),
-                TenantSpec::new("echo", "+918000000099", "echo"),
-            ],
+            tenants: vec![clinic, TenantSpec::new("echo", "+918000000099", "echo")],
             allowed_cidrs: vec!["127.0.0.1/32".to_string()],
             extra_toml: String::new(),
+            rtp_timeout_secs: 30,
         }
     }
 }
@@ -372,7 +374,7 @@ bind_ip = "127.0.0.1"
 public_ip = "127.0.0.1"
 rtp_ports = "{rtp_base}-{rtp_end}"
 shards = 2
-rtp_timeout_secs = 30
+rtp_timeout_secs = {rtp_timeout}
 
 [http]
 listen = "127.0.0.1:{http_port}"
@@ -387,6 +389,7 @@ name = "Loopback test trunk"
 allowed_cidrs = [{cidrs}]
 "#,
         rtp_end = rtp_base + 399,
+        rtp_timeout = spec.rtp_timeout_secs,
         db = dir.join("vaani.db").display(),
     );
     for tenant in &spec.tenants {
@@ -497,6 +500,11 @@ impl Sipp {
         self
     }
 
+    /// The scratch directory sipp runs in (audio files for `rtp_stream` go here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Send from this local address instead of 127.0.0.1.
     pub fn local_ip(mut self, ip: &str) -> Self {
         self.local_ip = ip.to_string();
@@ -600,12 +608,11 @@ impl RtpSink {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok((len, source)) = socket.recv_from(&mut buf) {
-                        if let Some(packet) = parse_rtp(&buf[..len], source) {
-                            if let Ok(mut list) = packets.lock() {
-                                list.push(packet);
-                            }
-                        }
+                    if let Ok((len, source)) = socket.recv_from(&mut buf)
+                        && let Some(packet) = parse_rtp(&buf[..len], source)
+                        && let Ok(mut list) = packets.lock()
+                    {
+                        list.push(packet);
                     }
                 }
             })
@@ -655,7 +662,6 @@ fn parse_rtp(data: &[u8], source: SocketAddr) -> Option<ReceivedRtp> {
 
 /// Whether sipp can send RFC 4733 digits (`play_dtmf` needs raw sockets, i.e. root).
 pub fn can_send_dtmf() -> bool {
-    // SAFETY-free check: root has uid 0.
     Command::new("id")
         .arg("-u")
         .output()

@@ -125,6 +125,26 @@ fn clinic_books_an_appointment_by_dtmf() {
     assert_eq!(appointment["data"]["day"], "tomorrow", "{appointment:#}");
     assert_eq!(appointment["data"]["slot"], "morning", "{appointment:#}");
     assert_eq!(appointment["data"]["time"], "10:00", "{appointment:#}");
+
+    // The same caller calls again: the clinic remembers the booking from the caller's memory.
+    Sipp::new("uac_dtmf_wait_bye.xml")
+        .substitute("play_dtmf=\"12#\"", "play_dtmf=\"1331\"")
+        .substitute("milliseconds=\"3000\"", "milliseconds=\"1000\"")
+        .run(server.sip_addr(), "+918000000001", Duration::from_secs(90))
+        .assert_success();
+    let calls = server.wait_for_calls(Duration::from_secs(10), |calls| {
+        calls.iter().filter(|c| c["status"] == "completed").count() == 2
+    });
+    let second = call_detail(&server, calls[0]["id"].as_str().expect("id"));
+    let said = transcript_texts(&second);
+    assert_eq!(
+        said.first().map(String::as_str),
+        Some("Welcome back to Sunny Clinic. Your last booking was for tomorrow morning at 10:00."),
+        "{said:?}"
+    );
+    let booking = &second["extractions"][0]["data"];
+    assert_eq!(booking["day"], "day_after_tomorrow", "{second:#}");
+    assert_eq!(booking["slot"], "evening", "{second:#}");
 }
 
 #[test]
@@ -191,6 +211,11 @@ fn twenty_simultaneous_calls_all_complete() {
             "call {} received only {received} RTP packets",
             call["id"]
         );
+        assert_eq!(
+            call["media_stats"]["unknown_payload_packets"], 0,
+            "{call:#}"
+        );
+        assert_eq!(call["media_stats"]["packets_lost"], 0, "{call:#}");
     }
 }
 
@@ -238,4 +263,112 @@ fn garbage_never_stops_the_server() {
         .substitute("milliseconds=\"5000\"", "milliseconds=\"1000\"")
         .run(target, "+918000000099", Duration::from_secs(30))
         .assert_success();
+}
+
+#[test]
+fn tcp_call_completes() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    Sipp::new("uac_call_bye.xml")
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"2000\"")
+        .args(&["-t", "t1"])
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(30))
+        .assert_success();
+    let call = newest_call(&server, "+918000000099", Duration::from_secs(10));
+    assert_eq!(call["status"], "completed", "{call:#}");
+    assert_eq!(call["end_reason"], "caller_hangup", "{call:#}");
+}
+
+#[test]
+fn silent_caller_is_hung_up_after_the_rtp_timeout() {
+    let mut spec = ServerSpec::demo();
+    spec.rtp_timeout_secs = 2;
+    let server = VaaniServer::start(&spec);
+    // No audio and no digits: the caller's RTP never starts.
+    Sipp::new("uac_dtmf_wait_bye.xml")
+        .substitute("<exec rtp_stream=\"caller_8k.ulaw,-1,0\"/>", "")
+        .substitute("<exec play_dtmf=\"12#\"/>", "")
+        .substitute("milliseconds=\"3000\"", "milliseconds=\"100\"")
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(30))
+        .assert_success();
+    let call = newest_call(&server, "+918000000099", Duration::from_secs(10));
+    assert_eq!(call["end_reason"], "media_timeout", "{call:#}");
+    assert_eq!(call["media_stats"]["packets_received"], 0, "{call:#}");
+}
+
+/// Runs one call to `number` whose caller speaks over the greeting; returns the stored call and
+/// the milliseconds of agent speech the caller heard.
+fn call_with_caller_speech(server: &VaaniServer, number: &str) -> (Value, u64) {
+    let sink = RtpSink::start();
+    let sipp = Sipp::new("uac_call_bye.xml")
+        .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"7000\"")
+        .substitute("caller_8k.alaw,-1,8", "caller_speech.alaw,1,8");
+    vaani_testbench::audio::write_spoken_alaw(
+        sipp.dir(),
+        "caller_speech.alaw",
+        "Hello, I would like to book an appointment for tomorrow morning please.",
+        1.5,
+        6.0,
+    );
+    let started = Instant::now();
+    sipp.run(server.sip_addr(), number, Duration::from_secs(30))
+        .assert_success();
+    let call = newest_call(server, number, Duration::from_secs(10));
+    let detail = call_detail(server, call["id"].as_str().expect("id"));
+    let heard = speech_ms_after(&sink.packets(), Law::A, started);
+    (detail, heard)
+}
+
+fn event_kinds(detail: &Value) -> Vec<String> {
+    detail["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn caller_speech_is_detected_and_barges_in_on_playback() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+
+    // The clinic leaves barge-in to the media engine: caller speech cuts the prompt.
+    let (detail, heard) = call_with_caller_speech(&server, "+918000000001");
+    let kinds = event_kinds(&detail);
+    assert!(
+        kinds.iter().any(|k| k == "speech.started"),
+        "no speech detected: {detail:#}"
+    );
+    assert!(
+        kinds.iter().any(|k| k == "speech.stopped"),
+        "speech never ended: {detail:#}"
+    );
+    assert!(
+        kinds.iter().any(|k| k == "playback.barge_in"),
+        "no barge-in: {detail:#}"
+    );
+    assert!(
+        detail["media_stats"]["barge_ins"].as_u64().unwrap_or(0) >= 1,
+        "{detail:#}"
+    );
+    assert_eq!(
+        detail["media_stats"]["unknown_payload_packets"], 0,
+        "{detail:#}"
+    );
+    eprintln!("clinic caller heard {heard} ms of prompts before barging in");
+
+    // The echo plugin stops playback itself as soon as speech starts.
+    let (detail, heard) = call_with_caller_speech(&server, "+918000000099");
+    assert!(
+        event_kinds(&detail).iter().any(|k| k == "speech.started"),
+        "{detail:#}"
+    );
+    // Its greeting alone lasts about 4.5 s; the caller spoke over it after about 2 s.
+    eprintln!("echo caller heard {heard} ms of the greeting before it stopped");
+    assert!(
+        heard < 3000,
+        "caller heard {heard} ms: the plugin did not stop playback"
+    );
 }

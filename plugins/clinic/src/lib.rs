@@ -1,6 +1,7 @@
-//! Sunrise Clinic: books an appointment with a DTMF menu.
+//! The clinic receptionist: books an appointment with a DTMF menu.
 //!
-//! Flow: greeting (by name for known callers) → "Press 1 to book" → day
+//! Flow: greeting (by name for known callers, with their last booking for returning ones; the
+//! clinic's name comes from the tenant's `clinic_name` setting) → "Press 1 to book" → day
 //! (1 today, 2 tomorrow, 3 the day after tomorrow) → slot (1 morning 10:00,
 //! 2 afternoon 14:00, 3 evening 18:00) → confirm with 1 (2 starts over) →
 //! `appointment` extraction, caller memory `{ "last_booking": … }`, goodbye and
@@ -126,12 +127,43 @@ enum Step {
     Done,
 }
 
+/// Clinic name used when the tenant configures none.
+pub const DEFAULT_CLINIC_NAME: &str = "our clinic";
+
 /// The clinic plugin.
 #[derive(Default)]
 pub struct Clinic {
     step: Step,
     caller: String,
     caller_name: Option<String>,
+}
+
+/// The `clinic_name` setting from the tenant's plugin configuration.
+fn clinic_name(ctx: &CallerContext) -> String {
+    serde_json::from_str::<serde_json::Value>(&ctx.config_json)
+        .ok()
+        .and_then(|config| config["clinic_name"].as_str().map(str::trim).map(str::to_string))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| DEFAULT_CLINIC_NAME.to_string())
+}
+
+/// "tomorrow morning at 10:00" for the booking a previous call saved in memory.
+fn last_booking(ctx: &CallerContext) -> Option<String> {
+    let memory = ctx.memory()?;
+    let booking = memory.get("last_booking")?;
+    let day = match booking.get("day")?.as_str()? {
+        "today" => Day::Today,
+        "tomorrow" => Day::Tomorrow,
+        "day_after_tomorrow" => Day::DayAfterTomorrow,
+        _ => return None,
+    };
+    let slot = match booking.get("slot")?.as_str()? {
+        "morning" => Slot::Morning,
+        "afternoon" => Slot::Afternoon,
+        "evening" => Slot::Evening,
+        _ => return None,
+    };
+    Some(format!("{} {} at {}", day.spoken(), slot.spoken(), slot.time()))
 }
 
 impl Clinic {
@@ -220,9 +252,16 @@ impl Plugin for Clinic {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .map(str::to_string);
-        let greeting = match &self.caller_name {
-            Some(name) => format!("Welcome back, {name}."),
-            None => "Welcome to Sunrise Clinic.".to_string(),
+        let clinic = clinic_name(ctx);
+        let greeting = match (&self.caller_name, last_booking(ctx)) {
+            (Some(name), Some(booking)) => {
+                format!("Welcome back to {clinic}, {name}. Your last booking was for {booking}.")
+            }
+            (Some(name), None) => format!("Welcome back to {clinic}, {name}."),
+            (None, Some(booking)) => {
+                format!("Welcome back to {clinic}. Your last booking was for {booking}.")
+            }
+            (None, None) => format!("Welcome to {clinic}."),
         };
         call.say(greeting)?;
         self.ask(call)
@@ -281,11 +320,41 @@ mod tests {
     fn greets_known_callers_by_name() {
         let mut call = TestCall::<Clinic>::new();
         call.start_with(known_caller()).unwrap();
-        assert_eq!(call.said(), vec!["Welcome back, Asha.", MENU_PROMPT]);
+        assert_eq!(call.said(), vec!["Welcome back to our clinic, Asha.", MENU_PROMPT]);
 
         let mut anonymous = TestCall::<Clinic>::new();
         anonymous.start().unwrap();
-        assert_eq!(anonymous.said()[0], "Welcome to Sunrise Clinic.");
+        assert_eq!(anonymous.said()[0], "Welcome to our clinic.");
+    }
+
+    #[test]
+    fn uses_the_configured_name_and_remembers_the_last_booking() {
+        let mut call = TestCall::<Clinic>::new();
+        call.start_with(CallerContext {
+            config_json: r#"{"clinic_name": "Sunny Clinic"}"#.into(),
+            memory_json: Some(
+                r#"{"last_booking": {"day": "tomorrow", "slot": "morning", "time": "10:00"}}"#
+                    .into(),
+            ),
+            previous_calls: 1,
+            ..TestCall::<Clinic>::default_context()
+        })
+        .unwrap();
+        assert_eq!(
+            call.said()[0],
+            "Welcome back to Sunny Clinic. Your last booking was for tomorrow morning at 10:00."
+        );
+    }
+
+    #[test]
+    fn ignores_memory_it_does_not_understand() {
+        let mut call = TestCall::<Clinic>::new();
+        call.start_with(CallerContext {
+            memory_json: Some(r#"{"last_booking": {"day": "someday"}}"#.into()),
+            ..TestCall::<Clinic>::default_context()
+        })
+        .unwrap();
+        assert_eq!(call.said()[0], "Welcome to our clinic.");
     }
 
     #[test]

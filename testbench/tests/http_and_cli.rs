@@ -1,0 +1,115 @@
+//! The HTTP surface and the command line of the real binary.
+
+use std::process::Command;
+
+use serde_json::Value;
+use vaani_testbench::{OPERATOR_KEY, ScratchDir, ServerSpec, VaaniServer, repo_root, vaani_binary};
+
+#[test]
+fn health_metrics_and_api_authentication() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    assert_eq!(server.http_get("/healthz", None).expect("healthz").0, 200);
+    assert_eq!(server.http_get("/readyz", None).expect("readyz").0, 200);
+
+    let (status, metrics) = server.http_get("/metrics", None).expect("metrics");
+    assert_eq!(status, 200);
+    for family in [
+        "vaani_active_calls",
+        "vaani_rtp_packets_received_total",
+        "vaani_rtp_packets_lost_total",
+        "vaani_plugin_event_seconds",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from /metrics:\n{metrics}"
+        );
+    }
+
+    for key in [None, Some("wrong-key")] {
+        let (status, body) = server.http_get("/api/v1/calls", key).expect("calls");
+        assert_eq!(status, 401, "{body}");
+        let error: Value = serde_json::from_str(&body).expect("JSON error body");
+        assert_eq!(error["error"]["code"], "unauthorized", "{body}");
+    }
+
+    let (status, body) = server
+        .http_get("/api/v1/calls", Some(OPERATOR_KEY))
+        .expect("calls");
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(listed["calls"], serde_json::json!([]));
+
+    let (status, body) = server
+        .http_get("/api/v1/calls?limit=0", Some(OPERATOR_KEY))
+        .expect("calls");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .http_get("/api/v1/calls?limit=abc", Some(OPERATOR_KEY))
+        .expect("calls");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = server
+        .http_get("/api/v1/calls/0190-nope", Some(OPERATOR_KEY))
+        .expect("call");
+    assert_eq!(status, 404, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(error["error"]["code"], "call_not_found", "{body}");
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let config = repo_root().join("config/vaani.toml");
+    let output = Command::new(vaani_binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run vaani");
+    assert!(
+        output.status.success(),
+        "shipped config rejected (build the plugins first):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn check_config_reports_every_error_with_its_key_path() {
+    let dir = ScratchDir::new("check-config");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[sip]
+listen_udp = "not-an-address"
+
+[http]
+listen = "127.0.0.1:8080"
+operator_key = "k"
+
+[[trunks]]
+id = "local"
+allowed_cidrs = ["10.0.0/8"]
+
+[[tenants]]
+id = "clinic"
+numbers = ["12345"]
+trunk = "nowhere"
+"#,
+    )
+    .expect("write config");
+    let output = Command::new(vaani_binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("VAANI_MEDIA__RTP_PORTS", "20001-20000")
+        .output()
+        .expect("run vaani");
+    assert!(!output.status.success(), "a bad config must exit non-zero");
+    let report = String::from_utf8_lossy(&output.stderr);
+    for key in [
+        "sip.listen_udp",
+        "trunks[0].allowed_cidrs[0]",
+        "tenants[0].numbers[0]",
+        "tenants[0].trunk",
+        "media.rtp_ports",
+    ] {
+        assert!(report.contains(key), "no error for {key} in:\n{report}");
+    }
+}
