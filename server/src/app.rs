@@ -201,9 +201,9 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     });
     http_state.ready.store(true, Ordering::Release);
 
-    let active: Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>> = Arc::default();
-    let shutdown = tokio::signal::ctrl_c();
-    tokio::pin!(shutdown);
+    let active: ActiveCalls = Arc::default();
+    let mut http = http;
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -212,28 +212,84 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
                 };
                 route_sip_event(&state, &active, &calls, event);
             }
-            _ = &mut shutdown => {
-                tracing::info!("interrupted: stopping");
-                break;
+            result = &mut http => {
+                anyhow::bail!("HTTP server stopped: {result:?}");
             }
-        }
-        if http.is_finished() {
-            anyhow::bail!("HTTP server stopped");
+            () = &mut shutdown => break,
         }
     }
+
+    // Stop: refuse new work, end calls in progress with a BYE, give them a moment to finish.
+    http_state.ready.store(false, Ordering::Release);
+    let senders: Vec<_> = active
+        .lock()
+        .map(|map| map.values().cloned().collect())
+        .unwrap_or_default();
+    tracing::info!(calls = senders.len(), "stopping: ending calls in progress");
+    for sender in senders {
+        let _ = sender.try_send(CallSignal::Shutdown);
+    }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while tokio::time::Instant::now() < deadline
+        && active.lock().map(|map| !map.is_empty()).unwrap_or(false)
+    {
+        // Keep serving SIP so that the BYEs go out and their responses are absorbed.
+        tokio::select! {
+            Some(event) = events.recv() => route_sip_event(&state, &active, &calls, event),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// How long calls in progress get to end cleanly when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Signal senders of the calls in progress, by SIP call key.
+type ActiveCalls = Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>>;
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stop requested");
+}
+
+/// Removes a call from the active map when its task ends, even by panic.
+struct ActiveEntry {
+    active: ActiveCalls,
+    key: CallKey,
+}
+
+impl Drop for ActiveEntry {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.active.lock() {
+            map.remove(&self.key);
+        }
+    }
 }
 
 fn route_sip_event(
     state: &Arc<AppState>,
-    active: &Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>>,
+    active: &ActiveCalls,
     calls: &tokio::runtime::Handle,
     event: SipEvent,
 ) {
     let (key, signal) = match event {
         SipEvent::IncomingCall(incoming) => {
             let key = incoming.key;
-            let (tx, rx) = mpsc::channel(16);
+            let (tx, rx) = mpsc::channel(8);
             if let Ok(mut map) = active.lock() {
                 map.insert(key, tx);
             }
@@ -242,10 +298,8 @@ fn route_sip_event(
             let span = tracing::info_span!("call", sip_call_id = %incoming.call_id);
             calls.spawn(
                 async move {
+                    let _entry = ActiveEntry { active, key };
                     run_call(state, key, incoming, rx).await;
-                    if let Ok(mut map) = active.lock() {
-                        map.remove(&key);
-                    }
                 }
                 .instrument(span),
             );

@@ -4,11 +4,12 @@
 //! media shard) and to the SIP driver through channels. Nothing here runs on the media path:
 //! audio keeps flowing while the plugin thinks, text is synthesized or the store is written.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument;
 use vaani_media::{MediaEvent, SessionHandle};
@@ -18,9 +19,9 @@ use vaani_speech::{SpeechRequest, SynthesizedAudio};
 use vaani_store::{CallDirection, CallOutcome, CallStatus, NewCall, NewTranscriptLine, Speaker};
 
 use crate::app::{AppState, TenantRuntime};
-use crate::routing::{dialled_number, number_candidates, trunk_for_source};
+use crate::routing::{dialled_number, number_candidates};
 
-/// What the SIP side tells a call after the INVITE.
+/// What the SIP side and the server tell a call after the INVITE.
 #[derive(Debug)]
 pub enum CallSignal {
     /// The ACK for our 200 arrived.
@@ -29,10 +30,15 @@ pub enum CallSignal {
     Cancelled,
     /// The dialog ended.
     Ended(CallEndReason),
+    /// The server is stopping: end the call now.
+    Shutdown,
 }
 
 /// Longest wait for queued playback to finish after the plugin hangs up.
 const HANGUP_DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Playback ids used for host-generated speech (the fallback), far above plugin ids.
+const HOST_PLAYBACK_BASE: u64 = 1 << 62;
 
 /// Why a call is refused before it exists.
 struct Rejection {
@@ -48,49 +54,54 @@ struct Admitted {
     dialled: String,
 }
 
+/// Routes the INVITE by its dialled number, then checks that the number's trunk allows the
+/// source address (several trunks of one provider share its addresses).
 fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejection> {
     let source = incoming.source.ip();
-    let Some(trunk) = trunk_for_source(&state.trunks, source) else {
-        return Err(Rejection {
-            status: 403,
-            reason: "Forbidden",
-            detail: format!("source {source} is not in any trunk's allowed networks"),
-        });
+    let known_source = state.trunks.iter().any(|t| t.allows(source));
+    let forbidden = |detail: String| Rejection {
+        status: 403,
+        reason: "Forbidden",
+        detail,
     };
-    let Some(dialled) = dialled_number(
+    let dialled = dialled_number(
         incoming.request_uri_user.as_deref(),
         incoming.to_user.as_deref(),
-    ) else {
-        return Err(Rejection {
-            status: 404,
-            reason: "Not Found",
-            detail: "no dialled number in the Request-URI or To".to_string(),
-        });
-    };
-    let route = number_candidates(&dialled)
-        .into_iter()
-        .find_map(|candidate| {
-            state
-                .numbers
-                .get(&candidate)
-                .map(|r| (candidate, r.clone()))
-        });
+    );
+    let route = dialled.as_deref().and_then(|dialled| {
+        number_candidates(dialled)
+            .into_iter()
+            .find_map(|candidate| {
+                state
+                    .numbers
+                    .get(&candidate)
+                    .map(|r| (candidate, r.clone()))
+            })
+    });
     let Some((dialled, route)) = route else {
+        if !known_source {
+            return Err(forbidden(format!(
+                "source {source} is not in any trunk's allowed networks"
+            )));
+        }
         return Err(Rejection {
             status: 404,
             reason: "Not Found",
-            detail: format!("number {} is not configured", mask_number(&dialled)),
-        });
-    };
-    if route.trunk_id != trunk.id {
-        return Err(Rejection {
-            status: 403,
-            reason: "Forbidden",
             detail: format!(
-                "number belongs to trunk {} but the call came from trunk {}",
-                route.trunk_id, trunk.id
+                "number {} is not configured",
+                mask_number(dialled.as_deref().unwrap_or("(none)"))
             ),
         });
+    };
+    let trunk_allows = state
+        .trunks
+        .iter()
+        .any(|t| t.id == route.trunk_id && t.allows(source));
+    if !trunk_allows {
+        return Err(forbidden(format!(
+            "source {source} is not in the allowed networks of trunk {}",
+            route.trunk_id
+        )));
     }
     let Some(tenant) = state.tenants.get(&route.tenant_id).cloned() else {
         return Err(Rejection {
@@ -137,6 +148,38 @@ fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Refuses an INVITE with a final status and counts it.
+async fn refuse(state: &AppState, key: CallKey, status: u16, reason: &str) {
+    state
+        .metrics
+        .sip_rejections_total
+        .with_label_values(&[&status.to_string()])
+        .inc();
+    state
+        .sip_command(SipCommand::Reject {
+            key,
+            status,
+            reason: reason.to_string(),
+        })
+        .await;
+}
+
+/// Keeps the active-calls gauge right even if a call task panics.
+struct ActiveCallGauge(prometheus::IntGauge);
+
+impl ActiveCallGauge {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for ActiveCallGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Runs one inbound call from its INVITE to its stored record.
 pub async fn run_call(
     state: Arc<AppState>,
@@ -153,29 +196,17 @@ pub async fn run_call(
                 "INVITE refused: {}",
                 rejection.detail
             );
-            state
-                .metrics
-                .sip_rejections_total
-                .with_label_values(&[&rejection.status.to_string()])
-                .inc();
-            state
-                .sip_command(SipCommand::Reject {
-                    key,
-                    status: rejection.status,
-                    reason: rejection.reason.to_string(),
-                })
-                .await;
+            refuse(&state, key, rejection.status, rejection.reason).await;
             return;
         }
     };
-    state.metrics.active_calls.inc();
+    let _gauge = ActiveCallGauge::new(&state.metrics.active_calls);
     let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
     let span = tracing::info_span!("call", call_id = %call.call_id, tenant_id = %call.tenant.id);
     call.run().instrument(span).await;
-    state.metrics.active_calls.dec();
 }
 
-/// A text-to-speech job for the call's speech worker.
+/// A text-to-speech job, queued in the order the plugin said things.
 struct SpeechJob {
     playback: u64,
     text: String,
@@ -191,8 +222,42 @@ struct SpeechDone {
     audio: Result<SynthesizedAudio, vaani_speech::SpeechError>,
 }
 
-/// Playback ids used for host-generated speech (the fallback), far above plugin ids.
-const HOST_PLAYBACK_BASE: u64 = 1 << 62;
+/// How a call ended, for the record.
+struct Ending {
+    status: CallStatus,
+    reason: &'static str,
+    plugin_reason: EndReason,
+    send_bye: bool,
+}
+
+impl Ending {
+    fn new(status: CallStatus, reason: &'static str, plugin_reason: EndReason) -> Self {
+        Self {
+            status,
+            reason,
+            plugin_reason,
+            send_bye: false,
+        }
+    }
+
+    /// The same ending, with vaani sending the BYE.
+    fn with_bye(mut self) -> Self {
+        self.send_bye = true;
+        self
+    }
+
+    fn cancelled() -> Self {
+        Self::new(
+            CallStatus::Cancelled,
+            "caller_cancelled",
+            EndReason::CallerHangup,
+        )
+    }
+
+    fn refused(reason: &'static str) -> Self {
+        Self::new(CallStatus::Rejected, reason, EndReason::HostShutdown)
+    }
+}
 
 struct Call {
     state: Arc<AppState>,
@@ -207,12 +272,15 @@ struct Call {
     signals: mpsc::Receiver<CallSignal>,
     plugin: Option<PluginInstance>,
     media: Option<SessionHandle>,
-    speech_jobs: Option<mpsc::Sender<SpeechJob>>,
-    speech_done: Option<mpsc::Receiver<SpeechDone>>,
-    /// Playbacks queued for speech or audio that have not finished or been stopped.
-    pending_playbacks: HashSet<u64>,
-    /// Playbacks the plugin stopped before their audio was ready.
-    cancelled_playbacks: HashSet<u64>,
+    /// Speech waiting for text-to-speech, in order; one job is synthesized at a time.
+    speech_queue: VecDeque<SpeechJob>,
+    /// The job being synthesized, so that a stop or barge-in can abort it.
+    speech_in_flight: Option<(u64, JoinHandle<()>)>,
+    speech_done_tx: mpsc::Sender<SpeechDone>,
+    speech_done_rx: mpsc::Receiver<SpeechDone>,
+    /// Playbacks not yet finished or stopped (queued, synthesizing or playing), with whether
+    /// caller speech may interrupt them.
+    pending_playbacks: HashMap<u64, bool>,
     /// Events raised by the host while applying actions, delivered after the current one.
     queued_events: VecDeque<Event>,
     timers: HashMap<u64, (Instant, String)>,
@@ -221,16 +289,9 @@ struct Call {
     last_activity: Instant,
     memory_json: Option<String>,
     caller_name: Option<String>,
+    previous_calls: u32,
     plugin_error: Option<String>,
     next_host_playback: u64,
-}
-
-/// How a call ended, for the record.
-struct Ending {
-    status: CallStatus,
-    reason: &'static str,
-    plugin_reason: EndReason,
-    send_bye: bool,
 }
 
 impl Call {
@@ -241,6 +302,7 @@ impl Call {
         admitted: Admitted,
         signals: mpsc::Receiver<CallSignal>,
     ) -> Self {
+        let (speech_done_tx, speech_done_rx) = mpsc::channel(2);
         Self {
             state,
             key,
@@ -254,10 +316,11 @@ impl Call {
             signals,
             plugin: None,
             media: None,
-            speech_jobs: None,
-            speech_done: None,
-            pending_playbacks: HashSet::new(),
-            cancelled_playbacks: HashSet::new(),
+            speech_queue: VecDeque::new(),
+            speech_in_flight: None,
+            speech_done_tx,
+            speech_done_rx,
+            pending_playbacks: HashMap::new(),
             queued_events: VecDeque::new(),
             timers: HashMap::new(),
             hangup_after_playback: None,
@@ -265,6 +328,7 @@ impl Call {
             last_activity: Instant::now(),
             memory_json: None,
             caller_name: None,
+            previous_calls: 0,
             plugin_error: None,
             next_host_playback: HOST_PLAYBACK_BASE,
         }
@@ -295,16 +359,11 @@ impl Call {
             plugin_version: self.tenant.plugin.as_ref().map(|p| p.info.version.clone()),
         };
         if let Err(error) = self.state.store.insert_call(&new_call).await {
-            tracing::error!(call_id = %self.call_id, "could not store the call: {error}");
-            self.reject(503, "Service Unavailable").await;
+            tracing::error!("could not store the call: {error}");
+            refuse(&self.state, self.key, 503, "Service Unavailable").await;
             return;
         }
-        tracing::info!(
-            call_id = %self.call_id,
-            tenant_id = %self.tenant.id,
-            caller = %mask_number(&self.caller),
-            "incoming call"
-        );
+        tracing::info!(caller = %mask_number(&self.caller), "incoming call");
 
         let ending = match self.answer().await {
             Ok(()) => self.converse().await,
@@ -313,39 +372,19 @@ impl Call {
         self.finish(ending).await;
     }
 
-    async fn reject(&mut self, status: u16, reason: &str) {
-        self.state
-            .metrics
-            .sip_rejections_total
-            .with_label_values(&[&status.to_string()])
-            .inc();
-        self.state
-            .sip_command(SipCommand::Reject {
-                key: self.key,
-                status,
-                reason: reason.to_string(),
-            })
-            .await;
-    }
-
-    /// Negotiates media, rings, instantiates the plugin and sends the 200 OK.
+    /// Negotiates media, loads the caller's profile, rings, instantiates the plugin and sends
+    /// the 200 OK.
     async fn answer(&mut self) -> Result<(), Ending> {
-        let refused = |reason: &'static str| Ending {
-            status: CallStatus::Rejected,
-            reason,
-            plugin_reason: EndReason::HostShutdown,
-            send_bye: false,
-        };
         let Some(offer) = self.incoming.sdp.clone() else {
-            self.reject(488, "Not Acceptable Here").await;
-            return Err(refused("no_sdp_offer"));
+            refuse(&self.state, self.key, 488, "Not Acceptable Here").await;
+            return Err(Ending::refused("no_sdp_offer"));
         };
         let lease = match self.state.media.allocate_port() {
             Ok(lease) => lease,
             Err(error) => {
-                tracing::warn!(call_id = %self.call_id, "no RTP port: {error}");
-                self.reject(503, "Service Unavailable").await;
-                return Err(refused("no_rtp_port"));
+                tracing::warn!("no RTP port: {error}");
+                refuse(&self.state, self.key, 503, "Service Unavailable").await;
+                return Err(Ending::refused("no_rtp_port"));
             }
         };
         let (negotiated, answer_sdp) = match vaani_sip::sdp::answer_offer(
@@ -357,9 +396,9 @@ impl Call {
         ) {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::info!(call_id = %self.call_id, "SDP offer refused: {error}");
-                self.reject(488, "Not Acceptable Here").await;
-                return Err(refused("sdp_not_acceptable"));
+                tracing::info!("SDP offer refused: {error}");
+                refuse(&self.state, self.key, 488, "Not Acceptable Here").await;
+                return Err(Ending::refused("sdp_not_acceptable"));
             }
         };
 
@@ -369,21 +408,13 @@ impl Call {
                 status: 180,
             })
             .await;
-        if self.tenant.ring_ms > 0 {
-            let ring_until = Instant::now() + Duration::from_millis(u64::from(self.tenant.ring_ms));
-            loop {
-                tokio::select! {
-                    _ = sleep_until(ring_until) => break,
-                    signal = self.signals.recv() => match signal {
-                        Some(CallSignal::Cancelled) | None => {
-                            return Err(Ending { status: CallStatus::Cancelled, reason: "caller_cancelled", plugin_reason: EndReason::CallerHangup, send_bye: false });
-                        }
-                        Some(CallSignal::Ended(_)) => {
-                            return Err(Ending { status: CallStatus::Cancelled, reason: "caller_cancelled", plugin_reason: EndReason::CallerHangup, send_bye: false });
-                        }
-                        Some(CallSignal::Confirmed) => {}
-                    }
-                }
+        // The caller's memory is loaded before answering, while the line rings.
+        self.load_caller_profile().await;
+        let ring_until = Instant::now() + Duration::from_millis(u64::from(self.tenant.ring_ms));
+        while Instant::now() < ring_until {
+            tokio::select! {
+                _ = sleep_until(ring_until) => break,
+                signal = self.signals.recv() => self.signal_before_answer(signal).await?,
             }
         }
 
@@ -400,7 +431,7 @@ impl Call {
             None => self.plugin_error = Some("no plugin configured".to_string()),
             Some(Ok(instance)) => self.plugin = Some(instance),
             Some(Err(failure)) => {
-                tracing::error!(call_id = %self.call_id, "plugin could not start: {}", failure.message);
+                tracing::error!("plugin could not start: {}", failure.message);
                 self.plugin_error = Some(format!("instantiate: {}", failure.message));
                 self.state
                     .metrics
@@ -412,25 +443,24 @@ impl Call {
 
         let session_config = self.state.session_config(&negotiated);
         tracing::debug!(?negotiated, ?session_config, "media negotiated");
-        let session =
-            match self
-                .state
-                .media
-                .open_session(lease, session_config, self.state.new_vad())
-            {
-                Ok(session) => session,
-                Err(error) => {
-                    tracing::error!(call_id = %self.call_id, "media session failed: {error}");
-                    self.reject(503, "Service Unavailable").await;
-                    return Err(Ending {
-                        status: CallStatus::Failed,
-                        reason: "media_failed",
-                        plugin_reason: EndReason::HostShutdown,
-                        send_bye: false,
-                    });
-                }
-            };
+        let vad = self.state.new_vad();
+        let session = match self.state.media.open_session(lease, session_config, vad) {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!("media session failed: {error}");
+                refuse(&self.state, self.key, 503, "Service Unavailable").await;
+                return Err(Ending::new(
+                    CallStatus::Failed,
+                    "media_failed",
+                    EndReason::HostShutdown,
+                ));
+            }
+        };
         self.media = Some(session);
+        // A CANCEL may have arrived while the plugin and media were starting.
+        while let Ok(signal) = self.signals.try_recv() {
+            self.signal_before_answer(Some(signal)).await?;
+        }
         self.state
             .sip_command(SipCommand::Accept {
                 key: self.key,
@@ -444,39 +474,42 @@ impl Call {
             .mark_answered(self.tenant_id(), &self.call_id, now_unix_ms())
             .await
         {
-            tracing::warn!(call_id = %self.call_id, "could not mark the call answered: {error}");
+            tracing::warn!("could not mark the call answered: {error}");
         }
-        self.start_speech_worker();
         Ok(())
     }
 
-    fn start_speech_worker(&mut self) {
-        let (jobs_tx, mut jobs_rx) = mpsc::channel::<SpeechJob>(64);
-        let (done_tx, done_rx) = mpsc::channel::<SpeechDone>(64);
-        let tts = self.state.tts.clone();
-        tokio::spawn(async move {
-            // One job at a time keeps the caller hearing sentences in the order they were said.
-            while let Some(job) = jobs_rx.recv().await {
-                let audio = tts
-                    .synthesize(SpeechRequest {
-                        text: job.text,
-                        voice: job.voice,
-                        language: job.language,
-                        sample_rate: 8000,
-                    })
-                    .await;
-                let done = SpeechDone {
-                    playback: job.playback,
-                    interruptible: job.interruptible,
-                    audio,
-                };
-                if done_tx.send(done).await.is_err() {
-                    break;
-                }
+    /// A signal that arrives before the 200 OK: CANCEL or shutdown ends the attempt.
+    async fn signal_before_answer(&mut self, signal: Option<CallSignal>) -> Result<(), Ending> {
+        match signal {
+            Some(CallSignal::Confirmed) => Ok(()),
+            Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
+            Some(CallSignal::Shutdown) | None => {
+                refuse(&self.state, self.key, 503, "Service Unavailable").await;
+                Err(Ending::new(
+                    CallStatus::Failed,
+                    "host_shutdown",
+                    EndReason::HostShutdown,
+                ))
             }
-        });
-        self.speech_jobs = Some(jobs_tx);
-        self.speech_done = Some(done_rx);
+        }
+    }
+
+    async fn load_caller_profile(&mut self) {
+        match self
+            .state
+            .store
+            .get_caller(self.tenant_id(), &self.caller)
+            .await
+        {
+            Ok(Some(profile)) => {
+                self.caller_name = profile.name;
+                self.memory_json = profile.memory_json;
+                self.previous_calls = u32::try_from(profile.call_count).unwrap_or(0);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!("caller profile unavailable: {error}"),
+        }
     }
 
     fn media_ms(&self) -> u32 {
@@ -493,13 +526,12 @@ impl Call {
             direction: Direction::Inbound,
             caller: self.caller.clone(),
             dialled: self.dialled.clone(),
-            caller_name: None,
-            memory_json: None,
-            previous_calls: 0,
+            caller_name: self.caller_name.clone(),
+            memory_json: self.memory_json.clone(),
+            previous_calls: self.previous_calls,
             config_json: self.tenant.plugin_config_json.clone(),
             started_at_unix_ms: self.started_unix_ms.max(0) as u64,
         };
-        let context = self.with_caller_profile(context).await;
         if self.plugin.is_some() {
             self.deliver(Event::CallStarted(context)).await;
         } else {
@@ -507,41 +539,50 @@ impl Call {
         }
 
         loop {
-            self.drain_queued_events().await;
-            if let Some(ending) = self.hangup_if_drained() {
-                return ending;
+            while let Some(event) = self.queued_events.pop_front() {
+                self.deliver(event).await;
+            }
+            if let Some(deadline) = self.hangup_after_playback
+                && (self.pending_playbacks.is_empty() || Instant::now() >= deadline)
+            {
+                return Ending::new(
+                    CallStatus::Completed,
+                    "plugin_hangup",
+                    EndReason::PluginHangup,
+                )
+                .with_bye();
             }
             let next_timer = self.timers.values().map(|(at, _)| *at).min();
-            let silence_deadline = self.silence_deadline();
-            let wake_at = [next_timer, silence_deadline, self.hangup_after_playback]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let wake_at = [
+                next_timer,
+                self.silence_deadline(),
+                self.hangup_after_playback,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let Some(media) = self.media.as_mut() else {
-                return self.ended(
-                    CallStatus::Failed,
-                    "media_missing",
-                    EndReason::HostShutdown,
-                    true,
-                );
+                return Ending::new(CallStatus::Failed, "media_missing", EndReason::HostShutdown)
+                    .with_bye();
             };
-            let speech_done = self.speech_done.as_mut();
             tokio::select! {
                 signal = self.signals.recv() => match signal {
-                    Some(CallSignal::Confirmed) => {
-                        tracing::debug!(call_id = %self.call_id, "ACK received");
-                    }
+                    Some(CallSignal::Confirmed) => tracing::debug!("ACK received"),
                     Some(CallSignal::Cancelled) => {
-                        return self.ended(CallStatus::Cancelled, "caller_cancelled", EndReason::CallerHangup, false);
+                        // Our 200 lost the race with the CANCEL: the call never connected.
+                        self.answered_at = None;
+                        return Ending::cancelled();
                     }
-                    Some(CallSignal::Ended(reason)) => {
-                        return match reason {
-                            CallEndReason::AckTimeout => self.ended(CallStatus::Failed, "no_ack", EndReason::NoAck, false),
-                            _ => self.ended(CallStatus::Completed, "caller_hangup", EndReason::CallerHangup, false),
-                        };
+                    Some(CallSignal::Ended(CallEndReason::AckTimeout)) => {
+                        return Ending::new(CallStatus::Failed, "no_ack", EndReason::NoAck);
                     }
-                    None => return self.ended(CallStatus::Failed, "host_shutdown", EndReason::HostShutdown, true),
+                    Some(CallSignal::Ended(_)) => {
+                        return Ending::new(CallStatus::Completed, "caller_hangup", EndReason::CallerHangup);
+                    }
+                    Some(CallSignal::Shutdown) | None => {
+                        return Ending::new(CallStatus::Completed, "host_shutdown", EndReason::HostShutdown).with_bye();
+                    }
                 },
                 event = media.next_event() => match event {
                     Some(event) => {
@@ -549,48 +590,14 @@ impl Call {
                             return ending;
                         }
                     }
-                    None => return self.ended(CallStatus::Failed, "media_stopped", EndReason::HostShutdown, true),
-                },
-                done = async {
-                    match speech_done {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if let Some(done) = done {
-                        self.on_speech_done(done).await;
+                    None => {
+                        return Ending::new(CallStatus::Failed, "media_stopped", EndReason::HostShutdown).with_bye();
                     }
                 },
-                _ = sleep_until(wake_at) => {
-                    self.on_wake().await;
-                    if self.hangup_after_playback.is_some_and(|deadline| Instant::now() >= deadline) {
-                        return self.ended(CallStatus::Completed, "plugin_hangup", EndReason::PluginHangup, true);
-                    }
-                }
+                Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
+                _ = sleep_until(wake_at) => self.on_wake(),
             }
         }
-    }
-
-    async fn with_caller_profile(&mut self, mut context: CallerContext) -> CallerContext {
-        match self
-            .state
-            .store
-            .get_caller(self.tenant_id(), &self.caller)
-            .await
-        {
-            Ok(Some(profile)) => {
-                context.caller_name = profile.name.clone();
-                context.memory_json = profile.memory_json.clone();
-                context.previous_calls = profile.call_count.max(0) as u32;
-                self.caller_name = profile.name;
-                self.memory_json = profile.memory_json;
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(call_id = %self.call_id, "caller profile unavailable: {error}");
-            }
-        }
-        context
     }
 
     fn silence_deadline(&self) -> Option<Instant> {
@@ -605,7 +612,7 @@ impl Call {
         Some(self.last_activity + timeout)
     }
 
-    async fn on_wake(&mut self) {
+    fn on_wake(&mut self) {
         let now = Instant::now();
         let mut fired: Vec<(u64, String)> = self
             .timers
@@ -628,51 +635,18 @@ impl Call {
         }
     }
 
-    async fn drain_queued_events(&mut self) {
-        while let Some(event) = self.queued_events.pop_front() {
-            self.deliver(event).await;
-        }
-    }
-
-    fn hangup_if_drained(&mut self) -> Option<Ending> {
-        if self.hangup_after_playback.is_some() && self.pending_playbacks.is_empty() {
-            return Some(self.ended(
-                CallStatus::Completed,
-                "plugin_hangup",
-                EndReason::PluginHangup,
-                true,
-            ));
-        }
-        None
-    }
-
-    fn ended(
-        &self,
-        status: CallStatus,
-        reason: &'static str,
-        plugin_reason: EndReason,
-        send_bye: bool,
-    ) -> Ending {
-        Ending {
-            status,
-            reason,
-            plugin_reason,
-            send_bye,
-        }
-    }
-
     async fn on_media_event(&mut self, event: MediaEvent) -> Option<Ending> {
         match event {
             MediaEvent::Dtmf { digit, media_ms } => {
                 self.last_activity = Instant::now();
-                tracing::info!(call_id = %self.call_id, %digit, "DTMF");
+                tracing::info!(%digit, "DTMF");
                 if let Err(error) = self
                     .state
                     .store
                     .append_dtmf(self.tenant_id(), &self.call_id, digit)
                     .await
                 {
-                    tracing::warn!(call_id = %self.call_id, "could not store DTMF: {error}");
+                    tracing::warn!("could not store DTMF: {error}");
                 }
                 self.record_event(media_ms, "dtmf", &digit.to_string())
                     .await;
@@ -697,65 +671,121 @@ impl Call {
             MediaEvent::PlaybackStarted { .. } => {}
             MediaEvent::PlaybackFinished { id } => {
                 self.last_activity = Instant::now();
-                if self.pending_playbacks.remove(&id) && id < HOST_PLAYBACK_BASE {
-                    self.queued_events.push_back(Event::PlaybackFinished(id));
-                }
+                self.playback_over(id);
             }
             MediaEvent::PlaybackStopped { id, .. } => {
                 self.pending_playbacks.remove(&id);
             }
             MediaEvent::BargeIn { id, played_ms } => {
-                tracing::debug!(call_id = %self.call_id, id, played_ms, "barge-in");
+                tracing::debug!(id, played_ms, "barge-in");
                 let at = self.media_ms();
                 self.record_event(at, "playback.barge_in", &format!("after {played_ms} ms"))
                     .await;
-                if self.pending_playbacks.remove(&id) && id < HOST_PLAYBACK_BASE {
+                // The engine flushed what was playing; speech not yet synthesized must not
+                // start talking over the caller either.
+                self.cancel_speech(|_, interruptible| interruptible);
+                if id < HOST_PLAYBACK_BASE {
                     self.queued_events.push_back(Event::BargeIn(id));
                 }
             }
             MediaEvent::RtpTimeout => {
-                tracing::info!(call_id = %self.call_id, "no RTP from the caller: ending the call");
-                return Some(self.ended(
-                    CallStatus::Completed,
-                    "media_timeout",
-                    EndReason::MediaTimeout,
-                    true,
-                ));
+                tracing::info!("no RTP from the caller: ending the call");
+                return Some(
+                    Ending::new(
+                        CallStatus::Completed,
+                        "media_timeout",
+                        EndReason::MediaTimeout,
+                    )
+                    .with_bye(),
+                );
             }
         }
         None
     }
 
-    async fn on_speech_done(&mut self, done: SpeechDone) {
-        if self.cancelled_playbacks.remove(&done.playback)
-            || !self.pending_playbacks.contains(&done.playback)
-        {
-            return;
-        }
-        match done.audio {
-            Ok(audio) => {
-                if let Some(media) = &self.media
-                    && let Err(error) =
-                        media.enqueue(done.playback, audio.samples.clone(), done.interruptible)
-                {
-                    tracing::warn!(call_id = %self.call_id, "could not queue audio: {error}");
-                    self.finish_playback_now(done.playback);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(call_id = %self.call_id, "text-to-speech failed: {error}");
-                let at = self.media_ms();
-                self.record_event(at, "tts.error", &error.to_string()).await;
-                self.finish_playback_now(done.playback);
-            }
+    /// A playback ended by itself (played out, or could not be played): tell the plugin.
+    fn playback_over(&mut self, id: u64) {
+        if self.pending_playbacks.remove(&id).is_some() && id < HOST_PLAYBACK_BASE {
+            self.queued_events.push_back(Event::PlaybackFinished(id));
         }
     }
 
-    /// Treats a playback that cannot be played as finished, so plugin flows keep going.
-    fn finish_playback_now(&mut self, id: u64) {
-        if self.pending_playbacks.remove(&id) && id < HOST_PLAYBACK_BASE {
-            self.queued_events.push_back(Event::PlaybackFinished(id));
+    /// Starts synthesizing the next queued job when none is in flight.
+    fn pump_speech(&mut self) {
+        if self.speech_in_flight.is_some() {
+            return;
         }
+        let Some(job) = self.speech_queue.pop_front() else {
+            return;
+        };
+        let tts = self.state.tts.clone();
+        let done_tx = self.speech_done_tx.clone();
+        let playback = job.playback;
+        let task = tokio::spawn(async move {
+            let audio = tts
+                .synthesize(SpeechRequest {
+                    text: job.text,
+                    voice: job.voice,
+                    language: job.language,
+                    sample_rate: 8000,
+                })
+                .await;
+            let _ = done_tx
+                .send(SpeechDone {
+                    playback,
+                    interruptible: job.interruptible,
+                    audio,
+                })
+                .await;
+        });
+        self.speech_in_flight = Some((playback, task));
+    }
+
+    /// Drops queued and in-flight speech whose (playback id, interruptible) matches.
+    fn cancel_speech(&mut self, matches: impl Fn(u64, bool) -> bool) {
+        self.speech_queue
+            .retain(|job| !matches(job.playback, job.interruptible));
+        if let Some((playback, task)) = &self.speech_in_flight
+            && matches(
+                *playback,
+                self.pending_playbacks
+                    .get(playback)
+                    .copied()
+                    .unwrap_or(true),
+            )
+        {
+            task.abort();
+            self.speech_in_flight = None;
+        }
+        self.pending_playbacks
+            .retain(|&playback, &mut interruptible| !matches(playback, interruptible));
+        self.pump_speech();
+    }
+
+    async fn on_speech_done(&mut self, done: SpeechDone) {
+        if self.speech_in_flight.as_ref().map(|(id, _)| *id) == Some(done.playback) {
+            self.speech_in_flight = None;
+        }
+        if self.pending_playbacks.contains_key(&done.playback) {
+            match done.audio {
+                Ok(audio) => {
+                    if let Some(media) = &self.media
+                        && let Err(error) =
+                            media.enqueue(done.playback, audio.samples.clone(), done.interruptible)
+                    {
+                        tracing::warn!("could not queue audio: {error}");
+                        self.playback_over(done.playback);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!("text-to-speech failed: {error}");
+                    let at = self.media_ms();
+                    self.record_event(at, "tts.error", &error.to_string()).await;
+                    self.playback_over(done.playback);
+                }
+            }
+        }
+        self.pump_speech();
     }
 
     /// Sends one event to the plugin and applies its actions; a failure starts the fallback.
@@ -777,33 +807,28 @@ impl Call {
             }
             Err(failure) => {
                 let kind = format!("{:?}", failure.kind).to_lowercase();
-                tracing::warn!(call_id = %self.call_id, kind = %kind, "plugin failed: {}", failure.message);
+                tracing::warn!(kind = %kind, "plugin failed: {}", failure.message);
                 self.state
                     .metrics
                     .plugin_failures_total
                     .with_label_values(&[&kind])
                     .inc();
                 self.plugin = None;
-                self.plugin_error = Some(format!("{kind}: {}", failure.message));
+                let detail = format!("{kind}: {}", failure.message);
                 let at = self.media_ms();
-                self.record_event(
-                    at,
-                    "plugin.failure",
-                    &format!("{kind}: {}", failure.message),
-                )
-                .await;
+                self.record_event(at, "plugin.failure", &detail).await;
+                self.plugin_error = Some(detail);
                 self.start_fallback().await;
             }
         }
     }
 
-    /// The tenant's fallback: stop what was playing, apologise, hang up.
+    /// The tenant's fallback: stop everything that was playing or queued, apologise, hang up.
     async fn start_fallback(&mut self) {
         if let Some(media) = &self.media {
             let _ = media.flush(None);
         }
-        self.cancelled_playbacks
-            .extend(self.pending_playbacks.drain());
+        self.cancel_speech(|_, _| true);
         self.timers.clear();
         self.queued_events.clear();
         let id = self.next_host_playback;
@@ -821,16 +846,13 @@ impl Call {
         language: Option<String>,
         interruptible: bool,
     ) {
-        let Some(jobs) = &self.speech_jobs else {
-            return;
-        };
-        self.pending_playbacks.insert(playback);
-        let at = self.media_ms();
+        self.pending_playbacks.insert(playback, interruptible);
+        let at = i64::from(self.media_ms());
         let line = NewTranscriptLine {
             speaker: Speaker::Agent,
             text: text.clone(),
-            start_ms: i64::from(at),
-            end_ms: i64::from(at),
+            start_ms: at,
+            end_ms: at,
             confidence: None,
         };
         if let Err(error) = self
@@ -839,19 +861,17 @@ impl Call {
             .add_transcript_line(self.tenant_id(), &self.call_id, &line)
             .await
         {
-            tracing::warn!(call_id = %self.call_id, "could not store a transcript line: {error}");
+            tracing::warn!("could not store a transcript line: {error}");
         }
-        let job = SpeechJob {
+        // The queue is bounded by the plugin's per-call `say` quota.
+        self.speech_queue.push_back(SpeechJob {
             playback,
             text,
             voice,
             language,
             interruptible,
-        };
-        if jobs.try_send(job).is_err() {
-            tracing::warn!(call_id = %self.call_id, "speech queue full: dropping a say");
-            self.finish_playback_now(playback);
-        }
+        });
+        self.pump_speech();
     }
 
     async fn apply(&mut self, action: Action) {
@@ -874,28 +894,25 @@ impl Call {
                     &format!("play-asset {asset_id}: assets are not available yet"),
                 )
                 .await;
-                self.pending_playbacks.insert(id);
-                self.finish_playback_now(id);
+                if id < HOST_PLAYBACK_BASE {
+                    self.queued_events.push_back(Event::PlaybackFinished(id));
+                }
             }
             Action::StopPlayback(id) => {
                 if let Some(media) = &self.media {
                     let _ = media.flush(id);
                 }
                 match id {
-                    Some(id) => {
-                        if self.pending_playbacks.remove(&id) {
-                            self.cancelled_playbacks.insert(id);
-                        }
-                    }
-                    None => {
-                        let all: Vec<u64> = self.pending_playbacks.drain().collect();
-                        self.cancelled_playbacks.extend(all);
-                    }
+                    Some(id) => self.cancel_speech(|playback, _| playback == id),
+                    None => self.cancel_speech(|playback, _| playback < HOST_PLAYBACK_BASE),
                 }
             }
             Action::Hangup { reason } => {
-                tracing::info!(call_id = %self.call_id, reason = reason.as_deref().unwrap_or(""), "plugin hangs up");
-                self.hangup_after_playback = Some(Instant::now() + HANGUP_DRAIN_LIMIT);
+                tracing::info!(reason = reason.as_deref().unwrap_or(""), "plugin hangs up");
+                // Once: a plugin cannot keep the call open by hanging up again and again.
+                self.hangup_after_playback
+                    .get_or_insert(Instant::now() + HANGUP_DRAIN_LIMIT);
+                self.timers.clear();
             }
             Action::SetMemory(memory) => self.memory_json = Some(memory),
             Action::SetCallerName(name) => self.caller_name = Some(name),
@@ -906,7 +923,7 @@ impl Call {
                     .add_extraction(self.tenant_id(), &self.call_id, &schema_id, &data)
                     .await
                 {
-                    tracing::error!(call_id = %self.call_id, "could not store an extraction: {error}");
+                    tracing::error!("could not store an extraction: {error}");
                 }
             }
             Action::Log { level, message } => {
@@ -917,14 +934,16 @@ impl Call {
                     LogLevel::Warn => "warn",
                     LogLevel::Error => "error",
                 };
-                tracing::info!(call_id = %self.call_id, plugin_level = level_name, "plugin: {message}");
+                tracing::info!(plugin_level = level_name, "plugin: {message}");
                 let at = self.media_ms();
                 self.record_event(at, "plugin.log", &format!("[{level_name}] {message}"))
                     .await;
             }
             Action::SetTimer { id, after_ms, tag } => {
-                let at = Instant::now() + Duration::from_millis(u64::from(after_ms));
-                self.timers.insert(id, (at, tag));
+                if self.hangup_after_playback.is_none() {
+                    let at = Instant::now() + Duration::from_millis(u64::from(after_ms));
+                    self.timers.insert(id, (at, tag));
+                }
             }
             Action::CancelTimer(id) => {
                 self.timers.remove(&id);
@@ -945,31 +964,37 @@ impl Call {
             )
             .await
         {
-            tracing::warn!(call_id = %self.call_id, "could not store a call event: {error}");
+            tracing::warn!("could not store a call event: {error}");
         }
     }
 
     /// Tells the plugin, hangs up if needed, closes media and writes the call record.
     async fn finish(&mut self, ending: Ending) {
-        if self.answered_at.is_some() && self.plugin.is_some() {
+        if let Some((_, task)) = self.speech_in_flight.take() {
+            task.abort();
+        }
+        self.speech_queue.clear();
+        if self.answered_at.is_some()
+            && let Some(plugin) = self.plugin.as_mut()
+        {
             // Only data-saving actions matter once the call is over.
-            if let Some(plugin) = self.plugin.as_mut() {
-                match plugin.handle(Event::CallEnded(ending.plugin_reason)).await {
-                    Ok(actions) => {
-                        for action in actions {
-                            match action {
-                                Action::SetMemory(_)
+            match plugin.handle(Event::CallEnded(ending.plugin_reason)).await {
+                Ok(actions) => {
+                    for action in actions {
+                        if matches!(
+                            action,
+                            Action::SetMemory(_)
                                 | Action::SetCallerName(_)
                                 | Action::Extraction { .. }
-                                | Action::Log { .. } => self.apply(action).await,
-                                _ => {}
-                            }
+                                | Action::Log { .. }
+                        ) {
+                            self.apply(action).await;
                         }
                     }
-                    Err(failure) => {
-                        self.plugin_error
-                            .get_or_insert_with(|| format!("call-ended: {}", failure.message));
-                    }
+                }
+                Err(failure) => {
+                    self.plugin_error
+                        .get_or_insert_with(|| format!("call-ended: {}", failure.message));
                 }
             }
         }
@@ -981,21 +1006,12 @@ impl Call {
         }
         let media_stats = self.media.take().map(|session| {
             let stats = session.stats();
-            self.state
-                .metrics
-                .rtp_packets_received
-                .inc_by(stats.packets_received);
-            self.state
-                .metrics
-                .rtp_packets_sent
-                .inc_by(stats.packets_sent);
-            self.state
-                .metrics
-                .rtp_packets_lost
-                .inc_by(stats.jitter.lost);
-            let value = crate::call_media::media_stats_json(&stats);
+            let metrics = &self.state.metrics;
+            metrics.rtp_packets_received.inc_by(stats.packets_received);
+            metrics.rtp_packets_sent.inc_by(stats.packets_sent);
+            metrics.rtp_packets_lost.inc_by(stats.jitter.lost);
             session.close();
-            value
+            crate::call_media::media_stats_json(&stats)
         });
         let outcome = CallOutcome {
             status: ending.status,
@@ -1010,7 +1026,7 @@ impl Call {
             .finish_call(self.tenant_id(), &self.call_id, &outcome)
             .await
         {
-            tracing::error!(call_id = %self.call_id, "could not store the call's end: {error}");
+            tracing::error!("could not store the call's end: {error}");
         }
         if self.answered_at.is_some()
             && let Err(error) = self
@@ -1025,14 +1041,18 @@ impl Call {
                 )
                 .await
         {
-            tracing::warn!(call_id = %self.call_id, "could not update the caller profile: {error}");
+            tracing::warn!("could not update the caller profile: {error}");
         }
         self.state
             .metrics
             .calls_total
             .with_label_values(&[ending.status.as_str()])
             .inc();
-        tracing::info!(call_id = %self.call_id, status = ending.status.as_str(), reason = ending.reason, "call ended");
+        tracing::info!(
+            status = ending.status.as_str(),
+            reason = ending.reason,
+            "call ended"
+        );
     }
 }
 
@@ -1046,7 +1066,7 @@ mod tests {
 
     #[test]
     fn masks_all_but_the_last_four_digits() {
-        assert_eq!(mask_number("+918000000001"), "+*******0001");
+        assert_eq!(mask_number("+918000000001"), "+********0001");
         assert_eq!(mask_number("1234"), "****");
         assert_eq!(mask_number("anonymous"), "anonymous");
     }

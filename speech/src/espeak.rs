@@ -35,8 +35,10 @@ pub struct EspeakConfig {
     pub timeout: Duration,
     /// Longest text accepted, in bytes.
     pub max_text_bytes: usize,
-    /// Number of synthesized phrases kept in memory (prompts repeat across calls).
-    pub cache_entries: usize,
+    /// Total audio kept in the phrase cache, in samples (prompts repeat across calls).
+    pub cache_samples: usize,
+    /// Longest text that is cached, in bytes; longer, one-off replies are not.
+    pub cache_max_text_bytes: usize,
 }
 
 impl Default for EspeakConfig {
@@ -48,7 +50,9 @@ impl Default for EspeakConfig {
             max_concurrent: 4,
             timeout: Duration::from_secs(10),
             max_text_bytes: 4096,
-            cache_entries: 512,
+            // Ten minutes of 8 kHz audio: about 9.6 MB.
+            cache_samples: 8000 * 600,
+            cache_max_text_bytes: 200,
         }
     }
 }
@@ -58,26 +62,24 @@ pub struct EspeakSynthesizer {
     config: EspeakConfig,
     permits: Semaphore,
     cache: Mutex<PhraseCache>,
-    scratch_dir: PathBuf,
+    /// Private scratch directory (random name, mode 0700), removed on drop.
+    scratch_dir: tempfile::TempDir,
     next_file: AtomicU64,
 }
 
 impl EspeakSynthesizer {
     /// Create the engine; fails if its scratch directory cannot be created.
     pub fn new(config: EspeakConfig) -> Result<Self, SpeechError> {
-        static INSTANCE: AtomicU64 = AtomicU64::new(0);
-        let scratch_dir = std::env::temp_dir().join(format!(
-            "vaani-espeak-{}-{}",
-            std::process::id(),
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&scratch_dir).map_err(|source| SpeechError::Spawn {
-            engine: "espeak-ng".to_string(),
-            source,
-        })?;
+        let scratch_dir = tempfile::Builder::new()
+            .prefix("vaani-espeak-")
+            .tempdir()
+            .map_err(|source| SpeechError::Spawn {
+                engine: "espeak-ng".to_string(),
+                source,
+            })?;
         Ok(Self {
             permits: Semaphore::new(config.max_concurrent.max(1)),
-            cache: Mutex::new(PhraseCache::new(config.cache_entries)),
+            cache: Mutex::new(PhraseCache::new(config.cache_samples)),
             config,
             scratch_dir,
             next_file: AtomicU64::new(0),
@@ -132,7 +134,7 @@ impl EspeakSynthesizer {
                 engine: self.name().to_string(),
                 detail: "engine shut down".to_string(),
             })?;
-        let file = self.scratch_dir.join(format!(
+        let file = self.scratch_dir.path().join(format!(
             "{}.wav",
             self.next_file.fetch_add(1, Ordering::Relaxed)
         ));
@@ -141,10 +143,25 @@ impl EspeakSynthesizer {
             .unwrap_or(Err(SpeechError::Timeout(
                 self.config.timeout.as_millis() as u64
             )));
-        let audio = result.and_then(|()| read_wav(&file, request.sample_rate));
-        let _ = std::fs::remove_file(&file);
-        let audio = audio?;
-        if let Ok(mut cache) = self.cache.lock() {
+        let sample_rate = request.sample_rate;
+        // Reading, resampling and removing the file are blocking work: keep them off the
+        // runtime that serves calls.
+        let audio = match result {
+            Ok(()) => tokio::task::spawn_blocking(move || {
+                let audio = read_wav(&file, sample_rate);
+                let _ = std::fs::remove_file(&file);
+                audio
+            })
+            .await
+            .unwrap_or_else(|e| Err(SpeechError::BadAudio(format!("reader task failed: {e}"))))?,
+            Err(error) => {
+                let _ = std::fs::remove_file(&file);
+                return Err(error);
+            }
+        };
+        if key.text.len() <= self.config.cache_max_text_bytes
+            && let Ok(mut cache) = self.cache.lock()
+        {
             cache.put(key, audio.clone());
         }
         Ok(audio)
@@ -201,12 +218,6 @@ impl EspeakSynthesizer {
             engine: self.name().to_string(),
             detail,
         }
-    }
-}
-
-impl Drop for EspeakSynthesizer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch_dir);
     }
 }
 
@@ -278,17 +289,19 @@ struct CacheKey {
     sample_rate: u32,
 }
 
-/// A bounded first-in-first-out cache of synthesized phrases.
+/// A first-in-first-out cache of synthesized phrases, bounded by total samples.
 struct PhraseCache {
-    capacity: usize,
+    capacity_samples: usize,
+    held_samples: usize,
     entries: HashMap<CacheKey, SynthesizedAudio>,
     order: VecDeque<CacheKey>,
 }
 
 impl PhraseCache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity_samples: usize) -> Self {
         Self {
-            capacity,
+            capacity_samples,
+            held_samples: 0,
             entries: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -299,17 +312,19 @@ impl PhraseCache {
     }
 
     fn put(&mut self, key: CacheKey, audio: SynthesizedAudio) {
-        if self.capacity == 0 || self.entries.contains_key(&key) {
+        let size = audio.samples.len();
+        if size > self.capacity_samples || self.entries.contains_key(&key) {
             return;
         }
-        while self.entries.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
+        while self.held_samples + size > self.capacity_samples {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = self.entries.remove(&old) {
+                self.held_samples -= evicted.samples.len();
             }
         }
+        self.held_samples += size;
         self.order.push_back(key.clone());
         self.entries.insert(key, audio);
     }
@@ -399,6 +414,32 @@ mod tests {
             tts.synthesize(request("Hello.")).await,
             Err(SpeechError::Spawn { .. })
         ));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_samples_and_evicts_the_oldest() {
+        let mut cache = PhraseCache::new(10);
+        let key = |t: &str| CacheKey {
+            text: t.to_string(),
+            voice: "en".to_string(),
+            sample_rate: 8000,
+        };
+        let audio = |n: usize| SynthesizedAudio {
+            sample_rate: 8000,
+            samples: vec![1i16; n].into(),
+        };
+        cache.put(key("a"), audio(6));
+        cache.put(key("b"), audio(4));
+        assert!(cache.get(&key("a")).is_some() && cache.get(&key("b")).is_some());
+        cache.put(key("c"), audio(3));
+        assert!(cache.get(&key("a")).is_none(), "oldest entry evicted");
+        assert!(cache.get(&key("b")).is_some() && cache.get(&key("c")).is_some());
+        cache.put(key("huge"), audio(11));
+        assert!(
+            cache.get(&key("huge")).is_none(),
+            "larger than the whole cache"
+        );
+        assert_eq!(cache.held_samples, 7);
     }
 
     #[test]

@@ -372,3 +372,34 @@ fn caller_speech_is_detected_and_barges_in_on_playback() {
         "caller heard {heard} ms: the plugin did not stop playback"
     );
 }
+
+#[test]
+fn stopping_the_server_hangs_up_calls_in_progress() {
+    let mut server = VaaniServer::start(&ServerSpec::demo());
+    let target = server.sip_addr();
+    // A caller that presses nothing and waits for vaani's BYE.
+    let caller = std::thread::spawn(move || {
+        Sipp::new("uac_dtmf_wait_bye.xml")
+            .substitute("<exec play_dtmf=\"12#\"/>", "")
+            .substitute("milliseconds=\"3000\"", "milliseconds=\"100\"")
+            .run(target, "+918000000099", Duration::from_secs(30))
+    });
+    server.wait_for_calls(Duration::from_secs(10), |calls| {
+        calls.iter().any(|c| c["status"] == "in_progress")
+    });
+    // Let sipp reach its wait for the BYE (it treats a BYE during a pause as unexpected).
+    std::thread::sleep(Duration::from_secs(1));
+    let exit = server.terminate(Duration::from_secs(20));
+    assert_eq!(
+        exit,
+        Some(0),
+        "vaani did not stop cleanly:\n{}",
+        server.log()
+    );
+    caller.join().expect("sipp thread").assert_success();
+    assert!(
+        server.log().contains("reason=\"host_shutdown\""),
+        "{}",
+        server.log()
+    );
+}
