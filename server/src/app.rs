@@ -134,7 +134,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         ..HostConfig::default()
     })
     .context("starting the plugin host")?;
-    let tenants = load_tenants(&config, &plugins)?;
+    let tenants = load_tenants(&config, &plugins, &store).await?;
 
     let media = MediaEngine::start(EngineConfig {
         bind_ip: config.media.bind_ip,
@@ -382,7 +382,11 @@ async fn seed_store(store: &Store, config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn load_tenants(config: &Config, host: &PluginHost) -> Result<HashMap<String, Arc<TenantRuntime>>> {
+async fn load_tenants(
+    config: &Config,
+    host: &PluginHost,
+    store: &Store,
+) -> Result<HashMap<String, Arc<TenantRuntime>>> {
     let mut tenants = HashMap::new();
     for tenant in &config.tenants {
         let plugin = match &tenant.plugin {
@@ -411,7 +415,9 @@ fn load_tenants(config: &Config, host: &PluginHost) -> Result<HashMap<String, Ar
             id: tenant.id.clone(),
             plugin,
             limits: crate::call_media::plugin_limits(tenant),
-            kv: Arc::new(vaani_sandbox::MemoryKv::new()),
+            kv: crate::tenant_kv::TenantKv::load(store.clone(), tenant.id.clone())
+                .await
+                .with_context(|| format!("tenants.{}: loading plugin key-value data", tenant.id))?,
             fallback_text: tenant.fallback_text.clone(),
             plugin_config_json: serde_json::Value::Object(tenant.plugin_config.clone()).to_string(),
             ring_ms: tenant.ring_ms,

@@ -14,6 +14,7 @@ mod call_media;
 mod http;
 mod metrics;
 mod routing;
+mod tenant_kv;
 
 #[derive(Debug, Parser)]
 #[command(

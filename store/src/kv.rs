@@ -29,6 +29,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every key and value of the tenant, in key order (loaded once when the server starts).
+    pub async fn kv_list(&self, tenant_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        sqlx::query_as::<_, (String, Vec<u8>)>(
+            "SELECT key, value FROM kv WHERE tenant_id = $1 ORDER BY key",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("kv_list"))
+    }
+
     /// Remove `key` for the tenant; returns whether it existed.
     pub async fn kv_delete(&self, tenant_id: &str, key: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM kv WHERE tenant_id = $1 AND key = $2")

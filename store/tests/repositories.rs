@@ -695,6 +695,20 @@ async fn kv_set_get_delete_per_tenant(store: Store) {
         Some(&b"other"[..])
     );
 
+    store.kv_set("a", "j", b"first").await.unwrap();
+    assert_eq!(
+        store.kv_list("a").await.unwrap(),
+        vec![
+            ("j".to_string(), b"first".to_vec()),
+            ("k".to_string(), b"v2".to_vec())
+        ]
+    );
+    assert_eq!(
+        store.kv_list("b").await.unwrap(),
+        vec![("k".to_string(), b"other".to_vec())]
+    );
+    assert!(store.kv_delete("a", "j").await.unwrap());
+
     assert!(store.kv_delete("a", "k").await.unwrap());
     assert!(!store.kv_delete("a", "k").await.unwrap());
     assert_eq!(store.kv_get("a", "k").await.unwrap(), None);
