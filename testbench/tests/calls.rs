@@ -87,6 +87,10 @@ fn echo_line_reads_back_digits_and_stores_them() {
     );
     let digits_sent = started + Duration::from_millis(1500);
     let spoken = speech_ms_after(&packets, Law::Mu, digits_sent);
+    eprintln!(
+        "caller heard {spoken} ms of speech after the digits ({} packets)",
+        packets.len()
+    );
     assert!(
         spoken >= 1500,
         "only {spoken} ms of speech after the digits"
