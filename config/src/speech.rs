@@ -1,4 +1,6 @@
-//! `[speech]`: text-to-speech defaults.
+//! `[speech]`: text-to-speech and speech-to-text engines.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,12 @@ pub struct SpeechConfig {
     pub default_voice: String,
     /// Speaking rate in words per minute, 80–450. Default 160.
     pub rate_wpm: u32,
+    /// Speech-to-text engine: `whisper` (offline whisper.cpp) or `none`. Default `none`.
+    pub stt_engine: String,
+    /// The whisper.cpp (ggml) model file, resolved against the config file's directory;
+    /// required when `stt_engine = "whisper"`. `scripts/fetch-models.sh` provides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stt_model: Option<PathBuf>,
 }
 
 /// `[speech]` as written.
@@ -29,6 +37,10 @@ pub(crate) struct RawSpeech {
     #[serde(deserialize_with = "lenient::string")]
     default_voice: String,
     rate_wpm: u32,
+    #[serde(deserialize_with = "lenient::string")]
+    stt_engine: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    stt_model: Option<String>,
 }
 
 impl Default for RawSpeech {
@@ -38,6 +50,8 @@ impl Default for RawSpeech {
             espeak_path: "espeak-ng".to_owned(),
             default_voice: "en".to_owned(),
             rate_wpm: 160,
+            stt_engine: "none".to_owned(),
+            stt_model: None,
         }
     }
 }
@@ -45,11 +59,30 @@ impl Default for RawSpeech {
 impl RawSpeech {
     pub(crate) fn check(self, c: &mut Checker) -> SpeechConfig {
         c.in_range("speech.rate_wpm", self.rate_wpm, 80, 450);
+        let stt_model = self.stt_model.map(|path| {
+            let resolved = c.resolve(path.trim());
+            c.existing_file("speech.stt_model", &resolved);
+            resolved
+        });
+        match self.stt_engine.as_str() {
+            "none" => {}
+            "whisper" if stt_model.is_none() => c.push(crate::error::ConfigError::Inconsistent {
+                key: "speech.stt_model".to_owned(),
+                message: "is required when speech.stt_engine is \"whisper\"".to_owned(),
+            }),
+            "whisper" => {}
+            other => c.push(crate::error::ConfigError::Inconsistent {
+                key: "speech.stt_engine".to_owned(),
+                message: format!("\"{other}\" is not one of \"whisper\", \"none\""),
+            }),
+        }
         SpeechConfig {
             tts_engine: c.non_empty("speech.tts_engine", &self.tts_engine),
             espeak_path: c.non_empty("speech.espeak_path", &self.espeak_path),
             default_voice: c.non_empty("speech.default_voice", &self.default_voice),
             rate_wpm: self.rate_wpm,
+            stt_engine: self.stt_engine,
+            stt_model,
         }
     }
 }

@@ -761,3 +761,26 @@ fn e164_rule() {
         assert!(!is_e164(bad), "{bad}");
     }
 }
+
+#[test]
+fn speech_to_text_engine_and_model_are_checked() {
+    let config = parse(MINIMAL).expect("minimal config");
+    assert_eq!(config.speech.stt_engine, "none");
+    assert_eq!(config.speech.stt_model, None);
+
+    let config = parse(&format!(
+        "{MINIMAL}\n[speech]\nstt_engine = \"whisper\"\nstt_model = \"models/ggml-tiny.en.bin\"\n"
+    ))
+    .expect("whisper config");
+    assert_eq!(
+        config.speech.stt_model.as_deref(),
+        Some(Path::new("/etc/vaani/models/ggml-tiny.en.bin"))
+    );
+
+    let errors = parse(&format!("{MINIMAL}\n[speech]\nstt_engine = \"whisper\"\n"))
+        .expect_err("whisper without a model");
+    assert_has_prefix(&error_lines(&errors), "speech.stt_model:");
+    let errors = parse(&format!("{MINIMAL}\n[speech]\nstt_engine = \"vosk\"\n"))
+        .expect_err("unknown engine");
+    assert_has_prefix(&error_lines(&errors), "speech.stt_engine:");
+}
