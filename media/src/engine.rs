@@ -7,7 +7,10 @@
 //! delivers its events to the call over a bounded tokio channel. Shards are plain std threads,
 //! so media never shares a runtime with SIP or plugins, and they never block on a call: a full
 //! event channel drops speech events (counted) and keeps DTMF/playback/barge-in/timeout events
-//! in a per-session backlog until the call catches up.
+//! and utterances in a per-session backlog until the call catches up. Utterance audio is
+//! bounded per call: at most [`UTTERANCES_IN_CHANNEL`] unread in the channel plus
+//! [`UTTERANCE_BACKLOG_LIMIT`] in the backlog; beyond that the oldest waiting utterance is
+//! dropped (counted in `events_dropped`), so a stuck call cannot make the shard hoard audio.
 //!
 //! RTP ports come in pairs (even RTP port, odd RTCP port reserved) from a configured range,
 //! bound on a configured address before the SDP answer is sent ([`MediaEngine::allocate_port`]),
@@ -34,6 +37,10 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 const COMMAND_QUEUE_CAPACITY: usize = 4096;
 /// Undeliverable must-keep events held per session before they are dropped too.
 const EVENT_BACKLOG_LIMIT: usize = 1024;
+/// Utterances a call may have sent to it and not yet read; further ones wait in the backlog.
+pub const UTTERANCES_IN_CHANNEL: usize = 2;
+/// Utterances held in a session's backlog; when another arrives the oldest one is dropped.
+pub const UTTERANCE_BACKLOG_LIMIT: usize = 2;
 /// Datagrams read from one socket per tick at most (fairness between calls).
 const MAX_RECV_PER_TICK: usize = 64;
 /// Receive buffer size (larger than any sane RTP datagram; longer ones are truncated).
@@ -217,6 +224,8 @@ impl Drop for PortLease {
 struct SessionShared {
     closed: AtomicBool,
     stats: Mutex<MediaStats>,
+    /// Utterances in the event channel not yet received by the call.
+    utterances_in_channel: AtomicUsize,
 }
 
 enum Command {
@@ -476,14 +485,25 @@ impl SessionHandle {
         })
     }
 
-    /// Next event; `None` once the session has been removed.
+    /// Next event; `None` once the session has been removed. Cancel-safe.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        self.received(event)
     }
 
     /// Next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<MediaEvent> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok();
+        self.received(event)
+    }
+
+    fn received(&self, event: Option<MediaEvent>) -> Option<MediaEvent> {
+        if let Some(MediaEvent::Utterance { .. }) = &event {
+            self.shared
+                .utterances_in_channel
+                .fetch_sub(1, Ordering::AcqRel);
+        }
+        event
     }
 
     /// Latest counters (updated by the shard every tick).
@@ -505,20 +525,131 @@ struct ShardSession {
     id: u64,
     lease: PortLease,
     session: MediaSession,
-    events: mpsc::Sender<MediaEvent>,
-    backlog: VecDeque<MediaEvent>,
+    outbox: EventOutbox,
     shared: Arc<SessionShared>,
-    events_dropped: u64,
     reported_lost: u64,
     reported_late: u64,
 }
 
-/// Events the call must see even when it is slow to read them.
+/// Events the call must see even when it is slow to read them (utterances within the limits
+/// of [`EventOutbox`]).
 fn must_deliver(event: &MediaEvent) -> bool {
     !matches!(
         event,
         MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
     )
+}
+
+fn is_utterance(event: &MediaEvent) -> bool {
+    matches!(event, MediaEvent::Utterance { .. })
+}
+
+/// Hands one session's events to its call without ever blocking the shard: in order, through
+/// the bounded channel, with a backlog for must-deliver events the channel cannot take yet and
+/// bounded utterance audio (see the module docs).
+struct EventOutbox {
+    sender: mpsc::Sender<MediaEvent>,
+    backlog: VecDeque<MediaEvent>,
+    /// Utterances in `backlog`.
+    backlog_utterances: usize,
+    /// Events dropped for this session.
+    dropped: u64,
+}
+
+impl EventOutbox {
+    fn new(sender: mpsc::Sender<MediaEvent>) -> Self {
+        Self {
+            sender,
+            backlog: VecDeque::new(),
+            backlog_utterances: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Sends the backlog, then every event `next` yields, as far as the call keeps up.
+    fn deliver(
+        &mut self,
+        shared: &SessionShared,
+        counters: &Counters,
+        mut next: impl FnMut() -> Option<MediaEvent>,
+    ) {
+        // Older undelivered events first, to keep order.
+        while let Some(event) = self.backlog.pop_front() {
+            let utterance = is_utterance(&event);
+            match self.try_send(shared, event) {
+                Ok(()) => {
+                    if utterance {
+                        self.backlog_utterances -= 1;
+                    }
+                }
+                Err(Some(event)) => {
+                    self.backlog.push_front(event);
+                    break;
+                }
+                Err(None) => {
+                    self.backlog.clear();
+                    self.backlog_utterances = 0;
+                    break;
+                }
+            }
+        }
+        while let Some(event) = next() {
+            let event = if self.backlog.is_empty() {
+                match self.try_send(shared, event) {
+                    Ok(()) | Err(None) => continue,
+                    Err(Some(event)) => event,
+                }
+            } else {
+                event
+            };
+            if !must_deliver(&event) || self.backlog.len() >= EVENT_BACKLOG_LIMIT {
+                self.drop_event(counters);
+                continue;
+            }
+            if is_utterance(&event) {
+                if self.backlog_utterances >= UTTERANCE_BACKLOG_LIMIT
+                    && let Some(oldest) = self.backlog.iter().position(is_utterance)
+                {
+                    self.backlog.remove(oldest);
+                    self.backlog_utterances -= 1;
+                    self.drop_event(counters);
+                }
+                self.backlog_utterances += 1;
+            }
+            self.backlog.push_back(event);
+        }
+    }
+
+    /// `Err(Some(event))`: the call cannot take it now; `Err(None)`: the call is gone.
+    fn try_send(
+        &self,
+        shared: &SessionShared,
+        event: MediaEvent,
+    ) -> Result<(), Option<MediaEvent>> {
+        let in_channel = &shared.utterances_in_channel;
+        let utterance = is_utterance(&event);
+        if utterance {
+            // Counted before sending: the call decrements only after receiving it.
+            if in_channel.fetch_add(1, Ordering::AcqRel) >= UTTERANCES_IN_CHANNEL {
+                in_channel.fetch_sub(1, Ordering::AcqRel);
+                return Err(Some(event));
+            }
+        }
+        let result = self.sender.try_send(event);
+        if result.is_err() && utterance {
+            in_channel.fetch_sub(1, Ordering::AcqRel);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(event)) => Err(Some(event)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(None),
+        }
+    }
+
+    fn drop_event(&mut self, counters: &Counters) {
+        self.dropped += 1;
+        counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Shard {
@@ -585,10 +716,8 @@ impl Shard {
                         id,
                         lease,
                         session,
-                        events,
-                        backlog: VecDeque::new(),
+                        outbox: EventOutbox::new(events),
                         shared,
-                        events_dropped: 0,
                         reported_lost: 0,
                         reported_late: 0,
                     });
@@ -657,7 +786,9 @@ impl Shard {
                     }
                 }
             }
-            deliver_events(s, counters);
+            let session = &mut s.session;
+            s.outbox
+                .deliver(&s.shared, counters, || session.poll_event());
             let mut stats = s.session.stats();
             counters.packets_lost.fetch_add(
                 stats.jitter.lost.saturating_sub(s.reported_lost),
@@ -669,45 +800,10 @@ impl Shard {
             );
             s.reported_lost = stats.jitter.lost;
             s.reported_late = stats.jitter.late;
-            stats.events_dropped = s.events_dropped;
+            stats.events_dropped = s.outbox.dropped;
             if let Ok(mut cell) = s.shared.stats.try_lock() {
                 *cell = stats;
             }
-        }
-    }
-}
-
-fn deliver_events(s: &mut ShardSession, counters: &Counters) {
-    // Older undelivered events first, to keep order.
-    while let Some(event) = s.backlog.front() {
-        match s.events.try_send(*event) {
-            Ok(()) => {
-                s.backlog.pop_front();
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => break,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                s.backlog.clear();
-                break;
-            }
-        }
-    }
-    while let Some(event) = s.session.poll_event() {
-        let result = if s.backlog.is_empty() {
-            s.events.try_send(event)
-        } else {
-            Err(mpsc::error::TrySendError::Full(event))
-        };
-        match result {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(event)) => {
-                if must_deliver(&event) && s.backlog.len() < EVENT_BACKLOG_LIMIT {
-                    s.backlog.push_back(event);
-                } else {
-                    s.events_dropped += 1;
-                    counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod packet;
 pub mod playout;
 pub mod resample;
 pub mod session;
+mod utterance;
 pub mod vad;
 
 pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHandle};

@@ -6,6 +6,8 @@
 //! (`start + n × 20 ms`, never drifting), carrying the next [`PlayoutQueue`] frame or silence
 //! (silence is still sent so that symmetric RTP keeps NAT bindings open). Caller speech lasting
 //! `barge_in.min_speech_ms` while an interruptible item plays flushes it in the same step.
+//! With [`SessionConfig::utterances`] on, each speech segment's 16 kHz audio is handed to the
+//! call as a [`MediaEvent::Utterance`] (for speech-to-text) right after `SpeechStopped`.
 //!
 //! The session never reads the clock or touches sockets: call [`MediaSession::handle_rtp`] for
 //! each datagram, [`MediaSession::handle_timeout`] when [`MediaSession::poll_timeout`] is due,
@@ -22,6 +24,7 @@ use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
 use crate::resample::FrameResampler;
+use crate::utterance::{AudioHistory, SAMPLES_PER_MS, UtteranceCollector, UtteranceLimits};
 use crate::vad::{SpeechDetector, SpeechEvent, Vad, VadConfig};
 
 /// Packet interval of the outbound stream.
@@ -77,6 +80,17 @@ pub struct SessionConfig {
     /// How much decoded 16 kHz caller audio to keep for [`MediaSession::drain_caller_audio`]
     /// (0 = none; default 0).
     pub caller_audio_ms: u32,
+    /// Deliver the caller's audio of each speech segment as [`MediaEvent::Utterance`]
+    /// (default false).
+    pub utterances: bool,
+    /// Audio before the speech onset included in an utterance (default 300 ms; at most 5 s).
+    pub utterance_preroll_ms: u32,
+    /// Silence after the end of speech included in an utterance (default 300 ms; never more
+    /// than the VAD hangover that ended the segment).
+    pub utterance_tail_ms: u32,
+    /// Longest utterance (default 30 000 ms; clamped to 100 ms..=600 s): longer speech is
+    /// delivered in consecutive pieces of at most this length.
+    pub max_utterance_ms: u32,
 }
 
 impl SessionConfig {
@@ -94,6 +108,10 @@ impl SessionConfig {
             barge_in: BargeInConfig::default(),
             jitter: JitterConfig::default(),
             caller_audio_ms: 0,
+            utterances: false,
+            utterance_preroll_ms: 300,
+            utterance_tail_ms: 300,
+            max_utterance_ms: 30_000,
         }
     }
 }
@@ -105,7 +123,7 @@ impl Default for SessionConfig {
 }
 
 /// What the session tells the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     /// A DTMF key press (RFC 4733), at caller media time `media_ms`.
     Dtmf {
@@ -151,6 +169,70 @@ pub enum MediaEvent {
     },
     /// No RTP arrived for `rtp_timeout`. Reported once per silence; re-armed when RTP resumes.
     RtpTimeout,
+    /// The caller's audio of one speech segment (only with [`SessionConfig::utterances`]):
+    /// from `utterance_preroll_ms` before the onset to at most `utterance_tail_ms` after the
+    /// end of speech. Sent right after `SpeechStopped`; speech longer than `max_utterance_ms`
+    /// comes in consecutive pieces (`end_ms` of one is `start_ms` of the next), all but the
+    /// last while the caller is still talking. Utterances never overlap.
+    ///
+    /// Times are caller media time on the same timeline as `SpeechStarted` (the 16 kHz stream
+    /// the VAD sees, which lags the RTP audio by the resampler's 10 ms).
+    Utterance {
+        /// Media time of the first sample.
+        start_ms: u32,
+        /// Media time just after the last sample; `audio.len() == (end_ms - start_ms) * 16`.
+        end_ms: u32,
+        /// 16 kHz mono PCM.
+        audio: Arc<[i16]>,
+    },
+}
+
+impl std::fmt::Debug for MediaEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dtmf { digit, media_ms } => f
+                .debug_struct("Dtmf")
+                .field("digit", digit)
+                .field("media_ms", media_ms)
+                .finish(),
+            Self::SpeechStarted { media_ms } => f
+                .debug_struct("SpeechStarted")
+                .field("media_ms", media_ms)
+                .finish(),
+            Self::SpeechStopped { duration_ms } => f
+                .debug_struct("SpeechStopped")
+                .field("duration_ms", duration_ms)
+                .finish(),
+            Self::PlaybackStarted { id } => {
+                f.debug_struct("PlaybackStarted").field("id", id).finish()
+            }
+            Self::PlaybackFinished { id } => {
+                f.debug_struct("PlaybackFinished").field("id", id).finish()
+            }
+            Self::PlaybackStopped { id, played_ms } => f
+                .debug_struct("PlaybackStopped")
+                .field("id", id)
+                .field("played_ms", played_ms)
+                .finish(),
+            Self::BargeIn { id, played_ms } => f
+                .debug_struct("BargeIn")
+                .field("id", id)
+                .field("played_ms", played_ms)
+                .finish(),
+            Self::RtpTimeout => f.write_str("RtpTimeout"),
+            // The samples themselves would flood any log.
+            Self::Utterance {
+                start_ms,
+                end_ms,
+                audio,
+            } => f
+                .debug_struct("Utterance")
+                .field("start_ms", start_ms)
+                .field("end_ms", end_ms)
+                .field("samples", &audio.len())
+                .finish(),
+        }
+    }
 }
 
 /// Counters of one session.
@@ -194,8 +276,13 @@ struct Inbound {
     pending: [i16; FRAME_SAMPLES],
     pending_len: usize,
     media_ms: u64,
-    caller_audio: VecDeque<i16>,
-    caller_audio_capacity: usize,
+    /// Recent 16 kHz audio: the pre-roll of utterances and [`MediaSession::drain_caller_audio`].
+    history: AudioHistory,
+    /// `caller_audio_ms` in samples: how far back `drain_caller_audio` reaches.
+    drain_window: u64,
+    /// History index up to which `drain_caller_audio` has delivered.
+    drained: u64,
+    utterances: Option<UtteranceCollector>,
 }
 
 impl Inbound {
@@ -218,18 +305,12 @@ impl Inbound {
             }
             self.pending_len = 0;
             let wide = self.resampler.process(&self.pending);
-            if self.caller_audio_capacity > 0 {
-                for &s in wide {
-                    if self.caller_audio.len() == self.caller_audio_capacity {
-                        self.caller_audio.pop_front();
-                    }
-                    self.caller_audio.push_back(s);
-                }
-            }
+            self.history.push(wide);
             let probability = self.vad.speech_probability(wide);
             self.media_ms += 20;
             stats.caller_media_ms = self.media_ms;
-            match self.detector.push(probability, 20) {
+            let boundary = self.detector.push(probability, 20);
+            match boundary {
                 Some(SpeechEvent::Started { media_ms }) => {
                     events.push_back(MediaEvent::SpeechStarted { media_ms });
                 }
@@ -237,6 +318,10 @@ impl Inbound {
                     events.push_back(MediaEvent::SpeechStopped { duration_ms });
                 }
                 None => {}
+            }
+            if let Some(collector) = &mut self.utterances {
+                let quiet_ms = self.detector.quiet_ms();
+                collector.on_frame(&self.history, wide, boundary, quiet_ms, events);
             }
             if barge_in.enabled
                 && self.detector.is_speaking()
@@ -306,7 +391,18 @@ impl MediaSession {
     pub fn new(config: SessionConfig, vad: Box<dyn Vad>, now: Instant) -> Self {
         let resampler = FrameResampler::narrowband_to_wideband()
             .expect("the 8 kHz → 16 kHz FFT resampler is always constructible");
-        let caller_audio_capacity = config.caller_audio_ms as usize * 16;
+        let drain_window = config.caller_audio_ms as u64 * SAMPLES_PER_MS;
+        let utterance_limits = config.utterances.then(|| {
+            UtteranceLimits::new(
+                config.utterance_preroll_ms,
+                config.utterance_tail_ms,
+                config.max_utterance_ms,
+                config.vad.hangover_ms,
+            )
+        });
+        let history_samples = utterance_limits
+            .map_or(0, |l| l.history_samples(config.vad.min_speech_ms))
+            .max(drain_window as usize);
         Self {
             start: now,
             ticks: 0,
@@ -324,8 +420,10 @@ impl MediaSession {
                 pending: [0; FRAME_SAMPLES],
                 pending_len: 0,
                 media_ms: 0,
-                caller_audio: VecDeque::with_capacity(caller_audio_capacity),
-                caller_audio_capacity,
+                history: AudioHistory::new(history_samples),
+                drain_window,
+                drained: 0,
+                utterances: utterance_limits.map(UtteranceCollector::new),
             },
             playout: PlayoutQueue::new(),
             events: VecDeque::with_capacity(16),
@@ -557,12 +655,16 @@ impl MediaSession {
         stats
     }
 
-    /// Moves the buffered 16 kHz caller audio (at most `caller_audio_ms`, oldest dropped first)
-    /// into `out`; returns the number of samples moved.
+    /// Moves the 16 kHz caller audio received since the previous call (at most the last
+    /// `caller_audio_ms`, older audio is skipped) into `out`; returns the number of samples.
     pub fn drain_caller_audio(&mut self, out: &mut Vec<i16>) -> usize {
-        let n = self.inbound.caller_audio.len();
-        out.extend(self.inbound.caller_audio.drain(..));
-        n
+        let inbound = &mut self.inbound;
+        let written = inbound.history.written();
+        let from = inbound
+            .drained
+            .max(written.saturating_sub(inbound.drain_window));
+        inbound.drained = written;
+        inbound.history.copy_range(from, written, out)
     }
 }
 

@@ -255,6 +255,15 @@ impl SpeechDetector {
         }
     }
 
+    /// How long the current speech segment has been below `threshold_off` (the hangover run
+    /// so far; 0 while the caller is talking or when silent).
+    pub fn quiet_ms(&self) -> u32 {
+        match self.state {
+            DetectorState::Speech { quiet_ms, .. } => quiet_ms,
+            DetectorState::Silence { .. } => 0,
+        }
+    }
+
     /// Media time consumed so far.
     pub fn media_ms(&self) -> u32 {
         self.media_ms
@@ -312,20 +321,25 @@ mod tests {
         probs.push(0.55);
         assert!(run(&mut d, &probs).is_empty());
         assert!(d.is_speaking());
-        // Speech so far: 100 + 1000 + 480 + 20 = 1600 ms. Then 500 ms of quiet ends it, and
+        assert_eq!(d.quiet_ms(), 0, "speech resumed");
+        assert_eq!(run(&mut d, &[0.3; 3]), vec![]);
+        assert_eq!(d.quiet_ms(), 60);
+        assert!(run(&mut d, &[0.9]).is_empty());
+        assert_eq!(d.quiet_ms(), 0);
+        // Speech so far: 100 + 1000 + 480 + 20 + 60 + 20 = 1680 ms. Then 500 ms of quiet ends it, and
         // the duration excludes the hangover.
         let events = run(&mut d, &[0.3; 25]);
         assert_eq!(
             events,
-            vec![(2100, SpeechEvent::Stopped { duration_ms: 1600 })]
+            vec![(2180, SpeechEvent::Stopped { duration_ms: 1680 })]
         );
         assert!(!d.is_speaking());
-        assert_eq!(d.speech_ms(), 0);
+        assert_eq!((d.speech_ms(), d.quiet_ms()), (0, 0));
         // A second segment starts again with the same rules.
         let events = run(&mut d, &[0.85; 5]);
         assert_eq!(
             events,
-            vec![(2200, SpeechEvent::Started { media_ms: 2100 })]
+            vec![(2280, SpeechEvent::Started { media_ms: 2180 })]
         );
     }
 

@@ -688,6 +688,7 @@ impl Call {
                     self.queued_events.push_back(Event::BargeIn(id));
                 }
             }
+            MediaEvent::Utterance { .. } => {}
             MediaEvent::RtpTimeout => {
                 tracing::info!("no RTP from the caller: ending the call");
                 return Some(

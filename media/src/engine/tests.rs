@@ -233,3 +233,180 @@ fn engine_and_handles_are_send_and_sync() {
     assert_send::<SessionHandle>();
     assert_send::<PortLease>();
 }
+
+fn utterance(start_ms: u32) -> MediaEvent {
+    MediaEvent::Utterance {
+        start_ms,
+        end_ms: start_ms + 100,
+        audio: vec![1i16; 1600].into(),
+    }
+}
+
+/// A handle on `events` and `shared` without a shard behind it.
+fn bare_handle(events: mpsc::Receiver<MediaEvent>, shared: Arc<SessionShared>) -> SessionHandle {
+    SessionHandle {
+        port: 0,
+        id: 1,
+        commands: sync_channel(1).0,
+        events,
+        shared,
+    }
+}
+
+#[test]
+fn a_stuck_call_holds_few_utterances_and_loses_the_oldest() {
+    let (tx, rx) = mpsc::channel(8);
+    let shared = Arc::new(SessionShared::default());
+    let mut handle = bare_handle(rx, Arc::clone(&shared));
+    let counters = Counters::default();
+    let mut outbox = EventOutbox::new(tx);
+    let dtmf = MediaEvent::Dtmf {
+        digit: '7',
+        media_ms: 0,
+    };
+    let mut source: VecDeque<MediaEvent> = [
+        utterance(1000),
+        utterance(2000),
+        utterance(3000),
+        dtmf.clone(),
+        utterance(4000),
+        utterance(5000),
+        utterance(6000),
+    ]
+    .into();
+    outbox.deliver(&shared, &counters, || source.pop_front());
+    // Two in the channel; 3000 and 4000 were dropped from the backlog for 5000 and 6000.
+    assert_eq!(shared.utterances_in_channel.load(Ordering::Acquire), 2);
+    assert_eq!(outbox.dropped, 2);
+    assert_eq!(counters.events_dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(outbox.backlog.len(), 3);
+    assert_eq!(handle.try_next_event(), Some(utterance(1000)));
+    assert_eq!(handle.try_next_event(), Some(utterance(2000)));
+    assert_eq!(handle.try_next_event(), None);
+    assert_eq!(shared.utterances_in_channel.load(Ordering::Acquire), 0);
+    // The call caught up: the rest follows in order on the next tick.
+    outbox.deliver(&shared, &counters, || None);
+    assert_eq!(handle.try_next_event(), Some(dtmf));
+    assert_eq!(handle.try_next_event(), Some(utterance(5000)));
+    assert_eq!(handle.try_next_event(), Some(utterance(6000)));
+    assert_eq!(handle.try_next_event(), None);
+    assert!(outbox.backlog.is_empty());
+    assert_eq!(outbox.backlog_utterances, 0);
+    assert_eq!(shared.utterances_in_channel.load(Ordering::Acquire), 0);
+}
+
+#[test]
+fn a_full_channel_drops_speech_events_but_keeps_must_deliver_ones() {
+    let (tx, rx) = mpsc::channel(1);
+    let shared = Arc::new(SessionShared::default());
+    let mut handle = bare_handle(rx, Arc::clone(&shared));
+    let counters = Counters::default();
+    let mut outbox = EventOutbox::new(tx);
+    let mut source: VecDeque<MediaEvent> = [
+        MediaEvent::SpeechStarted { media_ms: 10 },
+        MediaEvent::SpeechStarted { media_ms: 20 },
+        MediaEvent::PlaybackFinished { id: 4 },
+        MediaEvent::SpeechStopped { duration_ms: 30 },
+        utterance(0),
+    ]
+    .into();
+    outbox.deliver(&shared, &counters, || source.pop_front());
+    assert_eq!(outbox.dropped, 2);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        while let Some(e) = handle.try_next_event() {
+            seen.push(e);
+        }
+        outbox.deliver(&shared, &counters, || None);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            MediaEvent::SpeechStarted { media_ms: 10 },
+            MediaEvent::PlaybackFinished { id: 4 },
+            utterance(0),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn loopback_call_receives_the_utterance_after_speech() {
+    let engine = engine((47400, 47409), 1);
+    let lease = engine.allocate_port().unwrap();
+    let server: SocketAddr = (Ipv4Addr::LOCALHOST, lease.port()).into();
+    let config = SessionConfig {
+        utterances: true,
+        ..SessionConfig::new(Law::Mu)
+    };
+    let mut handle = engine
+        .open_session(lease, config, Box::new(EnergyVad::default()))
+        .unwrap();
+    // 500 ms silence, 600 ms of a loud 1 kHz square wave, 800 ms silence, paced at 20 ms.
+    let loud: Vec<u8> = (0..160)
+        .map(|i| crate::g711::linear_to_ulaw(if (i / 4) % 2 == 0 { 12000 } else { -12000 }))
+        .collect();
+    let sender = std::thread::spawn(move || {
+        let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let start = Instant::now();
+        for i in 0..95u16 {
+            let payload = if (25..55).contains(&i) {
+                &loud[..]
+            } else {
+                &[0xFF; 160][..]
+            };
+            client
+                .send_to(&rtp(0, i, 160 * i as u32, 0xC0FFEE, payload), server)
+                .unwrap();
+            let next = start + PTIME * (i as u32 + 1);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen
+        .iter()
+        .any(|e| matches!(e, MediaEvent::Utterance { .. }))
+    {
+        let event = tokio::time::timeout_at(deadline, handle.next_event())
+            .await
+            .expect("an utterance within 5 s")
+            .expect("session open");
+        seen.push(event);
+    }
+    sender.join().unwrap();
+    assert!(
+        matches!(
+            seen.as_slice(),
+            [
+                MediaEvent::SpeechStarted { .. },
+                MediaEvent::SpeechStopped { .. },
+                MediaEvent::Utterance { .. }
+            ]
+        ),
+        "{seen:?}"
+    );
+    let MediaEvent::SpeechStarted { media_ms: onset } = seen[0] else {
+        unreachable!()
+    };
+    let MediaEvent::Utterance {
+        start_ms,
+        end_ms,
+        audio,
+    } = &seen[2]
+    else {
+        unreachable!()
+    };
+    assert!((480..=540).contains(&onset), "onset {onset}");
+    assert_eq!(*start_ms, onset - 300);
+    assert!((1380..=1460).contains(end_ms), "end {end_ms}");
+    assert_eq!(audio.len(), (end_ms - start_ms) as usize * 16);
+    assert!(
+        audio.iter().any(|s| s.abs() > 8000),
+        "the loud part is in it"
+    );
+    assert!(
+        audio[..200 * 16].iter().all(|s| s.abs() < 100),
+        "pre-roll is silence"
+    );
+    assert_eq!(handle.stats().events_dropped, 0);
+}

@@ -334,7 +334,7 @@ fn caller_speech_produces_speech_events_in_media_time() {
                 MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
             )
         })
-        .map(|(_, e)| *e)
+        .map(|(_, e)| e.clone())
         .collect();
     assert_eq!(speech.len(), 2, "{speech:?}");
     let MediaEvent::SpeechStarted { media_ms } = speech[0] else {
@@ -653,4 +653,270 @@ fn session_can_move_between_threads() {
     fn assert_send<T: Send>() {}
     assert_send::<MediaSession>();
     assert_send::<MediaEvent>();
+}
+
+/// Scripted VAD: probability 1 for the 20 ms frames (counted from media time 0) that start
+/// inside one of `speech` (`(from_ms, to_ms)`, end exclusive), else 0.
+struct ScriptedVad {
+    speech: Vec<std::ops::Range<u64>>,
+    frame: u64,
+}
+
+impl ScriptedVad {
+    fn boxed(speech: &[(u64, u64)]) -> Box<dyn Vad> {
+        let speech = speech.iter().map(|&(from, to)| from..to).collect();
+        Box::new(Self { speech, frame: 0 })
+    }
+}
+
+impl Vad for ScriptedVad {
+    fn speech_probability(&mut self, _pcm16k: &[i16]) -> f32 {
+        let at = self.frame * 20;
+        self.frame += 1;
+        if self.speech.iter().any(|r| r.contains(&at)) {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Caller audio at 8 kHz: a 1 kHz tone in 700..1000 ms, a 400 Hz tone in 1000..2000 ms,
+/// silence elsewhere.
+fn two_tones(sample: u64) -> i16 {
+    let t_ms = sample / 8;
+    let phase = |hz: f64| (2.0 * std::f64::consts::PI * hz * sample as f64 / 8000.0 + 0.3).sin();
+    let value = match t_ms {
+        700..1000 => phase(1000.0),
+        1000..2000 => phase(400.0),
+        _ => 0.0,
+    };
+    (value * 8000.0) as i16
+}
+
+/// Schedules caller packets `0..packets` whose 8 kHz audio is `signal(sample index)`;
+/// returns the payloads sent.
+fn stream_signal(h: &mut Harness, packets: u64, signal: impl Fn(u64) -> i16) -> Vec<Vec<u8>> {
+    let mut payloads = Vec::new();
+    for i in 0..packets {
+        let payload: Vec<u8> = (0..160)
+            .map(|k| linear_to_ulaw(signal(i * 160 + k)))
+            .collect();
+        let packet = rtp(0, i as u16, (i * 160) as u32, CALLER_SSRC, i == 0, &payload);
+        h.arrivals.push_back((i * 20, remote(), packet));
+        payloads.push(payload);
+    }
+    payloads
+}
+
+/// What the session's inbound path should see: the payloads decoded and resampled to 16 kHz
+/// by an independent resampler.
+fn reference_16k(payloads: &[Vec<u8>]) -> Vec<i16> {
+    let mut resampler = FrameResampler::narrowband_to_wideband().unwrap();
+    let mut pcm = [0i16; FRAME_SAMPLES];
+    let mut out = Vec::new();
+    for payload in payloads {
+        Law::Mu.decode(payload, &mut pcm);
+        out.extend_from_slice(resampler.process(&pcm));
+    }
+    out
+}
+
+/// Sign changes (a tone of f Hz has 2·f per second).
+fn zero_crossings(pcm: &[i16]) -> usize {
+    pcm.windows(2)
+        .filter(|w| (w[0] >= 0) != (w[1] >= 0))
+        .count()
+}
+
+/// (time collected, start_ms, end_ms, audio) of each utterance.
+fn utterances(h: &Harness) -> Vec<(u64, u32, u32, Arc<[i16]>)> {
+    h.events
+        .iter()
+        .filter_map(|(at, e)| match e {
+            MediaEvent::Utterance {
+                start_ms,
+                end_ms,
+                audio,
+            } => Some((*at, *start_ms, *end_ms, Arc::clone(audio))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn utterance_config() -> SessionConfig {
+    SessionConfig {
+        utterances: true,
+        ..config()
+    }
+}
+
+#[test]
+fn utterance_holds_the_callers_audio_from_preroll_to_tail() {
+    let mut cfg = utterance_config();
+    cfg.caller_audio_ms = 100; // the same history also serves drain_caller_audio
+    let mut h = Harness::with_vad(cfg, ScriptedVad::boxed(&[(1000, 2000)]));
+    let payloads = stream_signal(&mut h, 150, two_tones);
+    h.run_until(3100);
+    let speech: Vec<MediaEvent> = h
+        .events
+        .iter()
+        .map(|(_, e)| e.clone())
+        .filter(|e| {
+            matches!(
+                e,
+                MediaEvent::SpeechStarted { .. }
+                    | MediaEvent::SpeechStopped { .. }
+                    | MediaEvent::Utterance { .. }
+            )
+        })
+        .collect();
+    assert_eq!(speech.len(), 3, "{speech:?}");
+    assert_eq!(speech[0], MediaEvent::SpeechStarted { media_ms: 1000 });
+    assert_eq!(speech[1], MediaEvent::SpeechStopped { duration_ms: 1000 });
+    let MediaEvent::Utterance {
+        start_ms,
+        end_ms,
+        audio,
+    } = &speech[2]
+    else {
+        panic!("{speech:?}")
+    };
+    // 300 ms of pre-roll before the onset at 1000; speech ends at 2000, the hangover (500 ms)
+    // contributes the 300 ms tail.
+    assert_eq!((*start_ms, *end_ms), (700, 2300));
+    assert_eq!(audio.len(), 1600 * 16);
+    // Emitted in the same step as SpeechStopped (hangover complete at 2500 + jitter delay).
+    let stopped_at = h.event_times(|e| matches!(e, MediaEvent::SpeechStopped { .. }));
+    assert_eq!(utterances(&h)[0].0, stopped_at[0]);
+    // Exactly the caller's audio as the VAD saw it.
+    let reference = reference_16k(&payloads);
+    assert!(audio[..] == reference[700 * 16..2300 * 16]);
+    // And recognisably the tones fed in (the 16 kHz stream lags the RTP audio by 10 ms):
+    // the pre-roll carries the 1 kHz tone, the speech the 400 Hz one, the tail silence.
+    let ms = |from: usize, to: usize| &audio[(from - 700) * 16..(to - 700) * 16];
+    let preroll = zero_crossings(ms(730, 990));
+    assert!(
+        (510..=530).contains(&preroll),
+        "{preroll} crossings in 260 ms"
+    );
+    let speech_part = zero_crossings(ms(1030, 1990));
+    assert!(
+        (758..=778).contains(&speech_part),
+        "{speech_part} in 960 ms"
+    );
+    assert!(ms(2040, 2300).iter().all(|s| s.abs() < 100));
+    assert!(ms(1030, 1990).iter().any(|s| s.abs() > 6000));
+    // Debug output summarises the audio instead of dumping it.
+    assert!(format!("{:?}", speech[2]).contains("samples: 25600"));
+    // drain_caller_audio reads the last 100 ms from the same history.
+    let mut drained = Vec::new();
+    assert_eq!(h.session.drain_caller_audio(&mut drained), 1600);
+    let written = h.session.media_ms() as usize * 16;
+    assert!(drained[..] == reference[written - 1600..written]);
+}
+
+#[test]
+fn no_utterances_unless_enabled() {
+    let mut h = Harness::with_vad(config(), ScriptedVad::boxed(&[(1000, 2000)]));
+    stream_signal(&mut h, 150, two_tones);
+    h.run_until(3100);
+    assert!(utterances(&h).is_empty(), "{:?}", h.events);
+    assert_eq!(
+        h.event_times(|e| matches!(
+            e,
+            MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
+        ))
+        .len(),
+        2
+    );
+}
+
+#[test]
+fn long_speech_comes_in_pieces_of_at_most_max_utterance_ms() {
+    let cfg = SessionConfig {
+        max_utterance_ms: 30_000,
+        ..utterance_config()
+    };
+    let mut h = Harness::with_vad(cfg, ScriptedVad::boxed(&[(1000, 71_000)]));
+    // A slow chirp, so that every piece has different audio.
+    let payloads = stream_signal(&mut h, 3625, |n| {
+        let t = n as f64 / 8000.0;
+        ((2.0 * std::f64::consts::PI * (200.0 + 5.0 * t) * t).sin() * 6000.0) as i16
+    });
+    h.run_until(72_600);
+    let pieces = utterances(&h);
+    let bounds: Vec<(u32, u32)> = pieces.iter().map(|p| (p.1, p.2)).collect();
+    assert_eq!(
+        bounds,
+        vec![(700, 30_700), (30_700, 60_700), (60_700, 71_300)]
+    );
+    let stopped_at = h.event_times(|e| matches!(e, MediaEvent::SpeechStopped { .. }));
+    assert_eq!(stopped_at.len(), 1);
+    // The first two while the caller is still talking, the last with SpeechStopped.
+    assert!(pieces[0].0 < 31_000 && pieces[1].0 < 61_000, "{bounds:?}");
+    assert_eq!(pieces[2].0, stopped_at[0]);
+    let stop_index = h
+        .events
+        .iter()
+        .position(|(_, e)| matches!(e, MediaEvent::SpeechStopped { .. }))
+        .unwrap();
+    assert!(matches!(
+        h.events[stop_index + 1].1,
+        MediaEvent::Utterance {
+            start_ms: 60_700,
+            ..
+        }
+    ));
+    let total: usize = pieces.iter().map(|p| p.3.len()).sum();
+    assert_eq!(total, (71_300 - 700) * 16);
+    for p in &pieces {
+        assert_eq!(p.3.len(), (p.2 - p.1) as usize * 16);
+        assert!(p.3.len() <= 30_000 * 16);
+    }
+    let joined: Vec<i16> = pieces.iter().flat_map(|p| p.3.iter().copied()).collect();
+    let reference = reference_16k(&payloads);
+    assert!(joined[..] == reference[700 * 16..71_300 * 16]);
+}
+
+#[test]
+fn short_pauses_stay_inside_one_utterance_and_utterances_never_overlap() {
+    // 1000..1500 and 1800..2200 are one segment (the 300 ms pause is under the 500 ms
+    // hangover); the next segment starts 500 ms after that one ended, so its pre-roll would
+    // reach back into the previous utterance's tail.
+    let vad = ScriptedVad::boxed(&[(1000, 1500), (1800, 2200), (2700, 3000)]);
+    let mut h = Harness::with_vad(utterance_config(), vad);
+    let payloads = stream_signal(&mut h, 200, |n| ((n * 37) % 2000) as i16 - 1000);
+    h.run_until(4100);
+    let pieces = utterances(&h);
+    let bounds: Vec<(u32, u32)> = pieces.iter().map(|p| (p.1, p.2)).collect();
+    assert_eq!(bounds, vec![(700, 2500), (2500, 3300)]);
+    let reference = reference_16k(&payloads);
+    assert!(pieces[0].3[..] == reference[700 * 16..2500 * 16]);
+    assert!(pieces[1].3[..] == reference[2500 * 16..3300 * 16]);
+    assert_eq!(
+        h.event_times(|e| matches!(e, MediaEvent::SpeechStopped { .. }))
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn tail_and_preroll_are_configurable() {
+    let cfg = SessionConfig {
+        utterance_preroll_ms: 100,
+        utterance_tail_ms: 0,
+        ..utterance_config()
+    };
+    let mut h = Harness::with_vad(cfg, ScriptedVad::boxed(&[(1000, 2000)]));
+    stream_signal(&mut h, 150, two_tones);
+    h.run_until(3100);
+    let bounds: Vec<(u32, u32)> = utterances(&h).iter().map(|p| (p.1, p.2)).collect();
+    assert_eq!(bounds, vec![(900, 2000)]);
+    // Speech right at the start of the call: the pre-roll is cut at media time 0.
+    let mut h = Harness::with_vad(utterance_config(), ScriptedVad::boxed(&[(100, 600)]));
+    stream_signal(&mut h, 100, two_tones);
+    h.run_until(2100);
+    let bounds: Vec<(u32, u32)> = utterances(&h).iter().map(|p| (p.1, p.2)).collect();
+    assert_eq!(bounds, vec![(0, 900)]);
 }
