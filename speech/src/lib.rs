@@ -1,11 +1,23 @@
 //! Speech engines behind traits.
 //!
-//! This slice has text-to-speech only: the [`Synthesizer`] trait and one embedded engine,
-//! [`EspeakSynthesizer`], which runs the `espeak-ng` program as a separate process (it is GPL,
-//! so it is never linked into vaani). Speech-to-text arrives with the conversations issue.
+//! * Text-to-speech: the [`Synthesizer`] trait and one embedded engine, [`EspeakSynthesizer`],
+//!   which runs the `espeak-ng` program as a separate process (it is GPL, so it is never
+//!   linked into vaani).
+//! * Speech-to-text: the [`Transcriber`] trait, which transcribes one VAD-segmented utterance,
+//!   and one embedded engine, [`WhisperTranscriber`] (whisper.cpp with a ggml model prepared
+//!   at set-up time by `scripts/fetch-models.sh`).
 
 mod espeak;
 mod synthesizer;
+mod transcriber;
+mod whisper;
 
 pub use espeak::{EspeakConfig, EspeakSynthesizer};
 pub use synthesizer::{SpeechError, SpeechRequest, SynthesizedAudio, Synthesizer, split_sentences};
+pub use transcriber::{
+    Transcriber, Transcript, TranscriptionError, TranscriptionFuture, TranscriptionRequest,
+    word_error_rate,
+};
+pub use whisper::{
+    MAX_UTTERANCE_MS, WHISPER_SAMPLE_RATE, WhisperConfig, WhisperTranscriber, audio_ctx_for,
+};

@@ -59,6 +59,17 @@ pub fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The speech-to-text model the set-up links into `data/models/`; fails the test if missing.
+pub fn stt_model_path() -> PathBuf {
+    let path = repo_root().join("data/models/ggml-tiny.en.bin");
+    assert!(
+        path.exists(),
+        "speech-to-text model {} is missing: run scripts/setup.sh (make test does)",
+        path.display()
+    );
+    path
+}
+
 /// A free TCP+UDP port on 127.0.0.1 (both protocols free at the time of the check).
 pub fn free_port() -> u16 {
     for _ in 0..100 {
@@ -399,6 +410,10 @@ operator_key = "{OPERATOR_KEY}"
 [store]
 url = "sqlite://{db}"
 
+[speech]
+stt_engine = "whisper"
+stt_model = "{stt_model}"
+
 [[trunks]]
 id = "local"
 name = "Loopback test trunk"
@@ -407,6 +422,7 @@ allowed_cidrs = [{cidrs}]
         rtp_end = rtp_base + 399,
         rtp_timeout = spec.rtp_timeout_secs,
         db = dir.join("vaani.db").display(),
+        stt_model = stt_model_path().display(),
     );
     for tenant in &spec.tenants {
         toml.push_str(&format!(

@@ -300,12 +300,12 @@ fn silent_caller_is_hung_up_after_the_rtp_timeout() {
 }
 
 /// Runs one call to `number` whose caller speaks over the greeting; returns the stored call and
-/// the milliseconds of agent speech the caller heard.
+/// the milliseconds of agent speech the caller heard in the first five seconds.
 fn call_with_caller_speech(server: &VaaniServer, number: &str) -> (Value, u64) {
     let sink = RtpSink::start();
     let sipp = Sipp::new("uac_call_bye.xml")
         .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
-        .substitute("milliseconds=\"5000\"", "milliseconds=\"7000\"")
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"9000\"")
         .substitute("caller_8k.alaw,-1,8", "caller_speech.alaw,1,8");
     vaani_testbench::audio::write_spoken_alaw(
         sipp.dir(),
@@ -319,7 +319,14 @@ fn call_with_caller_speech(server: &VaaniServer, number: &str) -> (Value, u64) {
         .assert_success();
     let call = newest_call(server, number, Duration::from_secs(10));
     let detail = call_detail(server, call["id"].as_str().expect("id"));
-    let heard = speech_ms_after(&sink.packets(), Law::A, started);
+    // Agent speech in the first 5 s: the greeting or prompts the caller spoke over (at 1.5 s),
+    // before any reply to what they said.
+    let greeting_window: Vec<_> = sink
+        .packets()
+        .into_iter()
+        .filter(|p| p.arrival < started + Duration::from_secs(5))
+        .collect();
+    let heard = speech_ms_after(&greeting_window, Law::A, started);
     (detail, heard)
 }
 
@@ -363,11 +370,30 @@ fn caller_speech_is_detected_and_barges_in_on_playback() {
     );
     eprintln!("clinic caller heard {heard} ms of prompts before barging in");
 
-    // The echo plugin stops playback itself as soon as speech starts.
+    // The echo plugin stops playback itself as soon as speech starts, then repeats what the
+    // caller said: speech-to-text (whisper tiny.en) turned the caller's audio into a transcript.
     let (detail, heard) = call_with_caller_speech(&server, "+918000000099");
     assert!(
         event_kinds(&detail).iter().any(|k| k == "speech.started"),
         "{detail:#}"
+    );
+    let lines = detail["transcript"].as_array().cloned().unwrap_or_default();
+    let caller_said: Vec<String> = lines
+        .iter()
+        .filter(|l| l["speaker"] == "caller")
+        .filter_map(|l| l["text"].as_str().map(str::to_lowercase))
+        .collect();
+    assert!(
+        caller_said.iter().any(|t| t.contains("appointment")),
+        "no caller transcript with the spoken words: {detail:#}"
+    );
+    let agent_said = transcript_texts(&detail);
+    assert!(
+        agent_said
+            .iter()
+            .any(|t| t.to_lowercase().starts_with("you said: ")
+                && t.to_lowercase().contains("appointment")),
+        "the plugin did not receive the transcript: {agent_said:?}"
     );
     // Its greeting alone lasts about 4.5 s; the caller spoke over it after about 2 s.
     eprintln!("echo caller heard {heard} ms of the greeting before it stopped");
