@@ -9,6 +9,10 @@ use crate::error::ConfigError;
 use crate::lenient;
 use crate::sandbox::{RawTenantSandbox, SandboxLimits};
 
+/// What a caller hears shortly before the maximum call duration, unless configured.
+pub const DEFAULT_DURATION_WARNING_TEXT: &str =
+    "We are almost out of time. This call will end shortly.";
+
 /// What a caller hears when the tenant's plugin fails, unless configured.
 pub const DEFAULT_FALLBACK_TEXT: &str = "Sorry, we are having trouble. Please call again later.";
 
@@ -38,6 +42,14 @@ pub struct TenantConfig {
     pub silence_timeout_ms: Option<u64>,
     /// Ring (send `180 Ringing`) this long before answering, ms. Default 0: answer at once.
     pub ring_ms: u32,
+    /// Longest a call may last, seconds; `None`: no limit. The caller hears
+    /// `duration_warning_text` `duration_warning_secs` before the end, then vaani hangs up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_call_duration_secs: Option<u32>,
+    /// How long before the maximum duration the warning is spoken, seconds. Default 30.
+    pub duration_warning_secs: u32,
+    /// Spoken before the maximum duration ends the call.
+    pub duration_warning_text: String,
     /// Effective plugin limits: `[sandbox]` lowered by this tenant's
     /// `[tenants.sandbox]` overrides (which may only lower them).
     pub sandbox: SandboxLimits,
@@ -62,6 +74,10 @@ pub(crate) struct RawTenant {
     plugin_config: serde_json::Map<String, serde_json::Value>,
     silence_timeout_ms: Option<u64>,
     ring_ms: u32,
+    max_call_duration_secs: Option<u32>,
+    duration_warning_secs: u32,
+    #[serde(deserialize_with = "lenient::string")]
+    duration_warning_text: String,
     sandbox: RawTenantSandbox,
 }
 
@@ -77,6 +93,9 @@ impl Default for RawTenant {
             plugin_config: serde_json::Map::new(),
             silence_timeout_ms: None,
             ring_ms: 0,
+            max_call_duration_secs: None,
+            duration_warning_secs: 30,
+            duration_warning_text: DEFAULT_DURATION_WARNING_TEXT.to_owned(),
             sandbox: RawTenantSandbox::default(),
         }
     }
@@ -133,6 +152,22 @@ impl RawTenant {
             0,
             60_000,
         );
+        if let Some(max) = self.max_call_duration_secs {
+            c.in_range(&format!("{key}.max_call_duration_secs"), max, 2, 86_400);
+            if self.duration_warning_secs >= max {
+                c.push(ConfigError::Inconsistent {
+                    key: format!("{key}.duration_warning_secs"),
+                    message: format!(
+                        "{} must be below max_call_duration_secs ({max})",
+                        self.duration_warning_secs
+                    ),
+                });
+            }
+        }
+        let duration_warning_text = c.non_empty(
+            &format!("{key}.duration_warning_text"),
+            &self.duration_warning_text,
+        );
         let sandbox = self
             .sandbox
             .check(c, &format!("{key}.sandbox"), server_limits);
@@ -146,6 +181,9 @@ impl RawTenant {
             plugin_config: self.plugin_config,
             silence_timeout_ms: self.silence_timeout_ms,
             ring_ms: self.ring_ms,
+            max_call_duration_secs: self.max_call_duration_secs,
+            duration_warning_secs: self.duration_warning_secs,
+            duration_warning_text,
             sandbox,
         }
     }

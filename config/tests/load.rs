@@ -12,7 +12,8 @@ use vaani_config::{
 const SHIPPED: &str = include_str!("../vaani.toml");
 
 /// A temporary copy of the repository layout the shipped config expects:
-/// `<root>/config/vaani.toml`, `<root>/plugins/dist/*.wasm`. Removed on drop.
+/// `<root>/config/vaani.toml`, `<root>/plugins/dist/*.wasm`,
+/// `<root>/data/models/ggml-tiny.en.bin`. Removed on drop.
 struct Layout {
     root: PathBuf,
 }
@@ -27,6 +28,9 @@ impl Layout {
         ));
         std::fs::create_dir_all(root.join("config")).unwrap();
         std::fs::write(root.join("config/vaani.toml"), config_text).unwrap();
+        // The speech model is fetched at set-up; these tests check plugin files.
+        std::fs::create_dir_all(root.join("data/models")).unwrap();
+        std::fs::write(root.join("data/models/ggml-tiny.en.bin"), b"ggml").unwrap();
         Layout { root }
     }
 
@@ -783,4 +787,21 @@ fn speech_to_text_engine_and_model_are_checked() {
     let errors = parse(&format!("{MINIMAL}\n[speech]\nstt_engine = \"vosk\"\n"))
         .expect_err("unknown engine");
     assert_has_prefix(&error_lines(&errors), "speech.stt_engine:");
+}
+
+#[test]
+fn maximum_call_duration_needs_a_shorter_warning() {
+    let tenant = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[[trunks]]\nid = \"t\"\nallowed_cidrs = [\"127.0.0.1\"]\n\n[[tenants]]\nid = \"a\"\nnumbers = [\"+918000000001\"]\ntrunk = \"t\"\n{extra}\n"
+        )
+    };
+    let config = parse(&tenant("max_call_duration_secs = 600")).expect("valid");
+    assert_eq!(config.tenants[0].max_call_duration_secs, Some(600));
+    assert_eq!(config.tenants[0].duration_warning_secs, 30);
+    let errors = parse(&tenant(
+        "max_call_duration_secs = 20\nduration_warning_secs = 20",
+    ))
+    .expect_err("warning not before the end");
+    assert_has_prefix(&error_lines(&errors), "tenants[0].duration_warning_secs:");
 }

@@ -39,6 +39,10 @@ pub struct TenantRuntime {
     pub plugin_config_json: String,
     pub ring_ms: u32,
     pub silence_timeout: Option<Duration>,
+    /// Longest a call may last, and the warning spoken before that end.
+    pub max_call_duration: Option<Duration>,
+    pub duration_warning: Duration,
+    pub duration_warning_text: String,
 }
 
 /// Where a dialled number goes.
@@ -447,6 +451,11 @@ async fn load_tenants(
             plugin_config_json: serde_json::Value::Object(tenant.plugin_config.clone()).to_string(),
             ring_ms: tenant.ring_ms,
             silence_timeout: tenant.silence_timeout_ms.map(Duration::from_millis),
+            max_call_duration: tenant
+                .max_call_duration_secs
+                .map(|secs| Duration::from_secs(u64::from(secs))),
+            duration_warning: Duration::from_secs(u64::from(tenant.duration_warning_secs)),
+            duration_warning_text: tenant.duration_warning_text.clone(),
         };
         tenants.insert(tenant.id.clone(), Arc::new(runtime));
     }

@@ -306,6 +306,9 @@ struct Call {
     queued_events: VecDeque<Event>,
     timers: HashMap<u64, (Instant, String)>,
     hangup_after_playback: Option<Instant>,
+    /// When the tenant's maximum call duration ends the call, and whether the warning was said.
+    max_duration_at: Option<Instant>,
+    duration_warned: bool,
     caller_speaking: bool,
     last_activity: Instant,
     memory_json: Option<String>,
@@ -350,6 +353,8 @@ impl Call {
             queued_events: VecDeque::new(),
             timers: HashMap::new(),
             hangup_after_playback: None,
+            max_duration_at: None,
+            duration_warned: false,
             caller_speaking: false,
             last_activity: Instant::now(),
             memory_json: None,
@@ -493,7 +498,9 @@ impl Call {
                 sdp: answer_sdp,
             })
             .await;
-        self.answered_at = Some(Instant::now());
+        let answered_at = Instant::now();
+        self.answered_at = Some(answered_at);
+        self.max_duration_at = self.tenant.max_call_duration.map(|max| answered_at + max);
         if let Err(error) = self
             .state
             .store
@@ -583,6 +590,8 @@ impl Call {
                 next_timer,
                 self.silence_deadline(),
                 self.hangup_after_playback,
+                self.duration_warning_at(),
+                self.max_duration_at,
             ]
             .into_iter()
             .flatten()
@@ -622,7 +631,13 @@ impl Call {
                 },
                 Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
                 Some(done) = self.transcript_rx.recv() => self.on_transcript(done).await,
-                _ = sleep_until(wake_at) => self.on_wake(),
+                _ = sleep_until(wake_at) => {
+                    self.on_wake().await;
+                    if self.max_duration_at.is_some_and(|at| Instant::now() >= at) {
+                        tracing::info!("maximum call duration reached");
+                        return Ending::new(CallStatus::Completed, "max_duration", EndReason::HostShutdown).with_bye();
+                    }
+                }
             }
         }
     }
@@ -639,8 +654,24 @@ impl Call {
         Some(self.last_activity + timeout)
     }
 
-    fn on_wake(&mut self) {
+    /// When the maximum-duration warning is due, until it has been said.
+    fn duration_warning_at(&self) -> Option<Instant> {
+        if self.duration_warned {
+            return None;
+        }
+        self.max_duration_at
+            .map(|end| end.checked_sub(self.tenant.duration_warning).unwrap_or(end))
+    }
+
+    async fn on_wake(&mut self) {
         let now = Instant::now();
+        if self.duration_warning_at().is_some_and(|at| now >= at) {
+            self.duration_warned = true;
+            let id = self.next_host_playback;
+            self.next_host_playback += 1;
+            let text = self.tenant.duration_warning_text.clone();
+            self.queue_speech(id, text, None, None, false).await;
+        }
         let mut fired: Vec<(u64, String)> = self
             .timers
             .iter()

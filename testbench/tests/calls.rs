@@ -433,3 +433,32 @@ fn stopping_the_server_hangs_up_calls_in_progress() {
         server.log()
     );
 }
+
+#[test]
+fn maximum_call_duration_warns_then_hangs_up() {
+    let mut spec = ServerSpec::demo();
+    let mut short = TenantSpec::new("short", "+918000000055", "echo");
+    short.extra = "max_call_duration_secs = 8\nduration_warning_secs = 4\nduration_warning_text = \"Time is nearly up.\"".to_string();
+    spec.tenants.push(short);
+    let server = VaaniServer::start(&spec);
+    let started = Instant::now();
+    Sipp::new("uac_dtmf_wait_bye.xml")
+        .substitute("<exec play_dtmf=\"12#\"/>", "")
+        .substitute("milliseconds=\"3000\"", "milliseconds=\"100\"")
+        .run(server.sip_addr(), "+918000000055", Duration::from_secs(30))
+        .assert_success();
+    let elapsed = started.elapsed();
+    assert!(
+        (Duration::from_secs(7)..Duration::from_secs(12)).contains(&elapsed),
+        "call lasted {elapsed:?}"
+    );
+    let call = newest_call(&server, "+918000000055", Duration::from_secs(10));
+    assert_eq!(call["end_reason"], "max_duration", "{call:#}");
+    let detail = call_detail(&server, call["id"].as_str().expect("id"));
+    assert!(
+        transcript_texts(&detail)
+            .iter()
+            .any(|t| t == "Time is nearly up."),
+        "{detail:#}"
+    );
+}
