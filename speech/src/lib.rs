@@ -6,8 +6,11 @@
 //! * Speech-to-text: the [`Transcriber`] trait, which transcribes one VAD-segmented utterance,
 //!   and one embedded engine, [`WhisperTranscriber`] (whisper.cpp with a ggml model prepared
 //!   at set-up time by `scripts/fetch-models.sh`).
+//! * Language model: [`llm`], a streaming chat client for OpenAI-compatible
+//!   chat-completions endpoints (OpenAI, Azure OpenAI, Groq, llama.cpp, Ollama).
 
 mod espeak;
+pub mod llm;
 mod synthesizer;
 mod transcriber;
 mod whisper;
