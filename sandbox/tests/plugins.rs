@@ -24,7 +24,8 @@ fn describe_clinic_declares_the_appointment_schema() {
     let host = host();
     let clinic = load(&host, "clinic");
     assert_eq!(clinic.info.name, "clinic");
-    assert_eq!(clinic.info.schemas.len(), 1);
+    assert_eq!(clinic.info.schemas.len(), 2);
+    assert_eq!(clinic.info.schemas[1].id, "symptoms");
     let schema = &clinic.info.schemas[0];
     assert_eq!(schema.id, "appointment");
     assert_eq!(
@@ -90,7 +91,7 @@ async fn clinic_books_by_dtmf_with_a_validated_extraction() {
         said(&actions),
         vec![
             "Welcome back to our clinic, Asha.",
-            "Press 1 to book an appointment."
+            "Press 1 to book an appointment, or tell me what you need."
         ]
     );
 
@@ -100,7 +101,7 @@ async fn clinic_books_by_dtmf_with_a_validated_extraction() {
         said(&actions),
         vec![
             "Sorry, that is not one of the options.",
-            "Press 1 to book an appointment."
+            "Press 1 to book an appointment, or tell me what you need."
         ]
     );
 

@@ -33,6 +33,12 @@ const AUDIO_CTX_PER_SECOND: usize = 50;
 const AUDIO_CTX_STEP: usize = 64;
 /// Whisper's full window: 30 s.
 const AUDIO_CTX_MAX: usize = 1500;
+/// Text tokens allowed per second of audio (speech is about 3-4 tokens a second), plus a base:
+/// with the small encoder windows used here whisper sometimes repeats a short utterance over
+/// and over ("Yes? Yes? Yes? ..."); the cap stops such a loop early and
+/// [`collapse_repetitions`] removes what is left of it.
+const MAX_TOKENS_PER_SECOND: usize = 8;
+const MAX_TOKENS_BASE: usize = 16;
 
 /// Settings of the whisper engine.
 #[derive(Debug, Clone)]
@@ -228,6 +234,7 @@ impl Inner {
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
         params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
+        params.set_max_tokens(max_tokens_for(audio.len()) as i32);
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
@@ -255,7 +262,7 @@ impl Inner {
                 }
             }
         }
-        let text = text.trim().to_string();
+        let text = collapse_repetitions(text.trim());
         let confidence = if text.is_empty() || text_tokens == 0 {
             0.0
         } else {
@@ -286,6 +293,43 @@ pub fn audio_ctx_for(samples: usize) -> usize {
         .max(1)
         .saturating_mul(AUDIO_CTX_STEP)
         .min(AUDIO_CTX_MAX)
+}
+
+/// `text` with sentences that repeat the previous one dropped, and a cut-off repeat at the end
+/// removed: "Yes? Yes? Yes? Ye" becomes "Yes?".
+pub fn collapse_repetitions(text: &str) -> String {
+    let mut sentences: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '?' | '!') {
+            let end = i + c.len_utf8();
+            let sentence = text[start..end].trim();
+            if !sentence.is_empty() {
+                sentences.push(sentence);
+            }
+            start = end;
+        }
+    }
+    let rest = text[start..].trim();
+    let key = |s: &str| s.trim_end_matches(['.', '?', '!']).trim().to_lowercase();
+    let mut kept: Vec<&str> = Vec::new();
+    for sentence in sentences {
+        if kept.last().is_none_or(|last| key(last) != key(sentence)) {
+            kept.push(sentence);
+        }
+    }
+    let cut_off_repeat = kept
+        .last()
+        .is_some_and(|last| !rest.is_empty() && key(last).starts_with(&rest.to_lowercase()));
+    if !rest.is_empty() && !cut_off_repeat {
+        kept.push(rest);
+    }
+    kept.join(" ")
+}
+
+/// Most text tokens to decode for `samples` of 16 kHz audio.
+pub fn max_tokens_for(samples: usize) -> usize {
+    MAX_TOKENS_BASE + samples.div_ceil(WHISPER_SAMPLE_RATE as usize) * MAX_TOKENS_PER_SECOND
 }
 
 /// Resample to 16 kHz if needed and scale to whisper's -1..1 floats.
@@ -333,6 +377,33 @@ fn failed(detail: String) -> TranscriptionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_sentences_collapse() {
+        assert_eq!(collapse_repetitions("Yes? Yes? Yes? Ye"), "Yes?");
+        assert_eq!(
+            collapse_repetitions(
+                "My name is John Smith. My name is John Smith. my name is john smith."
+            ),
+            "My name is John Smith."
+        );
+        assert_eq!(
+            collapse_repetitions("Tomorrow. At ten. Tomorrow."),
+            "Tomorrow. At ten. Tomorrow."
+        );
+        assert_eq!(
+            collapse_repetitions("I would like an appointment"),
+            "I would like an appointment"
+        );
+        assert_eq!(collapse_repetitions(""), "");
+    }
+
+    #[test]
+    fn token_cap_grows_with_the_audio() {
+        assert_eq!(max_tokens_for(0), 16);
+        assert_eq!(max_tokens_for(16_000), 24);
+        assert_eq!(max_tokens_for(16_001), 32);
+    }
 
     #[test]
     fn audio_ctx_covers_the_utterance_in_steps_of_64() {

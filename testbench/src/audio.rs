@@ -53,6 +53,45 @@ pub fn write_spoken_alaw(dir: &Path, name: &str, text: &str, lead_s: f32, tail_s
     assert!(status.success(), "sox failed");
 }
 
+/// Writes `name` (raw G.711 in `law`, 8 kHz): `lead_s` seconds of silence, then each phrase
+/// spoken by espeak-ng followed by its gap of silence in seconds. One file holds a caller's
+/// whole side of a conversation, answers spaced for the agent's questions.
+pub fn write_spoken_phrases(
+    dir: &Path,
+    name: &str,
+    law: Law,
+    lead_s: f32,
+    phrases: &[(&str, f32)],
+) {
+    let encoding = match law {
+        Law::A => "a-law",
+        Law::Mu => "u-law",
+    };
+    let mut audio = Vec::new();
+    for (i, (text, gap_s)) in phrases.iter().enumerate() {
+        let wav = dir.join(format!("{name}.{i}.wav"));
+        let raw = dir.join(format!("{name}.{i}.raw"));
+        let status = std::process::Command::new("espeak-ng")
+            .args(["-v", "en-us", "-w"])
+            .arg(&wav)
+            .arg(text)
+            .status()
+            .expect("run espeak-ng (installed by the set-up)");
+        assert!(status.success(), "espeak-ng failed on {text:?}");
+        let lead = if i == 0 { lead_s } else { 0.0 };
+        let status = std::process::Command::new("sox")
+            .arg(&wav)
+            .args(["-r", "8000", "-c", "1", "-e", encoding, "-t", "raw"])
+            .arg(&raw)
+            .args(["pad", &lead.to_string(), &gap_s.to_string()])
+            .status()
+            .expect("run sox (installed by the set-up)");
+        assert!(status.success(), "sox failed on {text:?}");
+        audio.extend(std::fs::read(&raw).expect("read encoded phrase"));
+    }
+    std::fs::write(dir.join(name), audio).expect("write caller audio");
+}
+
 /// Root-mean-square level of one G.711 payload after decoding.
 pub fn payload_rms(law: Law, payload: &[u8]) -> f64 {
     if payload.is_empty() {
