@@ -652,12 +652,7 @@ impl SipEndpoint {
                 ..Default::default()
             },
         );
-        self.transmits.push_back(Transmit {
-            transport,
-            destination: reply.target,
-            connection,
-            data: data.clone(),
-        });
+        self.send_reply(transport, connection, reply.target, data.clone());
         data
     }
 
@@ -960,12 +955,7 @@ impl SipEndpoint {
         if let Some(previous) = call.find_answered(req) {
             // Retransmitted CANCEL: re-send our answer, nothing else.
             let data = previous.response.clone();
-            self.transmits.push_back(Transmit {
-                transport,
-                destination: req.reply.target,
-                connection,
-                data,
-            });
+            self.send_reply(transport, connection, req.reply.target, data);
             return;
         }
         let ok = message::build_response(
@@ -980,16 +970,28 @@ impl SipEndpoint {
         );
         call.remember_answer(req, &ok);
         let cancel_now = call.phase == Phase::Proceeding;
-        self.transmits.push_back(Transmit {
-            transport,
-            destination: req.reply.target,
-            connection,
-            data: ok,
-        });
+        self.send_reply(transport, connection, req.reply.target, ok);
         if cancel_now {
             self.final_failure(now, key, 487, "Request Terminated");
             self.push_event(SipEvent::CallCancelled { key });
         }
+    }
+
+    /// Queues a response for the address it must go to (RFC 3261 §18.2.2 with RFC 3581), on
+    /// the connection the request came on when it came over TCP.
+    fn send_reply(
+        &mut self,
+        transport: Transport,
+        connection: Option<ConnectionId>,
+        destination: SocketAddr,
+        data: Vec<u8>,
+    ) {
+        self.transmits.push_back(Transmit {
+            transport,
+            destination,
+            connection,
+            data,
+        });
     }
 
     fn respond_in_call(
@@ -1017,12 +1019,7 @@ impl SipEndpoint {
         if let Some(call) = self.calls.get_mut(&key) {
             call.remember_answer(req, &data);
         }
-        self.transmits.push_back(Transmit {
-            transport,
-            destination: req.reply.target,
-            connection,
-            data: data.clone(),
-        });
+        self.send_reply(transport, connection, req.reply.target, data.clone());
         data
     }
 
@@ -1049,12 +1046,7 @@ impl SipEndpoint {
         };
         if let Some(previous) = call.find_answered(req) {
             let data = previous.response.clone();
-            self.transmits.push_back(Transmit {
-                transport,
-                destination: req.reply.target,
-                connection,
-                data,
-            });
+            self.send_reply(transport, connection, req.reply.target, data);
             return;
         }
         // A retransmitted re-INVITE we already answered.
@@ -1064,12 +1056,7 @@ impl SipEndpoint {
             && ri.branch == req.branch
         {
             let data = ri.response.clone();
-            self.transmits.push_back(Transmit {
-                transport,
-                destination: req.reply.target,
-                connection,
-                data,
-            });
+            self.send_reply(transport, connection, req.reply.target, data);
             return;
         }
         let phase = call.phase;
@@ -1268,12 +1255,7 @@ impl SipEndpoint {
                 );
                 let t1 = self.config.t1;
                 let give_up_at = now + t1 * 64;
-                self.transmits.push_back(Transmit {
-                    transport,
-                    destination: req.reply.target,
-                    connection,
-                    data: data.clone(),
-                });
+                self.send_reply(transport, connection, req.reply.target, data.clone());
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.reinvite = Some(ReInvite {
                         branch: req.branch.clone(),
