@@ -214,13 +214,11 @@ struct SpeechJob {
     text: String,
     voice: Option<String>,
     language: Option<String>,
-    interruptible: bool,
 }
 
 /// A finished text-to-speech job.
 struct SpeechDone {
     playback: u64,
-    interruptible: bool,
     audio: Result<SynthesizedAudio, vaani_speech::SpeechError>,
 }
 
@@ -802,13 +800,7 @@ impl Call {
                     sample_rate: 8000,
                 })
                 .await;
-            let _ = done_tx
-                .send(SpeechDone {
-                    playback,
-                    interruptible: job.interruptible,
-                    audio,
-                })
-                .await;
+            let _ = done_tx.send(SpeechDone { playback, audio }).await;
         });
         self.speech_in_flight = Some((playback, task));
     }
@@ -889,16 +881,14 @@ impl Call {
 
     /// Drops queued and in-flight speech whose (playback id, interruptible) matches.
     fn cancel_speech(&mut self, matches: impl Fn(u64, bool) -> bool) {
+        let cancelled = |pending: &HashMap<u64, bool>, playback: u64| {
+            matches(playback, pending.get(&playback).copied().unwrap_or(true))
+        };
+        let pending = &self.pending_playbacks;
         self.speech_queue
-            .retain(|job| !matches(job.playback, job.interruptible));
+            .retain(|job| !cancelled(pending, job.playback));
         if let Some((playback, task)) = &self.speech_in_flight
-            && matches(
-                *playback,
-                self.pending_playbacks
-                    .get(playback)
-                    .copied()
-                    .unwrap_or(true),
-            )
+            && cancelled(&self.pending_playbacks, *playback)
         {
             task.abort();
             self.speech_in_flight = None;
@@ -912,12 +902,12 @@ impl Call {
         if self.speech_in_flight.as_ref().map(|(id, _)| *id) == Some(done.playback) {
             self.speech_in_flight = None;
         }
-        if self.pending_playbacks.contains_key(&done.playback) {
+        if let Some(&interruptible) = self.pending_playbacks.get(&done.playback) {
             match done.audio {
                 Ok(audio) => {
                     if let Some(media) = &self.media
                         && let Err(error) =
-                            media.enqueue(done.playback, audio.samples.clone(), done.interruptible)
+                            media.enqueue(done.playback, audio.samples.clone(), interruptible)
                     {
                         tracing::warn!("could not queue audio: {error}");
                         self.playback_over(done.playback);
@@ -1015,7 +1005,6 @@ impl Call {
             text,
             voice,
             language,
-            interruptible,
         });
         self.pump_speech();
     }
