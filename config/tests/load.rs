@@ -170,14 +170,18 @@ fn shipped_config_loads_with_demo_plugins() {
 
 #[test]
 fn shipped_config_in_repository_is_valid_without_file_checks() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("vaani.toml");
+    // The running checkout (cargo sets this at run time), not the one the test was built in.
+    let manifest_dir = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    );
+    let path = manifest_dir.join("vaani.toml");
     let opts = LoadOptions {
         env: Vec::new(),
         check_files: false,
     };
     let config = Config::load_with(&path, &opts).unwrap();
     assert_eq!(config.tenants.len(), 2);
-    let repo_data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/vaani.db");
+    let repo_data = manifest_dir.join("../data/vaani.db");
     assert_eq!(
         config.store.url,
         format!("sqlite://{}", repo_data.display())

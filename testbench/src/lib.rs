@@ -20,7 +20,12 @@ pub mod audio;
 
 /// The repository root (the parent of `testbench/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets CARGO_MANIFEST_DIR when it runs tests; prefer it to the compile-time value, which
+    // is stale when a shared target dir reuses a build made in another checkout.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("testbench has a parent directory")
         .to_path_buf()

@@ -10,7 +10,9 @@ use vaani_sandbox::*;
 
 /// Reads `plugins/dist/<name>.wasm`; fails the test (never skips) if it is missing.
 pub fn wasm(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("../plugins/dist")
         .join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
