@@ -11,8 +11,11 @@
 
 mod espeak;
 pub mod llm;
+pub mod stt;
 mod synthesizer;
+mod tls;
 mod transcriber;
+pub mod tts;
 mod whisper;
 
 pub use espeak::{EspeakConfig, EspeakSynthesizer};

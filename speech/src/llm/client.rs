@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
-use rustls_platform_verifier::BuilderVerifierExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::assembler::ReplyAssembler;
@@ -72,12 +71,8 @@ impl ChatClient {
             header_value.set_sensitive(true);
             headers.insert(header_name, header_value);
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(|builder| builder.with_platform_verifier())
-            .map_err(|error| LlmError::InvalidConfig(format!("TLS set-up failed: {error}")))?
-            .with_no_client_auth();
+        let tls = crate::tls::client_config()
+            .map_err(|error| LlmError::InvalidConfig(format!("TLS set-up failed: {error}")))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .default_headers(headers)

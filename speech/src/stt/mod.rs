@@ -1,0 +1,1 @@
+//! Streaming speech-to-text: partial and final results, embedded and cloud engines.
