@@ -20,6 +20,7 @@ mod error;
 mod http;
 mod lenient;
 mod media;
+mod pricing;
 mod sandbox;
 mod sip;
 mod source;
@@ -37,6 +38,10 @@ use serde::Serialize;
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
 pub use media::{Codec, MediaConfig, PortRange, UnknownCodec};
+pub use pricing::{
+    EMBEDDED_STT_ENGINES, EMBEDDED_TTS_ENGINES, LlmPrice, MAX_RATE_INR, PRICING_CURRENCY,
+    PricingConfig, SttPrice, TelephonyBilling, TtsPrice,
+};
 pub use sandbox::{SandboxConfig, SandboxLimits};
 pub use sip::SipConfig;
 pub use source::{ENV_PREFIX, ENV_SEPARATOR};
@@ -66,6 +71,8 @@ pub struct Config {
     pub speech: SpeechConfig,
     /// `[sandbox]`: plugin limits.
     pub sandbox: SandboxConfig,
+    /// `[pricing]`: the INR price table for each call's cost ledger.
+    pub pricing: PricingConfig,
     /// `[[trunks]]`: SIP providers.
     pub trunks: Vec<TrunkConfig>,
     /// `[[tenants]]`: businesses, their numbers and plugins.
@@ -207,6 +214,10 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         Some(s) => s.check(c),
         None => sandbox::RawSandbox::default().check(&mut silent),
     };
+    let pricing = match raw.pricing {
+        Some(s) => s.check(c),
+        None => pricing::RawPricing::default().check(&mut silent),
+    };
 
     let trunks_complete = raw.trunks.iter().all(Option::is_some);
     let mut trunks = Vec::new();
@@ -283,6 +294,7 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         store,
         speech,
         sandbox,
+        pricing,
         trunks,
         tenants,
         config_dir: c.config_dir().to_path_buf(),

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ConfigError;
 use crate::http::RawHttp;
 use crate::media::RawMedia;
+use crate::pricing::RawPricing;
 use crate::sandbox::RawSandbox;
 use crate::sip::RawSip;
 use crate::speech::RawSpeech;
@@ -26,8 +27,8 @@ pub const ENV_PREFIX: &str = "VAANI_";
 /// Separator between section and key in an override's name (`VAANI_HTTP__LISTEN`).
 pub const ENV_SEPARATOR: &str = "__";
 
-const SECTIONS: [&str; 9] = [
-    "sip", "media", "vad", "http", "store", "speech", "sandbox", "trunks", "tenants",
+const SECTIONS: [&str; 10] = [
+    "sip", "media", "vad", "http", "store", "speech", "sandbox", "pricing", "trunks", "tenants",
 ];
 
 /// The configuration as written. `None` marks a section (or array element)
@@ -41,6 +42,7 @@ pub(crate) struct RawConfig {
     pub(crate) store: Option<RawStore>,
     pub(crate) speech: Option<RawSpeech>,
     pub(crate) sandbox: Option<RawSandbox>,
+    pub(crate) pricing: Option<RawPricing>,
     pub(crate) trunks: Vec<Option<RawTrunk>>,
     pub(crate) tenants: Vec<Option<RawTenant>>,
 }
@@ -95,6 +97,7 @@ pub(crate) fn read_raw(
         store: Some(RawStore::default()),
         speech: Some(RawSpeech::default()),
         sandbox: Some(RawSandbox::default()),
+        pricing: Some(RawPricing::default()),
         trunks: Vec::new(),
         tenants: Vec::new(),
     };
@@ -111,6 +114,7 @@ pub(crate) fn read_raw(
             "store" => raw.store = section(errors, key, &value),
             "speech" => raw.speech = section(errors, key, &value),
             "sandbox" => raw.sandbox = section(errors, key, &value),
+            "pricing" => raw.pricing = section(errors, key, &value),
             "trunks" => raw.trunks = array_of_tables(errors, key, &value),
             _ => raw.tenants = array_of_tables(errors, key, &value),
         }

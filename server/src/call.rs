@@ -21,6 +21,7 @@ use vaani_speech::{
 use vaani_store::{CallDirection, CallOutcome, CallStatus, NewCall, NewTranscriptLine, Speaker};
 
 use crate::app::{AppState, TenantRuntime};
+use crate::call_meter::CallMeter;
 use crate::routing::{dialled_number, number_candidates};
 
 /// What the SIP side and the server tell a call after the INVITE.
@@ -220,6 +221,8 @@ struct SpeechJob {
 struct SpeechDone {
     playback: u64,
     audio: Result<SynthesizedAudio, vaani_speech::SpeechError>,
+    /// Time the engine took.
+    synthesis: Duration,
 }
 
 /// Caller audio of one utterance waiting for speech-to-text.
@@ -314,6 +317,8 @@ struct Call {
     previous_calls: u32,
     plugin_error: Option<String>,
     next_host_playback: u64,
+    /// Per-turn latency and the cost ledger.
+    meter: CallMeter,
 }
 
 impl Call {
@@ -326,6 +331,11 @@ impl Call {
     ) -> Self {
         let (speech_done_tx, speech_done_rx) = mpsc::channel(2);
         let (transcript_tx, transcript_rx) = mpsc::channel(2);
+        let meter = CallMeter::new(
+            state.metrics.clone(),
+            state.config.pricing.clone(),
+            state.stt.is_some(),
+        );
         Self {
             state,
             key,
@@ -360,6 +370,7 @@ impl Call {
             previous_calls: 0,
             plugin_error: None,
             next_host_playback: HOST_PLAYBACK_BASE,
+            meter,
         }
     }
 
@@ -709,6 +720,7 @@ impl Call {
                 self.queued_events.push_back(Event::Dtmf(digit));
             }
             MediaEvent::SpeechStarted { media_ms } => {
+                self.meter.caller_speech_started(media_ms);
                 self.caller_speaking = true;
                 self.last_activity = Instant::now();
                 self.record_event(media_ms, "speech.started", "").await;
@@ -719,12 +731,13 @@ impl Call {
                 self.caller_speaking = false;
                 self.last_activity = Instant::now();
                 let at = self.media_ms();
+                self.meter.caller_speech_ended(duration_ms, at);
                 self.record_event(at, "speech.stopped", &format!("{duration_ms} ms"))
                     .await;
                 self.queued_events
                     .push_back(Event::SpeechStopped { duration_ms });
             }
-            MediaEvent::PlaybackStarted { .. } => {}
+            MediaEvent::PlaybackStarted { id } => self.meter.playback_started(id),
             MediaEvent::PlaybackFinished { id } => {
                 self.last_activity = Instant::now();
                 self.playback_over(id);
@@ -750,6 +763,7 @@ impl Call {
                 audio,
             } => {
                 if self.state.stt.is_some() {
+                    self.meter.utterance_queued(end_ms, !self.caller_speaking);
                     self.utterance_queue.push_back(PendingUtterance {
                         start_ms,
                         end_ms,
@@ -789,9 +803,11 @@ impl Call {
             return;
         };
         let tts = self.state.tts.clone();
+        self.meter.tts_text_sent(tts.name(), &job.text);
         let done_tx = self.speech_done_tx.clone();
         let playback = job.playback;
         let task = tokio::spawn(async move {
+            let started = Instant::now();
             let audio = tts
                 .synthesize(SpeechRequest {
                     text: job.text,
@@ -800,7 +816,14 @@ impl Call {
                     sample_rate: 8000,
                 })
                 .await;
-            let _ = done_tx.send(SpeechDone { playback, audio }).await;
+            let synthesis = started.elapsed();
+            let _ = done_tx
+                .send(SpeechDone {
+                    playback,
+                    audio,
+                    synthesis,
+                })
+                .await;
         });
         self.speech_in_flight = Some((playback, task));
     }
@@ -816,6 +839,10 @@ impl Call {
         let Some(utterance) = self.utterance_queue.pop_front() else {
             return;
         };
+        let audio_ms =
+            utterance.audio.len() as u64 * 1000 / u64::from(vaani_speech::WHISPER_SAMPLE_RATE);
+        self.meter
+            .stt_audio_sent(stt.name(), Duration::from_millis(audio_ms));
         let done_tx = self.transcript_tx.clone();
         self.transcription_in_flight = Some(tokio::spawn(async move {
             let result = stt
@@ -838,6 +865,13 @@ impl Call {
     /// Stores what the caller said and tells the plugin.
     async fn on_transcript(&mut self, done: TranscriptDone) {
         self.transcription_in_flight = None;
+        match &done.result {
+            Ok(transcript) => {
+                self.meter
+                    .transcript_ready(done.end_ms, &transcript.text, transcript.processing)
+            }
+            Err(_) => self.meter.transcript_failed(done.end_ms),
+        }
         match done.result {
             Ok(transcript) if !transcript.text.is_empty() => {
                 self.last_activity = Instant::now();
@@ -905,6 +939,7 @@ impl Call {
         if let Some(&interruptible) = self.pending_playbacks.get(&done.playback) {
             match done.audio {
                 Ok(audio) => {
+                    self.meter.tts_audio_ready(done.playback, done.synthesis);
                     if let Some(media) = &self.media
                         && let Err(error) =
                             media.enqueue(done.playback, audio.samples.clone(), interruptible)
@@ -1018,6 +1053,7 @@ impl Call {
                 language,
                 interruptible,
             } => {
+                self.meter.reply_queued(id);
                 self.queue_speech(id, text, voice, language, interruptible)
                     .await;
             }
@@ -1159,10 +1195,11 @@ impl Call {
             media_stats,
             error: self.plugin_error.clone(),
         };
+        let report = self.meter.finish(self.answered_at.map(|at| at.elapsed()));
         if let Err(error) = self
             .state
             .store
-            .finish_call(self.tenant_id(), &self.call_id, &outcome)
+            .finish_call_with_report(self.tenant_id(), &self.call_id, &outcome, &report)
             .await
         {
             tracing::error!("could not store the call's end: {error}");

@@ -1,4 +1,8 @@
 //! The HTTP surface: health, readiness, Prometheus metrics and the calls API.
+//!
+//! `GET /api/v1/calls/{id}` returns the call with `transcript`, `extractions`, `events`,
+//! `turns` (per-turn latency), `cost` (the priced ledger) and `latency` (a summary over the
+//! turns); `GET /api/v1/calls` lists calls with their `cost_inr`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use vaani_store::{CallFilter, Scope, Store};
+use vaani_store::{CallFilter, CallRecord, Scope, Store};
 
 use crate::metrics::Metrics;
 
@@ -154,7 +158,21 @@ async fn list_calls(
         .list_calls(&scope, &filter)
         .await
         .map_err(internal)?;
+    let calls: Vec<serde_json::Value> = calls.iter().map(listed_call).collect();
     Ok(Json(json!({ "calls": calls })).into_response())
+}
+
+/// A call as the list shows it: the stored fields plus `cost_inr`, the priced total in rupees
+/// (`null` until the call has ended with its cost ledger).
+fn listed_call(call: &CallRecord) -> serde_json::Value {
+    let mut value = serde_json::to_value(call).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        let cost_inr = call
+            .cost_inr_micros
+            .map(|micros| micros as f64 / crate::cost::MICROS_PER_INR as f64);
+        object.insert("cost_inr".to_owned(), json!(cost_inr));
+    }
+    value
 }
 
 async fn get_call(

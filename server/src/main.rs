@@ -11,10 +11,13 @@ use clap::{Parser, Subcommand};
 mod app;
 mod call;
 mod call_media;
+mod call_meter;
+mod cost;
 mod http;
 mod metrics;
 mod routing;
 mod tenant_kv;
+mod turn_timing;
 
 #[derive(Debug, Parser)]
 #[command(

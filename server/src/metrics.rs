@@ -1,9 +1,34 @@
-//! Prometheus metrics: active calls, calls by final status, RTP packets, plugin event time.
+//! Prometheus metrics: active calls, calls by final status, RTP packets, plugin event time,
+//! per-turn latency by stage, per-call cost and the usage the cost is made of.
+//!
+//! Labels stay bounded: no tenant or call ids; engine labels are the server's configured
+//! engines and LLM model labels are the models in the `[pricing]` table (others are `other`).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
 };
+
+/// The `stage` label values of `vaani_turn_latency_seconds`.
+pub const TURN_STAGES: [&str; 7] = [
+    "transcript",
+    "plugin",
+    "llm_first_token",
+    "tts_first_audio",
+    "first_rtp",
+    "total",
+    "server_added",
+];
+
+/// Buckets for turn latency stages: 10 ms to 5 s, dense where voice agents live (0.2–1.5 s).
+const TURN_LATENCY_BUCKETS: [f64; 16] = [
+    0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
+];
+
+/// Buckets for the cost of one call in INR, around the ₹2-per-call target.
+const CALL_COST_BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 7.5, 10.0,
+];
 
 /// The server's metrics, registered in their own registry.
 pub struct Metrics {
@@ -24,6 +49,16 @@ pub struct Metrics {
     pub plugin_event_seconds: Histogram,
     /// Plugin traps, timeouts and quota breaches that sent a call to its fallback.
     pub plugin_failures_total: IntCounterVec,
+    /// Conversational turn latency by stage (see [`TURN_STAGES`]).
+    pub turn_latency_seconds: HistogramVec,
+    /// Priced cost of each ended call, INR.
+    pub call_cost_inr: Histogram,
+    /// Caller audio sent to speech-to-text, seconds, by engine.
+    pub stt_audio_seconds_total: CounterVec,
+    /// Characters sent to text-to-speech, by engine.
+    pub tts_characters_total: IntCounterVec,
+    /// LLM tokens, by model and kind (`prompt`, `completion`).
+    pub llm_tokens_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -69,6 +104,36 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let turn_latency_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "turn_latency_seconds",
+                "Conversational turn latency from the end of caller speech, by stage",
+            )
+            .buckets(TURN_LATENCY_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
+        let call_cost_inr = Histogram::with_opts(
+            HistogramOpts::new("call_cost_inr", "Priced cost of each ended call, in INR")
+                .buckets(CALL_COST_BUCKETS.to_vec()),
+        )?;
+        let stt_audio_seconds_total = CounterVec::new(
+            Opts::new(
+                "stt_audio_seconds_total",
+                "Caller audio sent to speech-to-text, seconds, by engine",
+            ),
+            &["engine"],
+        )?;
+        let tts_characters_total = IntCounterVec::new(
+            Opts::new(
+                "tts_characters_total",
+                "Characters sent to text-to-speech, by engine",
+            ),
+            &["engine"],
+        )?;
+        let llm_tokens_total = IntCounterVec::new(
+            Opts::new("llm_tokens_total", "LLM tokens, by model and kind"),
+            &["model", "kind"],
+        )?;
         registry.register(Box::new(active_calls.clone()))?;
         registry.register(Box::new(calls_total.clone()))?;
         registry.register(Box::new(sip_rejections_total.clone()))?;
@@ -77,6 +142,11 @@ impl Metrics {
         registry.register(Box::new(rtp_packets_lost.clone()))?;
         registry.register(Box::new(plugin_event_seconds.clone()))?;
         registry.register(Box::new(plugin_failures_total.clone()))?;
+        registry.register(Box::new(turn_latency_seconds.clone()))?;
+        registry.register(Box::new(call_cost_inr.clone()))?;
+        registry.register(Box::new(stt_audio_seconds_total.clone()))?;
+        registry.register(Box::new(tts_characters_total.clone()))?;
+        registry.register(Box::new(llm_tokens_total.clone()))?;
         Ok(Self {
             registry,
             active_calls,
@@ -87,6 +157,11 @@ impl Metrics {
             rtp_packets_lost,
             plugin_event_seconds,
             plugin_failures_total,
+            turn_latency_seconds,
+            call_cost_inr,
+            stt_audio_seconds_total,
+            tts_characters_total,
+            llm_tokens_total,
         })
     }
 
@@ -144,5 +219,40 @@ mod tests {
             text.contains("vaani_plugin_failures_total{kind=\"timeout\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_turn_latency_cost_and_usage() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics
+            .turn_latency_seconds
+            .with_label_values(&["total"])
+            .observe(0.62);
+        metrics.call_cost_inr.observe(1.8);
+        metrics
+            .stt_audio_seconds_total
+            .with_label_values(&["whisper"])
+            .inc_by(2.5);
+        metrics
+            .tts_characters_total
+            .with_label_values(&["espeak-ng"])
+            .inc_by(42);
+        metrics
+            .llm_tokens_total
+            .with_label_values(&["gpt-4o-mini", "prompt"])
+            .inc_by(900);
+        let text = metrics.render();
+        for expected in [
+            "vaani_turn_latency_seconds_count{stage=\"total\"} 1",
+            "vaani_turn_latency_seconds_bucket{stage=\"total\",le=\"0.75\"} 1",
+            "vaani_turn_latency_seconds_bucket{stage=\"total\",le=\"0.5\"} 0",
+            "vaani_call_cost_inr_bucket{le=\"2\"} 1",
+            "vaani_call_cost_inr_sum 1.8",
+            "vaani_stt_audio_seconds_total{engine=\"whisper\"} 2.5",
+            "vaani_tts_characters_total{engine=\"espeak-ng\"} 42",
+            "vaani_llm_tokens_total{kind=\"prompt\",model=\"gpt-4o-mini\"} 900",
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+        }
     }
 }

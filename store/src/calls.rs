@@ -1,6 +1,7 @@
 //! Calls: one row per call, with its status, timings and outcome.
 
 mod call_log;
+mod report;
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
+pub use report::{CallReport, CallTurn};
 
 use crate::{Scope, Store, StoreError};
 
@@ -227,10 +229,14 @@ pub struct CallRecord {
     pub media_stats: Option<serde_json::Value>,
     /// What went wrong, for failed calls.
     pub error: Option<String>,
+    /// The priced total of the call's cost ledger in micro-rupees (1 INR = 1 000 000);
+    /// `None` until the call has finished with a report.
+    pub cost_inr_micros: Option<i64>,
 }
 
 /// A call with everything recorded during it, for `GET /api/v1/calls/{id}`.
-/// Serialises as the call's fields plus `transcript`, `extractions`, `events`.
+/// Serialises as the call's fields plus `transcript`, `extractions`, `events`, `turns`,
+/// `cost` and `latency`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallDetail {
     /// The call row.
@@ -242,6 +248,12 @@ pub struct CallDetail {
     pub extractions: Vec<Extraction>,
     /// Events (plugin logs, DTMF, failures) ordered by time.
     pub events: Vec<CallEvent>,
+    /// Conversational turns with their latency, in order.
+    pub turns: Vec<CallTurn>,
+    /// The cost ledger written when the call ended (`None` before).
+    pub cost: Option<serde_json::Value>,
+    /// The latency summary over the turns, written when the call ended (`None` before).
+    pub latency: Option<serde_json::Value>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -262,6 +274,7 @@ struct CallRow {
     plugin_version: Option<String>,
     media_stats: Option<String>,
     error: Option<String>,
+    cost_inr_micros: Option<i64>,
 }
 
 impl TryFrom<CallRow> for CallRecord {
@@ -293,6 +306,7 @@ impl TryFrom<CallRow> for CallRecord {
             plugin_version: row.plugin_version,
             media_stats,
             error: row.error,
+            cost_inr_micros: row.cost_inr_micros,
         })
     }
 }
@@ -433,7 +447,7 @@ impl Store {
                 sqlx::query_as::<_, CallRow>(
                     "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
                             started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error
+                            plugin_version, media_stats, error, cost_inr_micros
                      FROM calls WHERE tenant_id = $1
                      ORDER BY started_at DESC, id DESC LIMIT $2",
                 )
@@ -446,7 +460,7 @@ impl Store {
                 sqlx::query_as::<_, CallRow>(
                     "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
                             started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error
+                            plugin_version, media_stats, error, cost_inr_micros
                      FROM calls ORDER BY started_at DESC, id DESC LIMIT $1",
                 )
                 .bind(limit)
@@ -469,7 +483,7 @@ impl Store {
                 sqlx::query_as::<_, CallRow>(
                     "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
                             started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error
+                            plugin_version, media_stats, error, cost_inr_micros
                      FROM calls WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant_id)
@@ -481,7 +495,7 @@ impl Store {
                 sqlx::query_as::<_, CallRow>(
                     "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
                             started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error
+                            plugin_version, media_stats, error, cost_inr_micros
                      FROM calls WHERE id = $1",
                 )
                 .bind(call_id)
@@ -497,11 +511,16 @@ impl Store {
         let transcript = self.transcript_for_call(&call.tenant_id, &call.id).await?;
         let extractions = self.extractions_for_call(&call.tenant_id, &call.id).await?;
         let events = self.events_for_call(&call.tenant_id, &call.id).await?;
+        let turns = self.turns_for_call(&call.tenant_id, &call.id).await?;
+        let report = self.report_json_for_call(&call.tenant_id, &call.id).await?;
         Ok(Some(CallDetail {
             call,
             transcript,
             extractions,
             events,
+            turns,
+            cost: report.cost,
+            latency: report.latency,
         }))
     }
 

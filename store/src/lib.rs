@@ -1,6 +1,6 @@
 //! Persistence for vaani: tenants, trunks, phone numbers, callers, calls and
-//! everything recorded during a call (transcript, extractions, events), plus a
-//! per-tenant key-value store for plugins.
+//! everything recorded during a call (transcript, extractions, events, turn latency, cost
+//! ledger), plus a per-tenant key-value store for plugins.
 //!
 //! The API is backend-neutral: no sqlx type appears in a signature (only as the
 //! `source` of a [`StoreError`]), times are unix milliseconds (`i64`) and JSON
@@ -24,9 +24,9 @@ mod trunks;
 
 pub use callers::Caller;
 pub use calls::{
-    CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallStatus,
-    DEFAULT_CALL_LIMIT, Extraction, MAX_CALL_LIMIT, NewCall, NewTranscriptLine,
-    SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
+    CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallReport,
+    CallStatus, CallTurn, DEFAULT_CALL_LIMIT, Extraction, MAX_CALL_LIMIT, NewCall,
+    NewTranscriptLine, SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
 };
 pub use error::StoreError;
 pub use tenants::{Tenant, TenantStatus};
