@@ -10,6 +10,7 @@
 //!   chat-completions endpoints (OpenAI, Azure OpenAI, Groq, llama.cpp, Ollama).
 
 mod espeak;
+mod hibari;
 pub mod llm;
 pub mod stt;
 mod synthesizer;
@@ -19,11 +20,19 @@ pub mod tts;
 mod whisper;
 
 pub use espeak::{EspeakConfig, EspeakSynthesizer};
-pub use synthesizer::{SpeechError, SpeechRequest, SynthesizedAudio, Synthesizer, split_sentences};
+pub use hibari::{HIBARI_SAMPLE_RATE, HibariConfig, HibariError, HibariSynthesizer};
+pub use stt::{
+    Segment, StreamOptions, StreamingTranscriber, SttEvent, SttUsage, TranscriptionStream,
+    UtteranceStreamAdapter,
+};
+pub use synthesizer::{
+    SpeechError, SpeechRequest, SynthesizedAudio, Synthesizer, TtsTimeoutStage, split_sentences,
+};
 pub use transcriber::{
     Transcriber, Transcript, TranscriptionError, TranscriptionFuture, TranscriptionRequest,
-    word_error_rate,
+    TranscriptionTimeout, word_error_rate,
 };
+pub use tts::{AudioChunk, AudioStream, SentenceChunker, StreamingSynthesizer, WholeTextStreaming};
 pub use whisper::{
     MAX_UTTERANCE_MS, WHISPER_SAMPLE_RATE, WhisperConfig, WhisperTranscriber, audio_ctx_for,
 };

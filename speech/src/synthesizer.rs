@@ -55,6 +55,93 @@ pub enum SpeechError {
     TextTooLong { len: usize, limit: usize },
     #[error("text-to-speech timed out after {0} ms")]
     Timeout(u64),
+    /// The text has more characters than the engine (a cloud provider) accepts per request.
+    #[error("text is too long: {len} characters (limit {limit})")]
+    TooManyCharacters { len: usize, limit: usize },
+    /// The engine's configuration cannot work (bad URL, empty key or voice, zero timeout).
+    #[error("invalid configuration of text-to-speech engine `{engine}`: {detail}")]
+    InvalidConfig { engine: String, detail: String },
+    /// The requested sample rate is outside what the engines produce (8–48 kHz).
+    #[error("unsupported sample rate {0} Hz")]
+    UnsupportedSampleRate(u32),
+    /// The provider could not be reached: DNS, TCP connect, TLS, or the connection closed
+    /// before the response headers.
+    #[error("cannot reach text-to-speech provider `{engine}`: {message}")]
+    Connect { engine: String, message: String },
+    /// The provider refused the request with an HTTP error status (other than 429).
+    #[error("text-to-speech provider `{engine}` returned HTTP {status}: {message}")]
+    Http {
+        engine: String,
+        status: u16,
+        /// The provider's own error message (with its code), or the start of the body.
+        message: String,
+    },
+    /// The provider refused for rate or quota reasons (HTTP 429).
+    #[error(
+        "text-to-speech provider `{engine}` rate-limited the request (retry after {retry_after:?}): {message}"
+    )]
+    RateLimited {
+        engine: String,
+        retry_after: Option<std::time::Duration>,
+        message: String,
+    },
+    /// A limit of a streaming engine ran out (see [`TtsTimeoutStage`]).
+    #[error("text-to-speech provider `{engine}` timed out waiting for the {stage} ({limit_ms} ms)")]
+    StageTimeout {
+        engine: String,
+        stage: TtsTimeoutStage,
+        limit_ms: u64,
+    },
+    /// The connection broke while audio was streaming.
+    #[error("audio stream from text-to-speech provider `{engine}` was interrupted: {message}")]
+    StreamInterrupted { engine: String, message: String },
+}
+
+impl SpeechError {
+    /// Whether the same request may succeed if sent again (to the same or another engine):
+    /// rate limits, timeouts, connection failures and 5xx statuses.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SpeechError::RateLimited { .. }
+            | SpeechError::Connect { .. }
+            | SpeechError::StageTimeout { .. }
+            | SpeechError::StreamInterrupted { .. }
+            | SpeechError::Timeout(_) => true,
+            SpeechError::Http { status, .. } => *status >= 500,
+            SpeechError::Spawn { .. }
+            | SpeechError::EngineFailed { .. }
+            | SpeechError::BadAudio(_)
+            | SpeechError::EmptyText
+            | SpeechError::TextTooLong { .. }
+            | SpeechError::TooManyCharacters { .. }
+            | SpeechError::InvalidConfig { .. }
+            | SpeechError::UnsupportedSampleRate(_) => false,
+        }
+    }
+}
+
+/// Which limit of a streaming text-to-speech request ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtsTimeoutStage {
+    /// Opening the connection (TCP and TLS).
+    Connect,
+    /// From sending the request to the response headers and the first audio.
+    FirstByte,
+    /// The gap between two pieces of audio once audio is flowing (a stalled stream).
+    Idle,
+    /// The whole request, from sending it to the last audio.
+    Total,
+}
+
+impl std::fmt::Display for TtsTimeoutStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TtsTimeoutStage::Connect => "connection",
+            TtsTimeoutStage::FirstByte => "first audio",
+            TtsTimeoutStage::Idle => "next audio (stream stalled)",
+            TtsTimeoutStage::Total => "end of the audio",
+        })
+    }
 }
 
 /// A boxed future returned by [`Synthesizer::synthesize`].

@@ -62,6 +62,104 @@ pub enum TranscriptionError {
     EngineFailed { engine: String, detail: String },
     #[error("speech-to-text engine is shut down")]
     ShutDown,
+    /// The configuration of a cloud engine cannot work (empty key, bad URL, zero timeout).
+    #[error("invalid {engine} speech-to-text configuration: {detail}")]
+    InvalidConfig { engine: String, detail: String },
+    /// The provider could not be reached: DNS, TCP, TLS, or the connection closed before
+    /// it answered.
+    #[error("cannot reach speech-to-text provider {engine}: {detail}")]
+    Connect { engine: String, detail: String },
+    /// The provider refused the credentials (HTTP 401 or 403).
+    #[error("speech-to-text provider {engine} refused the credentials (HTTP {status}): {message}")]
+    Unauthorized {
+        engine: String,
+        status: u16,
+        message: String,
+    },
+    /// The provider refused for rate or quota reasons (HTTP 429).
+    #[error(
+        "speech-to-text provider {engine} rate-limited the request (retry after {retry_after:?}): {message}"
+    )]
+    RateLimited {
+        engine: String,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The provider answered with another error status.
+    #[error("speech-to-text provider {engine} returned HTTP {status}: {message}")]
+    Http {
+        engine: String,
+        status: u16,
+        message: String,
+    },
+    /// A time limit of the engine's configuration ran out.
+    #[error("speech-to-text provider {engine} timed out {stage}")]
+    Timeout {
+        engine: String,
+        stage: TranscriptionTimeout,
+    },
+    /// The provider closed a streaming connection with an error (a WebSocket close frame
+    /// other than the answer to our own close).
+    #[error("speech-to-text provider {engine} closed the stream (code {code}): {reason}")]
+    StreamClosed {
+        engine: String,
+        code: u16,
+        reason: String,
+    },
+    /// The connection broke while a stream or response was in progress.
+    #[error("connection to speech-to-text provider {engine} lost: {detail}")]
+    Disconnected { engine: String, detail: String },
+    /// The provider sent something that does not follow its protocol.
+    #[error("malformed message from speech-to-text provider {engine}: {detail}")]
+    MalformedResponse { engine: String, detail: String },
+    /// A streaming engine could not keep up: the audio frame was dropped.
+    #[error("{engine} audio buffer is full ({buffered_ms} ms queued): the frame was dropped")]
+    BufferFull { engine: String, buffered_ms: u64 },
+    /// The transcription stream has ended (closed, or failed earlier): no more audio is taken.
+    #[error("the {engine} transcription stream has ended")]
+    StreamEnded { engine: String },
+}
+
+impl TranscriptionError {
+    /// Whether trying again (the same request, or a new stream) may succeed: rate limits,
+    /// timeouts, lost connections, provider-side (5xx) failures and full buffers.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TranscriptionError::RateLimited { .. }
+            | TranscriptionError::Timeout { .. }
+            | TranscriptionError::Connect { .. }
+            | TranscriptionError::Disconnected { .. }
+            | TranscriptionError::BufferFull { .. } => true,
+            TranscriptionError::Http { status, .. } => *status >= 500,
+            TranscriptionError::StreamClosed { code, .. } => *code == 1011 || *code == 1013,
+            _ => false,
+        }
+    }
+}
+
+/// Which time limit of a cloud speech-to-text engine ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscriptionTimeout {
+    /// Opening the connection (TCP, TLS, WebSocket handshake).
+    Connect,
+    /// Waiting for the provider's answer to a request (an HTTP response's headers, or a
+    /// streaming provider's first message).
+    Response,
+    /// The provider stopped sending in the middle of an answer or a stream.
+    Stalled,
+    /// The whole request took longer than allowed.
+    Total,
+}
+
+impl std::fmt::Display for TranscriptionTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TranscriptionTimeout::Connect => "connecting",
+            TranscriptionTimeout::Response => "waiting for the response",
+            TranscriptionTimeout::Stalled => "mid-stream (the provider stopped answering)",
+            TranscriptionTimeout::Total => "on the whole request",
+        })
+    }
 }
 
 /// A boxed future returned by [`Transcriber::transcribe`].
