@@ -76,8 +76,12 @@ async fn a_looping_plugin_does_not_stall_other_calls() {
         "the looper stopped early: {looped_for:?}"
     );
     eprintln!("worst lateness of the 20 ms ticker: {worst:?}");
+    // Without per-tick yields the ticker would be late by the looper's whole
+    // 400 ms budget; with them it is late by the OS's scheduling noise, which
+    // on a shared 2-core machine has reached 18 ms. A quarter of the budget
+    // separates the two without flaking.
     assert!(
-        worst < Duration::from_millis(15),
+        worst < budget / 4,
         "a 20 ms ticker was {worst:?} late while a plugin looped"
     );
 }
