@@ -159,4 +159,67 @@ impl Checker {
             });
         }
     }
+
+    /// Records an error if file checks are on and `path` is not an existing directory.
+    pub(crate) fn existing_dir(&mut self, key: &str, path: &Path) {
+        if self.check_files && !path.is_dir() {
+            self.push(ConfigError::MissingDirectory {
+                key: key.to_owned(),
+                path: path.to_path_buf(),
+            });
+        }
+    }
+
+    /// Records an error unless `value` is an absolute URL with one of `schemes`, a host,
+    /// and no user information. Returns the value trimmed.
+    pub(crate) fn url(&mut self, key: &str, value: &str, schemes: &[&str]) -> String {
+        let value = value.trim();
+        if let Some(reason) = url_problem(value, schemes) {
+            self.push(ConfigError::InvalidUrl {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                reason,
+            });
+        }
+        value.to_owned()
+    }
+
+    /// Records an error unless `value` is an environment variable name
+    /// (`[A-Za-z_][A-Za-z0-9_]*`). Returns it trimmed.
+    pub(crate) fn env_name(&mut self, key: &str, value: &str) -> String {
+        let value = value.trim();
+        let valid = value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            self.push(ConfigError::InvalidEnvName {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            });
+        }
+        value.to_owned()
+    }
+}
+
+/// Why `value` is not an absolute URL with one of `schemes` and a host, or `None`.
+fn url_problem(value: &str, schemes: &[&str]) -> Option<String> {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return Some(format!("expected {}://HOST/…", schemes.join(" or ")));
+    };
+    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        return Some(format!("scheme must be {}", schemes.join(" or ")));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Some("must not contain credentials".to_owned());
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Some("has no host".to_owned());
+    }
+    if value.contains(char::is_whitespace) {
+        return Some("must not contain spaces".to_owned());
+    }
+    None
 }

@@ -193,6 +193,44 @@ pub enum ConfigError {
         /// The URL as written.
         url: String,
     },
+    /// Not a usable URL.
+    #[error("{key}: invalid URL {value:?} ({reason})")]
+    InvalidUrl {
+        /// Key path.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it is refused, e.g. `scheme must be http or https`.
+        reason: String,
+    },
+    /// Not a host pattern (`api.example.com` or `*.example.com`).
+    #[error("{key}: invalid host pattern {value:?} ({reason})")]
+    InvalidHostPattern {
+        /// Key path.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// Not an environment variable name.
+    #[error(
+        "{key}: invalid environment variable name {value:?} (use ASCII letters, digits and '_', not starting with a digit)"
+    )]
+    InvalidEnvName {
+        /// Key path.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A directory named in the configuration does not exist.
+    #[error("{key}: directory not found: {}", path.display())]
+    MissingDirectory {
+        /// Key path.
+        key: String,
+        /// The resolved path.
+        path: PathBuf,
+    },
     /// Values that do not fit together.
     #[error("{key}: {message}")]
     Inconsistent {
@@ -228,6 +266,10 @@ impl ConfigError {
             | ConfigError::OutOfRange { key, .. }
             | ConfigError::LimitRaised { key, .. }
             | ConfigError::UnsupportedStoreUrl { key, .. }
+            | ConfigError::InvalidUrl { key, .. }
+            | ConfigError::InvalidHostPattern { key, .. }
+            | ConfigError::InvalidEnvName { key, .. }
+            | ConfigError::MissingDirectory { key, .. }
             | ConfigError::Inconsistent { key, .. } => key.clone(),
         }
     }

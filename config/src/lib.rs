@@ -16,6 +16,7 @@
 //! are not overrides and are ignored here.
 
 mod checker;
+mod conversation;
 mod error;
 mod http;
 mod lenient;
@@ -28,6 +29,7 @@ mod speech;
 mod store;
 mod tenant;
 mod trunk;
+mod turns;
 mod vad;
 
 use std::collections::HashMap;
@@ -35,6 +37,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use conversation::{
+    DEFAULT_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_LLM_FIRST_TOKEN_TIMEOUT_MS,
+    DEFAULT_LLM_MAX_TOKENS, DEFAULT_LLM_TOTAL_TIMEOUT_MS, HttpSettings, LlmSettings,
+    MAX_HTTP_MAX_RESPONSE_BYTES, MAX_HTTP_TIMEOUT_MS,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
 pub use media::{Codec, MediaConfig, PortRange, UnknownCodec};
@@ -45,10 +52,11 @@ pub use pricing::{
 pub use sandbox::{SandboxConfig, SandboxLimits};
 pub use sip::SipConfig;
 pub use source::{ENV_PREFIX, ENV_SEPARATOR};
-pub use speech::SpeechConfig;
+pub use speech::{CLOUD_SPEECH_ENGINES, STT_ENGINES, SpeechConfig, TTS_ENGINES};
 pub use store::StoreConfig;
 pub use tenant::{DEFAULT_FALLBACK_TEXT, TenantConfig, is_e164};
 pub use trunk::TrunkConfig;
+pub use turns::TurnsConfig;
 pub use vad::VadConfig;
 
 use checker::Checker;

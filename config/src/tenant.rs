@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::checker::Checker;
+use crate::conversation::{HttpSettings, LlmSettings, RawHttpEgress, RawLlm};
 use crate::error::ConfigError;
 use crate::lenient;
 use crate::sandbox::{RawTenantSandbox, SandboxLimits};
+use crate::turns::{RawTurns, TurnsConfig};
 
 /// What a caller hears shortly before the maximum call duration, unless configured.
 pub const DEFAULT_DURATION_WARNING_TEXT: &str =
@@ -53,6 +55,15 @@ pub struct TenantConfig {
     /// Effective plugin limits: `[sandbox]` lowered by this tenant's
     /// `[tenants.sandbox]` overrides (which may only lower them).
     pub sandbox: SandboxLimits,
+    /// When a caller's turn is over (`[tenants.turns]`).
+    pub turns: TurnsConfig,
+    /// `[tenants.llm]`: the tenant's language model; `None`: the tenant has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSettings>,
+    /// `[tenants.http]`: hosts the tenant's plugin may fetch from; `None`: every plugin
+    /// fetch is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSettings>,
 }
 
 /// `[[tenants]]` as written.
@@ -79,6 +90,9 @@ pub(crate) struct RawTenant {
     #[serde(deserialize_with = "lenient::string")]
     duration_warning_text: String,
     sandbox: RawTenantSandbox,
+    turns: RawTurns,
+    llm: Option<RawLlm>,
+    http: Option<RawHttpEgress>,
 }
 
 impl Default for RawTenant {
@@ -97,6 +111,9 @@ impl Default for RawTenant {
             duration_warning_secs: 30,
             duration_warning_text: DEFAULT_DURATION_WARNING_TEXT.to_owned(),
             sandbox: RawTenantSandbox::default(),
+            turns: RawTurns::default(),
+            llm: None,
+            http: None,
         }
     }
 }
@@ -171,6 +188,9 @@ impl RawTenant {
         let sandbox = self
             .sandbox
             .check(c, &format!("{key}.sandbox"), server_limits);
+        let turns = self.turns.check(c, &format!("{key}.turns"));
+        let llm = self.llm.map(|llm| llm.check(c, &format!("{key}.llm")));
+        let http = self.http.map(|http| http.check(c, &format!("{key}.http")));
         TenantConfig {
             id,
             name,
@@ -185,6 +205,9 @@ impl RawTenant {
             duration_warning_secs: self.duration_warning_secs,
             duration_warning_text,
             sandbox,
+            turns,
+            llm,
+            http,
         }
     }
 }

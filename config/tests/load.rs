@@ -36,7 +36,7 @@ impl Layout {
 
     fn with_demo_plugins(self) -> Layout {
         std::fs::create_dir_all(self.root.join("plugins/dist")).unwrap();
-        for name in ["clinic", "echo"] {
+        for name in ["clinic", "echo", "restaurant"] {
             std::fs::write(
                 self.root.join(format!("plugins/dist/{name}.wasm")),
                 b"\0asm",
@@ -149,7 +149,7 @@ fn shipped_config_loads_with_demo_plugins() {
     assert!(!local.allows("10.1.2.3".parse().unwrap()));
 
     let ids: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
-    assert_eq!(ids, ["clinic", "echo"]);
+    assert_eq!(ids, ["clinic", "echo", "restaurant"]);
     let clinic = config.tenant_for_number("+918000000001").unwrap();
     assert_eq!(clinic.id, "clinic");
     assert_eq!(clinic.name, "Sunny Clinic");
@@ -165,7 +165,15 @@ fn shipped_config_loads_with_demo_plugins() {
     assert_eq!(echo.name, "Echo line");
     assert_eq!(echo.fallback_text, DEFAULT_FALLBACK_TEXT);
     assert_eq!(echo.sandbox, config.sandbox.limits());
-    assert_eq!(config.tenant_for_number("+918000000002"), None);
+    let restaurant = config.tenant_for_number("+918000000002").unwrap();
+    assert_eq!(restaurant.id, "restaurant");
+    assert_eq!(restaurant.plugin_config["restaurant_name"], "Spice Garden");
+    assert!(
+        restaurant.plugin_config["menu"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(config.tenant_for_number("+918000000003"), None);
 }
 
 #[test]
@@ -180,7 +188,7 @@ fn shipped_config_in_repository_is_valid_without_file_checks() {
         check_files: false,
     };
     let config = Config::load_with(&path, &opts).unwrap();
-    assert_eq!(config.tenants.len(), 2);
+    assert_eq!(config.tenants.len(), 3);
     let repo_data = manifest_dir.join("../data/vaani.db");
     assert_eq!(
         config.store.url,
@@ -193,7 +201,14 @@ fn missing_plugin_files_are_reported() {
     let layout = Layout::new(SHIPPED);
     let errors = Config::load_with(&layout.config_path(), &options(&[])).unwrap_err();
     let keys: Vec<String> = errors.errors().iter().map(ConfigError::key).collect();
-    assert_eq!(keys, ["tenants[0].plugin", "tenants[1].plugin"]);
+    assert_eq!(
+        keys,
+        [
+            "tenants[0].plugin",
+            "tenants[1].plugin",
+            "tenants[2].plugin"
+        ]
+    );
     assert!(matches!(
         errors.errors()[0],
         ConfigError::MissingFile { .. }
@@ -808,4 +823,43 @@ fn maximum_call_duration_needs_a_shorter_warning() {
     ))
     .expect_err("warning not before the end");
     assert_has_prefix(&error_lines(&errors), "tenants[0].duration_warning_secs:");
+}
+
+#[test]
+fn turn_taking_silences_default_and_are_checked() {
+    let tenant = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[[trunks]]\nid = \"t\"\nallowed_cidrs = [\"127.0.0.1\"]\n\n[[tenants]]\nid = \"a\"\nnumbers = [\"+918000000001\"]\ntrunk = \"t\"\n{extra}\n"
+        )
+    };
+    let config = parse(&tenant("")).expect("valid");
+    let turns = &config.tenants[0].turns;
+    assert_eq!(
+        (
+            turns.end_of_turn_ms,
+            turns.after_sentence_ms,
+            turns.expecting_number_ms
+        ),
+        (600, 300, 1500)
+    );
+    let config = parse(&tenant(
+        "[tenants.turns]\nend_of_turn_ms = 800\nexpecting_number_ms = 2500",
+    ))
+    .expect("valid");
+    assert_eq!(config.tenants[0].turns.end_of_turn_ms, 800);
+    assert_eq!(config.tenants[0].turns.expecting_number_ms, 2500);
+    assert_eq!(config.tenants[0].turns.after_sentence_ms, 300);
+    let errors = parse(&tenant(
+        "[tenants.turns]\nend_of_turn_ms = 20\nexpecting_number_ms = 60000\nguess = 1",
+    ))
+    .expect_err("out of range and unknown key");
+    let lines = error_lines(&errors);
+    assert_has_prefix(&lines, "tenants[0].turns");
+    assert!(
+        lines.iter().any(|l| l.contains("end_of_turn_ms"))
+            && lines
+                .iter()
+                .any(|l| l.contains("expecting_number_ms") || l.contains("guess")),
+        "{lines:?}"
+    );
 }
