@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
 pub use report::{CallReport, CallTurn};
 
-use crate::{Scope, Store, StoreError};
+use crate::{Scope, Sentiment, Store, StoreError};
 
 /// Default number of calls returned by [`Store::list_calls`].
 pub const DEFAULT_CALL_LIMIT: u32 = 50;
@@ -236,7 +236,7 @@ pub struct CallRecord {
 
 /// A call with everything recorded during it, for `GET /api/v1/calls/{id}`.
 /// Serialises as the call's fields plus `transcript`, `extractions`, `events`, `turns`,
-/// `cost` and `latency`.
+/// `cost`, `latency`, `summary` and `sentiment` (the last four `null` when unset).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallDetail {
     /// The call row.
@@ -254,6 +254,10 @@ pub struct CallDetail {
     pub cost: Option<serde_json::Value>,
     /// The latency summary over the turns, written when the call ended (`None` before).
     pub latency: Option<serde_json::Value>,
+    /// The call's summary, written by [`Store::set_call_summary`] (`None` before).
+    pub summary: Option<String>,
+    /// The caller's sentiment, written with the summary (`None` if not judged).
+    pub sentiment: Option<Sentiment>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -472,7 +476,8 @@ impl Store {
         rows.into_iter().map(CallRecord::try_from).collect()
     }
 
-    /// One call with its transcript, extractions and events, if `scope` may see it.
+    /// One call with its transcript, extractions, events, turns, cost, latency, summary and
+    /// sentiment, if `scope` may see it.
     pub async fn get_call(
         &self,
         scope: &Scope,
@@ -513,6 +518,7 @@ impl Store {
         let events = self.events_for_call(&call.tenant_id, &call.id).await?;
         let turns = self.turns_for_call(&call.tenant_id, &call.id).await?;
         let report = self.report_json_for_call(&call.tenant_id, &call.id).await?;
+        let (summary, sentiment) = self.summary_for_call(&call.tenant_id, &call.id).await?;
         Ok(Some(CallDetail {
             call,
             transcript,
@@ -521,6 +527,8 @@ impl Store {
             turns,
             cost: report.cost,
             latency: report.latency,
+            summary,
+            sentiment,
         }))
     }
 
@@ -551,7 +559,7 @@ impl Store {
 }
 
 /// `Ok` if an UPDATE touched the call, else `NotFound`.
-fn require_call(rows_affected: u64, call_id: &str) -> Result<(), StoreError> {
+pub(crate) fn require_call(rows_affected: u64, call_id: &str) -> Result<(), StoreError> {
     if rows_affected == 0 {
         Err(StoreError::NotFound {
             what: "call",

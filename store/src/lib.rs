@@ -1,6 +1,7 @@
 //! Persistence for vaani: tenants, trunks, phone numbers, callers, calls and
 //! everything recorded during a call (transcript, extractions, events, turn latency, cost
-//! ledger), plus a per-tenant key-value store for plugins.
+//! ledger, summary and sentiment), plus a per-tenant key-value store for plugins, and each
+//! caller's call history for greeting a returning caller.
 //!
 //! The API is backend-neutral: no sqlx type appears in a signature (only as the
 //! `source` of a [`StoreError`]), times are unix milliseconds (`i64`) and JSON
@@ -17,6 +18,7 @@ mod callers;
 mod calls;
 mod connect;
 mod error;
+mod history;
 mod kv;
 mod numbers;
 mod tenants;
@@ -29,6 +31,7 @@ pub use calls::{
     NewTranscriptLine, SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
 };
 pub use error::StoreError;
+pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;
 
