@@ -22,12 +22,13 @@ mod whisper;
 pub use espeak::{EspeakConfig, EspeakSynthesizer};
 pub use hibari::{HIBARI_SAMPLE_RATE, HibariConfig, HibariError, HibariSynthesizer};
 pub use stt::{
-    Segment, StreamOptions, StreamingTranscriber, SttEvent, SttUsage, TranscriptionStream,
-    UtteranceStreamAdapter,
+    Segment, StreamOptions, StreamingTranscriber, StreamingUtteranceTranscriber, SttEvent,
+    SttUsage, TranscriptionStream, UtteranceStreamAdapter,
 };
 pub use synthesizer::{
     SpeechError, SpeechRequest, SynthesizedAudio, Synthesizer, TtsTimeoutStage, split_sentences,
 };
+pub use tls::client_config as tls_client_config;
 pub use transcriber::{
     Transcriber, Transcript, TranscriptionError, TranscriptionFuture, TranscriptionRequest,
     TranscriptionTimeout, word_error_rate,

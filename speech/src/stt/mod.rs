@@ -9,6 +9,9 @@
 //!   (whisper, [`OpenAiTranscriber`], [`SarvamTranscriber`]) as a streaming engine;
 //!   partials come from an [`IncrementalTranscriber`] (OpenAI with `stream=true`).
 //! * [`DeepgramTranscriber`]: Deepgram live streaming over a WebSocket.
+//! * [`StreamingUtteranceTranscriber`]: the other direction, any streaming engine
+//!   (Deepgram) as an utterance [`Transcriber`](crate::Transcriber): one stream per
+//!   utterance, the finals joined.
 //!
 //! Protocol parsing is sans-IO (the Deepgram decoder, OpenAI's streamed reply, Sarvam's
 //! reply) and unit-tested without sockets; the cloud clients share the crate's TLS set-up
@@ -20,6 +23,7 @@ mod http;
 mod openai;
 mod sarvam;
 mod stream;
+mod utterance;
 
 pub use adapter::{
     DEFAULT_MAX_UTTERANCE_MS, DEFAULT_UTTERANCE_TIMEOUT, IncrementalTranscriber, PartialSink,
@@ -32,4 +36,7 @@ pub use sarvam::{SARVAM_ENGINE, SARVAM_MAX_AUDIO_MS, SarvamSttConfig, SarvamTran
 pub use stream::{
     NextEventFuture, OpenStreamFuture, STREAM_SAMPLE_RATE, Segment, StreamOptions,
     StreamingTranscriber, SttEvent, SttUsage, TranscriptionStream,
+};
+pub use utterance::{
+    DEFAULT_UTTERANCE_BASE_TIMEOUT, DEFAULT_UTTERANCE_CHUNK_MS, StreamingUtteranceTranscriber,
 };
