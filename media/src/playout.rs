@@ -55,6 +55,11 @@ pub struct NowPlaying {
 pub struct PlayoutQueue {
     items: VecDeque<Item>,
     events: VecDeque<PlayoutEvent>,
+    /// Interruptible audio is held (silence goes out, nothing advances) while possible caller
+    /// speech is being confirmed.
+    held: bool,
+    /// Frames the hold may still last before it ends by itself.
+    hold_frames_left: u32,
 }
 
 fn samples_to_ms(samples: usize) -> u32 {
@@ -99,9 +104,35 @@ impl PlayoutQueue {
             })
     }
 
+    /// Holds interruptible audio for at most `max_frames` frames: until then or
+    /// [`release`](Self::release), frames are silence and an interruptible item at the head
+    /// does not advance (a non-interruptible one plays on).
+    pub fn hold(&mut self, max_frames: u32) {
+        self.held = true;
+        self.hold_frames_left = max_frames;
+    }
+
+    /// Ends a [`hold`](Self::hold): playback continues where it stopped.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
+    /// Whether interruptible audio is held.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
     /// Fills `out` (one frame) from the queue, silence-padding when it runs dry. Returns true if
     /// any queued audio went into the frame.
     pub fn next_frame(&mut self, out: &mut [i16]) -> bool {
+        if self.held && self.hold_frames_left == 0 {
+            self.held = false;
+        }
+        if self.held && self.items.front().is_some_and(|item| item.interruptible) {
+            self.hold_frames_left -= 1;
+            out.fill(0);
+            return false;
+        }
         let mut filled = 0;
         while filled < out.len() {
             let Some(item) = self.items.front_mut() else {

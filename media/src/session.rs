@@ -37,20 +37,42 @@ const TX_SLOTS: usize = 4;
 const TX_PACKET_LEN: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
 
 /// Barge-in policy: caller speech interrupting an interruptible playback item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Two steps, so that the agent falls silent at once without being cut off by every click:
+/// a caller frame at least `hold_rms` loud *holds* the playback (silence goes out, nothing is
+/// skipped); speech confirmed within `min_speech_ms + HOLD_GRACE_MS` of media time *flushes* it
+/// (barge-in), otherwise it resumes where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BargeInConfig {
     /// Whether caller speech may interrupt playback at all.
     pub enabled: bool,
-    /// How long the caller must have been speaking (from speech onset) before playback is cut
-    /// (default 200 ms).
+    /// How long the caller must have been speaking before playback is cut (default 200 ms):
+    /// either a run of frames with speech probability at least `threshold`, or speech the
+    /// detector has declared lasting this long.
     pub min_speech_ms: u32,
+    /// Speech probability that counts a frame towards `min_speech_ms` (default 0.5).
+    pub threshold: f32,
+    /// RMS level of one 20 ms caller frame (linear, 16-bit scale) that holds interruptible
+    /// playback while speech is confirmed (default 500, about −36 dBFS); 0 disables the hold.
+    pub hold_rms: u16,
 }
+
+/// How long past `min_speech_ms` a hold waits for confirmed speech before playback resumes.
+pub const HOLD_GRACE_MS: u32 = 300;
+/// After a hold that was not speech, no new hold for this long (ms of caller audio).
+const HOLD_REFRACTORY_MS: u64 = 1000;
+/// A frame must be this many times (+12 dB) louder than the caller's background to hold.
+const HOLD_ABOVE_NOISE: f64 = 4.0;
+/// Holds that were not speech, in a row, after which holding stops until a real barge-in.
+const MAX_FALSE_HOLDS: u32 = 3;
 
 impl Default for BargeInConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             min_speech_ms: 200,
+            threshold: 0.5,
+            hold_rms: 500,
         }
     }
 }
@@ -258,6 +280,8 @@ pub struct MediaStats {
     pub dtmf_digits: u64,
     /// Barge-ins.
     pub barge_ins: u64,
+    /// Holds of playback on loud caller audio that turned out not to be speech.
+    pub barge_in_holds_released: u64,
     /// Outbound ticks skipped because the driver fell behind.
     pub skipped_ticks: u64,
     /// Outbound packets overwritten because the driver did not collect them.
@@ -273,6 +297,17 @@ struct Inbound {
     resampler: FrameResampler,
     vad: Box<dyn Vad>,
     detector: SpeechDetector,
+    /// Consecutive caller audio (ms) with speech probability at or above the barge-in
+    /// threshold: barge-in does not wait for the detector's slower onset.
+    voiced_ms: u32,
+    /// Media time at which loud caller audio held the playback, while speech is confirmed.
+    held_since_ms: Option<u64>,
+    /// No hold before this media time (after a hold that was not speech).
+    no_hold_before_ms: u64,
+    /// Holds in a row that were not speech.
+    false_holds: u32,
+    /// The caller's background level (frame RMS), 0 before the first frame.
+    noise_rms: f64,
     pending: [i16; FRAME_SAMPLES],
     pending_len: usize,
     media_ms: u64,
@@ -309,6 +344,11 @@ impl Inbound {
             let probability = self.vad.speech_probability(wide);
             self.media_ms += 20;
             stats.caller_media_ms = self.media_ms;
+            if probability >= barge_in.threshold {
+                self.voiced_ms = self.voiced_ms.saturating_add(20);
+            } else {
+                self.voiced_ms = 0;
+            }
             let boundary = self.detector.push(probability, 20);
             match boundary {
                 Some(SpeechEvent::Started { media_ms }) => {
@@ -323,21 +363,101 @@ impl Inbound {
                 let quiet_ms = self.detector.quiet_ms();
                 collector.on_frame(&self.history, wide, boundary, quiet_ms, events);
             }
-            if barge_in.enabled
-                && self.detector.is_speaking()
-                && self.detector.speech_ms() >= barge_in.min_speech_ms
-                && let Some(playing) = playout.now_playing().filter(|p| p.interruptible)
-            {
-                events.push_back(MediaEvent::BargeIn {
-                    id: playing.id,
-                    played_ms: playing.played_ms,
-                });
-                stats.barge_ins += 1;
-                playout.flush_interruptible();
-                forward_playout_events(playout, events);
+            if barge_in.enabled {
+                self.barge_in(barge_in, playout, events, stats);
+            }
+            if self.held_since_ms.is_none() {
+                self.track_noise();
             }
         }
     }
+
+    /// Holds, cuts or resumes interruptible playback after one caller frame (in `pending`).
+    fn barge_in(
+        &mut self,
+        barge_in: BargeInConfig,
+        playout: &mut PlayoutQueue,
+        events: &mut VecDeque<MediaEvent>,
+        stats: &mut MediaStats,
+    ) {
+        let Some(playing) = playout.now_playing().filter(|p| p.interruptible) else {
+            if self.held_since_ms.take().is_some() {
+                playout.release();
+            }
+            return;
+        };
+        let detected =
+            self.detector.is_speaking() && self.detector.speech_ms() >= barge_in.min_speech_ms;
+        let voiced = self.voiced_ms > 0 && self.voiced_ms >= barge_in.min_speech_ms;
+        if detected || voiced {
+            events.push_back(MediaEvent::BargeIn {
+                id: playing.id,
+                played_ms: playing.played_ms,
+            });
+            stats.barge_ins += 1;
+            playout.flush_interruptible();
+            playout.release();
+            self.held_since_ms = None;
+            self.false_holds = 0;
+            forward_playout_events(playout, events);
+            return;
+        }
+        // The playout ends a hold by itself when no caller frames come (silence suppression).
+        if self.held_since_ms.is_some() && !playout.is_held() {
+            self.hold_ended(stats);
+        }
+        let rms = frame_rms(&self.pending);
+        match self.held_since_ms {
+            None if barge_in.hold_rms > 0
+                && self.false_holds < MAX_FALSE_HOLDS
+                && self.media_ms >= self.no_hold_before_ms
+                && rms >= f64::from(barge_in.hold_rms)
+                && rms >= HOLD_ABOVE_NOISE * self.noise_rms =>
+            {
+                let grace_ms = barge_in.min_speech_ms + HOLD_GRACE_MS;
+                playout.hold(grace_ms / 20 + 5);
+                self.held_since_ms = Some(self.media_ms);
+            }
+            Some(since)
+                if self.media_ms - since >= u64::from(barge_in.min_speech_ms + HOLD_GRACE_MS) =>
+            {
+                // Not speech after all (a click, a cough): the agent goes on.
+                playout.release();
+                self.hold_ended(stats);
+            }
+            _ => {}
+        }
+    }
+
+    /// A hold ended without a barge-in.
+    fn hold_ended(&mut self, stats: &mut MediaStats) {
+        self.held_since_ms = None;
+        self.no_hold_before_ms = self.media_ms + HOLD_REFRACTORY_MS;
+        self.false_holds += 1;
+        stats.barge_in_holds_released += 1;
+    }
+
+    /// Tracks the caller's background level from frames that are not much louder than it.
+    fn track_noise(&mut self) {
+        let rms = frame_rms(&self.pending);
+        if self.noise_rms == 0.0 {
+            self.noise_rms = rms.max(1.0);
+        } else if rms < HOLD_ABOVE_NOISE * self.noise_rms {
+            self.noise_rms = 0.95 * self.noise_rms + 0.05 * rms.max(1.0);
+        } else {
+            // A louder line: follow it slowly.
+            self.noise_rms = 0.995 * self.noise_rms + 0.005 * rms;
+        }
+    }
+}
+
+/// Root-mean-square level of one frame.
+fn frame_rms(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / pcm.len() as f64).sqrt()
 }
 
 fn forward_playout_events(playout: &mut PlayoutQueue, events: &mut VecDeque<MediaEvent>) {
@@ -417,6 +537,11 @@ impl MediaSession {
                 resampler,
                 vad,
                 detector: SpeechDetector::new(config.vad),
+                voiced_ms: 0,
+                held_since_ms: None,
+                no_hold_before_ms: 0,
+                false_holds: 0,
+                noise_rms: 0.0,
                 pending: [0; FRAME_SAMPLES],
                 pending_len: 0,
                 media_ms: 0,

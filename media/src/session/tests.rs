@@ -391,12 +391,14 @@ fn barge_in_flushes_within_the_frame_of_onset() {
             played_ms: 0
         }
     );
-    assert_eq!(played_ms as u64, at); // item 7 started at 0 and a frame went out every 20 ms
-    // Audio up to the barge-in, silence from the very next packet.
+    // The loud caller frame at 400 ms held the playback at once (its 400 ms were heard);
+    // confirmed speech flushed it at `at`.
+    assert_eq!(played_ms, 400);
+    // Audio up to the onset, silence from the very next packet.
     for p in &h.sent {
-        if p.at_ms < at {
+        if p.at_ms < 400 {
             assert!(!p.is_silence(), "packet at {} should be audio", p.at_ms);
-        } else {
+        } else if p.at_ms > 400 {
             assert!(p.is_silence(), "packet at {} should be silence", p.at_ms);
         }
     }
@@ -404,6 +406,96 @@ fn barge_in_flushes_within_the_frame_of_onset() {
     let started = h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }));
     assert_eq!(started.len(), 1);
     assert!(started[0] < at);
+}
+
+#[test]
+fn a_minimum_shorter_than_the_vad_onset_cuts_playback_that_early() {
+    // The detector needs 100 ms above the onset threshold to declare speech; a barge-in
+    // minimum of one frame must not wait for it.
+    for (min_speech_ms, earliest, latest) in [(20, 400, 420), (60, 440, 460), (0, 400, 420)] {
+        let mut cfg = config();
+        cfg.barge_in.min_speech_ms = min_speech_ms;
+        let mut h = Harness::new(cfg);
+        h.session.enqueue(7, vec![6000i16; 16000].into(), true); // 2 s
+        h.caller_stream(0, 20, 0);
+        h.caller_stream(20, 60, 12000); // speech from 400 ms
+        h.run_until(1000);
+        let barge = h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }));
+        assert_eq!(barge.len(), 1, "min {min_speech_ms}: {:?}", h.events);
+        assert!(
+            (earliest..=latest).contains(&barge[0]),
+            "min {min_speech_ms}: barge-in at {}",
+            barge[0]
+        );
+        let started = h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }));
+        assert!(barge[0] < started[0], "before the detector's onset");
+    }
+}
+
+#[test]
+fn a_click_holds_the_playback_then_it_resumes_with_nothing_lost() {
+    let mut h = Harness::new(config());
+    h.session.enqueue(7, vec![6000i16; 8000].into(), true); // 1 s
+    h.caller_stream(0, 20, 0);
+    h.caller_stream(20, 22, 12000); // 40 ms click at 400 ms
+    h.caller_stream(22, 120, 0);
+    h.run_until(2500);
+    assert!(
+        h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }))
+            .is_empty(),
+        "{:?}",
+        h.events
+    );
+    let finished = h.event_times(|e| matches!(e, MediaEvent::PlaybackFinished { id: 7 }));
+    assert_eq!(finished.len(), 1, "{:?}", h.events);
+    let audio = h.sent.iter().filter(|p| !p.is_silence()).count();
+    assert_eq!(audio, 50, "every frame of the item went out");
+    // Held from the click until the grace ran out: 200 + 300 ms of silence in the middle.
+    assert!(finished[0] >= 1000 + 400, "finished at {}", finished[0]);
+    assert_eq!(h.session.stats().barge_in_holds_released, 1);
+}
+
+#[test]
+fn a_hold_ends_by_itself_when_the_caller_goes_silent_on_the_wire() {
+    let mut h = Harness::new(config());
+    h.session.enqueue(7, vec![6000i16; 8000].into(), true); // 1 s
+    h.caller_stream(0, 20, 0);
+    h.caller_stream(20, 22, 12000); // a click, then no RTP at all (silence suppression)
+    h.run_until(2500);
+    let finished = h.event_times(|e| matches!(e, MediaEvent::PlaybackFinished { id: 7 }));
+    assert_eq!(finished.len(), 1, "{:?}", h.events);
+    assert_eq!(h.sent.iter().filter(|p| !p.is_silence()).count(), 50);
+}
+
+#[test]
+fn steady_loud_line_noise_does_not_hold_the_agent() {
+    let mut h = Harness::new(config());
+    h.session.enqueue(7, vec![6000i16; 8000].into(), true); // 1 s from 0
+    // A loud but steady line from the start: the background level, not an onset.
+    h.caller_stream(0, 120, 3000);
+    h.run_until(2500);
+    // The test VAD calls a loud tone speech, so it may barge in once 200 ms of it are
+    // confirmed; before that the agent must not have been held.
+    for p in h.sent.iter().filter(|p| p.at_ms < 180) {
+        assert!(!p.is_silence(), "held at {} ms", p.at_ms);
+    }
+    assert_eq!(h.session.stats().barge_in_holds_released, 0);
+}
+
+#[test]
+fn silence_never_barges_in_even_with_no_minimum() {
+    let mut cfg = config();
+    cfg.barge_in.min_speech_ms = 0;
+    let mut h = Harness::new(cfg);
+    h.session.enqueue(7, vec![6000i16; 8000].into(), true); // 1 s
+    h.caller_stream(0, 60, 0);
+    h.run_until(1300);
+    assert!(
+        h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }))
+            .is_empty(),
+        "{:?}",
+        h.events
+    );
 }
 
 #[test]
