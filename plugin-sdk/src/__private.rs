@@ -4,19 +4,24 @@
 
 use crate::bindings::exports::vaani::agent::handler as wit_handler;
 use crate::bindings::vaani::agent::{
-    call as wit_call, extraction as wit_extraction, kv as wit_kv, log as wit_log,
-    timers as wit_timers, types as wit,
+    call as wit_call, extraction as wit_extraction, http as wit_http, kv as wit_kv, llm as wit_llm,
+    log as wit_log, timers as wit_timers, types as wit,
 };
 use crate::call::{Call, HostApi};
 use crate::error::{Error, ErrorKind};
 use crate::plugin::{Plugin, dispatch};
+use crate::requests::{
+    FetchId, FetchOutcome, FetchRequest, FetchResponse, FetchResult, Generation, GenerationId,
+    GenerationOutcome, GenerationResult, HttpError, HttpMethod, LlmError, LlmRequest, Role,
+    ToolCall,
+};
 use crate::types::{
-    CallerContext, Direction, EndReason, Event, ExtractionError, KvError, LogLevel, PlaybackId,
-    SayOptions, Utterance, Violation,
+    CallerContext, Direction, EndReason, Event, ExpectedInput, ExtractionError, Interruption,
+    KvError, LogLevel, PastCall, PastExtraction, PlaybackId, SayOptions, Utterance, Violation,
 };
 
 /// [`crate::WORLD_VERSION`] as bytes, for the custom section.
-pub const WORLD_VERSION_BYTES: [u8; 5] = *b"0.1.0";
+pub const WORLD_VERSION_BYTES: [u8; 5] = *b"0.2.0";
 
 /// Implements `handler.describe` for `P`.
 pub fn describe<P: Plugin>() -> wit_handler::PluginInfo {
@@ -65,9 +70,37 @@ pub fn events_from_wit(event: wit::Event) -> Vec<Event> {
         wit::Event::TranscriptPartial(u) => Event::TranscriptPartial(utterance_from_wit(u)),
         wit::Event::TranscriptFinal(u) => Event::TranscriptFinal(utterance_from_wit(u)),
         wit::Event::SilenceTimeout(ms) => Event::SilenceTimeout(ms),
-        wit::Event::BargeIn(id) => Event::BargeIn(PlaybackId(id)),
+        wit::Event::BargeIn(i) => Event::BargeIn(Interruption {
+            playback: PlaybackId(i.playback),
+            heard_ms: i.heard_ms,
+            heard_text: i.heard_text,
+        }),
         wit::Event::PlaybackFinished(id) => Event::PlaybackFinished(PlaybackId(id)),
         wit::Event::TimerFired(tag) => Event::TimerFired(tag),
+        wit::Event::GenerationFinished(r) => Event::GenerationFinished(GenerationResult {
+            id: GenerationId(r.id),
+            outcome: match r.outcome {
+                wit::GenerationOutcome::Completed(g) => GenerationOutcome::Completed(Generation {
+                    text: g.text,
+                    tool_calls: g.tool_calls.into_iter().map(tool_call_from_wit).collect(),
+                    prompt_tokens: g.prompt_tokens,
+                    completion_tokens: g.completion_tokens,
+                }),
+                wit::GenerationOutcome::Cancelled => GenerationOutcome::Cancelled,
+                wit::GenerationOutcome::Failed(m) => GenerationOutcome::Failed(m),
+            },
+        }),
+        wit::Event::FetchFinished(r) => Event::FetchFinished(FetchResult {
+            id: FetchId(r.id),
+            outcome: match r.outcome {
+                wit::FetchOutcome::Response(resp) => FetchOutcome::Response(FetchResponse {
+                    status: resp.status,
+                    headers: resp.headers,
+                    body: resp.body,
+                }),
+                wit::FetchOutcome::Failed(m) => FetchOutcome::Failed(m),
+            },
+        }),
         wit::Event::CallEnded(reason) => Event::CallEnded(end_reason_from_wit(reason)),
     };
     vec![single]
@@ -88,6 +121,90 @@ fn caller_context_from_wit(ctx: wit::CallerContext) -> CallerContext {
         previous_calls: ctx.previous_calls,
         config_json: ctx.config_json,
         started_at_unix_ms: ctx.started_at_unix_ms,
+        recent_calls: ctx
+            .recent_calls
+            .into_iter()
+            .map(|c| PastCall {
+                call_id: c.call_id,
+                started_at_unix_ms: c.started_at_unix_ms,
+                duration_secs: c.duration_secs,
+                summary: c.summary,
+                extractions: c
+                    .extractions
+                    .into_iter()
+                    .map(|e| PastExtraction {
+                        schema_id: e.schema_id,
+                        data_json: e.data_json,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        llm_available: ctx.llm_available,
+    }
+}
+
+fn tool_call_from_wit(c: wit::ToolCall) -> ToolCall {
+    ToolCall {
+        id: c.id,
+        name: c.name,
+        arguments_json: c.arguments_json,
+    }
+}
+
+fn tool_call_to_wit(c: &ToolCall) -> wit::ToolCall {
+    wit::ToolCall {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        arguments_json: c.arguments_json.clone(),
+    }
+}
+
+fn generate_request_to_wit(r: &LlmRequest) -> wit_llm::GenerateRequest {
+    wit_llm::GenerateRequest {
+        messages: r
+            .messages
+            .iter()
+            .map(|m| wit_llm::Message {
+                role: match m.role {
+                    Role::System => wit_llm::Role::System,
+                    Role::User => wit_llm::Role::User,
+                    Role::Assistant => wit_llm::Role::Assistant,
+                    Role::Tool => wit_llm::Role::Tool,
+                },
+                content: m.content.clone(),
+                tool_calls: m.tool_calls.iter().map(tool_call_to_wit).collect(),
+                tool_call_id: m.tool_call_id.clone(),
+            })
+            .collect(),
+        tools: r
+            .tools
+            .iter()
+            .map(|t| wit_llm::Tool {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                parameters_json: t.parameters.to_string(),
+            })
+            .collect(),
+        temperature: r.temperature,
+        max_tokens: r.max_tokens,
+        speak: r.speak,
+        interruptible: r.interruptible,
+    }
+}
+
+fn fetch_request_to_wit(r: &FetchRequest) -> wit_http::FetchRequest {
+    wit_http::FetchRequest {
+        method: match r.method {
+            HttpMethod::Get => wit_http::Method::Get,
+            HttpMethod::Post => wit_http::Method::Post,
+            HttpMethod::Put => wit_http::Method::Put,
+            HttpMethod::Patch => wit_http::Method::Patch,
+            HttpMethod::Delete => wit_http::Method::Delete,
+        },
+        url: r.url.clone(),
+        headers: r.headers.clone(),
+        body: r.body.clone(),
+        timeout_ms: r.timeout_ms,
     }
 }
 
@@ -108,6 +225,7 @@ fn end_reason_from_wit(reason: wit::EndReason) -> EndReason {
         wit::EndReason::PluginFailure => EndReason::PluginFailure,
         wit::EndReason::HostShutdown => EndReason::HostShutdown,
         wit::EndReason::NoAck => EndReason::NoAck,
+        wit::EndReason::MaxDuration => EndReason::MaxDuration,
     }
 }
 
@@ -217,6 +335,41 @@ impl HostApi for WasmHost {
 
     fn cancel_timer(&mut self, id: u64) {
         wit_timers::cancel_timer(id)
+    }
+
+    fn generate(&mut self, request: &LlmRequest) -> Result<(u64, Option<u64>), LlmError> {
+        wit_llm::generate(&generate_request_to_wit(request))
+            .map(|h| (h.id, h.playback))
+            .map_err(|e| match e {
+                wit_llm::LlmError::NotConfigured => LlmError::NotConfigured,
+                wit_llm::LlmError::InvalidRequest(m) => LlmError::InvalidRequest(m),
+                wit_llm::LlmError::TooLarge => LlmError::TooLarge,
+                wit_llm::LlmError::QuotaExceeded => LlmError::QuotaExceeded,
+            })
+    }
+
+    fn cancel_generation(&mut self, id: u64) {
+        wit_llm::cancel(id)
+    }
+
+    fn fetch(&mut self, request: &FetchRequest) -> Result<u64, HttpError> {
+        wit_http::fetch(&fetch_request_to_wit(request)).map_err(|e| match e {
+            wit_http::HttpError::InvalidUrl(m) => HttpError::InvalidUrl(m),
+            wit_http::HttpError::TooLarge => HttpError::TooLarge,
+            wit_http::HttpError::QuotaExceeded => HttpError::QuotaExceeded,
+        })
+    }
+
+    fn expect_input(&mut self, kind: ExpectedInput) {
+        wit_call::expect_input(match kind {
+            ExpectedInput::Speech => wit_call::ExpectedInput::Speech,
+            ExpectedInput::Digits => wit_call::ExpectedInput::Digits,
+            ExpectedInput::Number => wit_call::ExpectedInput::Number,
+        })
+    }
+
+    fn set_summary(&mut self, summary: &str, sentiment: Option<&str>) -> Result<(), String> {
+        wit_call::set_summary(summary, sentiment)
     }
 }
 

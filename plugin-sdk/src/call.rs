@@ -5,7 +5,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::types::{ExtractionError, KvError, LogLevel, PlaybackId, SayOptions, TimerId};
+use crate::requests::{
+    FetchId, FetchRequest, GenerationHandle, GenerationId, HttpError, LlmError, LlmRequest,
+};
+use crate::types::{
+    ExpectedInput, ExtractionError, KvError, LogLevel, PlaybackId, SayOptions, Sentiment, TimerId,
+};
 
 /// The host side of the contract as the SDK sees it. On wasm it is the real
 /// host (the WIT imports); on native targets it is [`crate::testing::MockHost`].
@@ -28,6 +33,11 @@ pub trait HostApi {
     fn log(&mut self, level: LogLevel, message: &str);
     fn set_timer(&mut self, after_ms: u32, tag: &str) -> Result<u64, String>;
     fn cancel_timer(&mut self, id: u64);
+    fn generate(&mut self, request: &LlmRequest) -> Result<(u64, Option<u64>), LlmError>;
+    fn cancel_generation(&mut self, id: u64);
+    fn fetch(&mut self, request: &FetchRequest) -> Result<u64, HttpError>;
+    fn expect_input(&mut self, kind: ExpectedInput);
+    fn set_summary(&mut self, summary: &str, sentiment: Option<&str>) -> Result<(), String>;
 }
 
 /// Handle to the current call, passed to every [`Plugin`](crate::Plugin) event
@@ -138,5 +148,43 @@ impl<'h> Call<'h> {
     /// Writes a log line stored with the call.
     pub fn log(&mut self, level: LogLevel, message: impl AsRef<str>) {
         self.host.log(level, message.as_ref());
+    }
+
+    /// Starts a chat completion with the tenant's model. The result arrives in
+    /// [`Plugin::on_generation`](crate::Plugin::on_generation); a spoken request
+    /// (`speak(true)`) is also spoken as it streams, as the returned playback.
+    pub fn generate(&mut self, request: &LlmRequest) -> Result<GenerationHandle, LlmError> {
+        self.host
+            .generate(request)
+            .map(|(id, playback)| GenerationHandle {
+                id: GenerationId(id),
+                playback: playback.map(PlaybackId),
+            })
+    }
+
+    /// Cancels a generation (and its speech); `on_generation` follows with
+    /// `Cancelled` unless it already finished.
+    pub fn cancel_generation(&mut self, id: GenerationId) {
+        self.host.cancel_generation(id.0);
+    }
+
+    /// Starts an HTTP request; the result (or the tenant policy's refusal)
+    /// arrives in [`Plugin::on_fetch`](crate::Plugin::on_fetch).
+    pub fn fetch(&mut self, request: &FetchRequest) -> Result<FetchId, HttpError> {
+        self.host.fetch(request).map(FetchId)
+    }
+
+    /// Says what input comes next, until called again (turn-taking waits
+    /// longer for digits and numbers).
+    pub fn expect_input(&mut self, kind: ExpectedInput) {
+        self.host.expect_input(kind);
+    }
+
+    /// Sets the summary (≤ 2 KiB) and sentiment stored with the call; it comes
+    /// back in [`PastCall::summary`](crate::PastCall) on the caller's next calls.
+    pub fn set_summary(&mut self, summary: &str, sentiment: Option<Sentiment>) -> Result {
+        self.host
+            .set_summary(summary, sentiment.map(Sentiment::as_str))
+            .map_err(Error::internal)
     }
 }

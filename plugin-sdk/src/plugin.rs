@@ -2,7 +2,10 @@
 
 use crate::call::Call;
 use crate::error::Result;
-use crate::types::{CallerContext, EndReason, Event, PlaybackId, PluginInfo, Schema, Utterance};
+use crate::requests::{FetchResult, GenerationResult};
+use crate::types::{
+    CallerContext, EndReason, Event, Interruption, PlaybackId, PluginInfo, Schema, Utterance,
+};
 
 /// A vaani plugin: the conversation logic of one tenant's phone agent.
 ///
@@ -67,8 +70,9 @@ pub trait Plugin: Default + 'static {
         Ok(())
     }
 
-    /// The caller spoke over `playback`, and the host stopped it.
-    fn on_barge_in(&mut self, call: &mut Call, playback: PlaybackId) -> Result {
+    /// The caller spoke over a playback and the host stopped it; the
+    /// interruption says which and how much of it the caller heard.
+    fn on_barge_in(&mut self, call: &mut Call, interruption: &Interruption) -> Result {
         Ok(())
     }
 
@@ -79,6 +83,17 @@ pub trait Plugin: Default + 'static {
 
     /// A timer set with [`Call::set_timer`] fired.
     fn on_timer(&mut self, call: &mut Call, tag: &str) -> Result {
+        Ok(())
+    }
+
+    /// A generation started with [`Call::generate`] finished (completed,
+    /// cancelled or failed).
+    fn on_generation(&mut self, call: &mut Call, result: &GenerationResult) -> Result {
+        Ok(())
+    }
+
+    /// A request started with [`Call::fetch`] finished.
+    fn on_fetch(&mut self, call: &mut Call, result: &FetchResult) -> Result {
         Ok(())
     }
 
@@ -98,9 +113,11 @@ pub(crate) fn dispatch<P: Plugin>(plugin: &mut P, call: &mut Call, event: Event)
         Event::TranscriptPartial(u) => plugin.on_transcript(call, &u, false),
         Event::TranscriptFinal(u) => plugin.on_transcript(call, &u, true),
         Event::SilenceTimeout(ms) => plugin.on_silence(call, ms),
-        Event::BargeIn(id) => plugin.on_barge_in(call, id),
+        Event::BargeIn(interruption) => plugin.on_barge_in(call, &interruption),
         Event::PlaybackFinished(id) => plugin.on_playback_finished(call, id),
         Event::TimerFired(tag) => plugin.on_timer(call, &tag),
+        Event::GenerationFinished(result) => plugin.on_generation(call, &result),
+        Event::FetchFinished(result) => plugin.on_fetch(call, &result),
         Event::CallEnded(reason) => plugin.on_call_ended(call, reason),
     }
 }

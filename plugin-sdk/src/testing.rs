@@ -28,9 +28,13 @@ use std::time::Duration;
 use crate::call::{Call, HostApi};
 use crate::error::Result;
 use crate::plugin::{Plugin, dispatch};
+use crate::requests::{
+    FetchId, FetchOutcome, FetchRequest, FetchResponse, FetchResult, Generation, GenerationHandle,
+    GenerationId, GenerationOutcome, GenerationResult, HttpError, LlmError, LlmRequest, ToolCall,
+};
 use crate::types::{
-    CallerContext, EndReason, Event, ExtractionError, KvError, LogLevel, PlaybackId, SayOptions,
-    TimerId, Utterance,
+    CallerContext, EndReason, Event, ExpectedInput, ExtractionError, Interruption, KvError,
+    LogLevel, PlaybackId, SayOptions, Sentiment, TimerId, Utterance,
 };
 
 /// Largest `say` text the host accepts, in bytes.
@@ -43,6 +47,16 @@ pub const MAX_EXTRACTION_BYTES: usize = 64 * 1024;
 pub const MAX_KV_KEY_BYTES: usize = 256;
 /// Largest key-value value, in bytes.
 pub const MAX_KV_VALUE_BYTES: usize = 64 * 1024;
+/// Largest summary, in bytes.
+pub const MAX_SUMMARY_BYTES: usize = 2 * 1024;
+/// Largest fetch body, in bytes.
+pub const MAX_FETCH_BODY_BYTES: usize = 64 * 1024;
+/// Largest generation request (message, tool and schema bytes), in bytes.
+pub const MAX_LLM_REQUEST_BYTES: usize = 64 * 1024;
+/// Default most generations per call.
+pub const MAX_LLM_REQUESTS_PER_CALL: u32 = 50;
+/// Default most fetches per call.
+pub const MAX_HTTP_REQUESTS_PER_CALL: u32 = 20;
 
 /// One thing a plugin asked the mock host to do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,10 +112,37 @@ pub enum MockAction {
     },
     /// `cancel_timer`.
     CancelTimer(TimerId),
+    /// An accepted `generate`.
+    Generate {
+        /// Id and playback the host handed back.
+        handle: GenerationHandle,
+        /// The request.
+        request: LlmRequest,
+    },
+    /// `cancel_generation` of a pending generation.
+    CancelGeneration(GenerationId),
+    /// An accepted `fetch`.
+    Fetch {
+        /// Id the host handed back.
+        id: FetchId,
+        /// The request.
+        request: FetchRequest,
+    },
+    /// `expect_input`.
+    ExpectInput(ExpectedInput),
+    /// An accepted `set_summary`.
+    SetSummary {
+        /// Summary text.
+        summary: String,
+        /// Sentiment, if given.
+        sentiment: Option<Sentiment>,
+    },
 }
 
 /// Records what a plugin asks for and answers like the real host would.
-#[derive(Debug, Default)]
+/// An LLM is available unless [`set_llm_available`](Self::set_llm_available)
+/// says otherwise.
+#[derive(Debug)]
 pub struct MockHost {
     actions: Vec<MockAction>,
     next_playback: u64,
@@ -109,6 +150,33 @@ pub struct MockHost {
     active_timers: BTreeMap<u64, String>,
     declared_schemas: BTreeSet<String>,
     kv: BTreeMap<String, Vec<u8>>,
+    llm_available: bool,
+    llm_requests: u32,
+    next_generation: u64,
+    pending_generations: BTreeSet<u64>,
+    http_requests: u32,
+    next_fetch: u64,
+    pending_fetches: BTreeSet<u64>,
+}
+
+impl Default for MockHost {
+    fn default() -> Self {
+        MockHost {
+            actions: Vec::new(),
+            next_playback: 0,
+            next_timer: 0,
+            active_timers: BTreeMap::new(),
+            declared_schemas: BTreeSet::new(),
+            kv: BTreeMap::new(),
+            llm_available: true,
+            llm_requests: 0,
+            next_generation: 0,
+            pending_generations: BTreeSet::new(),
+            http_requests: 0,
+            next_fetch: 0,
+            pending_fetches: BTreeSet::new(),
+        }
+    }
 }
 
 impl MockHost {
@@ -146,6 +214,31 @@ impl MockHost {
             .iter()
             .map(|(id, tag)| (TimerId(*id), tag.clone()))
             .collect()
+    }
+
+    /// Whether `generate` works (the real host follows
+    /// [`CallerContext::llm_available`]); `true` by default.
+    pub fn set_llm_available(&mut self, available: bool) {
+        self.llm_available = available;
+    }
+
+    /// Whether `generate` works.
+    pub fn llm_available(&self) -> bool {
+        self.llm_available
+    }
+
+    /// Generations started and not yet finished, oldest first.
+    pub fn pending_generations(&self) -> Vec<GenerationId> {
+        self.pending_generations
+            .iter()
+            .copied()
+            .map(GenerationId)
+            .collect()
+    }
+
+    /// Fetches started and not yet finished, oldest first.
+    pub fn pending_fetches(&self) -> Vec<FetchId> {
+        self.pending_fetches.iter().copied().map(FetchId).collect()
     }
 
     fn allocate_playback(&mut self) -> PlaybackId {
@@ -278,6 +371,109 @@ impl HostApi for MockHost {
         self.active_timers.remove(&id);
         self.actions.push(MockAction::CancelTimer(TimerId(id)));
     }
+
+    fn generate(&mut self, request: &LlmRequest) -> Result<(u64, Option<u64>), LlmError> {
+        if !self.llm_available {
+            return Err(LlmError::NotConfigured);
+        }
+        let bytes: usize = request
+            .messages
+            .iter()
+            .map(|m| m.content.len())
+            .chain(request.tools.iter().map(|t| t.parameters.to_string().len()))
+            .sum();
+        if bytes > MAX_LLM_REQUEST_BYTES {
+            return Err(LlmError::TooLarge);
+        }
+        if request.messages.is_empty() {
+            return Err(LlmError::InvalidRequest(
+                "a request needs at least one message".to_string(),
+            ));
+        }
+        if self.llm_requests >= MAX_LLM_REQUESTS_PER_CALL {
+            return Err(LlmError::QuotaExceeded);
+        }
+        self.llm_requests += 1;
+        self.next_generation += 1;
+        let id = GenerationId(self.next_generation);
+        let playback = request.speak.then(|| self.allocate_playback());
+        self.pending_generations.insert(id.0);
+        self.actions.push(MockAction::Generate {
+            handle: GenerationHandle { id, playback },
+            request: request.clone(),
+        });
+        Ok((id.0, playback.map(|p| p.0)))
+    }
+
+    fn cancel_generation(&mut self, id: u64) {
+        if self.pending_generations.contains(&id) {
+            self.actions
+                .push(MockAction::CancelGeneration(GenerationId(id)));
+        }
+    }
+
+    fn fetch(&mut self, request: &FetchRequest) -> Result<u64, HttpError> {
+        let rest = request
+            .url
+            .strip_prefix("https://")
+            .or_else(|| request.url.strip_prefix("http://"));
+        match rest {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+            _ => {
+                return Err(HttpError::InvalidUrl(format!(
+                    "{:?} is not an http(s) URL",
+                    request.url
+                )));
+            }
+        }
+        if request
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_FETCH_BODY_BYTES)
+        {
+            return Err(HttpError::TooLarge);
+        }
+        if self.http_requests >= MAX_HTTP_REQUESTS_PER_CALL {
+            return Err(HttpError::QuotaExceeded);
+        }
+        self.http_requests += 1;
+        self.next_fetch += 1;
+        let id = FetchId(self.next_fetch);
+        self.pending_fetches.insert(id.0);
+        self.actions.push(MockAction::Fetch {
+            id,
+            request: request.clone(),
+        });
+        Ok(id.0)
+    }
+
+    fn expect_input(&mut self, kind: ExpectedInput) {
+        self.actions.push(MockAction::ExpectInput(kind));
+    }
+
+    fn set_summary(&mut self, summary: &str, sentiment: Option<&str>) -> Result<(), String> {
+        if summary.len() > MAX_SUMMARY_BYTES {
+            return Err(format!(
+                "summary is {} bytes; the limit is {MAX_SUMMARY_BYTES}",
+                summary.len()
+            ));
+        }
+        if summary.trim().is_empty() {
+            return Err("summary is empty".to_string());
+        }
+        let sentiment = match sentiment {
+            None => None,
+            Some("positive") => Some(Sentiment::Positive),
+            Some("neutral") => Some(Sentiment::Neutral),
+            Some("negative") => Some(Sentiment::Negative),
+            Some(other) => return Err(format!("unknown sentiment {other:?}")),
+        };
+        self.actions.push(MockAction::SetSummary {
+            summary: summary.to_string(),
+            sentiment,
+        });
+        Ok(())
+    }
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
@@ -334,14 +530,170 @@ impl<P: Plugin> TestCall<P> {
         dispatch(&mut self.plugin, &mut call, event)
     }
 
-    /// `call-started` with [`default_context`](Self::default_context).
-    pub fn start(&mut self) -> Result {
-        self.send(Event::CallStarted(Self::default_context()))
+    /// No LLM for this call: `generate` answers `NotConfigured` and the
+    /// context of [`start`](Self::start) says `llm_available: false`.
+    pub fn without_llm(mut self) -> Self {
+        self.host.set_llm_available(false);
+        self
     }
 
-    /// `call-started` with the given context.
-    pub fn start_with(&mut self, ctx: CallerContext) -> Result {
+    /// `call-started` with [`default_context`](Self::default_context), whose
+    /// `llm_available` follows the mock host (true unless [`without_llm`](Self::without_llm)).
+    pub fn start(&mut self) -> Result {
+        let ctx = CallerContext {
+            llm_available: self.host.llm_available,
+            ..Self::default_context()
+        };
         self.send(Event::CallStarted(ctx))
+    }
+
+    /// `call-started` with the given context; as on the real host, its
+    /// `llm_available` decides whether `generate` works.
+    pub fn start_with(&mut self, ctx: CallerContext) -> Result {
+        self.host.set_llm_available(ctx.llm_available);
+        self.send(Event::CallStarted(ctx))
+    }
+
+    /// The caller spoke over `playback` after hearing `heard_ms` of it.
+    pub fn barge_in(
+        &mut self,
+        playback: PlaybackId,
+        heard_ms: u32,
+        heard_text: Option<&str>,
+    ) -> Result {
+        self.send(Event::BargeIn(Interruption {
+            playback,
+            heard_ms,
+            heard_text: heard_text.map(str::to_string),
+        }))
+    }
+
+    /// Generations the plugin started (accepted ones), in order, with their requests.
+    pub fn generations(&self) -> Vec<(GenerationHandle, LlmRequest)> {
+        self.actions()
+            .iter()
+            .filter_map(|a| match a {
+                MockAction::Generate { handle, request } => Some((*handle, request.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The request of the most recent generation.
+    pub fn last_generation(&self) -> Option<LlmRequest> {
+        self.generations().pop().map(|(_, request)| request)
+    }
+
+    /// Finishes a pending generation with any outcome and delivers it to the
+    /// plugin. Errors (without delivering) if `id` is not pending.
+    pub fn finish_generation(&mut self, id: GenerationId, outcome: GenerationOutcome) -> Result {
+        if !self.host.pending_generations.remove(&id.0) {
+            return Err(crate::Error::invalid_state(format!(
+                "generation {} is not pending",
+                id.0
+            )));
+        }
+        self.send(Event::GenerationFinished(GenerationResult { id, outcome }))
+    }
+
+    /// Completes a pending generation with this reply and tool calls.
+    pub fn complete_generation(
+        &mut self,
+        id: GenerationId,
+        text: &str,
+        tool_calls: Vec<ToolCall>,
+    ) -> Result {
+        self.finish_generation(
+            id,
+            GenerationOutcome::Completed(Generation {
+                text: text.to_string(),
+                tool_calls,
+                ..Generation::default()
+            }),
+        )
+    }
+
+    /// Completes the most recent pending generation with a plain text reply.
+    pub fn reply_text(&mut self, text: &str) -> Result {
+        let id = self.latest_pending_generation()?;
+        self.complete_generation(id, text, Vec::new())
+    }
+
+    /// Completes the most recent pending generation with one tool call
+    /// (id `call-<generation id>`) and no text.
+    pub fn reply_tool_call(&mut self, name: &str, arguments: serde_json::Value) -> Result {
+        let id = self.latest_pending_generation()?;
+        let call = ToolCall::new(format!("call-{}", id.0), name, arguments);
+        self.complete_generation(id, "", vec![call])
+    }
+
+    /// Fails a pending generation with this message.
+    pub fn fail_generation(&mut self, id: GenerationId, message: &str) -> Result {
+        self.finish_generation(id, GenerationOutcome::Failed(message.to_string()))
+    }
+
+    fn latest_pending_generation(&self) -> Result<GenerationId> {
+        self.host
+            .pending_generations
+            .last()
+            .map(|id| GenerationId(*id))
+            .ok_or_else(|| crate::Error::invalid_state("no generation is pending"))
+    }
+
+    /// Fetches the plugin started (accepted ones), in order.
+    pub fn fetches(&self) -> Vec<(FetchId, FetchRequest)> {
+        self.actions()
+            .iter()
+            .filter_map(|a| match a {
+                MockAction::Fetch { id, request } => Some((*id, request.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Finishes a pending fetch with any outcome and delivers it. Errors
+    /// (without delivering) if `id` is not pending.
+    pub fn finish_fetch(&mut self, id: FetchId, outcome: FetchOutcome) -> Result {
+        if !self.host.pending_fetches.remove(&id.0) {
+            return Err(crate::Error::invalid_state(format!(
+                "fetch {} is not pending",
+                id.0
+            )));
+        }
+        self.send(Event::FetchFinished(FetchResult { id, outcome }))
+    }
+
+    /// Completes a pending fetch with this status and body (no headers).
+    pub fn complete_fetch(&mut self, id: FetchId, status: u16, body: impl Into<Vec<u8>>) -> Result {
+        self.finish_fetch(
+            id,
+            FetchOutcome::Response(FetchResponse {
+                status,
+                headers: Vec::new(),
+                body: body.into(),
+            }),
+        )
+    }
+
+    /// Fails a pending fetch (e.g. refused by the tenant's allow-list).
+    pub fn fail_fetch(&mut self, id: FetchId, message: &str) -> Result {
+        self.finish_fetch(id, FetchOutcome::Failed(message.to_string()))
+    }
+
+    /// The last summary and sentiment the plugin set.
+    pub fn summary(&self) -> Option<(String, Option<Sentiment>)> {
+        self.actions().iter().rev().find_map(|a| match a {
+            MockAction::SetSummary { summary, sentiment } => Some((summary.clone(), *sentiment)),
+            _ => None,
+        })
+    }
+
+    /// The input kind the plugin last said it expects.
+    pub fn expected_input(&self) -> Option<ExpectedInput> {
+        self.actions().iter().rev().find_map(|a| match a {
+            MockAction::ExpectInput(kind) => Some(*kind),
+            _ => None,
+        })
     }
 
     /// One DTMF key.

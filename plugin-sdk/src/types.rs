@@ -44,6 +44,87 @@ pub struct CallerContext {
     pub config_json: String,
     /// Call start, Unix time in milliseconds.
     pub started_at_unix_ms: u64,
+    /// The caller's most recent earlier calls, newest first (at most 5).
+    pub recent_calls: Vec<PastCall>,
+    /// Whether the tenant has an LLM configured ([`Call::generate`](crate::Call::generate) works).
+    pub llm_available: bool,
+}
+
+/// One extraction stored with an earlier call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PastExtraction {
+    /// Schema id it was submitted against.
+    pub schema_id: String,
+    /// The data as JSON text.
+    pub data_json: String,
+}
+
+impl PastExtraction {
+    /// The data parsed as JSON (`Value::Null` if it does not parse).
+    pub fn data(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data_json).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What the host remembers of one earlier call from the same caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PastCall {
+    /// vaani's id of that call.
+    pub call_id: String,
+    /// When it started, Unix time in ms.
+    pub started_at_unix_ms: u64,
+    /// How long it lasted.
+    pub duration_secs: u32,
+    /// The summary stored when it ended (the plugin's or the LLM's).
+    pub summary: Option<String>,
+    /// Extractions stored with it.
+    pub extractions: Vec<PastExtraction>,
+}
+
+/// The caller spoke over a playback and the host stopped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    /// The playback that was cut.
+    pub playback: PlaybackId,
+    /// How much of it the caller heard, in ms of audio sent.
+    pub heard_ms: u32,
+    /// The text the caller heard, estimated from `heard_ms` (spoken text only).
+    pub heard_text: Option<String>,
+}
+
+/// What the plugin expects the caller to say next; the host waits longer for
+/// the end of a turn when digits or a number are expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedInput {
+    /// Free speech.
+    #[default]
+    Speech,
+    /// Digits (keys or spoken).
+    Digits,
+    /// A spoken number.
+    Number,
+}
+
+/// Sentiment stored with the call by [`Call::set_summary`](crate::Call::set_summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sentiment {
+    /// The caller was satisfied.
+    Positive,
+    /// Neither.
+    Neutral,
+    /// The caller was unhappy.
+    Negative,
+}
+
+impl Sentiment {
+    /// The name the host stores (`positive`, `neutral`, `negative`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sentiment::Positive => "positive",
+            Sentiment::Neutral => "neutral",
+            Sentiment::Negative => "negative",
+        }
+    }
 }
 
 impl CallerContext {
@@ -88,6 +169,8 @@ pub enum EndReason {
     HostShutdown,
     /// The caller never acknowledged the answer.
     NoAck,
+    /// The tenant's maximum call duration was reached.
+    MaxDuration,
 }
 
 /// Everything the host tells a plugin about its call, in delivery order.
@@ -113,12 +196,16 @@ pub enum Event {
     TranscriptFinal(Utterance),
     /// No caller speech or key for this many ms after the agent finished speaking.
     SilenceTimeout(u32),
-    /// The caller spoke over this playback and it was stopped.
-    BargeIn(PlaybackId),
+    /// The caller spoke over a playback and it was stopped.
+    BargeIn(Interruption),
     /// This playback was played to the end.
     PlaybackFinished(PlaybackId),
     /// A timer fired; the value is the tag given to `set_timer`.
     TimerFired(String),
+    /// A generation finished (for a spoken one: after its speech was queued).
+    GenerationFinished(crate::requests::GenerationResult),
+    /// A fetch finished.
+    FetchFinished(crate::requests::FetchResult),
     /// The call ended; this is the last event.
     CallEnded(EndReason),
 }

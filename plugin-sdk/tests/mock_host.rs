@@ -213,7 +213,7 @@ fn default_methods_do_nothing() {
     call.dtmf_keys("123#").unwrap();
     call.transcript("hello").unwrap();
     call.silence(5000).unwrap();
-    call.send(Event::BargeIn(PlaybackId(1))).unwrap();
+    call.barge_in(PlaybackId(1), 300, None).unwrap();
     call.send(Event::SpeechStarted { media_ms: 10 }).unwrap();
     call.end(EndReason::CallerHangup).unwrap();
     assert!(call.actions().is_empty());
@@ -234,4 +234,157 @@ fn caller_context_parses_memory_and_config() {
     };
     assert!(broken.memory().is_none());
     assert!(broken.config().is_null());
+}
+
+/// A small LLM agent: greets with a spoken generation, asks the model on each
+/// final transcript, looks up slots over HTTP when the model calls a tool.
+#[derive(Default)]
+struct Agent {
+    history: Vec<String>,
+    heard: Vec<(u64, u32, Option<String>)>,
+}
+
+impl Plugin for Agent {
+    fn on_call_started(&mut self, call: &mut Call, ctx: &CallerContext) -> Result {
+        if !ctx.llm_available {
+            call.say("Please call back later.")?;
+            return Ok(());
+        }
+        call.generate(&LlmRequest::new().system("Greet the caller.").speak(true))?;
+        Ok(())
+    }
+
+    fn on_transcript(&mut self, call: &mut Call, u: &Utterance, is_final: bool) -> Result {
+        if is_final {
+            self.history.push(u.text.clone());
+            let mut request = LlmRequest::new().system("Book appointments.").tool(
+                "slots",
+                "Free slots on a day",
+                json!({"type": "object", "properties": {"day": {"type": "string"}}}),
+            );
+            for line in &self.history {
+                request = request.user(line.clone());
+            }
+            call.generate(&request.speak(true))?;
+        }
+        Ok(())
+    }
+
+    fn on_generation(&mut self, call: &mut Call, result: &GenerationResult) -> Result {
+        match &result.outcome {
+            GenerationOutcome::Completed(g) => {
+                for tool in &g.tool_calls {
+                    let day = tool.arguments()["day"]
+                        .as_str()
+                        .unwrap_or("today")
+                        .to_string();
+                    call.fetch(&FetchRequest::get(format!(
+                        "https://clinic.example/slots?day={day}"
+                    )))?;
+                }
+            }
+            GenerationOutcome::Cancelled => {}
+            GenerationOutcome::Failed(m) => {
+                call.say(format!("Sorry, {m}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_fetch(&mut self, call: &mut Call, result: &FetchResult) -> Result {
+        match &result.outcome {
+            FetchOutcome::Response(r) if r.is_success() => {
+                call.say(format!("Free: {}", r.text()))?;
+                call.expect_input(ExpectedInput::Digits);
+            }
+            _ => {
+                call.say("I could not check the slots.")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_barge_in(&mut self, _call: &mut Call, i: &Interruption) -> Result {
+        self.heard
+            .push((i.playback.0, i.heard_ms, i.heard_text.clone()));
+        Ok(())
+    }
+
+    fn on_call_ended(&mut self, call: &mut Call, _reason: EndReason) -> Result {
+        call.set_summary("Asked for slots.", Some(Sentiment::Neutral))?;
+        Ok(())
+    }
+}
+
+#[test]
+fn generations_fetches_and_summary_round_trip_through_the_mock() {
+    let mut call = TestCall::<Agent>::new();
+    call.start().unwrap();
+    let (greeting, request) = call.generations().pop().unwrap();
+    assert_eq!(greeting.id, GenerationId(1));
+    assert_eq!(greeting.playback, Some(PlaybackId(1)));
+    assert!(request.speak);
+    call.reply_text("Hello, how can I help?").unwrap();
+
+    call.transcript("Any slots on Monday?").unwrap();
+    let asked = call.last_generation().unwrap();
+    assert_eq!(
+        asked.messages.last().unwrap().content,
+        "Any slots on Monday?"
+    );
+    assert_eq!(asked.tools[0].name, "slots");
+    call.reply_tool_call("slots", json!({"day": "monday"}))
+        .unwrap();
+
+    let (fetch, request) = call.fetches().pop().unwrap();
+    assert_eq!(request.url, "https://clinic.example/slots?day=monday");
+    call.complete_fetch(fetch, 200, "10:00, 11:30").unwrap();
+    assert_eq!(call.last_said().as_deref(), Some("Free: 10:00, 11:30"));
+    assert_eq!(call.expected_input(), Some(ExpectedInput::Digits));
+    // A finished fetch cannot be finished twice.
+    assert!(call.complete_fetch(fetch, 200, "again").is_err());
+
+    call.barge_in(PlaybackId(2), 640, Some("Free: 10")).unwrap();
+    assert_eq!(
+        call.plugin().heard,
+        vec![(2, 640, Some("Free: 10".to_string()))]
+    );
+
+    call.end(EndReason::MaxDuration).unwrap();
+    assert_eq!(
+        call.summary(),
+        Some(("Asked for slots.".to_string(), Some(Sentiment::Neutral)))
+    );
+}
+
+#[test]
+fn without_an_llm_generate_is_not_configured() {
+    let mut call = TestCall::<Agent>::new().without_llm();
+    call.start().unwrap();
+    assert_eq!(call.said(), vec!["Please call back later."]);
+    let err = call.transcript("hello").unwrap_err();
+    assert!(err.message().contains("no LLM"), "{err:?}");
+    assert!(call.generations().is_empty());
+}
+
+#[test]
+fn failed_generation_reaches_the_plugin_and_bad_urls_are_refused() {
+    let mut call = TestCall::<Agent>::new();
+    call.start().unwrap();
+    let (greeting, _) = call.generations()[0];
+    call.fail_generation(greeting.id, "provider timed out")
+        .unwrap();
+    assert_eq!(
+        call.last_said().as_deref(),
+        Some("Sorry, provider timed out")
+    );
+    assert!(call.reply_text("late").is_err());
+
+    let mut host = vaani_plugin_sdk::testing::MockHost::default();
+    let mut sdk_call = Call::__new(&mut host);
+    assert!(matches!(
+        sdk_call.fetch(&FetchRequest::get("ftp://example.com/x")),
+        Err(HttpError::InvalidUrl(_))
+    ));
+    assert!(sdk_call.set_summary("", None).is_err());
 }

@@ -43,6 +43,18 @@ pub const MAX_KV_VALUE_BYTES: usize = 64 << 10;
 /// Longest single log message; longer ones are truncated.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 1024;
 
+/// Largest `llm.generate` request: message, tool and schema bytes together.
+pub const MAX_LLM_REQUEST_BYTES: usize = 64 << 10;
+
+/// Largest `http.fetch` request body.
+pub const MAX_FETCH_BODY_BYTES: usize = 64 << 10;
+
+/// Longest `http.fetch` URL.
+pub const MAX_FETCH_URL_BYTES: usize = 4 << 10;
+
+/// Longest summary accepted by `call.set-summary`.
+pub const MAX_SUMMARY_BYTES: usize = 2 << 10;
+
 /// Shortest and longest timer delay, in ms.
 pub const TIMER_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=600_000;
 
@@ -76,6 +88,10 @@ pub struct PluginLimits {
     pub max_kv_writes_per_call: u32,
     /// Most accepted extractions per call.
     pub max_extractions_per_call: u32,
+    /// Most accepted `llm.generate` requests per call.
+    pub max_llm_requests_per_call: u32,
+    /// Most accepted `http.fetch` requests per call.
+    pub max_http_requests_per_call: u32,
 }
 
 impl Default for PluginLimits {
@@ -92,6 +108,8 @@ impl Default for PluginLimits {
             max_timers: 16,
             max_kv_writes_per_call: 100,
             max_extractions_per_call: 32,
+            max_llm_requests_per_call: 50,
+            max_http_requests_per_call: 20,
         }
     }
 }

@@ -34,6 +34,200 @@ pub struct CallerContext {
     pub config_json: String,
     /// Call start, Unix time in ms.
     pub started_at_unix_ms: u64,
+    /// The caller's most recent earlier calls, newest first (at most 5; only
+    /// 0.2.0 plugins see them).
+    pub recent_calls: Vec<PastCall>,
+    /// Whether the tenant has an LLM configured. This is also the switch for
+    /// `llm.generate`: the instance answers `not-configured` until a
+    /// `CallStarted` with `llm_available: true` has been delivered.
+    pub llm_available: bool,
+}
+
+/// One extraction stored with an earlier call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PastExtraction {
+    /// Schema id the data was submitted against.
+    pub schema_id: String,
+    /// The extracted data as JSON.
+    pub data_json: String,
+}
+
+/// What the host remembers of one earlier call from the same caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PastCall {
+    /// vaani's id of that call.
+    pub call_id: String,
+    /// When it started, Unix time in ms.
+    pub started_at_unix_ms: u64,
+    /// How long it lasted.
+    pub duration_secs: u32,
+    /// Summary stored when it ended.
+    pub summary: Option<String>,
+    /// Extractions stored with it.
+    pub extractions: Vec<PastExtraction>,
+}
+
+/// The caller spoke over a playback and the host stopped it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interruption {
+    /// The playback that was cut.
+    pub playback: u64,
+    /// How much of it the caller heard, in ms of audio sent.
+    pub heard_ms: u32,
+    /// The text the caller heard, estimated from `heard_ms` (spoken text only).
+    pub heard_text: Option<String>,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolCall {
+    /// The model's id for this call.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments as JSON.
+    pub arguments_json: String,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Generation {
+    /// The whole reply text (for a spoken one: what was queued for speech).
+    pub text: String,
+    /// Tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Prompt tokens billed.
+    pub prompt_tokens: u32,
+    /// Completion tokens billed.
+    pub completion_tokens: u32,
+}
+
+/// How an `llm.generate` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenerationOutcome {
+    /// The model answered.
+    Completed(Generation),
+    /// Cancelled by the plugin or by a barge-in.
+    Cancelled,
+    /// The provider failed, timed out or refused; the message says why.
+    Failed(String),
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// How an `http.fetch` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// A response arrived (any status).
+    Response(FetchResponse),
+    /// Refused by policy, failed to connect, timed out or too large.
+    Failed(String),
+}
+
+/// Who wrote one chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmRole {
+    /// Instructions.
+    System,
+    /// The caller (or the plugin on their behalf).
+    User,
+    /// The model.
+    Assistant,
+    /// A tool result.
+    Tool,
+}
+
+/// One chat message of an [`LlmRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmMessage {
+    /// Author.
+    pub role: LlmRole,
+    /// Text.
+    pub content: String,
+    /// For an assistant message that called tools.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmTool {
+    /// Tool name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of the arguments (checked to be JSON).
+    pub parameters_json: String,
+}
+
+/// A chat completion request a plugin made (validated and size-checked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    /// The conversation so far.
+    pub messages: Vec<LlmMessage>,
+    /// Tools the model may call.
+    pub tools: Vec<LlmTool>,
+    /// Sampling temperature (0.0 to 2.0).
+    pub temperature: Option<f32>,
+    /// Cap on completion tokens.
+    pub max_tokens: Option<u32>,
+    /// Speak the reply sentence by sentence as it streams.
+    pub speak: bool,
+    /// Whether caller speech may cut the spoken reply (and cancel the generation).
+    pub interruptible: bool,
+}
+
+/// HTTP method of a [`FetchRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+}
+
+/// An HTTP request a plugin made. The URL parsed and is http or https; the
+/// tenant's allow-list is checked by the server, not the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Method.
+    pub method: HttpMethod,
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Request headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Request body (≤ 64 KiB).
+    pub body: Option<Vec<u8>>,
+    /// Requested timeout; the server caps it at the tenant's limit.
+    pub timeout_ms: Option<u32>,
+}
+
+/// What input the plugin expects next (turn-taking waits longer for digits and numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedInput {
+    /// Free speech.
+    #[default]
+    Speech,
+    /// DTMF or spoken digits.
+    Digits,
+    /// A spoken number.
+    Number,
 }
 
 /// A recognised stretch of caller speech.
@@ -64,6 +258,8 @@ pub enum EndReason {
     HostShutdown,
     /// The caller never acknowledged the answer.
     NoAck,
+    /// The tenant's maximum call duration was reached (0.1.0 plugins see `host-shutdown`).
+    MaxDuration,
 }
 
 /// Something that happened on the call, delivered to the plugin in order.
@@ -89,12 +285,27 @@ pub enum Event {
     TranscriptFinal(Utterance),
     /// No speech or key for this many ms after the agent finished speaking.
     SilenceTimeout(u32),
-    /// The caller spoke over this playback and it was stopped.
-    BargeIn(u64),
+    /// The caller spoke over a playback and it was stopped (0.1.0 plugins get
+    /// only the playback id).
+    BargeIn(Interruption),
     /// This playback played to the end.
     PlaybackFinished(u64),
     /// A timer fired; the tag given to `set-timer`.
     TimerFired(String),
+    /// An `llm.generate` finished (never delivered to 0.1.0 plugins).
+    GenerationFinished {
+        /// Id from [`Action::Generate`].
+        id: u64,
+        /// Result.
+        outcome: GenerationOutcome,
+    },
+    /// An `http.fetch` finished (never delivered to 0.1.0 plugins).
+    FetchFinished {
+        /// Id from [`Action::Fetch`].
+        id: u64,
+        /// Result.
+        outcome: FetchOutcome,
+    },
     /// The call ended (last event).
     CallEnded(EndReason),
 }
@@ -183,4 +394,33 @@ pub enum Action {
     },
     /// Cancel an active timer.
     CancelTimer(u64),
+    /// Start a chat completion; answer with [`Event::GenerationFinished`].
+    Generate {
+        /// Generation id (per call, from 1).
+        id: u64,
+        /// Playback id of the spoken reply (from the `say` counter) when `request.speak`.
+        playback: Option<u64>,
+        /// The validated request.
+        request: LlmRequest,
+    },
+    /// Cancel a running generation (and its speech); answer with
+    /// `GenerationFinished { outcome: Cancelled }` unless it already finished.
+    CancelGeneration(u64),
+    /// Start an HTTP request; answer with [`Event::FetchFinished`] (also when the
+    /// tenant's allow-list refuses it).
+    Fetch {
+        /// Fetch id (per call, from 1).
+        id: u64,
+        /// The validated request.
+        request: FetchRequest,
+    },
+    /// The plugin expects this kind of input next.
+    ExpectInput(ExpectedInput),
+    /// Summary and sentiment to store with the call.
+    SetSummary {
+        /// Summary text (≤ 2 KiB).
+        summary: String,
+        /// `positive`, `neutral` or `negative`.
+        sentiment: Option<String>,
+    },
 }

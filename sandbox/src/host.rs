@@ -9,15 +9,15 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmFeatures};
 
-use crate::bindings::{Agent, AgentPre};
 use crate::config::{HostConfig, MAX_COMPONENT_BYTES, POOL_MAX_MEMORY_BYTES, PluginLimits};
 use crate::error::{FailureKind, LoadError, PluginFailure, SandboxError};
 use crate::extraction::{ExtractionSchemas, SchemaInfo};
 use crate::kv::{KvError, KvStore};
 use crate::state::HostState;
+use crate::world::{self, AgentPre, RawInfo};
 
 /// Wasm stack available to guest code.
 const MAX_WASM_STACK: usize = 256 << 10;
@@ -27,7 +27,7 @@ const ASYNC_STACK: usize = 1 << 20;
 /// Extra wall time allowed to `describe()` beyond its budget before the backstop.
 const DESCRIBE_BACKSTOP_MARGIN: Duration = Duration::from_millis(20);
 /// World versions of `vaani:agent` this host serves.
-pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 /// Custom section in which the SDK records the world version.
 pub const WORLD_VERSION_SECTION: &str = "vaani:agent-version";
 /// Most extraction schemas one plugin may declare.
@@ -55,9 +55,11 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// Lowercase hex SHA-256 of the component bytes.
     pub content_hash: String,
-    /// World version recorded by the SDK (`vaani:agent-version` section), if present.
-    pub world_version: Option<String>,
-    pub(crate) pre: AgentPre<HostState>,
+    /// The `vaani:agent` version the component targets (one of
+    /// [`SUPPORTED_WORLD_VERSIONS`]), read from the interfaces it exports and
+    /// imports; the SDK's `vaani:agent-version` section, when present, must agree.
+    pub world_version: String,
+    pub(crate) pre: AgentPre,
     pub(crate) schemas: Arc<ExtractionSchemas>,
 }
 
@@ -214,7 +216,7 @@ fn lean_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    Agent::add_to_linker::<HostState, HasSelf<HostState>>(l, |state| state)?;
+    world::add_to_linker(l)?;
     Ok(linker)
 }
 
@@ -283,8 +285,8 @@ impl PluginHost {
             return Ok(plugin);
         }
 
-        let world_version = world_version(wasm)?;
-        if let Some(version) = &world_version
+        let recorded_version = world_version(wasm)?;
+        if let Some(version) = &recorded_version
             && !SUPPORTED_WORLD_VERSIONS.contains(&version.as_str())
         {
             return Err(LoadError::UnsupportedWorldVersion(version.clone()));
@@ -293,12 +295,14 @@ impl PluginHost {
         self.inner.compiled.fetch_add(1, Ordering::Relaxed);
         let component = Component::new(&self.inner.engine, wasm)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let version = world::detect(&self.inner.engine, &component, recorded_version.as_deref())?;
         let instance_pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = AgentPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre =
+            AgentPre::new(version, instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
 
         let raw = self.describe_on_own_thread(&pre)?;
         let info = validate_info(raw)?;
@@ -306,7 +310,7 @@ impl PluginHost {
         let plugin = Arc::new(LoadedPlugin {
             info,
             content_hash: content_hash.clone(),
-            world_version,
+            world_version: version.as_str().to_string(),
             pre,
             schemas,
         });
@@ -345,10 +349,7 @@ impl PluginHost {
     /// current-thread tokio runtime, so `load` works from any context (inside a
     /// tokio worker or not), WASI host calls that await timers work, and a guest
     /// that blocks in a host call is cut off by the backstop timeout.
-    fn describe_on_own_thread(
-        &self,
-        pre: &AgentPre<HostState>,
-    ) -> Result<crate::bindings::exports::vaani::agent::handler::PluginInfo, LoadError> {
+    fn describe_on_own_thread(&self, pre: &AgentPre) -> Result<RawInfo, LoadError> {
         let budget = PluginLimits::default().lifecycle_budget;
         let describe_failure = |message: String| {
             LoadError::Describe(PluginFailure::new(FailureKind::Instantiate, message))
@@ -387,10 +388,7 @@ impl PluginHost {
     }
 
     /// Instantiates once with the default limits and calls `describe()`.
-    async fn describe(
-        &self,
-        pre: &AgentPre<HostState>,
-    ) -> Result<crate::bindings::exports::vaani::agent::handler::PluginInfo, PluginFailure> {
+    async fn describe(&self, pre: &AgentPre) -> Result<RawInfo, PluginFailure> {
         let limits = PluginLimits::default();
         let budget = limits.lifecycle_budget;
         let mut store = crate::instance::new_store(
@@ -414,16 +412,13 @@ impl PluginHost {
         store.data_mut().begin_event(budget, false);
         crate::instance::arm_event(&mut store, &limits)?;
         agent
-            .vaani_agent_handler()
-            .call_describe(&mut store)
+            .describe(&mut store)
             .await
             .map_err(|e| crate::instance::classify(e, store.data_mut()))
     }
 }
 
-fn validate_info(
-    raw: crate::bindings::exports::vaani::agent::handler::PluginInfo,
-) -> Result<PluginInfo, LoadError> {
+fn validate_info(raw: RawInfo) -> Result<PluginInfo, LoadError> {
     let name_ok = |s: &str| {
         !s.trim().is_empty() && s.len() <= MAX_NAME_BYTES && !s.chars().any(char::is_control)
     };

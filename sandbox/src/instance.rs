@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use crate::bindings::Agent;
-use crate::bindings::vaani::agent::types as wit;
 use crate::config::PluginLimits;
 use crate::error::{FailureKind, PluginFailure};
-use crate::event::{Action, CallerContext, Direction, EndReason, Event, LogLevel, Utterance};
+use crate::event::{Action, Event, LogLevel};
 use crate::extraction::{ExtractionSchemas, truncate};
 use crate::host::{LoadedPlugin, PluginHost};
 use crate::kv::KvStore;
 use crate::state::{HostState, MemoryLimitTrap, QuotaTrap};
+use crate::world::{Agent, GuestError};
 
 /// Extra wall time the backstop timeout allows beyond the event budget.
 const BACKSTOP_MARGIN: Duration = Duration::from_millis(20);
@@ -142,56 +141,6 @@ pub(crate) fn classify(error: wasmtime::Error, state: &mut HostState) -> PluginF
     PluginFailure::new(kind, truncate(message, MAX_FAILURE_MESSAGE_BYTES))
 }
 
-fn event_to_wit(event: Event) -> wit::Event {
-    match event {
-        Event::CallStarted(ctx) => wit::Event::CallStarted(caller_context_to_wit(ctx)),
-        Event::Dtmf(key) => wit::Event::Dtmf(key.to_string()),
-        Event::SpeechStarted { media_ms } => wit::Event::SpeechStarted(media_ms),
-        Event::SpeechStopped { duration_ms } => wit::Event::SpeechStopped(duration_ms),
-        Event::TranscriptPartial(u) => wit::Event::TranscriptPartial(utterance_to_wit(u)),
-        Event::TranscriptFinal(u) => wit::Event::TranscriptFinal(utterance_to_wit(u)),
-        Event::SilenceTimeout(ms) => wit::Event::SilenceTimeout(ms),
-        Event::BargeIn(id) => wit::Event::BargeIn(id),
-        Event::PlaybackFinished(id) => wit::Event::PlaybackFinished(id),
-        Event::TimerFired(tag) => wit::Event::TimerFired(tag),
-        Event::CallEnded(reason) => wit::Event::CallEnded(match reason {
-            EndReason::CallerHangup => wit::EndReason::CallerHangup,
-            EndReason::PluginHangup => wit::EndReason::PluginHangup,
-            EndReason::MediaTimeout => wit::EndReason::MediaTimeout,
-            EndReason::PluginFailure => wit::EndReason::PluginFailure,
-            EndReason::HostShutdown => wit::EndReason::HostShutdown,
-            EndReason::NoAck => wit::EndReason::NoAck,
-        }),
-    }
-}
-
-fn caller_context_to_wit(ctx: CallerContext) -> wit::CallerContext {
-    wit::CallerContext {
-        call_id: ctx.call_id,
-        tenant_id: ctx.tenant_id,
-        direction: match ctx.direction {
-            Direction::Inbound => wit::Direction::Inbound,
-            Direction::Outbound => wit::Direction::Outbound,
-        },
-        caller: ctx.caller,
-        dialled: ctx.dialled,
-        caller_name: ctx.caller_name,
-        memory_json: ctx.memory_json,
-        previous_calls: ctx.previous_calls,
-        config_json: ctx.config_json,
-        started_at_unix_ms: ctx.started_at_unix_ms,
-    }
-}
-
-fn utterance_to_wit(u: Utterance) -> wit::Utterance {
-    wit::Utterance {
-        text: u.text,
-        confidence: u.confidence,
-        start_ms: u.start_ms,
-        end_ms: u.end_ms,
-    }
-}
-
 impl PluginHost {
     /// Creates a fresh instance of `plugin` for one call, with its own memory,
     /// quotas and counters, and the tenant's key-value store. Instantiation runs
@@ -270,19 +219,18 @@ impl PluginInstance {
             limits.event_budget
         };
         let limits = limits.clone();
-        if let Event::TimerFired(tag) = &event {
-            self.store.data_mut().timer_fired(tag);
-        }
-        let wit_event = event_to_wit(event);
+        self.store.data_mut().observe(&event);
+        let Some(wit_event) = self.agent.convert(event) else {
+            // The plugin's world has no such event (and it cannot have caused one).
+            return Ok(Vec::new());
+        };
         self.store.data_mut().begin_event(budget, true);
         arm_event(&mut self.store, &limits)?;
 
         self.in_flight = true;
         let outcome = tokio::time::timeout(
             budget + BACKSTOP_MARGIN,
-            self.agent
-                .vaani_agent_handler()
-                .call_on_event(&mut self.store, &wit_event),
+            self.agent.on_event(&mut self.store, &wit_event),
         )
         .await;
         self.in_flight = false;
@@ -296,10 +244,10 @@ impl PluginInstance {
             Ok(Ok(Ok(()))) => Ok(self.store.data_mut().take_actions()),
             Ok(Ok(Err(plugin_error))) => {
                 let message = match plugin_error {
-                    wit::PluginError::InvalidState(m) => {
+                    GuestError::InvalidState(m) => {
                         format!("plugin error (invalid state): {m}")
                     }
-                    wit::PluginError::Internal(m) => format!("plugin error: {m}"),
+                    GuestError::Internal(m) => format!("plugin error: {m}"),
                 };
                 let state = self.store.data_mut();
                 state.push_host_log(LogLevel::Error, message);

@@ -1,7 +1,8 @@
 //! WASM plugin host for vaani.
 //!
 //! Tenants upload plugins as WebAssembly components of the `vaani:agent` world
-//! (see `plugin-sdk/wit/agent.wit`). The server creates one [`PluginHost`] per
+//! (`plugin-sdk/wit/0.2.0/agent.wit`; components of `0.1.0` are still served,
+//! with events mapped down to what that version can express). The server creates one [`PluginHost`] per
 //! process, [`load`](PluginHost::load)s each uploaded component once (compiled,
 //! linked against a lean import set, described, cached by content hash), and for
 //! every call [`instantiate`](PluginHost::instantiate)s a fresh
@@ -14,7 +15,6 @@
 //! quotas, and no WASI capabilities beyond cli/io/clocks/random (no filesystem,
 //! sockets, http or environment).
 
-mod bindings;
 mod config;
 mod error;
 mod event;
@@ -24,14 +24,22 @@ mod instance;
 mod kv;
 mod state;
 mod stdio;
+mod world;
+mod world_v0_1;
+mod world_v0_2;
 
 pub use config::{
-    HostConfig, MAX_ACTIONS_PER_EVENT, MAX_COMPONENT_BYTES, MAX_EXTRACTION_BYTES, MAX_KV_KEY_BYTES,
-    MAX_KV_VALUE_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES, POOL_MAX_MEMORY_BYTES,
-    PluginLimits, TIMER_RANGE_MS,
+    HostConfig, MAX_ACTIONS_PER_EVENT, MAX_COMPONENT_BYTES, MAX_EXTRACTION_BYTES,
+    MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES,
+    MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES, MAX_SUMMARY_BYTES,
+    POOL_MAX_MEMORY_BYTES, PluginLimits, TIMER_RANGE_MS,
 };
 pub use error::{FailureKind, LoadError, PluginFailure, SandboxError};
-pub use event::{Action, CallerContext, Direction, EndReason, Event, LogLevel, Utterance};
+pub use event::{
+    Action, CallerContext, Direction, EndReason, Event, ExpectedInput, FetchOutcome, FetchRequest,
+    FetchResponse, Generation, GenerationOutcome, HttpMethod, Interruption, LlmMessage, LlmRequest,
+    LlmRole, LlmTool, LogLevel, PastCall, PastExtraction, ToolCall, Utterance,
+};
 pub use extraction::{
     ExtractionRejection, ExtractionSchemas, MAX_JSON_DEPTH, MAX_VIOLATIONS, SchemaInfo, Violation,
 };

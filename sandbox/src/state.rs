@@ -1,7 +1,7 @@
 //! Per-instance store data: WASI context, limits, quotas, recorded actions, and
 //! the host side of the `vaani:agent` imports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,12 +9,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_io::IoView;
 
-use crate::bindings::vaani::agent::{call, extraction, kv, log, timers, types};
 use crate::config::{
-    MAX_ACTIONS_PER_EVENT, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, MAX_LOG_MESSAGE_BYTES,
-    MAX_MEMORY_JSON_BYTES, PluginLimits, TIMER_RANGE_MS,
+    MAX_ACTIONS_PER_EVENT, MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES, MAX_KV_KEY_BYTES,
+    MAX_KV_VALUE_BYTES, MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES,
+    MAX_SUMMARY_BYTES, PluginLimits, TIMER_RANGE_MS,
 };
-use crate::event::{Action, LogLevel};
+use crate::event::{Action, Event, ExpectedInput, FetchRequest, LlmRequest, LogLevel};
 use crate::extraction::{ExtractionRejection, ExtractionSchemas, truncate};
 use crate::kv::{KvError, KvStore};
 use crate::stdio::CapturedOutput;
@@ -138,6 +138,13 @@ pub(crate) struct HostState {
     log_bytes: usize,
     kv_writes: u32,
     extractions: u32,
+    /// Set from `CallerContext::llm_available` when `call-started` is delivered.
+    llm_available: bool,
+    llm_requests: u32,
+    next_generation_id: u64,
+    active_generations: BTreeSet<u64>,
+    http_requests: u32,
+    next_fetch_id: u64,
 }
 
 impl HostState {
@@ -190,6 +197,12 @@ impl HostState {
             log_bytes: 0,
             kv_writes: 0,
             extractions: 0,
+            llm_available: false,
+            llm_requests: 0,
+            next_generation_id: 0,
+            active_generations: BTreeSet::new(),
+            http_requests: 0,
+            next_fetch_id: 0,
         }
     }
 
@@ -233,8 +246,21 @@ impl HostState {
         });
     }
 
+    /// Updates per-call state from an event about to be delivered: the LLM
+    /// switch at call start, fired timers and finished generations.
+    pub(crate) fn observe(&mut self, event: &Event) {
+        match event {
+            Event::CallStarted(ctx) => self.llm_available = ctx.llm_available,
+            Event::TimerFired(tag) => self.timer_fired(tag),
+            Event::GenerationFinished { id, .. } => {
+                self.active_generations.remove(id);
+            }
+            _ => {}
+        }
+    }
+
     /// Forgets a timer that fired (the first active one with this tag).
-    pub(crate) fn timer_fired(&mut self, tag: &str) {
+    fn timer_fired(&mut self, tag: &str) {
         let id = self
             .active_timers
             .iter()
@@ -302,13 +328,179 @@ fn check_optional_tag(value: &Option<String>, what: &str) -> Result<(), String> 
     }
 }
 
-impl types::Host for HostState {}
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY_BYTES || has_control_chars(key) {
+        Err(KvError::InvalidKey)
+    } else {
+        Ok(())
+    }
+}
 
-impl call::Host for HostState {
-    fn say(
+/// Why `extraction.submit` refused data (mapped to each world's error type).
+pub(crate) enum SubmitRefusal {
+    /// Too many extractions on this call.
+    QuotaExceeded,
+    /// Validation failed.
+    Rejected(ExtractionRejection),
+}
+
+/// Why `llm.generate` refused a request (mapped to the world's `llm-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LlmRefusal {
+    NotConfigured,
+    InvalidRequest(String),
+    TooLarge,
+    QuotaExceeded,
+}
+
+/// Why `http.fetch` refused a request (mapped to the world's `http-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FetchRefusal {
+    InvalidUrl(String),
+    TooLarge,
+    QuotaExceeded,
+}
+
+/// Most messages in one generation request.
+const MAX_LLM_MESSAGES: usize = 256;
+/// Most tools in one generation request.
+const MAX_LLM_TOOLS: usize = 64;
+/// Most headers in one fetch request.
+const MAX_FETCH_HEADERS: usize = 64;
+/// Sentiments `call.set-summary` accepts.
+const SENTIMENTS: [&str; 3] = ["positive", "neutral", "negative"];
+
+/// Bytes of everything a generation request carries.
+fn llm_request_bytes(request: &LlmRequest) -> usize {
+    let tool_call_bytes = |calls: &[crate::event::ToolCall]| -> usize {
+        calls
+            .iter()
+            .map(|c| c.id.len() + c.name.len() + c.arguments_json.len())
+            .sum()
+    };
+    let messages: usize = request
+        .messages
+        .iter()
+        .map(|m| {
+            m.content.len()
+                + tool_call_bytes(&m.tool_calls)
+                + m.tool_call_id.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    let tools: usize = request
+        .tools
+        .iter()
+        .map(|t| t.name.len() + t.description.len() + t.parameters_json.len())
+        .sum();
+    messages + tools
+}
+
+fn check_llm_request(request: &LlmRequest) -> Result<(), LlmRefusal> {
+    let invalid = |m: &str| Err(LlmRefusal::InvalidRequest(m.to_string()));
+    if request.messages.len() > MAX_LLM_MESSAGES || request.tools.len() > MAX_LLM_TOOLS {
+        return Err(LlmRefusal::TooLarge);
+    }
+    if llm_request_bytes(request) > MAX_LLM_REQUEST_BYTES {
+        return Err(LlmRefusal::TooLarge);
+    }
+    if request.messages.is_empty() {
+        return invalid("a request needs at least one message");
+    }
+    if let Some(t) = request.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return invalid("temperature must be between 0 and 2");
+    }
+    if request.max_tokens == Some(0) {
+        return invalid("max-tokens must be positive");
+    }
+    for tool in &request.tools {
+        let name_ok = !tool.name.is_empty()
+            && tool.name.len() <= 64
+            && tool
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !name_ok {
+            return invalid("tool names must be 1-64 characters of [A-Za-z0-9_-]");
+        }
+        if serde_json::from_str::<serde_json::Value>(&tool.parameters_json).is_err() {
+            return Err(LlmRefusal::InvalidRequest(format!(
+                "parameters of tool {:?} are not JSON",
+                tool.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_fetch_request(request: &FetchRequest) -> Result<(), FetchRefusal> {
+    if request.url.len() > MAX_FETCH_URL_BYTES {
+        return Err(FetchRefusal::InvalidUrl(format!(
+            "URL is longer than {MAX_FETCH_URL_BYTES} bytes"
+        )));
+    }
+    let url =
+        url::Url::parse(&request.url).map_err(|e| FetchRefusal::InvalidUrl(format!("{e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(FetchRefusal::InvalidUrl(format!(
+            "scheme {:?} is not http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(FetchRefusal::InvalidUrl("URL has no host".to_string()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FetchRefusal::InvalidUrl(
+            "credentials in the URL are not allowed; use a header".to_string(),
+        ));
+    }
+    if request
+        .body
+        .as_ref()
+        .is_some_and(|b| b.len() > MAX_FETCH_BODY_BYTES)
+    {
+        return Err(FetchRefusal::TooLarge);
+    }
+    let header_bytes: usize = request.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if request.headers.len() > MAX_FETCH_HEADERS || header_bytes > MAX_FETCH_BODY_BYTES {
+        return Err(FetchRefusal::TooLarge);
+    }
+    Ok(())
+}
+
+/// Header checks that are not about size: the error goes back as `invalid-url`
+/// (the only non-size error `http.fetch` has) with a message naming the header.
+fn check_fetch_headers(request: &FetchRequest) -> Result<(), FetchRefusal> {
+    for (name, value) in &request.headers {
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !name_ok {
+            return Err(FetchRefusal::InvalidUrl(format!(
+                "header name {name:?} is not a valid token"
+            )));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(FetchRefusal::InvalidUrl(format!(
+                "header {name:?} has a control character in its value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The host side of every import, independent of the world version. The
+/// per-version trait impls (`world_v0_1`, `world_v0_2`) convert types and call these.
+impl HostState {
+    pub(crate) fn say(
         &mut self,
         text: String,
-        options: call::SayOptions,
+        voice: Option<String>,
+        language: Option<String>,
+        interruptible: bool,
     ) -> wasmtime::Result<Result<u64, String>> {
         if text.len() > self.limits.max_say_bytes {
             return Ok(Err(format!(
@@ -320,8 +512,8 @@ impl call::Host for HostState {
         if text.trim().is_empty() {
             return Ok(Err("say text is empty".to_string()));
         }
-        if let Err(e) = check_optional_tag(&options.voice, "voice")
-            .and_then(|()| check_optional_tag(&options.language, "language"))
+        if let Err(e) = check_optional_tag(&voice, "voice")
+            .and_then(|()| check_optional_tag(&language, "language"))
         {
             return Ok(Err(e));
         }
@@ -332,14 +524,14 @@ impl call::Host for HostState {
         self.push_action(Action::Say {
             id,
             text,
-            voice: options.voice,
-            language: options.language,
-            interruptible: options.interruptible,
+            voice,
+            language,
+            interruptible,
         })?;
         Ok(Ok(id))
     }
 
-    fn play_asset(
+    pub(crate) fn play_asset(
         &mut self,
         asset_id: String,
         interruptible: bool,
@@ -366,16 +558,19 @@ impl call::Host for HostState {
         Ok(Ok(id))
     }
 
-    fn stop_playback(&mut self, id: Option<u64>) -> wasmtime::Result<()> {
+    pub(crate) fn stop_playback(&mut self, id: Option<u64>) -> wasmtime::Result<()> {
         self.push_action(Action::StopPlayback(id))
     }
 
-    fn hangup(&mut self, reason: Option<String>) -> wasmtime::Result<()> {
+    pub(crate) fn hangup(&mut self, reason: Option<String>) -> wasmtime::Result<()> {
         let reason = reason.map(|r| truncate(r, MAX_REASON_BYTES));
         self.push_action(Action::Hangup { reason })
     }
 
-    fn set_memory(&mut self, memory_json: String) -> wasmtime::Result<Result<(), String>> {
+    pub(crate) fn set_memory(
+        &mut self,
+        memory_json: String,
+    ) -> wasmtime::Result<Result<(), String>> {
         if memory_json.len() > MAX_MEMORY_JSON_BYTES {
             return Ok(Err(format!(
                 "memory is {} bytes; the limit is {MAX_MEMORY_JSON_BYTES}",
@@ -389,7 +584,7 @@ impl call::Host for HostState {
         Ok(Ok(()))
     }
 
-    fn set_caller_name(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
+    pub(crate) fn set_caller_name(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_CALLER_NAME_BYTES || has_control_chars(name) {
             return Ok(Err(format!(
@@ -399,16 +594,103 @@ impl call::Host for HostState {
         self.push_action(Action::SetCallerName(name.to_string()))?;
         Ok(Ok(()))
     }
-}
 
-impl extraction::Host for HostState {
-    fn submit(
+    pub(crate) fn expect_input(&mut self, kind: ExpectedInput) -> wasmtime::Result<()> {
+        self.push_action(Action::ExpectInput(kind))
+    }
+
+    pub(crate) fn set_summary(
+        &mut self,
+        summary: String,
+        sentiment: Option<String>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if summary.len() > MAX_SUMMARY_BYTES {
+            return Ok(Err(format!(
+                "summary is {} bytes; the limit is {MAX_SUMMARY_BYTES}",
+                summary.len()
+            )));
+        }
+        if summary.trim().is_empty() {
+            return Ok(Err("summary is empty".to_string()));
+        }
+        if let Some(s) = &sentiment
+            && !SENTIMENTS.contains(&s.as_str())
+        {
+            return Ok(Err(format!(
+                "sentiment must be one of {}",
+                SENTIMENTS.join(", ")
+            )));
+        }
+        self.push_action(Action::SetSummary { summary, sentiment })?;
+        Ok(Ok(()))
+    }
+
+    pub(crate) fn generate(
+        &mut self,
+        request: LlmRequest,
+    ) -> wasmtime::Result<Result<(u64, Option<u64>), LlmRefusal>> {
+        if !self.llm_available {
+            return Ok(Err(LlmRefusal::NotConfigured));
+        }
+        if let Err(refusal) = check_llm_request(&request) {
+            return Ok(Err(refusal));
+        }
+        if self.llm_requests >= self.limits.max_llm_requests_per_call {
+            return Ok(Err(LlmRefusal::QuotaExceeded));
+        }
+        let playback = if request.speak {
+            match self.allocate_playback() {
+                Ok(id) => Some(id),
+                Err(_) => return Ok(Err(LlmRefusal::QuotaExceeded)),
+            }
+        } else {
+            None
+        };
+        self.llm_requests += 1;
+        self.next_generation_id += 1;
+        let id = self.next_generation_id;
+        self.active_generations.insert(id);
+        self.push_action(Action::Generate {
+            id,
+            playback,
+            request,
+        })?;
+        Ok(Ok((id, playback)))
+    }
+
+    pub(crate) fn cancel_generation(&mut self, id: u64) -> wasmtime::Result<()> {
+        if self.active_generations.remove(&id) {
+            self.push_action(Action::CancelGeneration(id))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn fetch(
+        &mut self,
+        request: FetchRequest,
+    ) -> wasmtime::Result<Result<u64, FetchRefusal>> {
+        if let Err(refusal) =
+            check_fetch_request(&request).and_then(|()| check_fetch_headers(&request))
+        {
+            return Ok(Err(refusal));
+        }
+        if self.http_requests >= self.limits.max_http_requests_per_call {
+            return Ok(Err(FetchRefusal::QuotaExceeded));
+        }
+        self.http_requests += 1;
+        self.next_fetch_id += 1;
+        let id = self.next_fetch_id;
+        self.push_action(Action::Fetch { id, request })?;
+        Ok(Ok(id))
+    }
+
+    pub(crate) fn submit_extraction(
         &mut self,
         schema_id: String,
         data_json: String,
-    ) -> wasmtime::Result<Result<(), extraction::ExtractionError>> {
+    ) -> wasmtime::Result<Result<(), SubmitRefusal>> {
         if self.extractions >= self.limits.max_extractions_per_call {
-            return Ok(Err(extraction::ExtractionError::QuotaExceeded));
+            return Ok(Err(SubmitRefusal::QuotaExceeded));
         }
         match self.schemas.validate(&schema_id, &data_json) {
             Ok(data) => {
@@ -416,90 +698,39 @@ impl extraction::Host for HostState {
                 self.push_action(Action::Extraction { schema_id, data })?;
                 Ok(Ok(()))
             }
-            Err(rejection) => Ok(Err(match rejection {
-                ExtractionRejection::UnknownSchema => extraction::ExtractionError::UnknownSchema,
-                ExtractionRejection::InvalidJson(e) => extraction::ExtractionError::InvalidJson(e),
-                ExtractionRejection::TooLarge => extraction::ExtractionError::TooLarge,
-                ExtractionRejection::SchemaViolation(violations) => {
-                    extraction::ExtractionError::SchemaViolation(
-                        violations
-                            .into_iter()
-                            .map(|v| extraction::Violation {
-                                path: v.path,
-                                message: v.message,
-                            })
-                            .collect(),
-                    )
-                }
-            })),
+            Err(rejection) => Ok(Err(SubmitRefusal::Rejected(rejection))),
         }
     }
-}
 
-fn check_key(key: &str) -> Result<(), kv::KvError> {
-    if key.is_empty() || key.len() > MAX_KV_KEY_BYTES || has_control_chars(key) {
-        Err(kv::KvError::InvalidKey)
-    } else {
-        Ok(())
-    }
-}
-
-fn kv_error_to_wit(error: KvError) -> kv::KvError {
-    match error {
-        KvError::InvalidKey => kv::KvError::InvalidKey,
-        KvError::TooLarge => kv::KvError::TooLarge,
-        KvError::QuotaExceeded => kv::KvError::QuotaExceeded,
-        KvError::Unavailable(reason) => {
-            tracing::warn!(%reason, "plugin key-value store unavailable");
-            kv::KvError::Unavailable
-        }
-    }
-}
-
-impl HostState {
-    fn count_kv_write(&mut self) -> Result<(), kv::KvError> {
+    fn count_kv_write(&mut self) -> Result<(), KvError> {
         if self.kv_writes >= self.limits.max_kv_writes_per_call {
-            return Err(kv::KvError::QuotaExceeded);
+            return Err(KvError::QuotaExceeded);
         }
         self.kv_writes += 1;
         Ok(())
     }
-}
 
-impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::KvError>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
-        Ok(self.kv.get(&key).map_err(kv_error_to_wit))
+    pub(crate) fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(&key)?;
+        self.kv.get(&key)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::KvError>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+    pub(crate) fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        check_key(&key)?;
         if value.len() > MAX_KV_VALUE_BYTES {
-            return Ok(Err(kv::KvError::TooLarge));
+            return Err(KvError::TooLarge);
         }
-        if let Err(e) = self.count_kv_write() {
-            return Ok(Err(e));
-        }
-        Ok(self.kv.set(&key, &value).map_err(kv_error_to_wit))
+        self.count_kv_write()?;
+        self.kv.set(&key, &value)
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), kv::KvError>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
-        if let Err(e) = self.count_kv_write() {
-            return Ok(Err(e));
-        }
-        Ok(self.kv.delete(&key).map_err(kv_error_to_wit))
+    pub(crate) fn kv_delete(&mut self, key: String) -> Result<(), KvError> {
+        check_key(&key)?;
+        self.count_kv_write()?;
+        self.kv.delete(&key)
     }
-}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let message = truncate(message, MAX_LOG_MESSAGE_BYTES);
         if self.log_bytes + message.len() > self.limits.max_logs_bytes_per_call {
             return Err(self.quota_trap(format!(
@@ -508,19 +739,14 @@ impl log::Host for HostState {
             )));
         }
         self.log_bytes += message.len();
-        let level = match level {
-            log::Level::Trace => LogLevel::Trace,
-            log::Level::Debug => LogLevel::Debug,
-            log::Level::Info => LogLevel::Info,
-            log::Level::Warn => LogLevel::Warn,
-            log::Level::Error => LogLevel::Error,
-        };
         self.push_action(Action::Log { level, message })
     }
-}
 
-impl timers::Host for HostState {
-    fn set_timer(&mut self, after_ms: u32, tag: String) -> wasmtime::Result<Result<u64, String>> {
+    pub(crate) fn set_timer(
+        &mut self,
+        after_ms: u32,
+        tag: String,
+    ) -> wasmtime::Result<Result<u64, String>> {
         if !TIMER_RANGE_MS.contains(&after_ms) {
             return Ok(Err(format!(
                 "timer delay must be {} to {} ms",
@@ -546,10 +772,155 @@ impl timers::Host for HostState {
         Ok(Ok(id))
     }
 
-    fn cancel_timer(&mut self, id: u64) -> wasmtime::Result<()> {
+    pub(crate) fn cancel_timer(&mut self, id: u64) -> wasmtime::Result<()> {
         if self.active_timers.remove(&id).is_some() {
             self.push_action(Action::CancelTimer(id))?;
         }
         Ok(())
     }
 }
+
+/// Implements the imports both world versions share (`call` minus the 0.2.0
+/// additions, `extraction`, `kv`, `log`, `timers`, `types`) for [`HostState`].
+/// Invoked inside a `world_v0_*` module, where `call`, `extraction`, … name
+/// that version's generated interface modules; extra `call` functions are
+/// passed in.
+macro_rules! impl_shared_imports {
+    ($($call_extra:tt)*) => {
+        impl types::Host for HostState {}
+
+        impl call::Host for HostState {
+            fn say(
+                &mut self,
+                text: String,
+                options: call::SayOptions,
+            ) -> wasmtime::Result<Result<u64, String>> {
+                HostState::say(self, text, options.voice, options.language, options.interruptible)
+            }
+
+            fn play_asset(
+                &mut self,
+                asset_id: String,
+                interruptible: bool,
+            ) -> wasmtime::Result<Result<u64, String>> {
+                HostState::play_asset(self, asset_id, interruptible)
+            }
+
+            fn stop_playback(&mut self, id: Option<u64>) -> wasmtime::Result<()> {
+                HostState::stop_playback(self, id)
+            }
+
+            fn hangup(&mut self, reason: Option<String>) -> wasmtime::Result<()> {
+                HostState::hangup(self, reason)
+            }
+
+            fn set_memory(&mut self, memory_json: String) -> wasmtime::Result<Result<(), String>> {
+                HostState::set_memory(self, memory_json)
+            }
+
+            fn set_caller_name(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
+                HostState::set_caller_name(self, name)
+            }
+
+            $($call_extra)*
+        }
+
+        impl extraction::Host for HostState {
+            fn submit(
+                &mut self,
+                schema_id: String,
+                data_json: String,
+            ) -> wasmtime::Result<Result<(), extraction::ExtractionError>> {
+                use crate::extraction::ExtractionRejection;
+                use crate::state::SubmitRefusal;
+                use extraction::ExtractionError as E;
+                Ok(HostState::submit_extraction(self, schema_id, data_json)?.map_err(|refusal| {
+                    match refusal {
+                        SubmitRefusal::QuotaExceeded => E::QuotaExceeded,
+                        SubmitRefusal::Rejected(ExtractionRejection::UnknownSchema) => {
+                            E::UnknownSchema
+                        }
+                        SubmitRefusal::Rejected(ExtractionRejection::InvalidJson(e)) => {
+                            E::InvalidJson(e)
+                        }
+                        SubmitRefusal::Rejected(ExtractionRejection::TooLarge) => E::TooLarge,
+                        SubmitRefusal::Rejected(ExtractionRejection::SchemaViolation(v)) => {
+                            E::SchemaViolation(
+                                v.into_iter()
+                                    .map(|v| extraction::Violation {
+                                        path: v.path,
+                                        message: v.message,
+                                    })
+                                    .collect(),
+                            )
+                        }
+                    }
+                }))
+            }
+        }
+
+        fn kv_error_to_wit(error: crate::kv::KvError) -> kv::KvError {
+            use crate::kv::KvError as E;
+            match error {
+                E::InvalidKey => kv::KvError::InvalidKey,
+                E::TooLarge => kv::KvError::TooLarge,
+                E::QuotaExceeded => kv::KvError::QuotaExceeded,
+                E::Unavailable(reason) => {
+                    tracing::warn!(%reason, "plugin key-value store unavailable");
+                    kv::KvError::Unavailable
+                }
+            }
+        }
+
+        impl kv::Host for HostState {
+            fn get(
+                &mut self,
+                key: String,
+            ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::KvError>> {
+                Ok(HostState::kv_get(self, key).map_err(kv_error_to_wit))
+            }
+
+            fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+            ) -> wasmtime::Result<Result<(), kv::KvError>> {
+                Ok(HostState::kv_set(self, key, value).map_err(kv_error_to_wit))
+            }
+
+            fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), kv::KvError>> {
+                Ok(HostState::kv_delete(self, key).map_err(kv_error_to_wit))
+            }
+        }
+
+        impl log::Host for HostState {
+            fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+                use crate::event::LogLevel;
+                let level = match level {
+                    log::Level::Trace => LogLevel::Trace,
+                    log::Level::Debug => LogLevel::Debug,
+                    log::Level::Info => LogLevel::Info,
+                    log::Level::Warn => LogLevel::Warn,
+                    log::Level::Error => LogLevel::Error,
+                };
+                HostState::log(self, level, message)
+            }
+        }
+
+        impl timers::Host for HostState {
+            fn set_timer(
+                &mut self,
+                after_ms: u32,
+                tag: String,
+            ) -> wasmtime::Result<Result<u64, String>> {
+                HostState::set_timer(self, after_ms, tag)
+            }
+
+            fn cancel_timer(&mut self, id: u64) -> wasmtime::Result<()> {
+                HostState::cancel_timer(self, id)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_shared_imports;

@@ -15,7 +15,7 @@ fn describe_echo() {
     assert_eq!(echo.info.name, "echo");
     assert_eq!(echo.info.version, "0.1.0");
     assert!(echo.info.schemas.is_empty());
-    assert_eq!(echo.world_version.as_deref(), Some("0.1.0"));
+    assert_eq!(echo.world_version, "0.2.0");
     assert_eq!(echo.content_hash.len(), 64);
 }
 

@@ -18,15 +18,24 @@ use vaani_media::{EngineConfig, MediaEngine, SessionConfig};
 use vaani_sandbox::{HostConfig, KvStore, LoadedPlugin, PluginHost, PluginLimits};
 use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
 use vaani_sip::{CallKey, SipCommand, SipDriver, SipDriverConfig, SipEvent};
+use vaani_speech::stt::{OpenAiSttConfig, OpenAiTranscriber, SarvamSttConfig, SarvamTranscriber};
+use vaani_speech::tts::{
+    DeepgramSynthesizer, DeepgramTtsConfig, ElevenLabsConfig, ElevenLabsSynthesizer,
+    OpenAiSynthesizer, OpenAiTtsConfig, SarvamSynthesizer, SarvamTtsConfig,
+};
 use vaani_speech::{
-    EspeakConfig, EspeakSynthesizer, Synthesizer, Transcriber, WhisperConfig, WhisperTranscriber,
+    EspeakConfig, EspeakSynthesizer, HibariConfig, HibariSynthesizer, Synthesizer, Transcriber,
+    WhisperConfig, WhisperTranscriber,
 };
 use vaani_store::Store;
 
 use crate::call::{CallSignal, run_call};
+use crate::egress::Egress;
+use crate::generation::LlmService;
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
 use crate::routing::TrunkAdmission;
+use crate::turns::TurnSettings;
 
 /// A tenant as calls need it: its loaded plugin, limits and settings.
 pub struct TenantRuntime {
@@ -43,6 +52,12 @@ pub struct TenantRuntime {
     pub max_call_duration: Option<Duration>,
     pub duration_warning: Duration,
     pub duration_warning_text: String,
+    /// When a caller's turn is over.
+    pub turns: TurnSettings,
+    /// The tenant's language model (`[tenants.llm]`), for `llm.generate` and summaries.
+    pub llm: Option<Arc<LlmService>>,
+    /// The tenant's HTTP egress (`[tenants.http]`), for `http.fetch`.
+    pub egress: Option<Arc<Egress>>,
 }
 
 /// Where a dialled number goes.
@@ -153,13 +168,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     })
     .context("starting the media engine")?;
 
-    let espeak = EspeakSynthesizer::new(EspeakConfig {
-        program: config.speech.espeak_path.clone().into(),
-        default_voice: config.speech.default_voice.clone(),
-        rate_wpm: config.speech.rate_wpm,
-        ..EspeakConfig::default()
-    })
-    .context("starting text-to-speech")?;
+    let tts = load_synthesizer(&config)?;
 
     let stt = load_transcriber(&config)?;
 
@@ -193,7 +202,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         media,
         plugins,
         tenants,
-        tts: Arc::new(espeak),
+        tts,
         stt,
         sip: commands,
     });
@@ -339,17 +348,150 @@ fn now_unix_ms() -> i64 {
 
 /// Loads the configured speech-to-text engine (once; all calls share it).
 fn load_transcriber(config: &Config) -> Result<Option<Arc<dyn Transcriber>>> {
-    match (config.speech.stt_engine.as_str(), &config.speech.stt_model) {
+    let speech = &config.speech;
+    match (speech.stt_engine.as_str(), &speech.stt_model) {
         ("whisper", Some(model)) => {
             let transcriber = WhisperTranscriber::load(WhisperConfig::new(model))
                 .with_context(|| format!("speech.stt_model: loading {}", model.display()))?;
             tracing::info!(model = %model.display(), "speech-to-text: whisper");
             Ok(Some(Arc::new(transcriber)))
         }
+        ("openai", _) => {
+            let mut engine = OpenAiSttConfig::new(speech_api_key("stt", &speech.stt_api_key_env)?);
+            if let Some(url) = &speech.stt_base_url {
+                engine.base_url = url.clone();
+            }
+            engine.language = speech.stt_language.clone();
+            let transcriber =
+                OpenAiTranscriber::new(engine).context("speech.stt_engine: openai")?;
+            tracing::info!(url = transcriber.url(), "speech-to-text: openai");
+            Ok(Some(Arc::new(transcriber)))
+        }
+        ("sarvam", _) => {
+            let mut engine = SarvamSttConfig::new(speech_api_key("stt", &speech.stt_api_key_env)?);
+            if let Some(url) = &speech.stt_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(language) = &speech.stt_language {
+                engine.language_code = language.clone();
+            }
+            let transcriber =
+                SarvamTranscriber::new(engine).context("speech.stt_engine: sarvam")?;
+            tracing::info!(url = transcriber.url(), "speech-to-text: sarvam");
+            Ok(Some(Arc::new(transcriber)))
+        }
+        ("deepgram", _) => {
+            // Deepgram streams; calls transcribe one utterance at a time, so each utterance
+            // gets a stream of its own (the finals joined).
+            use vaani_speech::StreamingUtteranceTranscriber;
+            use vaani_speech::stt::{DeepgramSttConfig, DeepgramTranscriber};
+            let mut engine =
+                DeepgramSttConfig::new(speech_api_key("stt", &speech.stt_api_key_env)?);
+            if let Some(url) = &speech.stt_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(language) = &speech.stt_language {
+                engine.language = language.clone();
+            }
+            // Only the finals make the transcript: no interim results or speech-start events.
+            engine.interim_results = false;
+            engine.vad_events = false;
+            let url = engine.base_url.clone();
+            let streaming =
+                DeepgramTranscriber::new(engine).context("speech.stt_engine: deepgram")?;
+            let transcriber =
+                StreamingUtteranceTranscriber::new(streaming).language(speech.stt_language.clone());
+            tracing::info!(%url, "speech-to-text: deepgram (one stream per utterance)");
+            Ok(Some(Arc::new(transcriber)))
+        }
         _ => {
             tracing::info!("speech-to-text: off");
             Ok(None)
         }
+    }
+}
+
+/// The configured text-to-speech engine; cloud engines read their API key now.
+fn load_synthesizer(config: &Config) -> Result<Arc<dyn Synthesizer>> {
+    let speech = &config.speech;
+    let key = || speech_api_key("tts", &speech.tts_api_key_env);
+    let engine: Arc<dyn Synthesizer> = match speech.tts_engine.as_str() {
+        "hibari" => {
+            let dir = speech
+                .models_dir
+                .as_ref()
+                .context("speech.models_dir is required for tts_engine \"hibari\"")?;
+            Arc::new(
+                HibariSynthesizer::load(HibariConfig::in_models_dir(dir)).with_context(|| {
+                    format!("speech.models_dir: loading hibari from {}", dir.display())
+                })?,
+            )
+        }
+        "elevenlabs" => {
+            let mut engine = ElevenLabsConfig::new(key()?);
+            if let Some(url) = &speech.tts_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(voice) = &speech.tts_voice {
+                engine.voice_id = voice.clone();
+            }
+            Arc::new(ElevenLabsSynthesizer::new(engine).context("speech.tts_engine: elevenlabs")?)
+        }
+        "openai" => {
+            let mut engine = OpenAiTtsConfig::new(key()?);
+            if let Some(url) = &speech.tts_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(voice) = &speech.tts_voice {
+                engine.voice = voice.clone();
+            }
+            Arc::new(OpenAiSynthesizer::new(engine).context("speech.tts_engine: openai")?)
+        }
+        "deepgram" => {
+            let mut engine = DeepgramTtsConfig::new(key()?);
+            if let Some(url) = &speech.tts_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(voice) = &speech.tts_voice {
+                engine.model = voice.clone();
+            }
+            Arc::new(DeepgramSynthesizer::new(engine).context("speech.tts_engine: deepgram")?)
+        }
+        "sarvam" => {
+            let mut engine = SarvamTtsConfig::new(key()?);
+            if let Some(url) = &speech.tts_base_url {
+                engine.base_url = url.clone();
+            }
+            if let Some(voice) = &speech.tts_voice {
+                engine.speaker = voice.clone();
+            }
+            Arc::new(SarvamSynthesizer::new(engine).context("speech.tts_engine: sarvam")?)
+        }
+        _ => Arc::new(
+            EspeakSynthesizer::new(EspeakConfig {
+                program: speech.espeak_path.clone().into(),
+                default_voice: speech.default_voice.clone(),
+                rate_wpm: speech.rate_wpm,
+                ..EspeakConfig::default()
+            })
+            .context("starting text-to-speech")?,
+        ),
+    };
+    tracing::info!(engine = engine.name(), "text-to-speech");
+    Ok(engine)
+}
+
+/// The API key of a cloud speech engine, from the variable `speech.<kind>_api_key_env`
+/// names; an unset variable fails start with the variable's name.
+fn speech_api_key(kind: &str, variable: &Option<String>) -> Result<String> {
+    let variable = variable
+        .as_deref()
+        .with_context(|| format!("speech.{kind}_api_key_env is required for a cloud engine"))?;
+    match std::env::var(variable) {
+        Ok(key) if !key.trim().is_empty() => Ok(key),
+        _ => anyhow::bail!(
+            "speech.{kind}_api_key_env: environment variable {variable} is not set (it must hold the API key)"
+        ),
     }
 }
 
@@ -456,6 +598,27 @@ async fn load_tenants(
                 .map(|secs| Duration::from_secs(u64::from(secs))),
             duration_warning: Duration::from_secs(u64::from(tenant.duration_warning_secs)),
             duration_warning_text: tenant.duration_warning_text.clone(),
+            turns: TurnSettings {
+                end_of_turn: Duration::from_millis(u64::from(tenant.turns.end_of_turn_ms)),
+                after_sentence: Duration::from_millis(u64::from(tenant.turns.after_sentence_ms)),
+                expecting_number: Duration::from_millis(u64::from(
+                    tenant.turns.expecting_number_ms,
+                )),
+                vad_hangover: Duration::from_millis(u64::from(config.vad.hangover_ms)),
+            },
+            llm: match &tenant.llm {
+                Some(settings) => Some(Arc::new(
+                    LlmService::from_settings(settings)
+                        .with_context(|| format!("tenants.{}.llm", tenant.id))?,
+                )),
+                None => None,
+            },
+            egress: match &tenant.http {
+                Some(settings) => Some(Arc::new(
+                    Egress::new(settings).with_context(|| format!("tenants.{}.http", tenant.id))?,
+                )),
+                None => None,
+            },
         };
         tenants.insert(tenant.id.clone(), Arc::new(runtime));
     }

@@ -13,7 +13,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument;
 use vaani_media::{MediaEvent, SessionHandle};
-use vaani_sandbox::{Action, CallerContext, Direction, EndReason, Event, LogLevel, PluginInstance};
+use vaani_sandbox::{
+    Action, CallerContext, Direction, EndReason, Event, ExpectedInput, GenerationOutcome, LogLevel,
+    PastCall, PastExtraction, PluginInstance,
+};
 use vaani_sip::{CallEndReason, CallKey, IncomingCall, SipCommand};
 use vaani_speech::{
     SpeechRequest, SynthesizedAudio, Transcript, TranscriptionError, TranscriptionRequest,
@@ -22,7 +25,10 @@ use vaani_store::{CallDirection, CallOutcome, CallStatus, NewCall, NewTranscript
 
 use crate::app::{AppState, TenantRuntime};
 use crate::call_meter::CallMeter;
+use crate::conversation::{Conversation, ConversationUpdate};
+use crate::generation::GenerationUpdate;
 use crate::routing::{dialled_number, number_candidates};
+use crate::turns::{Expecting, Turn, TurnPart, TurnTaker};
 
 /// What the SIP side and the server tell a call after the INVITE.
 #[derive(Debug)]
@@ -42,6 +48,10 @@ const HANGUP_DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Playback ids used for host-generated speech (the fallback), far above plugin ids.
 const HOST_PLAYBACK_BASE: u64 = 1 << 62;
+/// How many earlier calls of the caller a plugin sees at call start.
+const RECENT_CALLS: u32 = 5;
+/// Longest wait for the LLM's summary of a finished call.
+const SUMMARY_LIMIT: Duration = Duration::from_secs(15);
 
 /// Why a call is refused before it exists.
 struct Rejection {
@@ -319,6 +329,14 @@ struct Call {
     next_host_playback: u64,
     /// Per-turn latency and the cost ledger.
     meter: CallMeter,
+    /// Joins transcripts into the caller's turns and times their end.
+    turns: TurnTaker,
+    /// The plugin's LLM generations and HTTP fetches.
+    conversation: Conversation,
+    /// What was said, in order (speaker, text), for the end-of-call summary.
+    said: Vec<(String, String)>,
+    /// The summary and sentiment the plugin set.
+    summary: Option<(String, Option<String>)>,
 }
 
 impl Call {
@@ -336,6 +354,9 @@ impl Call {
             state.config.pricing.clone(),
             state.stt.is_some(),
         );
+        let turns = TurnTaker::new(admitted.tenant.turns);
+        let conversation =
+            Conversation::new(admitted.tenant.llm.clone(), admitted.tenant.egress.clone());
         Self {
             state,
             key,
@@ -371,6 +392,10 @@ impl Call {
             plugin_error: None,
             next_host_playback: HOST_PLAYBACK_BASE,
             meter,
+            turns,
+            conversation,
+            said: Vec::new(),
+            summary: None,
         }
     }
 
@@ -573,6 +598,8 @@ impl Call {
             previous_calls: self.previous_calls,
             config_json: self.tenant.plugin_config_json.clone(),
             started_at_unix_ms: self.started_unix_ms.max(0) as u64,
+            recent_calls: self.recent_calls().await,
+            llm_available: self.conversation.llm_available(),
         };
         if self.plugin.is_some() {
             self.deliver(Event::CallStarted(context)).await;
@@ -581,6 +608,9 @@ impl Call {
         }
 
         loop {
+            if let Some(turn) = self.turns.poll(std::time::Instant::now()) {
+                self.queued_events.push_back(turn_event(turn));
+            }
             while let Some(event) = self.queued_events.pop_front() {
                 self.deliver(event).await;
             }
@@ -601,6 +631,7 @@ impl Call {
                 self.hangup_after_playback,
                 self.duration_warning_at(),
                 self.max_duration_at,
+                self.turns.deadline().map(Instant::from_std),
             ]
             .into_iter()
             .flatten()
@@ -640,11 +671,12 @@ impl Call {
                 },
                 Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
                 Some(done) = self.transcript_rx.recv() => self.on_transcript(done).await,
+                Some(update) = self.conversation.next_update() => self.on_conversation_update(update).await,
                 _ = sleep_until(wake_at) => {
                     self.on_wake().await;
                     if self.max_duration_at.is_some_and(|at| Instant::now() >= at) {
                         tracing::info!("maximum call duration reached");
-                        return Ending::new(CallStatus::Completed, "max_duration", EndReason::HostShutdown).with_bye();
+                        return Ending::new(CallStatus::Completed, "max_duration", EndReason::MaxDuration).with_bye();
                     }
                 }
             }
@@ -655,6 +687,7 @@ impl Call {
         let timeout = self.tenant.silence_timeout?;
         if self.plugin.is_none()
             || self.caller_speaking
+            || self.conversation.is_busy()
             || !self.pending_playbacks.is_empty()
             || self.hangup_after_playback.is_some()
         {
@@ -717,10 +750,15 @@ impl Call {
                 }
                 self.record_event(media_ms, "dtmf", &digit.to_string())
                     .await;
+                // What the caller said before the key is their turn, delivered first.
+                if let Some(turn) = self.turns.interrupt() {
+                    self.queued_events.push_back(turn_event(turn));
+                }
                 self.queued_events.push_back(Event::Dtmf(digit));
             }
             MediaEvent::SpeechStarted { media_ms } => {
                 self.meter.caller_speech_started(media_ms);
+                self.turns.speech_started();
                 self.caller_speaking = true;
                 self.last_activity = Instant::now();
                 self.record_event(media_ms, "speech.started", "").await;
@@ -728,6 +766,7 @@ impl Call {
                     .push_back(Event::SpeechStarted { media_ms });
             }
             MediaEvent::SpeechStopped { duration_ms } => {
+                self.turns.speech_stopped(std::time::Instant::now());
                 self.caller_speaking = false;
                 self.last_activity = Instant::now();
                 let at = self.media_ms();
@@ -737,7 +776,10 @@ impl Call {
                 self.queued_events
                     .push_back(Event::SpeechStopped { duration_ms });
             }
-            MediaEvent::PlaybackStarted { id } => self.meter.playback_started(id),
+            MediaEvent::PlaybackStarted { id } => {
+                tracing::debug!(playback = id, "playback started");
+                self.meter.playback_started(id);
+            }
             MediaEvent::PlaybackFinished { id } => {
                 self.last_activity = Instant::now();
                 self.playback_over(id);
@@ -751,10 +793,36 @@ impl Call {
                 self.record_event(at, "playback.barge_in", &format!("after {played_ms} ms"))
                     .await;
                 // The engine flushed what was playing; speech not yet synthesized must not
-                // start talking over the caller either.
+                // start talking over the caller either, nor speech this task handed to the
+                // engine after the flush but before this event arrived.
+                if let Some(media) = &self.media {
+                    for (&playback, &interruptible) in &self.pending_playbacks {
+                        if interruptible && playback != id {
+                            let _ = media.flush(Some(playback));
+                        }
+                    }
+                }
+                // Spoken generations stop too: cut, cancelled, their tool calls dropped.
+                let cut_part = self.conversation.is_part(id).then_some((id, played_ms));
+                let interrupted = self.conversation.barge_in(cut_part);
                 self.cancel_speech(|_, interruptible| interruptible);
                 if id < HOST_PLAYBACK_BASE {
-                    self.queued_events.push_back(Event::BargeIn(id));
+                    self.queued_events
+                        .push_back(Event::BargeIn(vaani_sandbox::Interruption {
+                            playback: id,
+                            heard_ms: played_ms,
+                            heard_text: None,
+                        }));
+                }
+                for cut in interrupted {
+                    self.queued_events
+                        .push_back(Event::BargeIn(cut.interruption));
+                    if cut.was_streaming {
+                        self.queued_events.push_back(Event::GenerationFinished {
+                            id: cut.generation,
+                            outcome: GenerationOutcome::Cancelled,
+                        });
+                    }
                 }
             }
             MediaEvent::Utterance {
@@ -764,6 +832,7 @@ impl Call {
             } => {
                 if self.state.stt.is_some() {
                     self.meter.utterance_queued(end_ms, !self.caller_speaking);
+                    self.turns.utterance_queued(std::time::Instant::now());
                     self.utterance_queue.push_back(PendingUtterance {
                         start_ms,
                         end_ms,
@@ -789,6 +858,13 @@ impl Call {
 
     /// A playback ended by itself (played out, or could not be played): tell the plugin.
     fn playback_over(&mut self, id: u64) {
+        if self.conversation.is_part(id) {
+            self.pending_playbacks.remove(&id);
+            if let Some(playback) = self.conversation.part_finished(id) {
+                self.playback_over(playback);
+            }
+            return;
+        }
         if self.pending_playbacks.remove(&id).is_some() && id < HOST_PLAYBACK_BASE {
             self.queued_events.push_back(Event::PlaybackFinished(id));
         }
@@ -880,6 +956,8 @@ impl Call {
                     "caller said {:?}",
                     transcript.text
                 );
+                self.said
+                    .push(("caller".to_string(), transcript.text.clone()));
                 let line = NewTranscriptLine {
                     speaker: Speaker::Caller,
                     text: transcript.text.clone(),
@@ -895,16 +973,17 @@ impl Call {
                 {
                     tracing::warn!("could not store a transcript line: {error}");
                 }
-                self.queued_events
-                    .push_back(Event::TranscriptFinal(vaani_sandbox::Utterance {
-                        text: transcript.text,
-                        confidence: transcript.confidence,
-                        start_ms: done.start_ms,
-                        end_ms: done.end_ms,
-                    }));
+                // The plugin hears the whole turn once the caller has finished it.
+                self.turns.transcribed(Some(TurnPart {
+                    text: transcript.text,
+                    confidence: transcript.confidence,
+                    start_ms: done.start_ms,
+                    end_ms: done.end_ms,
+                }));
             }
-            Ok(_) => {}
+            Ok(_) => self.turns.transcribed(None),
             Err(error) => {
+                self.turns.transcribed(None);
                 tracing::warn!("speech-to-text failed: {error}");
                 self.record_event(done.end_ms, "stt.error", &error.to_string())
                     .await;
@@ -940,6 +1019,14 @@ impl Call {
             match done.audio {
                 Ok(audio) => {
                     self.meter.tts_audio_ready(done.playback, done.synthesis);
+                    tracing::debug!(
+                        playback = done.playback,
+                        interruptible,
+                        ms = audio.samples.len() / 8,
+                        "audio queued"
+                    );
+                    self.conversation
+                        .part_audio(done.playback, (audio.samples.len() / 8) as u32);
                     if let Some(media) = &self.media
                         && let Err(error) =
                             media.enqueue(done.playback, audio.samples.clone(), interruptible)
@@ -996,6 +1083,7 @@ impl Call {
 
     /// The tenant's fallback: stop everything that was playing or queued, apologise, hang up.
     async fn start_fallback(&mut self) {
+        self.conversation.shutdown();
         if let Some(media) = &self.media {
             let _ = media.flush(None);
         }
@@ -1018,6 +1106,7 @@ impl Call {
         interruptible: bool,
     ) {
         self.pending_playbacks.insert(playback, interruptible);
+        self.said.push(("agent".to_string(), text.clone()));
         let at = i64::from(self.media_ms());
         let line = NewTranscriptLine {
             speaker: Speaker::Agent,
@@ -1070,6 +1159,21 @@ impl Call {
                 }
             }
             Action::StopPlayback(id) => {
+                // The host's own audio (warnings, spoken parts) is not the plugin's to stop.
+                if id.is_some_and(|id| id >= HOST_PLAYBACK_BASE) {
+                    return;
+                }
+                if let Some(generation) =
+                    id.and_then(|id| self.conversation.generation_with_playback(id))
+                {
+                    self.stop_generation(generation);
+                    return;
+                }
+                if id.is_none() {
+                    for generation in self.conversation.spoken_generations() {
+                        self.stop_generation(generation);
+                    }
+                }
                 if let Some(media) = &self.media {
                     let _ = media.flush(id);
                 }
@@ -1119,6 +1223,197 @@ impl Call {
             Action::CancelTimer(id) => {
                 self.timers.remove(&id);
             }
+            Action::Generate {
+                id,
+                playback,
+                request,
+            } => {
+                let at = self.media_ms();
+                match self.conversation.start(id, playback, &request) {
+                    Ok(()) => {
+                        self.meter.llm_request_started();
+                        if let Some(playback) = playback {
+                            self.pending_playbacks
+                                .insert(playback, request.interruptible);
+                        }
+                        self.record_event(at, "llm.request", &format!("generation {id}"))
+                            .await;
+                    }
+                    Err(error) => {
+                        self.queued_events.push_back(Event::GenerationFinished {
+                            id,
+                            outcome: GenerationOutcome::Failed(error),
+                        });
+                        if let Some(playback) = playback {
+                            self.queued_events
+                                .push_back(Event::PlaybackFinished(playback));
+                        }
+                    }
+                }
+            }
+            Action::CancelGeneration(id) => self.stop_generation(id),
+            Action::Fetch { id, request } => {
+                let at = self.media_ms();
+                // Scheme, host and path only: a query string may carry the tenant's secrets.
+                let shown = request
+                    .url
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                self.record_event(at, "http.fetch", &shown).await;
+                if let Some(outcome) = self.conversation.fetch(id, request) {
+                    self.queued_events
+                        .push_back(Event::FetchFinished { id, outcome });
+                }
+            }
+            Action::ExpectInput(kind) => self.turns.expect(match kind {
+                ExpectedInput::Speech => Expecting::Speech,
+                ExpectedInput::Digits => Expecting::Digits,
+                ExpectedInput::Number => Expecting::Number,
+            }),
+            Action::SetSummary { summary, sentiment } => {
+                self.summary = Some((summary, sentiment));
+            }
+        }
+    }
+
+    /// Stops generation `id` and its speech; the plugin hears `generation-finished(cancelled)`
+    /// when it was still streaming, and nothing more of its playback.
+    fn stop_generation(&mut self, id: u64) {
+        let Some(cancelled) = self.conversation.cancel(id) else {
+            return;
+        };
+        if let Some(media) = &self.media {
+            for part in &cancelled.parts {
+                let _ = media.flush(Some(*part));
+            }
+        }
+        self.cancel_speech(|playback, _| cancelled.parts.contains(&playback));
+        if let Some(playback) = cancelled.playback {
+            self.pending_playbacks.remove(&playback);
+        }
+        if cancelled.was_streaming {
+            self.queued_events.push_back(Event::GenerationFinished {
+                id,
+                outcome: GenerationOutcome::Cancelled,
+            });
+        }
+    }
+
+    /// An update of one of the plugin's generations or fetches.
+    async fn on_conversation_update(&mut self, update: ConversationUpdate) {
+        match update {
+            ConversationUpdate::Generation(_, GenerationUpdate::FirstToken) => {
+                self.meter.llm_first_token();
+            }
+            ConversationUpdate::Generation(id, GenerationUpdate::Sentence(text)) => {
+                if let Some((part, interruptible)) = self.conversation.sentence(id, &text) {
+                    self.meter.reply_queued(part);
+                    self.queue_speech(part, text, None, None, interruptible)
+                        .await;
+                }
+            }
+            ConversationUpdate::Generation(id, GenerationUpdate::Finished(result)) => {
+                match &result {
+                    Ok(done) => {
+                        if let Some(model) = self.conversation.model() {
+                            self.meter.add_llm_usage(
+                                model,
+                                u64::from(done.prompt_tokens),
+                                u64::from(done.completion_tokens),
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(generation = id, "LLM generation failed: {error}");
+                        let at = self.media_ms();
+                        self.record_event(at, "llm.error", error).await;
+                    }
+                }
+                let (outcome, finished_playback) = self.conversation.finished(id, result);
+                if let Some(outcome) = outcome {
+                    self.queued_events
+                        .push_back(Event::GenerationFinished { id, outcome });
+                }
+                if let Some(playback) = finished_playback {
+                    self.playback_over(playback);
+                }
+            }
+            ConversationUpdate::Fetch(id, outcome) => {
+                self.queued_events
+                    .push_back(Event::FetchFinished { id, outcome });
+            }
+        }
+    }
+
+    /// The caller's most recent earlier calls to this tenant, for `call-started`.
+    async fn recent_calls(&mut self) -> Vec<PastCall> {
+        match self
+            .state
+            .store
+            .recent_calls(self.tenant_id(), &self.caller, &self.call_id, RECENT_CALLS)
+            .await
+        {
+            Ok(calls) => calls
+                .into_iter()
+                .map(|call| PastCall {
+                    call_id: call.call_id,
+                    started_at_unix_ms: call.started_at_unix_ms.max(0) as u64,
+                    duration_secs: call
+                        .duration_secs
+                        .unwrap_or(0)
+                        .clamp(0, i64::from(u32::MAX)) as u32,
+                    summary: call.summary,
+                    extractions: call
+                        .extractions
+                        .into_iter()
+                        .map(|e| PastExtraction {
+                            schema_id: e.schema_id,
+                            data_json: e.data_json,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!("could not load the caller's recent calls: {error}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stores the call's summary: the plugin's, else the tenant LLM's when it summarizes.
+    async fn store_summary(&mut self) {
+        let summary = match self.summary.take() {
+            Some(summary) => Some(summary),
+            None => match &self.tenant.llm {
+                Some(llm) if llm.settings().summarize && !self.said.is_empty() => {
+                    match tokio::time::timeout(SUMMARY_LIMIT, llm.summarize(&self.said)).await {
+                        Ok(Ok(summary)) => Some(summary),
+                        Ok(Err(error)) => {
+                            tracing::warn!("could not summarize the call: {error}");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::warn!("summarizing the call took too long");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            },
+        };
+        let Some((summary, sentiment)) = summary else {
+            return;
+        };
+        let sentiment = sentiment.and_then(|s| s.parse::<vaani_store::Sentiment>().ok());
+        if let Err(error) = self
+            .state
+            .store
+            .set_call_summary(self.tenant_id(), &self.call_id, &summary, sentiment)
+            .await
+        {
+            tracing::warn!("could not store the call summary: {error}");
         }
     }
 
@@ -1160,6 +1455,7 @@ impl Call {
                             action,
                             Action::SetMemory(_)
                                 | Action::SetCallerName(_)
+                                | Action::SetSummary { .. }
                                 | Action::Extraction { .. }
                                 | Action::Log { .. }
                         ) {
@@ -1174,6 +1470,7 @@ impl Call {
             }
         }
         self.plugin = None;
+        self.conversation.shutdown();
         if ending.send_bye {
             self.state
                 .sip_command(SipCommand::Hangup { key: self.key })
@@ -1219,6 +1516,9 @@ impl Call {
         {
             tracing::warn!("could not update the caller profile: {error}");
         }
+        if self.answered_at.is_some() {
+            self.store_summary().await;
+        }
         self.state
             .metrics
             .calls_total
@@ -1230,6 +1530,17 @@ impl Call {
             "call ended"
         );
     }
+}
+
+/// The plugin's event for a finished caller turn.
+fn turn_event(turn: Turn) -> Event {
+    tracing::debug!(parts = turn.parts, "caller turn: {:?}", turn.text);
+    Event::TranscriptFinal(vaani_sandbox::Utterance {
+        text: turn.text,
+        confidence: turn.confidence,
+        start_ms: turn.start_ms,
+        end_ms: turn.end_ms,
+    })
 }
 
 fn rand_session_id() -> u64 {

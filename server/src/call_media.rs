@@ -43,6 +43,7 @@ pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionC
     session.barge_in = BargeInConfig {
         enabled: config.media.barge_in,
         min_speech_ms: config.media.barge_in_min_speech_ms,
+        ..BargeInConfig::default()
     };
     session
 }

@@ -118,28 +118,16 @@ impl CallMeter {
 
     /// An LLM request for the current turn's reply went out (optional: without it the time to
     /// first token runs from the transcript).
-    #[allow(
-        dead_code,
-        reason = "LLM hook: called once the call task makes LLM requests"
-    )]
     pub fn llm_request_started(&mut self) {
         self.turns.llm_request_started(Instant::now());
     }
 
     /// The first token of the current turn's LLM reply arrived.
-    #[allow(
-        dead_code,
-        reason = "LLM hook: called once the call task makes LLM requests"
-    )]
     pub fn llm_first_token(&mut self) {
         self.turns.llm_first_token(Instant::now());
     }
 
     /// Token usage `model` reported for one request (prompt and completion tokens).
-    #[allow(
-        dead_code,
-        reason = "LLM hook: called once the call task makes LLM requests"
-    )]
     pub fn add_llm_usage(&mut self, model: &str, prompt_tokens: u64, completion_tokens: u64) {
         self.ledger
             .add_llm_usage(model, prompt_tokens, completion_tokens);

@@ -1,8 +1,9 @@
 //! The HTTP surface: health, readiness, Prometheus metrics and the calls API.
 //!
 //! `GET /api/v1/calls/{id}` returns the call with `transcript`, `extractions`, `events`,
-//! `turns` (per-turn latency), `cost` (the priced ledger) and `latency` (a summary over the
-//! turns); `GET /api/v1/calls` lists calls with their `cost_inr`.
+//! `turns` (per-turn latency), `cost` (the priced ledger), `latency` (a summary over the
+//! turns), `summary` and `sentiment` (`positive`, `neutral` or `negative`; both `null` until
+//! the call is summarised); `GET /api/v1/calls` lists calls with their `cost_inr`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,4 +199,128 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
         "internal",
         "the request could not be completed",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vaani_store::{CallDirection, CallStatus, NewCall, Sentiment, Tenant, TenantStatus};
+
+    const KEY: &str = "operator-secret";
+
+    async fn state_with_call() -> (Arc<HttpState>, String) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store
+            .upsert_tenant(&Tenant {
+                id: "a".to_owned(),
+                name: "Tenant a".to_owned(),
+                status: TenantStatus::Active,
+                created_at_ms: 1_000,
+            })
+            .await
+            .unwrap();
+        let call_id = vaani_store::new_id();
+        store
+            .insert_call(&NewCall {
+                id: call_id.clone(),
+                tenant_id: "a".to_owned(),
+                external_id: None,
+                direction: CallDirection::Inbound,
+                caller: "+919800000001".to_owned(),
+                dialled: "+918000000099".to_owned(),
+                status: CallStatus::Ringing,
+                started_at_ms: 10_000,
+                plugin_name: None,
+                plugin_version: None,
+            })
+            .await
+            .unwrap();
+        let state = Arc::new(HttpState {
+            store,
+            metrics: Arc::new(Metrics::new().unwrap()),
+            operator_key: KEY.to_owned(),
+            ready: AtomicBool::new(true),
+        });
+        (state, call_id)
+    }
+
+    async fn call_json(state: &Arc<HttpState>, call_id: &str) -> serde_json::Value {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            header::HeaderValue::from_str(&format!("Bearer {KEY}")).unwrap(),
+        );
+        let response = get_call(State(state.clone()), headers, Path(call_id.to_owned()))
+            .await
+            .unwrap_or_else(|e| e.into_response());
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The call detail keeps every field it had and only gains `summary` and `sentiment`.
+    #[tokio::test]
+    async fn call_detail_json_only_gains_summary_and_sentiment() {
+        let (state, call_id) = state_with_call().await;
+        let json = call_json(&state, &call_id).await;
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected = vec![
+            // The call row.
+            "id",
+            "tenant_id",
+            "external_id",
+            "direction",
+            "caller",
+            "dialled",
+            "status",
+            "started_at_ms",
+            "answered_at_ms",
+            "ended_at_ms",
+            "end_reason",
+            "dtmf",
+            "plugin_name",
+            "plugin_version",
+            "media_stats",
+            "error",
+            "cost_inr_micros",
+            // What was recorded during the call.
+            "transcript",
+            "extractions",
+            "events",
+            "turns",
+            "cost",
+            "latency",
+            // New in this version.
+            "summary",
+            "sentiment",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(json["id"], json!(call_id));
+        assert_eq!(json["status"], json!("ringing"));
+        assert_eq!(json["summary"], json!(null));
+        assert_eq!(json["sentiment"], json!(null));
+
+        state
+            .store
+            .set_call_summary(
+                "a",
+                &call_id,
+                "Ordered two dosas.",
+                Some(Sentiment::Positive),
+            )
+            .await
+            .unwrap();
+        let json = call_json(&state, &call_id).await;
+        assert_eq!(json["summary"], json!("Ordered two dosas."));
+        assert_eq!(json["sentiment"], json!("positive"));
+    }
 }

@@ -12,12 +12,16 @@ mod app;
 mod call;
 mod call_media;
 mod call_meter;
+mod conversation;
 mod cost;
+mod egress;
+mod generation;
 mod http;
 mod metrics;
 mod routing;
 mod tenant_kv;
 mod turn_timing;
+mod turns;
 
 #[derive(Debug, Parser)]
 #[command(

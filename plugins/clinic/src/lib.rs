@@ -19,7 +19,15 @@
 //! `{ "last_booking": … }`, then the receptionist says goodbye and hangs up; the reason for
 //! the visit is also submitted as the `symptoms` extraction. A spoken name is remembered with
 //! the caller's profile.
+//!
+//! With an LLM (the tenant has one and its plugin configuration does not say `"use_llm": false`)
+//! the conversation after the greeting comes from the model instead: see [`assistant`]. Keys
+//! switch such a call to the keypad flow, and a failing model to the rule-based questions.
+//!
+//! When the call ends (and as soon as something is booked) the plugin sets the call's summary
+//! from the booking and any emergency advice given.
 
+pub mod assistant;
 mod parse;
 mod symptoms;
 mod words;
@@ -76,6 +84,9 @@ pub struct Appointment {
     /// Reason for the visit in the caller's words, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Calendar date, "YYYY-MM-DD" (bookings made by the LLM, which resolves dates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 /// "tomorrow morning at 10:00".
@@ -133,6 +144,10 @@ pub struct Clinic {
     advised: bool,
     caller: String,
     caller_name: Option<String>,
+    /// The booking made on this call.
+    booked: Option<Appointment>,
+    /// The LLM conversation while the call is in LLM mode.
+    assistant: Option<assistant::Assistant>,
 }
 
 /// The `clinic_name` setting from the tenant's plugin configuration.
@@ -283,9 +298,12 @@ impl Clinic {
             caller: self.caller.clone(),
             patient_name: self.draft.name.clone(),
             reason: self.draft.reason.clone(),
+            date: None,
         };
         call.extract(APPOINTMENT_SCHEMA, &appointment)?;
         call.set_memory(&json!({ "last_booking": appointment }))?;
+        self.booked = Some(appointment);
+        self.set_booking_summary(call);
         self.step = Step::Done;
         call.say(format!(
             "Your appointment is booked for {}. Goodbye.",
@@ -293,6 +311,62 @@ impl Clinic {
         ))?;
         call.hangup();
         Ok(())
+    }
+
+    /// The call's summary from what was booked and any emergency advice (none if neither).
+    fn summary(&self) -> Option<(String, Sentiment)> {
+        let mut parts = Vec::new();
+        if let Some(booked) = &self.booked {
+            let time = ClockTime::from_hhmm(&booked.time).unwrap_or(booked.slot.time());
+            let mut text = String::from("Booked an appointment");
+            if let Some(name) = &booked.patient_name {
+                text.push_str(&format!(" for {name}"));
+            }
+            text.push_str(&format!(" {}", when(booked.day, time)));
+            if let Some(date) = &booked.date {
+                text.push_str(&format!(" ({date})"));
+            }
+            if let Some(reason) = &booked.reason {
+                text.push_str(&format!(", reason: {reason}"));
+            }
+            text.push('.');
+            parts.push(text);
+        }
+        if self.urgent {
+            parts.push(
+                "The caller described urgent symptoms and was given the emergency advice."
+                    .to_string(),
+            );
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let sentiment = if self.urgent {
+            Sentiment::Neutral
+        } else {
+            Sentiment::Positive
+        };
+        let mut summary = parts.join(" ");
+        if summary.len() > 2000 {
+            let cut = (0..=2000)
+                .rev()
+                .find(|&i| summary.is_char_boundary(i))
+                .unwrap_or(0);
+            summary.truncate(cut);
+        }
+        Some((summary, sentiment))
+    }
+
+    /// Sets the call's summary now (a booking was made); failures are only logged.
+    fn set_booking_summary(&self, call: &mut Call) {
+        if let Some((summary, sentiment)) = self.summary()
+            && let Err(error) = call.set_summary(&summary, Some(sentiment))
+        {
+            call.log(
+                LogLevel::Warn,
+                format!("could not set the summary: {}", error.message()),
+            );
+        }
     }
 
     /// Records the patient's name, and remembers it with the caller's profile.
@@ -503,7 +577,8 @@ impl Plugin for Clinic {
                         "time": { "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" },
                         "caller": { "type": "string", "minLength": 1 },
                         "patient_name": { "type": "string", "minLength": 1, "maxLength": 200 },
-                        "reason": { "type": "string", "minLength": 1, "maxLength": 300 }
+                        "reason": { "type": "string", "minLength": 1, "maxLength": 300 },
+                        "date": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" }
                     }
                 }),
             ),
@@ -544,11 +619,27 @@ impl Plugin for Clinic {
             }
             (None, None) => format!("Welcome to {clinic}."),
         };
-        call.say(greeting)?;
+        call.say(&greeting)?;
+        if assistant::enabled(ctx) {
+            // The greeting stays the plugin's own (no model round trip); the model takes over
+            // from the caller's first words.
+            self.start_assistant(ctx, &clinic, &format!("{greeting} {}", self.prompt()));
+        }
         self.ask(call)
     }
 
     fn on_dtmf(&mut self, call: &mut Call, digit: char) -> Result {
+        if self.assistant.is_some() {
+            if self.booked.is_some() {
+                return Ok(());
+            }
+            // Keys mean the caller prefers the keypad: the rule-based flow takes over.
+            call.log(
+                LogLevel::Info,
+                "key pressed: continuing with the keypad flow",
+            );
+            self.leave_llm(call);
+        }
         match (self.step, digit) {
             (Step::Done, _) => Ok(()),
             (Step::Menu, '1') => {
@@ -590,15 +681,35 @@ impl Plugin for Clinic {
     }
 
     fn on_transcript(&mut self, call: &mut Call, utterance: &Utterance, is_final: bool) -> Result {
-        if is_final {
-            self.on_speech(call, &utterance.text)
-        } else {
+        if !is_final {
             Ok(())
+        } else if self.assistant.is_some() {
+            self.llm_speech(call, &utterance.text)
+        } else {
+            self.on_speech(call, &utterance.text)
         }
     }
 
     fn on_silence(&mut self, call: &mut Call, _silence_ms: u32) -> Result {
-        self.ask(call)
+        if self.assistant.is_some() {
+            self.llm_silence(call)
+        } else {
+            self.ask(call)
+        }
+    }
+
+    fn on_barge_in(&mut self, _call: &mut Call, interruption: &Interruption) -> Result {
+        self.llm_barge_in(interruption);
+        Ok(())
+    }
+
+    fn on_generation(&mut self, call: &mut Call, result: &GenerationResult) -> Result {
+        self.llm_generation(call, result)
+    }
+
+    fn on_call_ended(&mut self, call: &mut Call, _reason: EndReason) -> Result {
+        self.set_booking_summary(call);
+        Ok(())
     }
 }
 
@@ -606,3 +717,6 @@ export_plugin!(Clinic);
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod llm_tests;

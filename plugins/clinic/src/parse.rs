@@ -182,10 +182,12 @@ pub fn day(words: &[Word]) -> Option<Day> {
     if contains_phrase(&n, "day after tomorrow") {
         return Some(Day::DayAfterTomorrow);
     }
-    if n.contains(&"tomorrow") {
+    // whisper writes "tomorrow at 10" as "tomorrow's 10" at times.
+    if n.contains(&"tomorrow") || n.contains(&"tomorrows") {
         return Some(Day::Tomorrow);
     }
     if n.contains(&"today")
+        || n.contains(&"todays")
         || n.contains(&"tonight")
         || ["this morning", "this afternoon", "this evening"]
             .iter()
@@ -351,7 +353,8 @@ fn said_time(n: &[&str]) -> Option<SaidTime> {
                 .unwrap_or("");
             let sure = word.chars().all(|c| c.is_ascii_digit()) && used_minutes > 0
                 || matches!(after, "oclock" | "am" | "pm" | "in" | "hours")
-                || matches!(previous, "at" | "around" | "about" | "by");
+                // whisper hears "tomorrow at ten" as "tomorrow's 10" at times.
+                || matches!(previous, "at" | "around" | "about" | "by" | "tomorrows" | "todays");
             return Some(SaidTime { hour, minute, sure });
         }
     }

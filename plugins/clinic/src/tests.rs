@@ -530,3 +530,21 @@ fn emergency_words_are_not_a_miss_or_a_no() {
         .count();
     assert_eq!(urgent, 2);
 }
+
+#[test]
+fn whisper_possessive_days_are_understood() {
+    let mut call = sunny();
+    assert_eq!(
+        say(
+            &mut call,
+            "I would like to book an appointment for tomorrow's 10."
+        ),
+        NAME_QUESTION
+    );
+    assert_eq!(say(&mut call, "John Smith."), REASON_QUESTION);
+    say(&mut call, "Cough.");
+    say(&mut call, "Yes.");
+    let booking = extraction(&call, APPOINTMENT_SCHEMA).unwrap();
+    assert_eq!(booking["day"], "tomorrow");
+    assert_eq!(booking["time"], "10:00");
+}

@@ -56,6 +56,8 @@ pub fn context(caller_name: Option<&str>) -> CallerContext {
         previous_calls: 0,
         config_json: "{}".into(),
         started_at_unix_ms: 1_700_000_000_000,
+        recent_calls: vec![],
+        llm_available: false,
     }
 }
 
