@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod audio;
+pub mod fake_llm;
 
 /// The repository root (the parent of `testbench/`).
 pub fn repo_root() -> PathBuf {
@@ -162,6 +163,8 @@ pub struct ServerSpec {
     pub extra_toml: String,
     /// `[media] rtp_timeout_secs`.
     pub rtp_timeout_secs: u32,
+    /// Extra TOML lines inside `[media]`.
+    pub media_toml: String,
 }
 
 impl ServerSpec {
@@ -174,6 +177,7 @@ impl ServerSpec {
             allowed_cidrs: vec!["127.0.0.1/32".to_string()],
             extra_toml: String::new(),
             rtp_timeout_secs: 30,
+            media_toml: String::new(),
         }
     }
 }
@@ -407,6 +411,7 @@ public_ip = "127.0.0.1"
 rtp_ports = "{rtp_base}-{rtp_end}"
 shards = 2
 rtp_timeout_secs = {rtp_timeout}
+{media_toml}
 
 [http]
 listen = "127.0.0.1:{http_port}"
@@ -426,6 +431,7 @@ allowed_cidrs = [{cidrs}]
 "#,
         rtp_end = rtp_base + 399,
         rtp_timeout = spec.rtp_timeout_secs,
+        media_toml = spec.media_toml,
         db = dir.join("vaani.db").display(),
         stt_model = stt_model_path().display(),
     );
@@ -624,6 +630,7 @@ pub struct ReceivedRtp {
 /// A UDP socket that records every RTP packet sent to it, on a background thread.
 pub struct RtpSink {
     pub port: u16,
+    socket: UdpSocket,
     packets: Arc<Mutex<Vec<ReceivedRtp>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -637,6 +644,7 @@ impl RtpSink {
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
         let port = socket.local_addr().expect("addr").port();
+        let sender = socket.try_clone().expect("clone rtp sink socket");
         let packets = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
@@ -656,10 +664,16 @@ impl RtpSink {
         };
         Self {
             port,
+            socket: sender,
             packets,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Sends one datagram from the sink's own port (so that the peer sees one RTP endpoint).
+    pub fn send_to(&self, to: SocketAddr, bytes: &[u8]) {
+        self.socket.send_to(bytes, to).expect("send rtp");
     }
 
     /// The packets received so far.
