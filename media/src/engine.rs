@@ -251,6 +251,11 @@ enum Command {
         id: u64,
         remote: Option<SocketAddr>,
     },
+    SetDirection {
+        id: u64,
+        sending: bool,
+        receiving: bool,
+    },
 }
 
 struct ShardHandle {
@@ -442,6 +447,11 @@ impl std::fmt::Debug for Command {
             Command::Enqueue { id, item, .. } => write!(f, "Enqueue({id}, {item})"),
             Command::Flush { id, item } => write!(f, "Flush({id}, {item:?})"),
             Command::SetRemote { id, remote } => write!(f, "SetRemote({id}, {remote:?})"),
+            Command::SetDirection {
+                id,
+                sending,
+                receiving,
+            } => write!(f, "SetDirection({id}, send {sending}, receive {receiving})"),
         }
     }
 }
@@ -482,6 +492,16 @@ impl SessionHandle {
         self.send(Command::SetRemote {
             id: self.id,
             remote,
+        })
+    }
+
+    /// Applies the SDP direction after a re-offer (hold: nothing sent; see
+    /// [`MediaSession::set_direction`](crate::MediaSession::set_direction)).
+    pub fn set_direction(&self, sending: bool, receiving: bool) -> Result<(), MediaError> {
+        self.send(Command::SetDirection {
+            id: self.id,
+            sending,
+            receiving,
         })
     }
 
@@ -740,6 +760,15 @@ impl Shard {
                 Command::SetRemote { id, remote } => {
                     if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
                         s.session.set_remote(remote);
+                    }
+                }
+                Command::SetDirection {
+                    id,
+                    sending,
+                    receiving,
+                } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.session.set_direction(Instant::now(), sending, receiving);
                     }
                 }
             }

@@ -492,6 +492,10 @@ pub struct MediaSession {
     tx_head: usize,
     tx_count: usize,
     last_rtp: Instant,
+    /// The SDP direction lets us send (not held by the peer, RFC 3264 §8.4).
+    sending: bool,
+    /// The peer sends to us: an RTP silence means trouble only then.
+    receiving: bool,
     timeout_reported: bool,
     stats: MediaStats,
 }
@@ -557,6 +561,8 @@ impl MediaSession {
             tx_head: 0,
             tx_count: 0,
             last_rtp: now,
+            sending: true,
+            receiving: true,
             timeout_reported: false,
             stats: MediaStats::default(),
             config,
@@ -578,6 +584,18 @@ impl MediaSession {
         self.config.remote = remote;
         self.remote = remote;
         self.latched = false;
+    }
+
+    /// Applies the SDP direction after a re-offer: a call on hold sends no RTP (its playout
+    /// still advances, so audio is not delayed by the hold), and a peer that sends nothing is
+    /// not timed out for it. The timeout restarts at `now` when the peer resumes.
+    pub fn set_direction(&mut self, now: Instant, sending: bool, receiving: bool) {
+        if receiving && !self.receiving {
+            self.last_rtp = now;
+            self.timeout_reported = false;
+        }
+        self.sending = sending;
+        self.receiving = receiving;
     }
 
     /// Caller media time processed so far, in milliseconds.
@@ -675,7 +693,10 @@ impl MediaSession {
                 media_ms: self.inbound.media_ms.min(u32::MAX as u64) as u32,
             });
         }
-        if !self.timeout_reported && now >= self.last_rtp + self.config.rtp_timeout {
+        if self.receiving
+            && !self.timeout_reported
+            && now >= self.last_rtp + self.config.rtp_timeout
+        {
             self.timeout_reported = true;
             self.events.push_back(MediaEvent::RtpTimeout);
         }
@@ -703,7 +724,7 @@ impl MediaSession {
         forward_playout_events(&mut self.playout, &mut self.events);
         let marker = had_audio && !self.previous_frame_had_audio;
         self.previous_frame_had_audio = had_audio;
-        if self.remote.is_some() {
+        if self.remote.is_some() && self.sending {
             if self.tx_count == TX_SLOTS {
                 self.tx_head = (self.tx_head + 1) % TX_SLOTS;
                 self.tx_count -= 1;
@@ -737,7 +758,7 @@ impl MediaSession {
         if let Some(t) = self.dtmf.as_ref().and_then(|d| d.poll_timeout()) {
             next = next.min(t);
         }
-        if !self.timeout_reported {
+        if self.receiving && !self.timeout_reported {
             next = next.min(self.last_rtp + self.config.rtp_timeout);
         }
         next

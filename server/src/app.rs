@@ -330,6 +330,7 @@ fn route_sip_event(
         SipEvent::CallConfirmed { key } => (key, CallSignal::Confirmed),
         SipEvent::CallCancelled { key } => (key, CallSignal::Cancelled),
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
+        SipEvent::MediaChanged { key, media } => (key, CallSignal::MediaChanged(media)),
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
     if let Some(sender) = sender

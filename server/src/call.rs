@@ -17,7 +17,7 @@ use vaani_sandbox::{
     Action, CallerContext, Direction, EndReason, Event, ExpectedInput, GenerationOutcome, LogLevel,
     PastCall, PastExtraction, PluginInstance,
 };
-use vaani_sip::{CallEndReason, CallKey, IncomingCall, SipCommand};
+use vaani_sip::{CallEndReason, CallKey, IncomingCall, NegotiatedMedia, SipCommand};
 use vaani_speech::{
     SpeechRequest, SynthesizedAudio, Transcript, TranscriptionError, TranscriptionRequest,
 };
@@ -39,8 +39,38 @@ pub enum CallSignal {
     Cancelled,
     /// The dialog ended.
     Ended(CallEndReason),
+    /// A re-INVITE or UPDATE changed the media (hold, resume, new address).
+    MediaChanged(NegotiatedMedia),
     /// The server is stopping: end the call now.
     Shutdown,
+}
+
+/// Applies a re-offer to the running media session: where RTP goes, and whether we send and
+/// expect it (a call on hold sends nothing and is not timed out for the peer's silence).
+fn apply_media_change(media: &SessionHandle, negotiated: &NegotiatedMedia) {
+    use vaani_sip::MediaDirection;
+    let sending = negotiated.remote_rtp.is_some()
+        && matches!(
+            negotiated.direction,
+            MediaDirection::SendRecv | MediaDirection::SendOnly
+        );
+    let receiving = matches!(
+        negotiated.direction,
+        MediaDirection::SendRecv | MediaDirection::RecvOnly
+    );
+    tracing::info!(
+        remote = ?negotiated.remote_rtp,
+        direction = ?negotiated.direction,
+        "media changed by the peer"
+    );
+    let applied = match negotiated.remote_rtp {
+        Some(remote) => media.set_remote(Some(remote)),
+        None => Ok(()),
+    }
+    .and_then(|()| media.set_direction(sending, receiving));
+    if let Err(error) = applied {
+        tracing::warn!("could not apply the media change: {error}");
+    }
 }
 
 /// Longest wait for queued playback to finish after the plugin hangs up.
@@ -452,14 +482,14 @@ impl Call {
                 return Err(Ending::refused("no_rtp_port"));
             }
         };
-        let (negotiated, answer_sdp) = match vaani_sip::sdp::answer_offer(
+        let sdp_session = match vaani_sip::SdpSession::answer_initial(
             &offer,
             &self.state.codecs,
             self.state.media_public_ip,
             lease.port(),
             rand_session_id(),
         ) {
-            Ok(answer) => answer,
+            Ok(session) => session,
             Err(error) => {
                 tracing::info!("SDP offer refused: {error}");
                 refuse(&self.state, self.key, 488, "Not Acceptable Here").await;
@@ -506,6 +536,7 @@ impl Call {
             }
         }
 
+        let negotiated = sdp_session.negotiated().clone();
         let session_config = self.state.session_config(&negotiated);
         tracing::debug!(?negotiated, ?session_config, "media negotiated");
         let vad = self.state.new_vad();
@@ -529,7 +560,7 @@ impl Call {
         self.state
             .sip_command(SipCommand::Accept {
                 key: self.key,
-                sdp: answer_sdp,
+                sdp: Box::new(sdp_session),
             })
             .await;
         let answered_at = Instant::now();
@@ -549,7 +580,7 @@ impl Call {
     /// A signal that arrives before the 200 OK: CANCEL or shutdown ends the attempt.
     async fn signal_before_answer(&mut self, signal: Option<CallSignal>) -> Result<(), Ending> {
         match signal {
-            Some(CallSignal::Confirmed) => Ok(()),
+            Some(CallSignal::Confirmed) | Some(CallSignal::MediaChanged(_)) => Ok(()),
             Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
             Some(CallSignal::Shutdown) | None => {
                 refuse(&self.state, self.key, 503, "Service Unavailable").await;
@@ -652,6 +683,11 @@ impl Call {
                     Some(CallSignal::Ended(CallEndReason::AckTimeout)) => {
                         return Ending::new(CallStatus::Failed, "no_ack", EndReason::NoAck);
                     }
+                    Some(CallSignal::Ended(CallEndReason::SessionExpired)) => {
+                        // The peer stopped refreshing the session: it is gone (RFC 4028 §10).
+                        return Ending::new(CallStatus::Completed, "session_expired", EndReason::MediaTimeout);
+                    }
+                    Some(CallSignal::MediaChanged(negotiated)) => apply_media_change(media, &negotiated),
                     Some(CallSignal::Ended(_)) => {
                         return Ending::new(CallStatus::Completed, "caller_hangup", EndReason::CallerHangup);
                     }

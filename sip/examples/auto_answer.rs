@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use vaani_sip::{
-    AudioCodec, EndpointConfig, SipCommand, SipDriver, SipDriverConfig, SipEvent, answer_offer,
+    AudioCodec, EndpointConfig, SdpSession, SipCommand, SipDriver, SipDriverConfig, SipEvent,
 };
 
 #[tokio::main]
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let commands = driver.commands.clone();
         let offer = call.sdp.unwrap_or_default();
-        let answer = answer_offer(
+        let answer = SdpSession::answer_initial(
             &offer,
             &[AudioCodec::Pcmu, AudioCodec::Pcma],
             listen.ip(),
@@ -50,7 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         next_port = next_port.wrapping_add(2).max(30_000);
         let command = match answer {
-            Ok((_, sdp)) => SipCommand::Accept { key: call.key, sdp },
+            Ok(session) => SipCommand::Accept {
+                key: call.key,
+                sdp: Box::new(session),
+            },
             Err(error) => SipCommand::Reject {
                 key: call.key,
                 status: 488,

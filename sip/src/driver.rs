@@ -18,6 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::endpoint::{EndpointConfig, SipEndpoint, SipEvent};
 use crate::error::SipError;
 use crate::message::MAX_MESSAGE_SIZE;
+use crate::sdp::SdpSession;
 use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
 
 /// Capacity of the event channel to the application.
@@ -59,12 +60,12 @@ pub enum SipCommand {
         /// 101–199.
         status: u16,
     },
-    /// Answer 200 OK with this SDP.
+    /// Answer 200 OK with this offer/answer session (its answer goes in the 200).
     Accept {
         /// The call.
         key: CallKey,
-        /// The SDP answer.
-        sdp: String,
+        /// The answered session; the endpoint keeps it for re-offers.
+        sdp: Box<SdpSession>,
     },
     /// Answer with a final failure.
     Reject {
@@ -450,7 +451,7 @@ impl SipLoop {
             SipCommand::Provisional { key, status } => {
                 self.endpoint.send_provisional(now, key, status)
             }
-            SipCommand::Accept { key, sdp } => self.endpoint.accept(now, key, &sdp),
+            SipCommand::Accept { key, sdp } => self.endpoint.accept(now, key, *sdp),
             SipCommand::Reject {
                 key,
                 status,

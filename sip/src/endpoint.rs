@@ -16,7 +16,11 @@ use crate::message::{
     self, ALLOW, InboundRequest, InboundResponse, OutboundRequest, Parsed, ReplyContext,
     ResponseExtras,
 };
+use crate::sdp::{NegotiatedMedia, SdpSession};
+use crate::session_timer::{self, Negotiation, SessionTimer, TimerRequest};
 use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
+
+mod modify;
 
 /// Most calls (including ones lingering to absorb retransmissions) held at once; further INVITEs
 /// get `503`.
@@ -44,6 +48,11 @@ pub struct EndpointConfig {
     pub t2: Duration,
     /// Maximum time a message remains in the network (T4, default 5 s).
     pub t4: Duration,
+    /// Session-timer interval we ask for when the caller supports timers but names none, and
+    /// the longest we accept (RFC 4028; default 1800 s).
+    pub session_expires: Duration,
+    /// The shortest session-timer interval we accept (`Min-SE`; default 90 s, the RFC minimum).
+    pub min_se: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -55,6 +64,8 @@ impl Default for EndpointConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            session_expires: Duration::from_secs(1800),
+            min_se: Duration::from_secs(90),
         }
     }
 }
@@ -93,6 +104,9 @@ pub enum CallEndReason {
     AckTimeout,
     /// Our BYE got a final response or timed out (Timer F).
     LocalByeCompleted,
+    /// The session timer ran out without a refresh, or our refresh failed (RFC 4028 §10); the
+    /// endpoint sent BYE.
+    SessionExpired,
 }
 
 /// Something the application must know about.
@@ -115,6 +129,14 @@ pub enum SipEvent {
     CallCancelled {
         /// The call.
         key: CallKey,
+    },
+    /// A re-INVITE or UPDATE changed the media of an answered call (new address, hold,
+    /// resume, codec). The endpoint already answered it.
+    MediaChanged {
+        /// The call.
+        key: CallKey,
+        /// What is in force now.
+        media: NegotiatedMedia,
     },
     /// An answered call ended.
     CallEnded {
@@ -184,6 +206,18 @@ struct ReInvite {
     response: Vec<u8>,
     retransmit: Option<Retransmit>,
     give_up_at: Instant,
+    /// The re-INVITE had no SDP: our 200 carried an offer and the ACK carries the answer.
+    awaits_answer: bool,
+}
+
+/// Our session-refresh UPDATE client transaction.
+#[derive(Debug)]
+struct RefreshTransaction {
+    branch: String,
+    transmit: Transmit,
+    retransmit: Option<Retransmit>,
+    /// Timer F.
+    timeout_at: Instant,
 }
 
 /// An in-dialog request we answered, kept to re-send the answer to its retransmissions.
@@ -225,7 +259,13 @@ struct Call {
     timer_h: Option<Instant>,
     /// Give-up time while Proceeding (see [`ANSWER_TIMEOUT`]).
     answer_deadline: Option<Instant>,
-    answer_sdp: Option<String>,
+    /// Our offer/answer state, from the moment we answer.
+    sdp: Option<SdpSession>,
+    /// The session timer the INVITE asked for, applied when we answer.
+    timer_negotiation: Negotiation,
+    /// The running session timer, from our 2xx on.
+    timer: Option<SessionTimer>,
+    refresh: Option<RefreshTransaction>,
     hangup_after_ack: bool,
     end_reported: bool,
     bye: Option<ByeTransaction>,
@@ -276,6 +316,7 @@ pub struct SipEndpoint {
     by_tx: HashMap<TxKey, CallKey>,
     by_dialog: HashMap<DialogKey, CallKey>,
     by_bye_branch: HashMap<String, CallKey>,
+    by_refresh_branch: HashMap<String, CallKey>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
 }
@@ -329,6 +370,7 @@ impl SipEndpoint {
             by_tx: HashMap::new(),
             by_dialog: HashMap::new(),
             by_bye_branch: HashMap::new(),
+            by_refresh_branch: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -421,6 +463,13 @@ impl SipEndpoint {
                 consider(ri.retransmit.map(|r| r.at));
                 consider(Some(ri.give_up_at));
             }
+            if call.phase == Phase::Confirmed {
+                consider(call.timer.and_then(|t| t.deadline()));
+            }
+            if let Some(refresh) = &call.refresh {
+                consider(refresh.retransmit.map(|r| r.at));
+                consider(Some(refresh.timeout_at));
+            }
         }
         earliest
     }
@@ -470,13 +519,33 @@ impl SipEndpoint {
         Ok(())
     }
 
-    /// Answer an INVITE `200 OK` with `sdp_answer`. The 200 is retransmitted (UDP) until the ACK
-    /// arrives; without ACK after 64×T1 the call ends with `AckTimeout` and a BYE is sent.
-    pub fn accept(&mut self, now: Instant, key: CallKey, sdp_answer: &str) -> Result<(), SipError> {
+    /// Answer an INVITE `200 OK` with the answer in `session` (built by
+    /// [`SdpSession::answer_initial`] from the INVITE's offer); the endpoint keeps the session to
+    /// answer later re-INVITEs and UPDATEs. The 200 carries the session timer the INVITE asked
+    /// for. It is retransmitted (UDP) until the ACK arrives; without ACK after 64×T1 the call
+    /// ends with `AckTimeout` and a BYE is sent.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        session: SdpSession,
+    ) -> Result<(), SipError> {
         let contact = self.contact_uri_for_key(key)?;
         let server = self.config.user_agent.clone();
         let (t1, timer_h) = (self.config.t1, self.config.t1 * 64);
         let call = self.call_in_phase(key, Phase::Proceeding, "accept")?;
+        let mut headers = vec![
+            ("Allow", ALLOW.to_string()),
+            ("Supported", message::SUPPORTED.to_string()),
+        ];
+        if let Negotiation::On {
+            interval,
+            refresher,
+        } = call.timer_negotiation
+        {
+            headers.extend(modify::timer_headers(interval, refresher));
+            call.timer = Some(SessionTimer::start(now, interval, refresher));
+        }
         let data = message::build_response(
             &call.reply,
             200,
@@ -486,14 +555,14 @@ impl SipEndpoint {
                 to_tag: Some(&call.local_tag),
                 contact: Some(&contact),
                 record_route: &call.route_set,
-                headers: vec![("Allow", ALLOW.to_string())],
+                headers,
                 content_type: Some("application/sdp"),
-                body: sdp_answer.as_bytes(),
+                body: session.local_sdp().as_bytes(),
             },
         );
         call.phase = Phase::Accepted;
         call.answer_deadline = None;
-        call.answer_sdp = Some(sdp_answer.to_string());
+        call.sdp = Some(session);
         call.last_response = data.clone();
         call.response_retransmit = (!call.transport.is_reliable()).then_some(Retransmit {
             at: now + t1,
@@ -717,6 +786,7 @@ impl SipEndpoint {
             vec![
                 ("Allow", ALLOW.to_string()),
                 ("Accept", "application/sdp".to_string()),
+                ("Supported", message::SUPPORTED.to_string()),
             ],
         )
     }
@@ -728,7 +798,13 @@ impl SipEndpoint {
         connection: Option<ConnectionId>,
         req: &InboundRequest,
     ) -> bool {
-        if req.require.is_empty() {
+        let unsupported: Vec<&str> = req
+            .require
+            .iter()
+            .map(String::as_str)
+            .filter(|tag| !tag.eq_ignore_ascii_case("timer"))
+            .collect();
+        if unsupported.is_empty() {
             return false;
         }
         self.respond_stateless(
@@ -737,7 +813,7 @@ impl SipEndpoint {
             &req.reply,
             420,
             message::default_reason(420),
-            vec![("Unsupported", req.require.join(", "))],
+            vec![("Unsupported", unsupported.join(", "))],
         );
         true
     }
@@ -806,6 +882,18 @@ impl SipEndpoint {
         let Some(remote_target) = req.contact.clone() else {
             return; // parse_message guarantees a Contact on INVITE
         };
+        let timer_negotiation = self.negotiate_timer(&req.headers);
+        if let Negotiation::TooSmall { min_se } = timer_negotiation {
+            self.respond_stateless(
+                transport,
+                connection,
+                &req.reply,
+                422,
+                message::default_reason(422),
+                vec![("Min-SE", min_se.to_string())],
+            );
+            return;
+        }
 
         let key = CallKey(self.next_key);
         self.next_key += 1;
@@ -841,7 +929,10 @@ impl SipEndpoint {
             response_retransmit: None,
             timer_h: None,
             answer_deadline: Some(now + ANSWER_TIMEOUT),
-            answer_sdp: None,
+            sdp: None,
+            timer_negotiation,
+            timer: None,
+            refresh: None,
             hangup_after_ack: false,
             end_reported: false,
             bye: None,
@@ -923,8 +1014,10 @@ impl SipEndpoint {
                 }
             }
             _ => {
-                if call.reinvite.as_ref().is_some_and(|ri| ri.cseq == req.cseq) {
-                    call.reinvite = None;
+                if let Some(ri) = call.reinvite.take_if(|ri| ri.cseq == req.cseq)
+                    && ri.awaits_answer
+                {
+                    self.on_ack_answer(key, req);
                 }
             }
         }
@@ -1091,6 +1184,7 @@ impl SipEndpoint {
         match req.method {
             Method::Bye => self.on_bye(now, key, req, transport, connection),
             Method::Invite => self.on_reinvite(now, key, req, transport, connection),
+            Method::Update => self.on_update(now, key, req, transport, connection),
             Method::Options => {
                 let data = self.respond_options(transport, connection, &req.reply);
                 if let Some(call) = self.calls.get_mut(&key) {
@@ -1235,40 +1329,7 @@ impl SipEndpoint {
                     ResponseExtras::default(),
                 );
             }
-            Phase::Confirmed => {
-                // Answer with the session we already agreed on; the call always survives.
-                let sdp = call.answer_sdp.clone().unwrap_or_default();
-                let contact = self.contact_uri(call.transport);
-                let data = message::build_response(
-                    &req.reply,
-                    200,
-                    "OK",
-                    &self.config.user_agent,
-                    ResponseExtras {
-                        to_tag: Some(&call.local_tag),
-                        contact: Some(&contact),
-                        headers: vec![("Allow", ALLOW.to_string())],
-                        content_type: (!sdp.is_empty()).then_some("application/sdp"),
-                        body: sdp.as_bytes(),
-                        ..Default::default()
-                    },
-                );
-                let t1 = self.config.t1;
-                let give_up_at = now + t1 * 64;
-                self.send_reply(transport, connection, req.reply.target, data.clone());
-                if let Some(call) = self.calls.get_mut(&key) {
-                    call.reinvite = Some(ReInvite {
-                        branch: req.branch.clone(),
-                        cseq: req.cseq,
-                        response: data,
-                        retransmit: (!transport.is_reliable()).then_some(Retransmit {
-                            at: now + t1,
-                            interval: t1,
-                        }),
-                        give_up_at,
-                    });
-                }
-            }
+            Phase::Confirmed => self.on_session_modify(now, key, req, transport, connection),
             Phase::Terminating | Phase::Completed | Phase::Terminated => {
                 self.respond_in_call(
                     key,
@@ -1283,6 +1344,10 @@ impl SipEndpoint {
     }
 
     fn on_response(&mut self, now: Instant, resp: InboundResponse) {
+        if resp.cseq_method == Method::Update {
+            self.on_refresh_response(now, resp);
+            return;
+        }
         if resp.cseq_method != Method::Bye {
             return;
         }
@@ -1331,16 +1396,47 @@ impl SipEndpoint {
 
     /// Build and send our BYE (UAS side of the dialog, RFC 3261 §12.2.1.1).
     fn send_bye(&mut self, now: Instant, key: CallKey) {
-        let contact = self.contact_uri_for_key(key).unwrap_or_default();
-        let (t1, contact_host, contact_port) = (
-            self.config.t1,
-            self.config.contact_host.clone(),
-            self.config.contact_port,
-        );
-        let user_agent = self.config.user_agent.clone();
+        let t1 = self.config.t1;
+        let Some((transmit, branch)) = self.in_dialog_request(key, Method::Bye, Vec::new()) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if let Some(old) = call.bye.take() {
+            self.by_bye_branch.remove(&old.branch);
+        }
+        if let Some(refresh) = call.refresh.take() {
+            self.by_refresh_branch.remove(&refresh.branch);
+        }
+        call.timer = None;
+        call.phase = Phase::Terminating;
+        call.bye = Some(ByeTransaction {
+            branch: branch.clone(),
+            transmit: transmit.clone(),
+            retransmit: (!transmit.transport.is_reliable()).then_some(Retransmit {
+                at: now + t1,
+                interval: t1,
+            }),
+            timeout_at: now + t1 * 64,
+        });
+        self.by_bye_branch.insert(branch, key);
+        self.transmits.push_back(transmit);
+    }
+
+    /// Builds a request inside the dialog (UAS side, RFC 3261 §12.2.1.1): our next CSeq, through
+    /// the route set, to the remote Contact. Returns it with its branch.
+    fn in_dialog_request(
+        &mut self,
+        key: CallKey,
+        method: Method,
+        headers: Vec<(&'static str, String)>,
+    ) -> Option<(Transmit, String)> {
+        let contact = self.contact_uri_for_key(key).unwrap_or_default();
+        let (contact_host, contact_port) =
+            (self.config.contact_host.clone(), self.config.contact_port);
+        let user_agent = self.config.user_agent.clone();
+        let call = self.calls.get_mut(&key)?;
         call.local_cseq = call.local_cseq.saturating_add(1);
         let first_route = call
             .route_set
@@ -1376,7 +1472,7 @@ impl SipEndpoint {
             contact_host
         };
         let data = message::build_request(&OutboundRequest {
-            method: Method::Bye,
+            method,
             request_uri: &request_uri,
             via: format!(
                 "SIP/2.0/{} {}:{};branch={};rport",
@@ -1392,28 +1488,17 @@ impl SipEndpoint {
             cseq: call.local_cseq,
             contact: &contact,
             user_agent: &user_agent,
+            headers,
         });
-        let transmit = Transmit {
-            transport,
-            destination,
-            connection,
-            data,
-        };
-        if let Some(old) = call.bye.take() {
-            self.by_bye_branch.remove(&old.branch);
-        }
-        call.phase = Phase::Terminating;
-        call.bye = Some(ByeTransaction {
-            branch: branch.clone(),
-            transmit: transmit.clone(),
-            retransmit: (!transport.is_reliable()).then_some(Retransmit {
-                at: now + t1,
-                interval: t1,
-            }),
-            timeout_at: now + t1 * 64,
-        });
-        self.by_bye_branch.insert(branch, key);
-        self.transmits.push_back(transmit);
+        Some((
+            Transmit {
+                transport,
+                destination,
+                connection,
+                data,
+            },
+            branch,
+        ))
     }
 
     fn run_call_timers(&mut self, now: Instant, key: CallKey) {
@@ -1482,6 +1567,8 @@ impl SipEndpoint {
             }
         }
 
+        self.run_session_timer(now, key);
+
         // BYE client transaction: timer E and F.
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1522,6 +1609,9 @@ impl SipEndpoint {
         }
         if let Some(bye) = &call.bye {
             self.by_bye_branch.remove(&bye.branch);
+        }
+        if let Some(refresh) = &call.refresh {
+            self.by_refresh_branch.remove(&refresh.branch);
         }
     }
 }

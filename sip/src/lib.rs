@@ -3,7 +3,8 @@
 //! * [`SipEndpoint`]: a sans-IO user agent server for inbound calls (RFC 3261 transactions and
 //!   dialogs, RFC 3581 rport). Feed it messages and the time; take transmits, events and the next
 //!   deadline.
-//! * [`sdp`]: offer/answer for G.711 with telephone-events.
+//! * [`sdp`]: offer/answer for G.711 with telephone-events, including re-offers (hold, resume).
+//! * Session timers (RFC 4028): the endpoint answers and sends refreshes and ends dead sessions.
 //! * [`driver`]: a tokio UDP/TCP driver that owns one endpoint.
 
 pub mod driver;
@@ -11,6 +12,7 @@ mod endpoint;
 mod error;
 mod message;
 pub mod sdp;
+mod session_timer;
 mod transport;
 
 pub use driver::{SipCommand, SipDriver, SipDriverConfig};
@@ -18,5 +20,6 @@ pub use endpoint::{
     ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, SipEndpoint, SipEvent,
 };
 pub use error::SipError;
-pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, answer_offer};
+pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, answer_offer};
+pub use session_timer::Refresher;
 pub use transport::{CallKey, ConnectionId, Transmit, Transport};

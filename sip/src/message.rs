@@ -15,7 +15,10 @@ pub(crate) const MAX_MESSAGE_SIZE: usize = 65_535;
 pub(crate) const DEFAULT_SIP_PORT: u16 = 5060;
 
 /// Methods we implement, as advertised in `Allow`.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
+/// Option tags we support, as advertised in `Supported`.
+pub(crate) const SUPPORTED: &str = "timer";
 
 /// Headers that every response copies from its request (RFC 3261 §8.2.6.2), plus where it goes.
 #[derive(Debug, Clone)]
@@ -67,6 +70,8 @@ pub(crate) struct InboundResponse {
     pub status: u16,
     pub branch: Option<String>,
     pub cseq_method: Method,
+    /// All headers, names as received.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Outcome of looking at one inbound message.
@@ -144,6 +149,7 @@ fn canonical_name(name: &str) -> &str {
         "k" | "K" => "Supported",
         "t" | "T" => "To",
         "v" | "V" => "Via",
+        "x" | "X" => "Session-Expires",
         other => other,
     }
 }
@@ -158,7 +164,7 @@ fn header_values<'a>(
         .map(|(_, v)| v.as_str())
 }
 
-fn first_header<'a>(headers: &'a [(String, String)], name: &'a str) -> Option<&'a str> {
+pub(crate) fn first_header<'a>(headers: &'a [(String, String)], name: &'a str) -> Option<&'a str> {
     header_values(headers, name).next()
 }
 
@@ -313,6 +319,7 @@ fn inspect_response(response: &rsip::Response, data: &[u8]) -> Parsed {
             status: response.status_code.code(),
             branch,
             cseq_method: cseq.method,
+            headers,
         }),
         None => Parsed::Unusable,
     }
@@ -560,6 +567,7 @@ pub(crate) fn default_reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         415 => "Unsupported Media Type",
         420 => "Bad Extension",
+        422 => "Session Interval Too Small",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         483 => "Too Many Hops",
@@ -667,6 +675,8 @@ pub(crate) struct OutboundRequest<'a> {
     pub cseq: u32,
     pub contact: &'a str,
     pub user_agent: &'a str,
+    /// Additional `(name, value)` headers.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// Serialise a request we originate.
@@ -690,6 +700,9 @@ pub(crate) fn build_request(req: &OutboundRequest<'_>) -> Vec<u8> {
     headers.push(Header::UserAgent(rsip::headers::UserAgent::new(
         req.user_agent,
     )));
+    for (name, value) in &req.headers {
+        headers.push(Header::Other(name.to_string(), one_line(value)));
+    }
     headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
         "0",
     )));

@@ -199,22 +199,27 @@ fn pick_ptime(media: &MediaDescription, session: &SessionDescription) -> u32 {
     }
 }
 
-/// Answer an SDP offer: pick the first codec of `preference` that the offer's first usable audio
-/// stream contains, echo its telephone-event payload type, and write the answer for our RTP
-/// address. Returns what was negotiated and the answer text.
-pub fn answer_offer(
-    offer: &str,
-    preference: &[AudioCodec],
-    local_ip: IpAddr,
-    local_rtp_port: u16,
-    session_id: u64,
-) -> Result<(NegotiatedMedia, String), SdpError> {
-    if offer.len() > MAX_SDP_SIZE {
+/// What the offer's audio stream and its siblings look like, enough to write an answer.
+struct OfferShape {
+    negotiated: NegotiatedMedia,
+    dtmf_fmtp: Option<String>,
+    /// Every `m=` line of the offer, as (media, protos, first format); the audio one at `audio_index`.
+    streams: Vec<(String, String, String)>,
+    audio_index: usize,
+}
+
+fn parse_session(text: &str) -> Result<SessionDescription, SdpError> {
+    if text.len() > MAX_SDP_SIZE {
         return Err(SdpError::Malformed("SDP body too large".to_string()));
     }
-    let session = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
-        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+    SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
+        .map_err(|e| SdpError::Malformed(e.to_string()))
+}
 
+/// Picks the audio stream and codec of an offer (or an answer to our offer): the first of
+/// `preference` that the stream carries.
+fn negotiate(text: &str, preference: &[AudioCodec]) -> Result<OfferShape, SdpError> {
+    let session = parse_session(text)?;
     let audio_index = session
         .media_descriptions
         .iter()
@@ -287,52 +292,23 @@ pub fn answer_offer(
         .unwrap_or(MediaDirection::SendRecv);
     let direction = offered_direction.mirrored();
     let ptime_ms = pick_ptime(audio, &session);
-
-    let ip_kind = if local_ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut answer = String::with_capacity(320);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        answer,
-        "v=0\r\no=vaani {session_id} {session_id} IN {ip_kind} {local_ip}\r\ns=vaani\r\n\
-         c=IN {ip_kind} {local_ip}\r\nt=0 0\r\n"
-    );
-    for (index, media) in session.media_descriptions.iter().enumerate() {
-        if index != audio_index {
-            // Decline every other stream with port 0, keeping the m= line count (RFC 3264 §6).
-            let _ = write!(
-                answer,
-                "m={} 0 {} {}\r\n",
-                media.media_name.media,
-                media.media_name.protos.join("/"),
-                media
-                    .media_name
+    let streams = session
+        .media_descriptions
+        .iter()
+        .map(|m| {
+            (
+                m.media_name.media.clone(),
+                m.media_name.protos.join("/"),
+                m.media_name
                     .formats
                     .first()
-                    .map(String::as_str)
-                    .unwrap_or("0")
-            );
-            continue;
-        }
-        let _ = write!(answer, "m=audio {local_rtp_port} RTP/AVP {payload_type}");
-        if let Some(dtmf) = dtmf_payload_type {
-            let _ = write!(answer, " {dtmf}");
-        }
-        let _ = write!(
-            answer,
-            "\r\na=rtpmap:{payload_type} {}/8000\r\n",
-            codec.encoding_name()
-        );
-        if let Some(dtmf) = dtmf_payload_type {
-            let _ = write!(answer, "a=rtpmap:{dtmf} telephone-event/8000\r\n");
-            if let Some(fmtp) = &dtmf_fmtp {
-                let _ = write!(answer, "a=fmtp:{dtmf} {fmtp}\r\n");
-            }
-        }
-        let _ = write!(answer, "a=ptime:20\r\na={}\r\n", direction.attribute());
-    }
-
-    Ok((
-        NegotiatedMedia {
+                    .cloned()
+                    .unwrap_or_else(|| "0".to_string()),
+            )
+        })
+        .collect();
+    Ok(OfferShape {
+        negotiated: NegotiatedMedia {
             codec,
             payload_type,
             dtmf_payload_type,
@@ -340,6 +316,193 @@ pub fn answer_offer(
             ptime_ms,
             direction,
         },
-        answer,
+        dtmf_fmtp,
+        streams,
+        audio_index,
+    })
+}
+
+/// Our address in SDP: the `IP4`/`IP6` token and the address.
+fn address_line(local_ip: IpAddr) -> (&'static str, IpAddr) {
+    (if local_ip.is_ipv4() { "IP4" } else { "IP6" }, local_ip)
+}
+
+/// Everything of our SDP after the `o=` line (compared to decide whether `o=` gets a new version).
+fn render_body(
+    shape: &OfferShape,
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    direction: MediaDirection,
+) -> String {
+    let (ip_kind, ip) = address_line(local_ip);
+    let media = &shape.negotiated;
+    let mut body = String::with_capacity(280);
+    // Writing to a String cannot fail.
+    let _ = write!(body, "s=vaani\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\n");
+    for (index, (kind, protos, first_format)) in shape.streams.iter().enumerate() {
+        if index != shape.audio_index {
+            // Decline every other stream with port 0, keeping the m= line count (RFC 3264 §6).
+            let _ = write!(body, "m={kind} 0 {protos} {first_format}\r\n");
+            continue;
+        }
+        let _ = write!(
+            body,
+            "m=audio {local_rtp_port} RTP/AVP {}",
+            media.payload_type
+        );
+        if let Some(dtmf) = media.dtmf_payload_type {
+            let _ = write!(body, " {dtmf}");
+        }
+        let _ = write!(
+            body,
+            "\r\na=rtpmap:{} {}/8000\r\n",
+            media.payload_type,
+            media.codec.encoding_name()
+        );
+        if let Some(dtmf) = media.dtmf_payload_type {
+            let _ = write!(body, "a=rtpmap:{dtmf} telephone-event/8000\r\n");
+            if let Some(fmtp) = &shape.dtmf_fmtp {
+                let _ = write!(body, "a=fmtp:{dtmf} {fmtp}\r\n");
+            }
+        }
+        let _ = write!(body, "a=ptime:20\r\na={}\r\n", direction.attribute());
+    }
+    body
+}
+
+fn render_sdp(local_ip: IpAddr, session_id: u64, version: u64, body: &str) -> String {
+    let (ip_kind, ip) = address_line(local_ip);
+    format!("v=0\r\no=vaani {session_id} {version} IN {ip_kind} {ip}\r\n{body}")
+}
+
+/// Answer an SDP offer: pick the first codec of `preference` that the offer's first usable audio
+/// stream contains, echo its telephone-event payload type, and write the answer for our RTP
+/// address. Returns what was negotiated and the answer text.
+pub fn answer_offer(
+    offer: &str,
+    preference: &[AudioCodec],
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+) -> Result<(NegotiatedMedia, String), SdpError> {
+    let session =
+        SdpSession::answer_initial(offer, preference, local_ip, local_rtp_port, session_id)?;
+    Ok((
+        session.negotiated().clone(),
+        session.local_sdp().to_string(),
     ))
+}
+
+/// Our side of one call's offer/answer exchanges (RFC 3264): the first answer, answers to later
+/// offers (re-INVITE, UPDATE), our own offer when a re-INVITE arrives without one, and the
+/// `o=` version that rises whenever what we sent changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpSession {
+    preference: Vec<AudioCodec>,
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+    version: u64,
+    /// What we last sent, after the `o=` line.
+    last_body: String,
+    local_sdp: String,
+    negotiated: NegotiatedMedia,
+    dtmf_fmtp: Option<String>,
+}
+
+impl SdpSession {
+    /// Answers the call's first offer.
+    pub fn answer_initial(
+        offer: &str,
+        preference: &[AudioCodec],
+        local_ip: IpAddr,
+        local_rtp_port: u16,
+        session_id: u64,
+    ) -> Result<Self, SdpError> {
+        let shape = negotiate(offer, preference)?;
+        let body = render_body(&shape, local_ip, local_rtp_port, shape.negotiated.direction);
+        Ok(Self {
+            preference: preference.to_vec(),
+            local_ip,
+            local_rtp_port,
+            session_id,
+            version: session_id,
+            local_sdp: render_sdp(local_ip, session_id, session_id, &body),
+            last_body: body,
+            negotiated: shape.negotiated,
+            dtmf_fmtp: shape.dtmf_fmtp,
+        })
+    }
+
+    /// What is in force now.
+    pub fn negotiated(&self) -> &NegotiatedMedia {
+        &self.negotiated
+    }
+
+    /// The SDP we sent last (answer or offer).
+    pub fn local_sdp(&self) -> &str {
+        &self.local_sdp
+    }
+
+    fn remember(&mut self, body: String) {
+        if body != self.last_body {
+            self.version = self.version.wrapping_add(1);
+            self.last_body = body;
+        }
+        self.local_sdp = render_sdp(
+            self.local_ip,
+            self.session_id,
+            self.version,
+            &self.last_body,
+        );
+    }
+
+    /// Answers a later offer. The codec in use is kept when the offer still carries it. On error
+    /// nothing changes: the call goes on with the session already agreed (RFC 3261 §14.2).
+    pub fn answer(&mut self, offer: &str) -> Result<&NegotiatedMedia, SdpError> {
+        let mut preference = vec![self.negotiated.codec];
+        preference.extend(
+            self.preference
+                .iter()
+                .filter(|c| **c != self.negotiated.codec),
+        );
+        let shape = negotiate(offer, &preference)?;
+        let body = render_body(
+            &shape,
+            self.local_ip,
+            self.local_rtp_port,
+            shape.negotiated.direction,
+        );
+        self.remember(body);
+        self.negotiated = shape.negotiated;
+        self.dtmf_fmtp = shape.dtmf_fmtp;
+        Ok(&self.negotiated)
+    }
+
+    /// Our offer for a re-INVITE that came without one: the codec in use, `sendrecv` whatever
+    /// the peer's last direction was (RFC 6337 §5.1).
+    pub fn offer(&mut self) -> &str {
+        let shape = OfferShape {
+            negotiated: self.negotiated.clone(),
+            dtmf_fmtp: self.dtmf_fmtp.clone(),
+            streams: vec![(String::new(), String::new(), String::new())],
+            audio_index: 0,
+        };
+        let body = render_body(
+            &shape,
+            self.local_ip,
+            self.local_rtp_port,
+            MediaDirection::SendRecv,
+        );
+        self.remember(body);
+        &self.local_sdp
+    }
+
+    /// Takes the peer's answer to [`offer`](Self::offer) (from the ACK). On error the session in
+    /// force stays.
+    pub fn accept_answer(&mut self, answer: &str) -> Result<&NegotiatedMedia, SdpError> {
+        let shape = negotiate(answer, &[self.negotiated.codec])?;
+        self.negotiated = shape.negotiated;
+        Ok(&self.negotiated)
+    }
 }

@@ -13,7 +13,6 @@ use vaani_sip::{
 };
 
 const WAIT: Duration = Duration::from_secs(5);
-const SDP_ANSWER: &str = "v=0\r\no=vaani 1 1 IN IP4 127.0.0.1\r\ns=vaani\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n";
 
 async fn start() -> SipDriver {
     SipDriver::start(SipDriverConfig {
@@ -110,13 +109,13 @@ async fn udp_invite_gets_100_then_200_after_accept() {
         .commands
         .send(SipCommand::Accept {
             key: call.key,
-            sdp: SDP_ANSWER.to_string(),
+            sdp: Box::new(common::session_at("127.0.0.1")),
         })
         .await
         .unwrap();
     let ok = udp_recv(&socket).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    assert!(ok.ends_with(SDP_ANSWER));
+    assert!(ok.ends_with(common::session_at("127.0.0.1").local_sdp()));
     assert!(
         ok.contains(&format!("Contact: <sip:127.0.0.1:{}>", server.port())),
         "contact_port 0 becomes the bound UDP port: {ok}"
@@ -179,14 +178,14 @@ async fn tcp_invite_gets_100_then_200_on_the_same_connection() {
         .commands
         .send(SipCommand::Accept {
             key: call.key,
-            sdp: SDP_ANSWER.to_string(),
+            sdp: Box::new(common::session_at("127.0.0.1")),
         })
         .await
         .unwrap();
     let ok = reader.next(&mut stream).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
     assert!(ok.contains(";transport=tcp>"), "{ok}");
-    assert!(ok.ends_with(SDP_ANSWER));
+    assert!(ok.ends_with(common::session_at("127.0.0.1").local_sdp()));
 
     stream
         .write_all(&ack("TCP", local, "tcp-call-1", &to_tag(&ok)))
@@ -289,7 +288,7 @@ async fn call_end_events_are_kept_while_the_queue_is_full() {
         .commands
         .send(SipCommand::Accept {
             key: a.key,
-            sdp: SDP_ANSWER.to_string(),
+            sdp: Box::new(common::session_at("127.0.0.1")),
         })
         .await
         .unwrap();

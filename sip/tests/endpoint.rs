@@ -3,110 +3,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use vaani_sip::{
-    CallEndReason, CallKey, ConnectionId, SipEndpoint, SipError, SipEvent, Transmit, Transport,
-};
+use vaani_sip::{CallEndReason, ConnectionId, SipError, SipEvent, Transport};
 
 const ANSWER: &str = "v=0\r\no=vaani 1 1 IN IP4 203.0.113.10\r\ns=vaani\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
-
-struct Harness {
-    ep: SipEndpoint,
-    start: Instant,
-    now: Instant,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let start = Instant::now();
-        Self {
-            ep: SipEndpoint::new(config()),
-            start,
-            now: start,
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.now - self.start
-    }
-
-    fn recv(&mut self, data: &[u8]) {
-        self.ep
-            .handle_datagram(self.now, Transport::Udp, trunk(), None, data);
-    }
-
-    fn recv_from(&mut self, source: SocketAddr, data: &[u8]) {
-        self.ep
-            .handle_datagram(self.now, Transport::Udp, source, None, data);
-    }
-
-    fn transmits(&mut self) -> Vec<Transmit> {
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_transmit() {
-            assert_valid_sip(&t);
-            out.push(t);
-        }
-        out
-    }
-
-    fn events(&mut self) -> Vec<SipEvent> {
-        let mut out = Vec::new();
-        while let Some(e) = self.ep.poll_event() {
-            out.push(e);
-        }
-        out
-    }
-
-    /// Run timers up to `start + at`, returning every transmit with the time it went out.
-    fn advance_to(&mut self, at: Duration) -> Vec<(Duration, Transmit)> {
-        let target = self.start + at;
-        let mut out = Vec::new();
-        while let Some(deadline) = self.ep.poll_timeout() {
-            if deadline > target {
-                break;
-            }
-            self.now = deadline.max(self.now);
-            self.ep.handle_timeout(self.now);
-            let elapsed = self.elapsed();
-            for t in self.transmits() {
-                out.push((elapsed, t));
-            }
-        }
-        self.now = target;
-        out
-    }
-
-    /// Deliver the default INVITE; returns the call key and checks the 100 Trying.
-    fn incoming(&mut self) -> CallKey {
-        self.recv(&Invite::default().to_bytes());
-        let sent = self.transmits();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(status(&sent[0]), Some(100));
-        match self.events().as_slice() {
-            [SipEvent::IncomingCall(call)] => call.key,
-            other => panic!("expected one IncomingCall, got {other:?}"),
-        }
-    }
-
-    /// INVITE + accept; returns the key and our To-tag.
-    fn accepted(&mut self) -> (CallKey, String) {
-        let key = self.incoming();
-        self.ep.accept(self.now, key, ANSWER).unwrap();
-        let sent = self.transmits();
-        assert_eq!(status(&sent[0]), Some(200));
-        (key, tag_of(&header(&sent[0], "To")).unwrap())
-    }
-
-    fn confirmed(&mut self) -> (CallKey, String) {
-        let (key, tag) = self.accepted();
-        self.recv(&Req::new("ACK", "z9hG4bKack1", 15623387, Some(&tag)).to_bytes());
-        assert_eq!(self.events(), vec![SipEvent::CallConfirmed { key }]);
-        assert!(self.transmits().is_empty());
-        (key, tag)
-    }
-}
 
 #[test]
 fn invite_gets_100_trying_at_once_and_raises_incoming_call() {
@@ -173,7 +75,7 @@ fn accept_sends_200_with_sdp_same_to_tag_as_180_and_record_route() {
         ]
     );
 
-    h.ep.accept(h.now, call.key, ANSWER).unwrap();
+    h.ep.accept(h.now, call.key, session()).unwrap();
     let ok = h.transmits().remove(0);
     assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
     assert_eq!(
@@ -291,7 +193,7 @@ fn retransmitted_invite_is_absorbed_and_gets_the_last_response() {
     h.recv(&Invite::default().to_bytes());
     assert_eq!(status(&h.transmits()[0]), Some(180));
 
-    h.ep.accept(h.now, key, ANSWER).unwrap();
+    h.ep.accept(h.now, key, session()).unwrap();
     h.transmits();
     h.recv(&Invite::default().to_bytes());
     let sent = h.transmits();
@@ -324,7 +226,7 @@ fn cancel_before_answer_gets_200_and_487_once() {
 
     // The application can no longer answer.
     assert!(matches!(
-        h.ep.accept(h.now, key, ANSWER),
+        h.ep.accept(h.now, key, session()),
         Err(SipError::InvalidState { .. })
     ));
 
@@ -435,7 +337,7 @@ fn hangup_sends_bye_through_the_route_set_to_the_remote_contact() {
         panic!()
     };
     let key = call.key;
-    h.ep.accept(h.now, key, ANSWER).unwrap();
+    h.ep.accept(h.now, key, session()).unwrap();
     let tag = tag_of(&header(&h.transmits()[0], "To")).unwrap();
     h.recv(&Req::new("ACK", "z9hG4bKack1", 15623387, Some(&tag)).to_bytes());
     assert_eq!(h.events(), vec![SipEvent::CallConfirmed { key }]);
@@ -606,7 +508,7 @@ fn options_gets_200_with_allow_and_accept() {
     assert_eq!(first_line(&sent[0]), "SIP/2.0 200 OK");
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
     );
     assert_eq!(header(&sent[0], "Accept"), "application/sdp");
     assert!(tag_of(&header(&sent[0], "To")).is_some());
@@ -638,7 +540,7 @@ fn unsupported_methods_get_405_with_allow() {
     assert_eq!(status(&sent[0]), Some(405));
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
     );
     // A method rsip does not know at all.
     h.recv(&Req::new("FROBNICATE", "z9hG4bKfrob", 1, None).to_bytes());
@@ -646,7 +548,7 @@ fn unsupported_methods_get_405_with_allow() {
     assert_eq!(status(&sent[0]), Some(405));
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
     );
 }
 
@@ -786,7 +688,7 @@ fn tcp_responses_use_the_connection_and_are_not_retransmitted() {
     };
     assert_eq!(call.transport, Transport::Tcp);
 
-    h.ep.accept(h.now, call.key, ANSWER).unwrap();
+    h.ep.accept(h.now, call.key, session()).unwrap();
     let ok = h.transmits().remove(0);
     assert_eq!(ok.connection, Some(conn));
     assert_eq!(

@@ -286,3 +286,48 @@ fn garbage_is_an_error_and_never_panics() {
         );
     }
 }
+
+fn origin_version(sdp: &str) -> String {
+    let origin = sdp.lines().find(|l| l.starts_with("o=")).unwrap();
+    origin.split(' ').nth(2).unwrap().to_string()
+}
+
+#[test]
+fn a_session_keeps_its_codec_and_version_across_unchanged_reoffers() {
+    let mut session = vaani_sip::SdpSession::answer_initial(
+        TWILIO_OFFER,
+        &[AudioCodec::Pcmu, AudioCodec::Pcma],
+        local_ip(),
+        30000,
+        7,
+    )
+    .unwrap();
+    assert_eq!(session.negotiated().codec, AudioCodec::Pcmu);
+    let first = session.local_sdp().to_string();
+
+    // The same offer again (a session refresh): same answer, same version.
+    session.answer(TWILIO_OFFER).unwrap();
+    assert_eq!(session.local_sdp(), first);
+
+    // A re-offer listing PCMA first still carries PCMU: the codec in use stays.
+    let reordered = TWILIO_OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 8 0 101");
+    assert_eq!(session.answer(&reordered).unwrap().codec, AudioCodec::Pcmu);
+
+    // Hold changes the answer, so the version rises by one.
+    let hold = TWILIO_OFFER.replace("a=sendrecv", "a=sendonly");
+    let media = session.answer(&hold).unwrap();
+    assert_eq!(media.direction, MediaDirection::RecvOnly);
+    assert_eq!(origin_version(session.local_sdp()), "8");
+
+    // An offer we cannot take leaves everything as it was.
+    let before = session.clone();
+    let video_only = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\n";
+    assert_eq!(session.answer(video_only), Err(SdpError::NoAudioStream));
+    assert_eq!(session, before);
+
+    // Our own offer (re-INVITE without SDP) is sendrecv even while the peer holds us.
+    let offer = session.offer().to_string();
+    assert!(offer.contains("a=sendrecv\r\n"), "{offer}");
+    assert!(offer.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{offer}");
+    assert_eq!(origin_version(&offer), "9");
+}

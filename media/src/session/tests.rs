@@ -539,6 +539,37 @@ fn rtp_timeout_fires_once_and_rearms_when_rtp_resumes() {
 }
 
 #[test]
+fn on_hold_nothing_is_sent_and_a_silent_peer_is_not_timed_out() {
+    let mut h = Harness::new(config());
+    h.run_until(1_000);
+    let before_hold = h.sent.len();
+    // The peer holds with `inactive`: we neither send nor expect RTP.
+    h.session
+        .set_direction(h.t0 + Duration::from_millis(1_000), false, false);
+    h.run_until(61_000);
+    assert_eq!(h.sent.len(), before_hold, "RTP went out while on hold");
+    assert!(h.event_times(|e| *e == MediaEvent::RtpTimeout).is_empty());
+    // Resume: sending restarts with a timestamp that kept counting, and the RTP timeout
+    // counts from the resume.
+    h.session
+        .set_direction(h.t0 + Duration::from_millis(61_000), true, true);
+    h.run_until(92_000);
+    let resumed = &h.sent[before_hold..];
+    assert!(!resumed.is_empty());
+    let gap_ts = resumed[0].ts().wrapping_sub(h.sent[before_hold - 1].ts());
+    assert!(gap_ts >= 60_000 * 8, "timestamp jumped by only {gap_ts}");
+    assert_eq!(
+        resumed[0].seq(),
+        h.sent[before_hold - 1].seq().wrapping_add(1),
+        "sequence numbers continue without a gap"
+    );
+    assert_eq!(
+        h.event_times(|e| *e == MediaEvent::RtpTimeout),
+        vec![91_000]
+    );
+}
+
+#[test]
 fn garbage_never_panics_and_is_counted() {
     let mut h = Harness::new(config());
     let mut rng = StdRng::seed_from_u64(11);

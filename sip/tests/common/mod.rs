@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use vaani_sip::{EndpointConfig, Transmit};
+use vaani_sip::{
+    AudioCodec, CallKey, EndpointConfig, SdpSession, SipEndpoint, SipEvent, Transmit, Transport,
+};
 
 pub const TRUNK: &str = "198.51.100.7:5060";
 pub const OFFER: &str = "v=0\r\n\
@@ -24,6 +26,16 @@ a=sendrecv\r\n\
 a=rtcp:40151\r\n\
 a=ptime:20\r\n";
 
+/// Our answer to [`OFFER`] for RTP at `ip`:30000.
+pub fn session_at(ip: &str) -> SdpSession {
+    SdpSession::answer_initial(OFFER, &[AudioCodec::Pcmu], ip.parse().unwrap(), 30000, 1).unwrap()
+}
+
+/// Our answer to [`OFFER`] at the test's public address.
+pub fn session() -> SdpSession {
+    session_at("203.0.113.10")
+}
+
 pub fn trunk() -> SocketAddr {
     TRUNK.parse().unwrap()
 }
@@ -36,6 +48,8 @@ pub fn config() -> EndpointConfig {
         t1: Duration::from_millis(500),
         t2: Duration::from_secs(4),
         t4: Duration::from_secs(5),
+        session_expires: Duration::from_secs(1800),
+        min_se: Duration::from_secs(90),
     }
 }
 
@@ -110,6 +124,7 @@ pub struct Req<'a> {
     pub from_tag: &'a str,
     pub to_tag: Option<&'a str>,
     pub cseq: u32,
+    pub extra_headers: &'a str,
     pub body: &'a str,
 }
 
@@ -122,6 +137,7 @@ impl<'a> Req<'a> {
             from_tag: "vQXQ3g5papXpF",
             to_tag,
             cseq,
+            extra_headers: "",
             body: "",
         }
     }
@@ -142,7 +158,8 @@ impl<'a> Req<'a> {
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} {cseq_method}\r\n\
              Contact: <sip:+15083084809@198.51.100.7:5060>\r\n\
-             {content_type}Content-Length: {len}\r\n\r\n{body}",
+             {extra}{content_type}Content-Length: {len}\r\n\r\n{body}",
+            extra = self.extra_headers,
             method = self.method,
             branch = self.branch,
             from_tag = self.from_tag,
@@ -209,4 +226,105 @@ pub fn tag_of(value: &str) -> Option<String> {
 pub fn assert_valid_sip(t: &Transmit) {
     rsip::SipMessage::try_from(t.data.as_slice())
         .unwrap_or_else(|e| panic!("invalid SIP emitted ({e}):\n{}", text(t)));
+}
+
+/// An endpoint driven by a simulated clock.
+pub struct Harness {
+    pub ep: SipEndpoint,
+    pub start: Instant,
+    pub now: Instant,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(config())
+    }
+
+    pub fn with_config(config: EndpointConfig) -> Self {
+        let start = Instant::now();
+        Self {
+            ep: SipEndpoint::new(config),
+            start,
+            now: start,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    pub fn recv(&mut self, data: &[u8]) {
+        self.ep
+            .handle_datagram(self.now, Transport::Udp, trunk(), None, data);
+    }
+
+    pub fn recv_from(&mut self, source: SocketAddr, data: &[u8]) {
+        self.ep
+            .handle_datagram(self.now, Transport::Udp, source, None, data);
+    }
+
+    pub fn transmits(&mut self) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_transmit() {
+            assert_valid_sip(&t);
+            out.push(t);
+        }
+        out
+    }
+
+    pub fn events(&mut self) -> Vec<SipEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.ep.poll_event() {
+            out.push(e);
+        }
+        out
+    }
+
+    /// Run timers up to `start + at`, returning every transmit with the time it went out.
+    pub fn advance_to(&mut self, at: Duration) -> Vec<(Duration, Transmit)> {
+        let target = self.start + at;
+        let mut out = Vec::new();
+        while let Some(deadline) = self.ep.poll_timeout() {
+            if deadline > target {
+                break;
+            }
+            self.now = deadline.max(self.now);
+            self.ep.handle_timeout(self.now);
+            let elapsed = self.elapsed();
+            for t in self.transmits() {
+                out.push((elapsed, t));
+            }
+        }
+        self.now = target;
+        out
+    }
+
+    /// Deliver the default INVITE; returns the call key and checks the 100 Trying.
+    pub fn incoming(&mut self) -> CallKey {
+        self.recv(&Invite::default().to_bytes());
+        let sent = self.transmits();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(status(&sent[0]), Some(100));
+        match self.events().as_slice() {
+            [SipEvent::IncomingCall(call)] => call.key,
+            other => panic!("expected one IncomingCall, got {other:?}"),
+        }
+    }
+
+    /// INVITE + accept; returns the key and our To-tag.
+    pub fn accepted(&mut self) -> (CallKey, String) {
+        let key = self.incoming();
+        self.ep.accept(self.now, key, session()).unwrap();
+        let sent = self.transmits();
+        assert_eq!(status(&sent[0]), Some(200));
+        (key, tag_of(&header(&sent[0], "To")).unwrap())
+    }
+
+    pub fn confirmed(&mut self) -> (CallKey, String) {
+        let (key, tag) = self.accepted();
+        self.recv(&Req::new("ACK", "z9hG4bKack1", 15623387, Some(&tag)).to_bytes());
+        assert_eq!(self.events(), vec![SipEvent::CallConfirmed { key }]);
+        assert!(self.transmits().is_empty());
+        (key, tag)
+    }
 }
