@@ -140,6 +140,8 @@ fn caller_context_from_wit(ctx: wit::CallerContext) -> CallerContext {
             })
             .collect(),
         llm_available: ctx.llm_available,
+        external_id: ctx.external_id,
+        sip_headers: ctx.sip_headers,
     }
 }
 

@@ -48,6 +48,11 @@ pub struct CallerContext {
     pub recent_calls: Vec<PastCall>,
     /// Whether the tenant has an LLM configured ([`Call::generate`](crate::Call::generate) works).
     pub llm_available: bool,
+    /// The provider's id for the call (e.g. Twilio's CallSid), when the trunk sends one.
+    pub external_id: Option<String>,
+    /// INVITE headers the trunk lets through (its `plugin_headers`), as (name, value) in the
+    /// order received.
+    pub sip_headers: Vec<(String, String)>,
 }
 
 /// One extraction stored with an earlier call.
@@ -138,6 +143,14 @@ impl CallerContext {
     /// The tenant configuration parsed as JSON (`Value::Null` if it does not parse).
     pub fn config(&self) -> serde_json::Value {
         serde_json::from_str(&self.config_json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The first INVITE header named `name` (case-insensitive) the trunk let through.
+    pub fn sip_header(&self, name: &str) -> Option<&str> {
+        self.sip_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -41,6 +41,10 @@ pub struct CallerContext {
     /// `llm.generate`: the instance answers `not-configured` until a
     /// `CallStarted` with `llm_available: true` has been delivered.
     pub llm_available: bool,
+    /// The provider's id for the call (only 0.2.0 plugins see it).
+    pub external_id: Option<String>,
+    /// INVITE headers the trunk lets through to the plugin (only 0.2.0 plugins see them).
+    pub sip_headers: Vec<(String, String)>,
 }
 
 /// One extraction stored with an earlier call.

@@ -231,6 +231,8 @@ fn caller_context_to_wit(ctx: CallerContext) -> types::CallerContext {
         config_json: ctx.config_json,
         started_at_unix_ms: ctx.started_at_unix_ms,
         llm_available: ctx.llm_available,
+        external_id: ctx.external_id,
+        sip_headers: ctx.sip_headers,
     }
 }
 

@@ -109,6 +109,29 @@ async fn legacy_gets_barge_in_as_a_playback_id_and_never_sees_generation_events(
 }
 
 #[tokio::test]
+async fn a_0_2_plugin_sees_the_external_id_and_the_trunks_headers() {
+    let host = host();
+    let plugin = load(&host, "probe");
+    let mut call = instance(&host, &plugin).await;
+    let ctx = CallerContext {
+        external_id: Some("CA708d85d118aacfcc794b730fa02bc40c".into()),
+        sip_headers: vec![
+            ("X-Twilio-AccountSid".into(), "AC58f2".into()),
+            ("X-Twilio-CallSid".into(), "CA708d".into()),
+        ],
+        ..context(None)
+    };
+    let actions = call.handle(Event::CallStarted(ctx)).await.unwrap();
+    assert_eq!(
+        logs(&actions),
+        vec![
+            "context external_id=CA708d85d118aacfcc794b730fa02bc40c \
+             headers=X-Twilio-AccountSid=AC58f2,X-Twilio-CallSid=CA708d"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn generate_takes_its_playback_id_from_the_say_counter() {
     let host = host();
     let mut call = probe(&host, PluginLimits::default(), true).await;

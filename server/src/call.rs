@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument;
+use vaani_config::TrunkConfig;
 use vaani_media::{MediaEvent, SessionHandle};
 use vaani_sandbox::{
     Action, CallerContext, Direction, EndReason, Event, ExpectedInput, GenerationOutcome, LogLevel,
@@ -93,8 +94,49 @@ struct Rejection {
 /// Admission result: where the call goes.
 struct Admitted {
     tenant: Arc<TenantRuntime>,
+    /// The trunk the call came through.
+    trunk: Option<TrunkConfig>,
     caller: String,
     dialled: String,
+}
+
+/// Most INVITE headers handed to a plugin, and the longest value; a network peer writes them.
+const MAX_PLUGIN_HEADERS: usize = 32;
+const MAX_PLUGIN_HEADER_VALUE: usize = 1024;
+
+/// The provider's id for the call: the trunk's external-id header when the INVITE has it,
+/// else the SIP Call-ID.
+fn external_id(trunk: Option<&TrunkConfig>, incoming: &IncomingCall) -> String {
+    trunk
+        .and_then(|t| t.external_id_header.as_deref())
+        .and_then(|wanted| {
+            incoming
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        })
+        .map(|(_, value)| value.chars().take(MAX_PLUGIN_HEADER_VALUE).collect())
+        .filter(|value: &String| !value.trim().is_empty())
+        .unwrap_or_else(|| incoming.call_id.clone())
+}
+
+/// The INVITE headers the trunk lets through to the plugin, bounded in number and size.
+fn plugin_headers(trunk: Option<&TrunkConfig>, incoming: &IncomingCall) -> Vec<(String, String)> {
+    let Some(trunk) = trunk else {
+        return Vec::new();
+    };
+    incoming
+        .headers
+        .iter()
+        .filter(|(name, _)| trunk.passes_to_plugin(name))
+        .take(MAX_PLUGIN_HEADERS)
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                value.chars().take(MAX_PLUGIN_HEADER_VALUE).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Routes the INVITE by its dialled number, then checks that the number's trunk allows the
@@ -158,8 +200,15 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
         .clone()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "anonymous".to_string());
+    let trunk = state
+        .config
+        .trunks
+        .iter()
+        .find(|t| t.id == route.trunk_id)
+        .cloned();
     Ok(Admitted {
         tenant,
+        trunk,
         caller,
         dialled,
     })
@@ -321,6 +370,7 @@ struct Call {
     key: CallKey,
     incoming: IncomingCall,
     tenant: Arc<TenantRuntime>,
+    trunk: Option<TrunkConfig>,
     caller: String,
     dialled: String,
     call_id: String,
@@ -392,6 +442,7 @@ impl Call {
             key,
             incoming,
             tenant: admitted.tenant,
+            trunk: admitted.trunk,
             caller: admitted.caller,
             dialled: admitted.dialled,
             call_id: vaani_store::new_id(),
@@ -433,14 +484,16 @@ impl Call {
         &self.tenant.id
     }
 
+    /// The codec preference for this call: its trunk's, else the server's.
+    fn codecs(&self) -> Vec<vaani_sip::AudioCodec> {
+        match self.trunk.as_ref().and_then(|t| t.codecs.as_deref()) {
+            Some(codecs) => crate::call_media::codec_list(codecs),
+            None => self.state.codecs.clone(),
+        }
+    }
+
     async fn run(&mut self) {
-        let external_id = self
-            .incoming
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("X-Twilio-CallSid"))
-            .map(|(_, value)| value.clone())
-            .unwrap_or_else(|| self.incoming.call_id.clone());
+        let external_id = external_id(self.trunk.as_ref(), &self.incoming);
         let new_call = NewCall {
             id: self.call_id.clone(),
             tenant_id: self.tenant.id.clone(),
@@ -484,7 +537,7 @@ impl Call {
         };
         let sdp_session = match vaani_sip::SdpSession::answer_initial(
             &offer,
-            &self.state.codecs,
+            &self.codecs(),
             self.state.media_public_ip,
             lease.port(),
             rand_session_id(),
@@ -631,6 +684,8 @@ impl Call {
             started_at_unix_ms: self.started_unix_ms.max(0) as u64,
             recent_calls: self.recent_calls().await,
             llm_available: self.conversation.llm_available(),
+            external_id: Some(external_id(self.trunk.as_ref(), &self.incoming)),
+            sip_headers: plugin_headers(self.trunk.as_ref(), &self.incoming),
         };
         if self.plugin.is_some() {
             self.deliver(Event::CallStarted(context)).await;

@@ -11,9 +11,12 @@ use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
 ///
 /// G.722 and Opus may be configured ahead of their implementation; they are skipped here.
 pub fn codec_preference(config: &Config) -> Vec<AudioCodec> {
-    config
-        .media
-        .codecs
+    codec_list(&config.media.codecs)
+}
+
+/// The codecs of `codecs` vaani can answer with, in order.
+pub fn codec_list(codecs: &[Codec]) -> Vec<AudioCodec> {
+    codecs
         .iter()
         .filter_map(|codec| match codec {
             Codec::Pcmu => Some(AudioCodec::Pcmu),

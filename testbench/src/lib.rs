@@ -159,12 +159,16 @@ pub struct ServerSpec {
     pub tenants: Vec<TenantSpec>,
     /// Source networks the single trunk accepts.
     pub allowed_cidrs: Vec<String>,
+    /// Extra TOML lines inside the single `[[trunks]]` table (e.g. `profile = "twilio"`).
+    pub trunk_toml: String,
     /// Extra TOML appended at the end (sections not otherwise written).
     pub extra_toml: String,
     /// `[media] rtp_timeout_secs`.
     pub rtp_timeout_secs: u32,
     /// Extra TOML lines inside `[media]`.
     pub media_toml: String,
+    /// Extra TOML lines inside `[sip]` (e.g. `listen_tls`, `tls_cert`, `tls_key`).
+    pub sip_toml: String,
 }
 
 impl ServerSpec {
@@ -175,9 +179,11 @@ impl ServerSpec {
         Self {
             tenants: vec![clinic, TenantSpec::new("echo", "+918000000099", "echo")],
             allowed_cidrs: vec!["127.0.0.1/32".to_string()],
+            trunk_toml: String::new(),
             extra_toml: String::new(),
             rtp_timeout_secs: 30,
             media_toml: String::new(),
+            sip_toml: String::new(),
         }
     }
 }
@@ -404,6 +410,7 @@ fn render_config(
 listen_udp = "127.0.0.1:{sip_port}"
 listen_tcp = "127.0.0.1:{sip_port}"
 public_address = "127.0.0.1"
+{sip_toml}
 
 [media]
 bind_ip = "127.0.0.1"
@@ -428,10 +435,13 @@ stt_model = "{stt_model}"
 id = "local"
 name = "Loopback test trunk"
 allowed_cidrs = [{cidrs}]
+{trunk_toml}
 "#,
+        trunk_toml = spec.trunk_toml,
         rtp_end = rtp_base + 399,
         rtp_timeout = spec.rtp_timeout_secs,
         media_toml = spec.media_toml,
+        sip_toml = spec.sip_toml,
         db = dir.join("vaani.db").display(),
         stt_model = stt_model_path().display(),
     );

@@ -58,6 +58,8 @@ pub fn context(caller_name: Option<&str>) -> CallerContext {
         started_at_unix_ms: 1_700_000_000_000,
         recent_calls: vec![],
         llm_available: false,
+        external_id: None,
+        sip_headers: vec![],
     }
 }
 
