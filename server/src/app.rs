@@ -172,12 +172,16 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
 
     let stt = load_transcriber(&config)?;
 
+    let sip_tls = sip_tls_config(&config)?;
     let sip_config = SipDriverConfig {
         listen_udp: Some(config.sip.listen_udp),
         listen_tcp: config.sip.listen_tcp,
+        listen_tls: config.sip.listen_tls,
+        tls: sip_tls,
         endpoint: vaani_sip::EndpointConfig {
             contact_host: config.sip.public_address.clone(),
             contact_port: 0,
+            contact_port_tls: 0,
             user_agent: config.sip.user_agent.clone(),
             t1: Duration::from_millis(config.sip.t1_ms),
             ..vaani_sip::EndpointConfig::default()
@@ -186,10 +190,11 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     let SipDriver {
         local_udp,
         local_tcp,
+        local_tls,
         commands,
         mut events,
     } = SipDriver::start(sip_config).await.context("starting SIP")?;
-    tracing::info!(?local_udp, ?local_tcp, "SIP listening");
+    tracing::info!(?local_udp, ?local_tcp, ?local_tls, "SIP listening");
 
     let state = Arc::new(AppState {
         trunks: trunk_admissions(&config)?,
@@ -345,6 +350,20 @@ fn now_unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The SIP TLS listener's certificate and key (`[sip] tls_cert`, `tls_key`), when `listen_tls`
+/// is set. An unreadable or invalid file fails start-up with an error naming it.
+fn sip_tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    if config.sip.listen_tls.is_none() {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&config.sip.tls_cert, &config.sip.tls_key) else {
+        anyhow::bail!("sip.listen_tls is set but sip.tls_cert or sip.tls_key is not");
+    };
+    let tls = vaani_sip::tls::load_server_config(cert, key)
+        .context("loading the SIP TLS certificate and key")?;
+    Ok(Some(tls))
 }
 
 /// Loads the configured speech-to-text engine (once; all calls share it).

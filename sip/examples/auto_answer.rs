@@ -22,6 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut driver = SipDriver::start(SipDriverConfig {
         listen_udp: Some(listen),
         listen_tcp: Some(listen),
+        listen_tls: None,
+        tls: None,
         endpoint: EndpointConfig {
             contact_host: listen.ip().to_string(),
             contact_port: listen.port(),

@@ -1,19 +1,31 @@
-//! Tokio driver: owns one [`SipEndpoint`] and does its I/O over UDP and TCP.
+//! Tokio driver: owns one [`SipEndpoint`] and does its I/O over UDP, TCP and TLS.
 //!
-//! One task owns the endpoint and selects over the UDP socket, messages framed off TCP
+//! One task owns the endpoint and selects over the UDP socket, messages framed off TCP and TLS
 //! connections (each connection has its own small task), application commands, and a sleep until
 //! the endpoint's next deadline. The SIP loop never blocks on the application: events go through
 //! a bounded channel and, when it is full, new INVITEs are answered `503`.
+//!
+//! TCP and TLS connections share one machinery (RFC 3261 §18): framing by Content-Length,
+//! CRLF keep-alive pongs, responses on the connection the request came in on, idle timeouts, a
+//! cap on connections and a bounded queue per connection. A TLS connection first completes its
+//! handshake in its own task, within [`TLS_HANDSHAKE_TIMEOUT`]; a failed or stalled handshake
+//! closes only that connection.
+//!
+//! Outbound TLS connections are not supported: a TLS message (e.g. an in-dialog BYE) goes out
+//! only on a live connection the peer opened; with none, it is logged and dropped. Outbound TCP
+//! connections are opened on demand.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio_rustls::TlsAcceptor;
 
 use crate::endpoint::{EndpointConfig, SipEndpoint, SipEvent};
 use crate::error::SipError;
@@ -25,18 +37,23 @@ use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
 pub const EVENT_QUEUE_CAPACITY: usize = 256;
 /// Capacity of the command channel from the application.
 pub const COMMAND_QUEUE_CAPACITY: usize = 1024;
-/// Most TCP connections held at once; further ones are closed on accept.
+/// Most TCP and TLS connections (together, handshaking ones included) held at once; further
+/// ones are closed on accept.
 pub const MAX_TCP_CONNECTIONS: usize = 4096;
-/// A TCP connection that never delivered a complete SIP message is closed after this long.
+/// A connection that never delivered a complete SIP message is closed after this long.
 pub const UNUSED_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
-/// A TCP connection with no traffic either way is closed after this long. Long, because an
+/// A connection with no traffic either way is closed after this long. Long, because an
 /// established call may be silent on signalling for its whole duration.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
-/// Longest a TCP header block may be before the connection is dropped.
+/// A TLS peer that has not completed its handshake this long after connecting is disconnected.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a stream header block may be before the connection is dropped.
 const MAX_STREAM_HEADER: usize = 32 * 1024;
 /// Time allowed to open an outbound TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Messages queued per TCP connection before further ones are dropped.
+/// Time allowed to flush and close a connection that is being dropped.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Messages queued per connection before further ones are dropped.
 const CONNECTION_QUEUE: usize = 128;
 
 /// Where to listen and how the endpoint presents itself.
@@ -46,7 +63,13 @@ pub struct SipDriverConfig {
     pub listen_udp: Option<SocketAddr>,
     /// TCP listen address (port 0 picks a free port).
     pub listen_tcp: Option<SocketAddr>,
-    /// Endpoint configuration; `contact_port` 0 means "the bound UDP port" (else the TCP one).
+    /// TLS listen address (port 0 picks a free port); needs `tls`.
+    pub listen_tls: Option<SocketAddr>,
+    /// Certificate and key the TLS listener presents (see
+    /// [`load_server_config`](crate::tls::load_server_config)). Required with `listen_tls`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Endpoint configuration; `contact_port` 0 means "the bound UDP port" (else the TCP one),
+    /// `contact_port_tls` 0 "the bound TLS port".
     pub endpoint: EndpointConfig,
 }
 
@@ -90,6 +113,8 @@ pub struct SipDriver {
     pub local_udp: Option<SocketAddr>,
     /// The bound TCP address, if TCP is enabled.
     pub local_tcp: Option<SocketAddr>,
+    /// The bound TLS address, if TLS is enabled.
+    pub local_tls: Option<SocketAddr>,
     /// Commands to the SIP loop.
     pub commands: mpsc::Sender<SipCommand>,
     /// Events from the SIP loop.
@@ -99,11 +124,21 @@ pub struct SipDriver {
 impl SipDriver {
     /// Bind the sockets and spawn the SIP loop on the current tokio runtime.
     pub async fn start(config: SipDriverConfig) -> Result<SipDriver, SipError> {
-        if config.listen_udp.is_none() && config.listen_tcp.is_none() {
+        if config.listen_udp.is_none() && config.listen_tcp.is_none() && config.listen_tls.is_none()
+        {
             return Err(SipError::Config(
-                "neither listen_udp nor listen_tcp is set".to_string(),
+                "none of listen_udp, listen_tcp and listen_tls is set".to_string(),
             ));
         }
+        let tls_acceptor = match (config.listen_tls, config.tls) {
+            (Some(_), Some(tls)) => Some(TlsAcceptor::from(tls)),
+            (Some(_), None) => {
+                return Err(SipError::Config(
+                    "listen_tls is set but there is no TLS certificate".to_string(),
+                ));
+            }
+            (None, _) => None,
+        };
         let udp = match config.listen_udp {
             Some(addr) => Some(UdpSocket::bind(addr).await.map_err(|source| SipError::Io {
                 context: format!("binding UDP {addr}"),
@@ -117,6 +152,17 @@ impl SipDriver {
                     .await
                     .map_err(|source| SipError::Io {
                         context: format!("binding TCP {addr}"),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let tls_listener = match config.listen_tls {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| SipError::Io {
+                        context: format!("binding TLS {addr}"),
                         source,
                     })?,
             ),
@@ -138,9 +184,20 @@ impl SipDriver {
                 context: "reading the TCP address".to_string(),
                 source,
             })?;
+        let local_tls = tls_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|source| SipError::Io {
+                context: "reading the TLS address".to_string(),
+                source,
+            })?;
         let mut endpoint_config = config.endpoint;
         if endpoint_config.contact_port == 0 {
             endpoint_config.contact_port = local_udp.or(local_tcp).map_or(0, |a| a.port());
+        }
+        if endpoint_config.contact_port_tls == 0 {
+            endpoint_config.contact_port_tls = local_tls.map_or(0, |a| a.port());
         }
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_CAPACITY);
@@ -150,6 +207,9 @@ impl SipDriver {
             udp,
             listener,
             accept_paused_until: None,
+            tls_listener,
+            tls_acceptor,
+            tls_accept_paused_until: None,
             connections: HashMap::new(),
             by_peer: HashMap::new(),
             next_connection: 1,
@@ -163,6 +223,7 @@ impl SipDriver {
         Ok(SipDriver {
             local_udp,
             local_tcp,
+            local_tls,
             commands: commands_tx,
             events: events_rx,
         })
@@ -173,6 +234,7 @@ impl SipDriver {
 enum StreamInput {
     Message {
         connection: ConnectionId,
+        transport: Transport,
         peer: SocketAddr,
         data: Vec<u8>,
     },
@@ -184,6 +246,18 @@ enum StreamInput {
 struct ConnectionHandle {
     outbound: mpsc::Sender<Vec<u8>>,
     peer: SocketAddr,
+    transport: Transport,
+}
+
+/// Why a TLS connection was closed before it carried any SIP.
+#[derive(Debug, thiserror::Error)]
+enum TlsHandshakeError {
+    /// The peer sent something that is not a TLS handshake we accept, or went away.
+    #[error("TLS handshake failed: {0}")]
+    Failed(#[source] std::io::Error),
+    /// The peer did not finish the handshake in time.
+    #[error("no TLS handshake within {0:?}")]
+    TimedOut(Duration),
 }
 
 struct SipLoop {
@@ -191,8 +265,11 @@ struct SipLoop {
     udp: Option<UdpSocket>,
     listener: Option<TcpListener>,
     accept_paused_until: Option<tokio::time::Instant>,
+    tls_listener: Option<TcpListener>,
+    tls_acceptor: Option<TlsAcceptor>,
+    tls_accept_paused_until: Option<tokio::time::Instant>,
     connections: HashMap<ConnectionId, ConnectionHandle>,
-    by_peer: HashMap<SocketAddr, ConnectionId>,
+    by_peer: HashMap<(Transport, SocketAddr), ConnectionId>,
     next_connection: u64,
     stream_tx: mpsc::Sender<StreamInput>,
     stream_rx: mpsc::Receiver<StreamInput>,
@@ -262,10 +339,21 @@ impl SipLoop {
                 accepted = accept_tcp(self.listener.as_ref(), self.accept_paused_until) => {
                     self.accept_paused_until = None;
                     match accepted {
-                        Ok((stream, peer)) => self.on_accepted(stream, peer),
+                        Ok((stream, peer)) => self.on_accepted(stream, peer, Transport::Tcp),
                         Err(error) => {
                             tracing::warn!(%error, "TCP accept failed; pausing accepts");
                             self.accept_paused_until =
+                                Some(tokio::time::Instant::now() + Duration::from_millis(100));
+                        }
+                    }
+                },
+                accepted = accept_tcp(self.tls_listener.as_ref(), self.tls_accept_paused_until) => {
+                    self.tls_accept_paused_until = None;
+                    match accepted {
+                        Ok((stream, peer)) => self.on_accepted(stream, peer, Transport::Tls),
+                        Err(error) => {
+                            tracing::warn!(%error, "TLS accept failed; pausing accepts");
+                            self.tls_accept_paused_until =
                                 Some(tokio::time::Instant::now() + Duration::from_millis(100));
                         }
                     }
@@ -349,19 +437,37 @@ impl SipLoop {
                 }
                 None => tracing::debug!("no UDP socket; dropping UDP transmit"),
             },
-            Transport::Tcp => self.send_tcp(transmit),
+            Transport::Tcp | Transport::Tls => self.send_stream(transmit),
         }
     }
 
-    fn send_tcp(&mut self, transmit: Transmit) {
+    /// Send on the request's connection, else on any live one to the destination over the same
+    /// transport, else (TCP only) on a new connection.
+    fn send_stream(&mut self, transmit: Transmit) {
+        let transport = transmit.transport;
         let existing = transmit
             .connection
-            .filter(|id| self.connections.contains_key(id))
-            .or_else(|| self.by_peer.get(&transmit.destination).copied());
+            .filter(|id| {
+                self.connections
+                    .get(id)
+                    .is_some_and(|handle| handle.transport == transport)
+            })
+            .or_else(|| {
+                self.by_peer
+                    .get(&(transport, transmit.destination))
+                    .copied()
+            });
         if let Some(handle) = existing.and_then(|id| self.connections.get(&id)) {
             if let Err(error) = handle.outbound.try_send(transmit.data) {
-                tracing::warn!(peer = %handle.peer, %error, "TCP send queue full or closed; message dropped");
+                tracing::warn!(peer = %handle.peer, ?transport, %error, "stream send queue full or closed; message dropped");
             }
+            return;
+        }
+        if transport == Transport::Tls {
+            tracing::warn!(
+                destination = %transmit.destination,
+                "no live TLS connection and outbound TLS is not supported; message dropped"
+            );
             return;
         }
         if self.connections.len() >= MAX_TCP_CONNECTIONS {
@@ -369,7 +475,7 @@ impl SipLoop {
             return;
         }
         let destination = transmit.destination;
-        let (id, outbound_rx) = self.register_connection(destination);
+        let (id, outbound_rx) = self.register_connection(destination, Transport::Tcp);
         if let Some(handle) = self.connections.get(&id) {
             let _ = handle.outbound.try_send(transmit.data);
         }
@@ -377,7 +483,16 @@ impl SipLoop {
         tokio::spawn(async move {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
                 Ok(Ok(stream)) => {
-                    run_connection(id, destination, stream, outbound_rx, stream_tx).await;
+                    let _ = stream.set_nodelay(true);
+                    run_connection(
+                        id,
+                        destination,
+                        Transport::Tcp,
+                        stream,
+                        outbound_rx,
+                        stream_tx,
+                    )
+                    .await;
                 }
                 Ok(Err(error)) => {
                     tracing::debug!(%destination, %error, "TCP connect failed");
@@ -391,7 +506,11 @@ impl SipLoop {
         });
     }
 
-    fn register_connection(&mut self, peer: SocketAddr) -> (ConnectionId, mpsc::Receiver<Vec<u8>>) {
+    fn register_connection(
+        &mut self,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> (ConnectionId, mpsc::Receiver<Vec<u8>>) {
         let id = ConnectionId(self.next_connection);
         self.next_connection += 1;
         let (outbound_tx, outbound_rx) = mpsc::channel(CONNECTION_QUEUE);
@@ -400,46 +519,72 @@ impl SipLoop {
             ConnectionHandle {
                 outbound: outbound_tx,
                 peer,
+                transport,
             },
         );
-        self.by_peer.insert(peer, id);
+        self.by_peer.insert((transport, peer), id);
         (id, outbound_rx)
     }
 
-    fn on_accepted(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn on_accepted(&mut self, stream: TcpStream, peer: SocketAddr, transport: Transport) {
         if self.connections.len() >= MAX_TCP_CONNECTIONS {
-            tracing::warn!(%peer, "too many TCP connections; closing new one");
+            tracing::warn!(%peer, ?transport, "too many connections; closing new one");
             return;
         }
+        let acceptor = match transport {
+            Transport::Tls => match &self.tls_acceptor {
+                Some(acceptor) => Some(acceptor.clone()),
+                None => return, // no TLS listener without an acceptor
+            },
+            Transport::Tcp | Transport::Udp => None,
+        };
         let _ = stream.set_nodelay(true);
-        let (id, outbound_rx) = self.register_connection(peer);
-        tokio::spawn(run_connection(
-            id,
-            peer,
-            stream,
-            outbound_rx,
-            self.stream_tx.clone(),
-        ));
+        let (id, outbound_rx) = self.register_connection(peer, transport);
+        let inbound = self.stream_tx.clone();
+        match acceptor {
+            Some(acceptor) => {
+                tokio::spawn(run_tls_connection(
+                    acceptor,
+                    id,
+                    peer,
+                    stream,
+                    outbound_rx,
+                    inbound,
+                ));
+            }
+            None => {
+                tokio::spawn(run_connection(
+                    id,
+                    peer,
+                    transport,
+                    stream,
+                    outbound_rx,
+                    inbound,
+                ));
+            }
+        }
     }
 
     fn on_stream_input(&mut self, input: StreamInput) {
         match input {
             StreamInput::Message {
                 connection,
+                transport,
                 peer,
                 data,
             } => self.endpoint.handle_datagram(
                 Instant::now(),
-                Transport::Tcp,
+                transport,
                 peer,
                 Some(connection),
                 &data,
             ),
             StreamInput::Closed { connection } => {
-                if let Some(handle) = self.connections.remove(&connection)
-                    && self.by_peer.get(&handle.peer) == Some(&connection)
-                {
-                    self.by_peer.remove(&handle.peer);
+                if let Some(handle) = self.connections.remove(&connection) {
+                    let key = (handle.transport, handle.peer);
+                    if self.by_peer.get(&key) == Some(&connection) {
+                        self.by_peer.remove(&key);
+                    }
                 }
             }
         }
@@ -541,15 +686,50 @@ pub(crate) fn next_stream_frame(buf: &mut BytesMut) -> StreamFrame {
     StreamFrame::Message(buf.split_to(total).to_vec())
 }
 
-/// Owns one TCP connection: frames inbound messages for the SIP loop and writes outbound ones.
-async fn run_connection(
+/// Completes the TLS handshake on an accepted connection, then runs it like a TCP one. A failed
+/// or stalled handshake closes only this connection.
+async fn run_tls_connection(
+    acceptor: TlsAcceptor,
     id: ConnectionId,
     peer: SocketAddr,
     stream: TcpStream,
-    mut outbound: mpsc::Receiver<Vec<u8>>,
+    outbound: mpsc::Receiver<Vec<u8>>,
     inbound: mpsc::Sender<StreamInput>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
+    let handshake = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+    {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(TlsHandshakeError::Failed(error)),
+        Err(_) => Err(TlsHandshakeError::TimedOut(TLS_HANDSHAKE_TIMEOUT)),
+    };
+    match handshake {
+        Ok(stream) => run_connection(id, peer, Transport::Tls, stream, outbound, inbound).await,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "closing TLS connection");
+            let _ = inbound.send(StreamInput::Closed { connection: id }).await;
+        }
+    }
+}
+
+/// Writes one message and flushes it (TLS holds written data in its buffer until a flush).
+async fn write_flushed<W: AsyncWrite + Unpin>(writer: &mut W, data: &[u8]) -> std::io::Result<()> {
+    writer.write_all(data).await?;
+    writer.flush().await
+}
+
+/// Owns one TCP or TLS connection: frames inbound messages for the SIP loop and writes outbound
+/// ones.
+async fn run_connection<S>(
+    id: ConnectionId,
+    peer: SocketAddr,
+    transport: Transport,
+    stream: S,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+    inbound: mpsc::Sender<StreamInput>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(4096);
     let mut used = false;
     let mut last_activity = tokio::time::Instant::now();
@@ -569,13 +749,13 @@ async fn run_connection(
                     match next_stream_frame(&mut buf) {
                         StreamFrame::Message(data) => {
                             used = true;
-                            let input = StreamInput::Message { connection: id, peer, data };
+                            let input = StreamInput::Message { connection: id, transport, peer, data };
                             if inbound.send(input).await.is_err() {
                                 break 'connection;
                             }
                         }
                         StreamFrame::Ping => {
-                            if writer.write_all(b"\r\n").await.is_err() {
+                            if write_flushed(&mut writer, b"\r\n").await.is_err() {
                                 break 'connection;
                             }
                         }
@@ -590,19 +770,22 @@ async fn run_connection(
             message = outbound.recv() => match message {
                 Some(data) => {
                     last_activity = tokio::time::Instant::now();
-                    if writer.write_all(&data).await.is_err() {
+                    if write_flushed(&mut writer, &data).await.is_err() {
                         break 'connection;
                     }
                 }
                 None => break 'connection,
             },
             () = tokio::time::sleep_until(last_activity + timeout) => {
-                tracing::debug!(%peer, "closing idle SIP connection");
+                tracing::debug!(%peer, ?transport, "closing idle SIP connection");
                 break 'connection;
             }
         }
     }
+    // Tell the SIP loop first, so nothing more is queued here, then close politely (TLS
+    // close_notify, TCP FIN) without waiting long on a peer that does not read.
     let _ = inbound.send(StreamInput::Closed { connection: id }).await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, writer.shutdown()).await;
 }
 
 #[cfg(test)]

@@ -38,8 +38,11 @@ const ANSWERED_MEMORY: usize = 4;
 pub struct EndpointConfig {
     /// Public IP or host name put in our `Contact` and `Via` (never a private address behind NAT).
     pub contact_host: String,
-    /// Port put in our `Contact` and `Via`.
+    /// Port put in our `Contact` and `Via` for UDP and TCP.
     pub contact_port: u16,
+    /// Port put in our `Contact` and `Via` for TLS (default 5061), so that a peer that dials our
+    /// Contact reaches the TLS listener.
+    pub contact_port_tls: u16,
     /// Sent as `Server:` in responses and `User-Agent:` in requests.
     pub user_agent: String,
     /// RTT estimate (RFC 3261 T1, default 500 ms).
@@ -60,6 +63,7 @@ impl Default for EndpointConfig {
         Self {
             contact_host: "127.0.0.1".to_string(),
             contact_port: 5060,
+            contact_port_tls: 5061,
             user_agent: "vaani".to_string(),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
@@ -403,7 +407,7 @@ impl SipEndpoint {
             // Keep-alive (RFC 5626 CRLF); the driver answers pings on streams.
             return;
         }
-        let connection = if transport == Transport::Tcp {
+        let connection = if transport.is_reliable() {
             connection
         } else {
             None
@@ -648,9 +652,19 @@ impl SipEndpoint {
         } else {
             host.clone()
         };
+        let port = self.contact_port(transport);
         match transport {
-            Transport::Udp => format!("<sip:{}:{}>", host, self.config.contact_port),
-            Transport::Tcp => format!("<sip:{}:{};transport=tcp>", host, self.config.contact_port),
+            Transport::Udp => format!("<sip:{host}:{port}>"),
+            Transport::Tcp => format!("<sip:{host}:{port};transport=tcp>"),
+            Transport::Tls => format!("<sip:{host}:{port};transport=tls>"),
+        }
+    }
+
+    /// The port we advertise (Contact, Via) for a transport.
+    fn contact_port(&self, transport: Transport) -> u16 {
+        match transport {
+            Transport::Udp | Transport::Tcp => self.config.contact_port,
+            Transport::Tls => self.config.contact_port_tls,
         }
     }
 
@@ -1433,8 +1447,8 @@ impl SipEndpoint {
         headers: Vec<(&'static str, String)>,
     ) -> Option<(Transmit, String)> {
         let contact = self.contact_uri_for_key(key).unwrap_or_default();
-        let (contact_host, contact_port) =
-            (self.config.contact_host.clone(), self.config.contact_port);
+        let contact_host = self.config.contact_host.clone();
+        let (udp_port, tls_port) = (self.config.contact_port, self.config.contact_port_tls);
         let user_agent = self.config.user_agent.clone();
         let call = self.calls.get_mut(&key)?;
         call.local_cseq = call.local_cseq.saturating_add(1);
@@ -1464,6 +1478,11 @@ impl SipEndpoint {
             call.connection
         } else {
             None
+        };
+        let contact_port = if transport == Transport::Tls {
+            tls_port
+        } else {
+            udp_port
         };
         let branch = new_branch();
         let host = if contact_host.contains(':') && !contact_host.starts_with('[') {

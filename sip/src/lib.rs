@@ -5,7 +5,8 @@
 //!   deadline.
 //! * [`sdp`]: offer/answer for G.711 with telephone-events, including re-offers (hold, resume).
 //! * Session timers (RFC 4028): the endpoint answers and sends refreshes and ends dead sessions.
-//! * [`driver`]: a tokio UDP/TCP driver that owns one endpoint.
+//! * [`driver`]: a tokio UDP/TCP/TLS driver that owns one endpoint.
+//! * [`tls`]: the TLS listener's certificate and key (rustls with `ring`).
 
 pub mod driver;
 mod endpoint;
@@ -13,6 +14,7 @@ mod error;
 mod message;
 pub mod sdp;
 mod session_timer;
+pub mod tls;
 mod transport;
 
 pub use driver::{SipCommand, SipDriver, SipDriverConfig};
@@ -22,4 +24,5 @@ pub use endpoint::{
 pub use error::SipError;
 pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, answer_offer};
 pub use session_timer::Refresher;
+pub use tls::TlsConfigError;
 pub use transport::{CallKey, ConnectionId, Transmit, Transport};

@@ -13,6 +13,8 @@ pub(crate) const MAX_MESSAGE_SIZE: usize = 65_535;
 
 /// Default SIP port when a URI or Via has none.
 pub(crate) const DEFAULT_SIP_PORT: u16 = 5060;
+/// Default port of a `sips:` URI or a `;transport=tls` one without a port (RFC 3261 §19.1.2).
+pub(crate) const DEFAULT_SIPS_PORT: u16 = 5061;
 
 /// Methods we implement, as advertised in `Allow`.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -270,7 +272,7 @@ fn stamp_top_via(
         stamped.push_str(&format!(";received={}", source.ip()));
     }
     let target = match transport {
-        Transport::Tcp => source,
+        Transport::Tcp | Transport::Tls => source,
         Transport::Udp if via.has_rport => source,
         Transport::Udp => {
             let port = via
@@ -440,7 +442,7 @@ fn inspect_request(
             Ok(_) => return unprocessable(&method_name, reply, 400, "Content-Length Mismatch"),
             Err(_) => return unprocessable(&method_name, reply, 400, "Malformed Content-Length"),
         },
-        None if transport == Transport::Tcp => body.clear(),
+        None if transport.is_reliable() => body.clear(),
         None => {}
     }
     let record_route = header_values(&headers, "Record-Route")
@@ -735,11 +737,16 @@ pub(crate) fn uri_has_lr(uri: &rsip::Uri) -> bool {
     uri.params.iter().any(|p| matches!(p, Param::Lr))
 }
 
-/// The transport a URI asks for (`;transport=`), if any we support.
+/// The transport a URI asks for (`;transport=`), if any we support. A `sips:` URI always
+/// means TLS (RFC 3261 §26.2.2: `sips:` over TCP is TLS; `;transport=udp` makes no sense).
 pub(crate) fn uri_transport(uri: &rsip::Uri) -> Option<Transport> {
+    if uri.scheme == Some(rsip::Scheme::Sips) {
+        return Some(Transport::Tls);
+    }
     match uri.transport() {
         Some(rsip::Transport::Udp) => Some(Transport::Udp),
         Some(rsip::Transport::Tcp) => Some(Transport::Tcp),
+        Some(rsip::Transport::Tls) => Some(Transport::Tls),
         _ => None,
     }
 }
@@ -761,7 +768,11 @@ pub(crate) fn uri_socket_addr(uri: &rsip::Uri) -> Option<SocketAddr> {
         .port
         .as_ref()
         .map(|p| *p.value())
-        .unwrap_or(DEFAULT_SIP_PORT);
+        .unwrap_or(if uri_transport(uri) == Some(Transport::Tls) {
+            DEFAULT_SIPS_PORT
+        } else {
+            DEFAULT_SIP_PORT
+        });
     Some(SocketAddr::new(ip, port))
 }
 
@@ -783,6 +794,30 @@ mod tests {
     fn header_lists_split_outside_brackets_and_quotes() {
         let parts = split_header_list(r#"<sip:a@b;lr>, "x,y" <sip:c>, <sip:d,e>"#);
         assert_eq!(parts, vec!["<sip:a@b;lr>", r#""x,y" <sip:c>"#, "<sip:d,e>"]);
+    }
+
+    #[test]
+    fn tls_uris_name_tls_and_port_5061() {
+        let uri = |s: &str| rsip::Uri::try_from(s).unwrap();
+        let tls = uri("sip:bot@192.0.2.1;transport=tls");
+        assert_eq!(uri_transport(&tls), Some(Transport::Tls));
+        assert_eq!(
+            uri_socket_addr(&tls),
+            Some("192.0.2.1:5061".parse().unwrap())
+        );
+        let sips = uri("sips:bot@192.0.2.1:443");
+        assert_eq!(uri_transport(&sips), Some(Transport::Tls));
+        assert_eq!(
+            uri_socket_addr(&sips),
+            Some("192.0.2.1:443".parse().unwrap())
+        );
+        let tcp = uri("sip:bot@192.0.2.1;transport=TCP");
+        assert_eq!(uri_transport(&tcp), Some(Transport::Tcp));
+        assert_eq!(
+            uri_socket_addr(&tcp),
+            Some("192.0.2.1:5060".parse().unwrap())
+        );
+        assert_eq!(uri_transport(&uri("sip:bot@192.0.2.1")), None);
     }
 
     #[test]

@@ -9,12 +9,15 @@ pub enum Transport {
     Udp,
     /// A reliable stream: no retransmissions; responses go back on the same connection.
     Tcp,
+    /// TCP with TLS on top (RFC 3261 §18, §26): reliable like [`Transport::Tcp`]; Via token
+    /// `TLS`, Contact `;transport=tls`.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport is reliable (no retransmission timers E/G).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// The token used in `Via: SIP/2.0/<token>`.
@@ -22,11 +25,12 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
 
-/// Identifies one TCP connection owned by the driver.
+/// Identifies one TCP or TLS connection owned by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
@@ -35,9 +39,11 @@ pub struct ConnectionId(pub u64);
 pub struct Transmit {
     /// Which transport to send on.
     pub transport: Transport,
-    /// The peer address. For TCP without a live `connection`, the driver connects here.
+    /// The peer address. For TCP without a live `connection`, the driver connects here (for TLS
+    /// it does not: see [`crate::driver`]).
     pub destination: SocketAddr,
-    /// For TCP: the connection to send on (the one the request came in on), if it is still open.
+    /// For TCP and TLS: the connection to send on (the one the request came in on), if it is
+    /// still open.
     pub connection: Option<ConnectionId>,
     /// The serialised SIP message.
     pub data: Vec<u8>,

@@ -18,6 +18,8 @@ async fn start() -> SipDriver {
     SipDriver::start(SipDriverConfig {
         listen_udp: Some("127.0.0.1:0".parse().unwrap()),
         listen_tcp: Some("127.0.0.1:0".parse().unwrap()),
+        listen_tls: None,
+        tls: None,
         endpoint: EndpointConfig {
             contact_host: "127.0.0.1".to_string(),
             contact_port: 0,
@@ -376,6 +378,18 @@ async fn config_without_listeners_is_rejected() {
     let result = SipDriver::start(SipDriverConfig {
         listen_udp: None,
         listen_tcp: None,
+        listen_tls: None,
+        tls: None,
+        endpoint: EndpointConfig::default(),
+    })
+    .await;
+    assert!(matches!(result, Err(vaani_sip::SipError::Config(_))));
+    // A TLS listener without a certificate cannot work either.
+    let result = SipDriver::start(SipDriverConfig {
+        listen_udp: None,
+        listen_tcp: None,
+        listen_tls: Some("127.0.0.1:0".parse().unwrap()),
+        tls: None,
         endpoint: EndpointConfig::default(),
     })
     .await;

@@ -44,6 +44,7 @@ pub fn config() -> EndpointConfig {
     EndpointConfig {
         contact_host: "203.0.113.10".to_string(),
         contact_port: 5060,
+        contact_port_tls: 5061,
         user_agent: "vaani-test".to_string(),
         t1: Duration::from_millis(500),
         t2: Duration::from_secs(4),
