@@ -45,6 +45,9 @@ pub const EXOTEL_SIGNALLING: [&str; 4] = [
     "61.246.82.75/32",
 ];
 
+/// Twilio's media network, the only one since 21 February 2024.
+pub const TWILIO_MEDIA: [&str; 1] = ["168.86.128.0/18"];
+
 impl TrunkProfile {
     const NAMES: [&str; 3] = ["generic", "twilio", "exotel"];
 
@@ -62,6 +65,17 @@ impl TrunkProfile {
         let list: &[&str] = match self {
             TrunkProfile::Generic => &[],
             TrunkProfile::Twilio => &TWILIO_SIGNALLING,
+            TrunkProfile::Exotel => &EXOTEL_SIGNALLING,
+        };
+        list.iter().filter_map(|net| parse_cidr(net)).collect()
+    }
+
+    /// Networks RTP is accepted from when the trunk lists none (empty: any source).
+    pub fn default_media_cidrs(self) -> Vec<IpNet> {
+        let list: &[&str] = match self {
+            TrunkProfile::Generic => &[],
+            TrunkProfile::Twilio => &TWILIO_MEDIA,
+            // Exotel's media comes from the same four hosts as its signalling.
             TrunkProfile::Exotel => &EXOTEL_SIGNALLING,
         };
         list.iter().filter_map(|net| parse_cidr(net)).collect()
@@ -106,6 +120,9 @@ pub struct TrunkConfig {
     /// Source networks accepted from this trunk. A bare address means that
     /// single host (`/32` or `/128`). Empty: no address is accepted.
     pub allowed_cidrs: Vec<IpNet>,
+    /// Networks RTP from this trunk is accepted from; empty accepts any source (and the
+    /// call latches to the first). Default: the profile's (Twilio 168.86.128.0/18).
+    pub media_cidrs: Vec<IpNet>,
     /// Codec preference for calls from this trunk, overriding `[media] codecs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub codecs: Option<Vec<Codec>>,
@@ -150,6 +167,7 @@ pub(crate) struct RawTrunk {
     #[serde(deserialize_with = "lenient::string")]
     profile: String,
     allowed_cidrs: Option<Vec<String>>,
+    media_cidrs: Option<Vec<String>>,
     codecs: Option<Vec<String>>,
     #[serde(deserialize_with = "lenient::opt_string")]
     external_id_header: Option<String>,
@@ -176,19 +194,11 @@ impl RawTrunk {
         });
         let allowed_cidrs = match &self.allowed_cidrs {
             None => profile.default_cidrs(),
-            Some(texts) => {
-                let mut nets = Vec::with_capacity(texts.len());
-                for (i, text) in texts.iter().enumerate() {
-                    match parse_cidr(text) {
-                        Some(net) => nets.push(net),
-                        None => c.push(ConfigError::InvalidCidr {
-                            key: format!("{key}.allowed_cidrs[{i}]"),
-                            value: text.clone(),
-                        }),
-                    }
-                }
-                nets
-            }
+            Some(texts) => check_cidrs(c, &format!("{key}.allowed_cidrs"), texts),
+        };
+        let media_cidrs = match &self.media_cidrs {
+            None => profile.default_media_cidrs(),
+            Some(texts) => check_cidrs(c, &format!("{key}.media_cidrs"), texts),
         };
         let codecs = match self.codecs {
             Some(names) => Some(check_codecs(c, &format!("{key}.codecs"), &names)),
@@ -225,11 +235,27 @@ impl RawTrunk {
             name,
             profile,
             allowed_cidrs,
+            media_cidrs,
             codecs,
             external_id_header,
             plugin_headers,
         }
     }
+}
+
+/// Parses a list of networks, reporting each bad one under `key[i]`.
+fn check_cidrs(c: &mut Checker, key: &str, texts: &[String]) -> Vec<IpNet> {
+    let mut nets = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        match parse_cidr(text) {
+            Some(net) => nets.push(net),
+            None => c.push(ConfigError::InvalidCidr {
+                key: format!("{key}[{i}]"),
+                value: text.clone(),
+            }),
+        }
+    }
+    nets
 }
 
 /// A CIDR (`10.0.0.0/8`) or a bare address taken as a single host.

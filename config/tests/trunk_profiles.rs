@@ -30,6 +30,7 @@ fn twilio_profile_brings_its_networks_codecs_call_sid_and_headers() {
         "outside the /30"
     );
     assert_eq!(trunk.codecs, Some(vec![Codec::Pcmu, Codec::Pcma]));
+    assert_eq!(trunk.media_cidrs, vec!["168.86.128.0/18".parse().unwrap()]);
     assert_eq!(
         trunk.external_id_header.as_deref(),
         Some("X-Twilio-CallSid")
@@ -69,6 +70,7 @@ fn explicit_settings_override_the_profile() {
     let trunk = config.trunk("twilio").unwrap();
     assert_eq!(trunk.allowed_cidrs.len(), 1);
     assert!(!trunk.allows("54.172.60.2".parse().unwrap()));
+    assert_eq!(trunk.media_cidrs.len(), 1, "media stays the profile's");
     assert_eq!(trunk.codecs, Some(vec![Codec::Pcma]));
     assert_eq!(
         trunk.external_id_header, None,

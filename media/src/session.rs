@@ -91,6 +91,10 @@ pub struct SessionConfig {
     pub remote: Option<SocketAddr>,
     /// Our outbound SSRC.
     pub ssrc: u32,
+    /// Networks RTP is accepted from (the trunk's media ranges); empty accepts any source.
+    /// Packets from elsewhere are dropped and counted, and never latched to: a third party
+    /// that guesses the port cannot inject or hijack audio.
+    pub accept_from: Vec<ipnet::IpNet>,
     /// Report [`MediaEvent::RtpTimeout`] after this long without any RTP (default 30 s).
     pub rtp_timeout: Duration,
     /// Speech detection thresholds.
@@ -125,6 +129,7 @@ impl SessionConfig {
             dtmf_payload_type: None,
             remote: None,
             ssrc: rand::random(),
+            accept_from: Vec::new(),
             rtp_timeout: Duration::from_secs(30),
             vad: VadConfig::default(),
             barge_in: BargeInConfig::default(),
@@ -274,6 +279,8 @@ pub struct MediaStats {
     pub rtcp_packets: u64,
     /// RTP packets with a payload type that is neither audio nor telephone-event (ignored).
     pub unknown_payload_packets: u64,
+    /// Packets dropped because they came from outside the peer's media networks.
+    pub foreign_packets: u64,
     /// Jitter buffer counters of the caller's audio.
     pub jitter: JitterStats,
     /// DTMF digits reported.
@@ -605,6 +612,13 @@ impl MediaSession {
 
     /// Handles one received datagram from `source`. Never panics, whatever the bytes.
     pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        if !self.config.accept_from.is_empty() {
+            let ip = source.ip().to_canonical();
+            if !self.config.accept_from.iter().any(|net| net.contains(&ip)) {
+                self.stats.foreign_packets += 1;
+                return;
+            }
+        }
         let packet = match parse_rtp(datagram) {
             Ok(p) => p,
             Err(PacketError::Rtcp(_)) => {

@@ -336,6 +336,7 @@ fn route_sip_event(
         SipEvent::CallCancelled { key } => (key, CallSignal::Cancelled),
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
         SipEvent::MediaChanged { key, media } => (key, CallSignal::MediaChanged(media)),
+        SipEvent::Dtmf { key, digit } => (key, CallSignal::Dtmf(digit)),
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
     if let Some(sender) = sender

@@ -5,6 +5,7 @@
 //! audio keeps flowing while the plugin thinks, text is synthesized or the store is written.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub enum CallSignal {
     Ended(CallEndReason),
     /// A re-INVITE or UPDATE changed the media (hold, resume, new address).
     MediaChanged(NegotiatedMedia),
+    /// A key sent as SIP INFO.
+    Dtmf(char),
     /// The server is stopping: end the call now.
     Shutdown,
 }
@@ -98,6 +101,29 @@ struct Admitted {
     trunk: Option<TrunkConfig>,
     caller: String,
     dialled: String,
+}
+
+/// Whether an address can only be reached inside some private network (RFC 1918, CGNAT
+/// 100.64/10, link-local, IPv6 unique-local and link-local).
+fn is_private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_link_local()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The SDP names a private address while the peer signals from a public one: it is behind a
+/// NAT that did not rewrite its SDP.
+fn behind_nat(sdp_ip: IpAddr, signalling_ip: IpAddr) -> bool {
+    let signalling = signalling_ip.to_canonical();
+    is_private(sdp_ip) && !is_private(signalling) && !signalling.is_loopback()
 }
 
 /// Most INVITE headers handed to a plugin, and the longest value; a network peer writes them.
@@ -590,7 +616,18 @@ impl Call {
         }
 
         let negotiated = sdp_session.negotiated().clone();
-        let session_config = self.state.session_config(&negotiated);
+        let mut session_config = self.state.session_config(&negotiated);
+        if let Some(trunk) = &self.trunk {
+            session_config.accept_from = trunk.media_cidrs.clone();
+        }
+        if let Some(remote) = negotiated.remote_rtp
+            && behind_nat(remote.ip(), self.incoming.source.ip())
+        {
+            // A private address in the SDP of a peer that signals from a public one is its NAT
+            // talking: send where its RTP comes from instead (symmetric RTP, latched once).
+            tracing::info!(%remote, "private SDP address from a public peer; latching to its RTP");
+            session_config.remote = None;
+        }
         tracing::debug!(?negotiated, ?session_config, "media negotiated");
         let vad = self.state.new_vad();
         let session = match self.state.media.open_session(lease, session_config, vad) {
@@ -633,7 +670,9 @@ impl Call {
     /// A signal that arrives before the 200 OK: CANCEL or shutdown ends the attempt.
     async fn signal_before_answer(&mut self, signal: Option<CallSignal>) -> Result<(), Ending> {
         match signal {
-            Some(CallSignal::Confirmed) | Some(CallSignal::MediaChanged(_)) => Ok(()),
+            Some(CallSignal::Confirmed)
+            | Some(CallSignal::MediaChanged(_))
+            | Some(CallSignal::Dtmf(_)) => Ok(()),
             Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
             Some(CallSignal::Shutdown) | None => {
                 refuse(&self.state, self.key, 503, "Service Unavailable").await;
@@ -743,6 +782,10 @@ impl Call {
                         return Ending::new(CallStatus::Completed, "session_expired", EndReason::MediaTimeout);
                     }
                     Some(CallSignal::MediaChanged(negotiated)) => apply_media_change(media, &negotiated),
+                    Some(CallSignal::Dtmf(digit)) => {
+                        let at = self.media_ms();
+                        self.on_dtmf(digit, at).await;
+                    }
                     Some(CallSignal::Ended(_)) => {
                         return Ending::new(CallStatus::Completed, "caller_hangup", EndReason::CallerHangup);
                     }
@@ -826,27 +869,30 @@ impl Call {
         }
     }
 
+    /// A key from the caller, by RFC 4733 on the RTP or by SIP INFO.
+    async fn on_dtmf(&mut self, digit: char, media_ms: u32) {
+        self.last_activity = Instant::now();
+        tracing::info!(%digit, "DTMF");
+        if let Err(error) = self
+            .state
+            .store
+            .append_dtmf(self.tenant_id(), &self.call_id, digit)
+            .await
+        {
+            tracing::warn!("could not store DTMF: {error}");
+        }
+        self.record_event(media_ms, "dtmf", &digit.to_string())
+            .await;
+        // What the caller said before the key is their turn, delivered first.
+        if let Some(turn) = self.turns.interrupt() {
+            self.queued_events.push_back(turn_event(turn));
+        }
+        self.queued_events.push_back(Event::Dtmf(digit));
+    }
+
     async fn on_media_event(&mut self, event: MediaEvent) -> Option<Ending> {
         match event {
-            MediaEvent::Dtmf { digit, media_ms } => {
-                self.last_activity = Instant::now();
-                tracing::info!(%digit, "DTMF");
-                if let Err(error) = self
-                    .state
-                    .store
-                    .append_dtmf(self.tenant_id(), &self.call_id, digit)
-                    .await
-                {
-                    tracing::warn!("could not store DTMF: {error}");
-                }
-                self.record_event(media_ms, "dtmf", &digit.to_string())
-                    .await;
-                // What the caller said before the key is their turn, delivered first.
-                if let Some(turn) = self.turns.interrupt() {
-                    self.queued_events.push_back(turn_event(turn));
-                }
-                self.queued_events.push_back(Event::Dtmf(digit));
-            }
+            MediaEvent::Dtmf { digit, media_ms } => self.on_dtmf(digit, media_ms).await,
             MediaEvent::SpeechStarted { media_ms } => {
                 self.meter.caller_speech_started(media_ms);
                 self.turns.speech_started();
@@ -1647,5 +1693,23 @@ mod tests {
         assert_eq!(mask_number("+918000000001"), "+********0001");
         assert_eq!(mask_number("1234"), "****");
         assert_eq!(mask_number("anonymous"), "anonymous");
+    }
+
+    #[test]
+    fn a_private_sdp_address_from_a_public_peer_means_nat() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Behind NAT: private or CGNAT SDP, public signalling source.
+        assert!(behind_nat(ip("192.168.1.20"), ip("54.172.60.2")));
+        assert!(behind_nat(ip("10.1.2.3"), ip("182.76.143.61")));
+        assert!(behind_nat(ip("100.64.0.9"), ip("182.76.143.61")));
+        assert!(behind_nat(ip("fd00::5"), ip("2001:db8::1")));
+        // Not NAT: a public SDP address, or a peer on the same private network or loopback.
+        assert!(!behind_nat(ip("168.86.130.7"), ip("54.172.60.2")));
+        assert!(!behind_nat(ip("10.1.2.3"), ip("10.0.0.1")));
+        assert!(!behind_nat(ip("192.168.1.20"), ip("127.0.0.1")));
+        assert!(
+            !behind_nat(ip("100.128.0.1"), ip("54.172.60.2")),
+            "outside 100.64/10"
+        );
     }
 }

@@ -81,6 +81,7 @@ pub fn media_stats_json(stats: &vaani_media::MediaStats) -> serde_json::Value {
         "bytes_received": stats.bytes_received,
         "invalid_packets": stats.invalid_packets,
         "unknown_payload_packets": stats.unknown_payload_packets,
+        "foreign_packets": stats.foreign_packets,
         "dtmf_digits": stats.dtmf_digits,
         "barge_ins": stats.barge_ins,
         "caller_media_ms": stats.caller_media_ms,

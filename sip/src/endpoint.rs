@@ -142,6 +142,14 @@ pub enum SipEvent {
         /// What is in force now.
         media: NegotiatedMedia,
     },
+    /// A key pressed, sent by the peer as SIP INFO (`application/dtmf-relay` or
+    /// `application/dtmf`) instead of RFC 4733 RTP events.
+    Dtmf {
+        /// The call.
+        key: CallKey,
+        /// 0-9, *, #, A-D.
+        digit: char,
+    },
     /// An answered call ended.
     CallEnded {
         /// The call.
@@ -349,6 +357,32 @@ fn tx_key(req: &InboundRequest) -> TxKey {
             ),
             req.sent_by.clone(),
         ),
+    }
+}
+
+/// The key in a SIP INFO DTMF body: `Signal=5` lines of `application/dtmf-relay` (where some
+/// senders write 10 and 11 for * and #), or the bare key of `application/dtmf`.
+fn info_dtmf(content_type: Option<&str>, body: &[u8]) -> Option<char> {
+    let media_type = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+    let text = std::str::from_utf8(body).ok()?;
+    let signal = match media_type.as_str() {
+        "application/dtmf-relay" => text.lines().find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("signal")
+                .then(|| value.trim())
+        })?,
+        "application/dtmf" => text.trim(),
+        _ => return None,
+    };
+    match signal {
+        "10" => Some('*'),
+        "11" => Some('#'),
+        one if one.chars().count() == 1 => {
+            let digit = one.chars().next()?.to_ascii_uppercase();
+            matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D').then_some(digit)
+        }
+        _ => None,
     }
 }
 
@@ -1214,6 +1248,9 @@ impl SipEndpoint {
                     200,
                     ResponseExtras::default(),
                 );
+                if let Some(digit) = info_dtmf(req.content_type.as_deref(), &req.body) {
+                    self.push_event(SipEvent::Dtmf { key, digit });
+                }
             }
             Method::PRack => {
                 self.respond_in_call(

@@ -416,3 +416,56 @@ fn an_unanswered_refresh_is_retransmitted_then_ends_the_call() {
         }]
     );
 }
+
+#[test]
+fn sip_info_keys_become_dtmf_events_once() {
+    let mut h = Harness::new();
+    let (key, tag) = h.confirmed();
+    let info = |branch: &str, cseq: u32, ctype: &str, body: &str| {
+        // Req writes an SDP content type for a body; this INFO is built by hand.
+        format!(
+            "INFO sip:+15083728299@203.0.113.10:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {TRUNK};rport;branch={branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15083084809@198.51.100.7:5060>;tag=vQXQ3g5papXpF\r\n\
+             To: <sip:+15083728299@203.0.113.10>;tag={tag}\r\n\
+             Call-ID: 252a93d3-bdb2-1238-6185-06d91d68c9b0\r\n\
+             CSeq: {cseq} INFO\r\n\
+             Content-Type: {ctype}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let cases = [
+        (
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+            Some('5'),
+        ),
+        (
+            "application/dtmf-relay",
+            "Signal= 11\r\nDuration=160\r\n",
+            Some('#'),
+        ),
+        ("application/dtmf", "*", Some('*')),
+        ("application/dtmf-relay", "Signal=b\r\n", Some('B')),
+        ("application/dtmf-relay", "Signal=55\r\n", None),
+        ("application/media_control+xml", "<x/>", None),
+    ];
+    for (i, (ctype, body, expected)) in cases.iter().enumerate() {
+        let branch = format!("z9hG4bKinfo{i}");
+        let cseq = 15623388 + i as u32;
+        h.recv(&info(&branch, cseq, ctype, body));
+        assert_eq!(status(&h.transmits()[0]), Some(200), "{body}");
+        let events = h.events();
+        match expected {
+            Some(digit) => assert_eq!(events, vec![SipEvent::Dtmf { key, digit: *digit }]),
+            None => assert!(events.is_empty(), "{body}: {events:?}"),
+        }
+        // A retransmission is answered again but is not a second key.
+        h.recv(&info(&branch, cseq, ctype, body));
+        assert_eq!(status(&h.transmits()[0]), Some(200));
+        assert!(h.events().is_empty());
+    }
+}

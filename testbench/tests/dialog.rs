@@ -99,3 +99,20 @@ fn refreshes_keep_a_three_minute_call_and_a_silent_peer_gets_bye_at_expiry() {
         ended - answered
     );
 }
+
+#[test]
+fn keys_sent_as_sip_info_reach_the_plugin() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    let run = Sipp::new("uac_info_dtmf.xml").run(server.sip_addr(), ECHO, Duration::from_secs(60));
+    run.assert_success();
+    let call = finished_call(&server, ECHO);
+    assert_eq!(call["dtmf"], "73#", "{call:#}");
+    assert_eq!(call["end_reason"], "plugin_hangup", "{call:#}");
+    let detail = server.api_json(&format!("/api/v1/calls/{}", call["id"].as_str().unwrap()));
+    let said: Vec<&str> = detail["transcript"]
+        .as_array()
+        .map(|lines| lines.iter().filter_map(|l| l["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(said.iter().any(|t| t.contains("You pressed 7")), "{said:?}");
+    assert!(said.iter().any(|t| t.contains("You pressed 3")), "{said:?}");
+}

@@ -24,18 +24,22 @@ fn finished_call(server: &VaaniServer, dialled: &str) -> Value {
         .expect("call stored")
 }
 
-fn spec(profile: &str) -> ServerSpec {
+/// A server with the probe tenant on a trunk of `profile`. The loopback address stands in for
+/// the provider's signalling networks, and for its media networks when `media_from_loopback`;
+/// everything else is the profile's.
+fn spec(profile: &str, media_from_loopback: bool) -> ServerSpec {
     let mut spec = ServerSpec::demo();
     spec.tenants.push(TenantSpec::new("probe", PROBE, "probe"));
-    // The loopback address stands in for the provider's networks; everything else is the
-    // profile's.
     spec.trunk_toml = format!("profile = \"{profile}\"");
+    if media_from_loopback {
+        spec.trunk_toml.push_str("\nmedia_cidrs = [\"127.0.0.1\"]");
+    }
     spec
 }
 
 #[test]
 fn a_twilio_call_keeps_its_call_sid_and_the_plugin_sees_the_twilio_headers() {
-    let server = VaaniServer::start(&spec("twilio"));
+    let server = VaaniServer::start(&spec("twilio", true));
     let sink = RtpSink::start();
     let run = Sipp::new("uac_twilio.xml")
         .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
@@ -71,11 +75,15 @@ fn a_twilio_call_keeps_its_call_sid_and_the_plugin_sees_the_twilio_headers() {
     let packets = sink.packets();
     assert!(!packets.is_empty(), "no RTP from vaani");
     assert!(packets.iter().all(|p| p.payload_type == 0), "not PCMU");
+    // The caller's audio came from the trunk's media network and was taken.
+    let stats = &call["media_stats"];
+    assert!(stats["packets_received"].as_u64() > Some(50), "{stats:#}");
+    assert_eq!(stats["foreign_packets"], 0, "{stats:#}");
 }
 
 #[test]
 fn an_exotel_call_over_tcp_is_answered_in_alaw() {
-    let server = VaaniServer::start(&spec("exotel"));
+    let server = VaaniServer::start(&spec("exotel", false));
     let sink = RtpSink::start();
     let run = Sipp::new("uac_call_bye.xml")
         .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
@@ -101,4 +109,8 @@ fn an_exotel_call_over_tcp_is_answered_in_alaw() {
     let packets = sink.packets();
     assert!(!packets.is_empty(), "no RTP from vaani");
     assert!(packets.iter().all(|p| p.payload_type == 8), "not PCMA");
+    // sipp's RTP comes from loopback, outside Exotel's media hosts: all of it was refused.
+    let stats = &call["media_stats"];
+    assert!(stats["foreign_packets"].as_u64() > Some(50), "{stats:#}");
+    assert_eq!(stats["packets_received"], 0, "{stats:#}");
 }

@@ -637,6 +637,33 @@ fn without_sdp_address_latches_once_to_the_first_rtp_source() {
 }
 
 #[test]
+fn rtp_from_outside_the_peers_media_networks_is_dropped_and_never_latched() {
+    let mut cfg = config();
+    cfg.remote = None;
+    cfg.accept_from = vec!["168.86.128.0/18".parse().unwrap()];
+    let mut h = Harness::new(cfg);
+    let intruder: SocketAddr = "203.0.113.66:4000".parse().unwrap();
+    let carrier: SocketAddr = "168.86.130.7:40150".parse().unwrap();
+    // The intruder is first and loud: it must neither be latched to nor heard.
+    for i in 0..10 {
+        h.arrivals
+            .push_back((100 + i * 20, intruder, caller_packet(i, 8000)));
+    }
+    h.arrivals.push_back((400, carrier, caller_packet(20, 0)));
+    h.run_until(600);
+    assert_eq!(h.session.remote(), Some(carrier));
+    assert!(h.sent.iter().all(|p| p.to == carrier));
+    let stats = h.session.stats();
+    assert_eq!(stats.foreign_packets, 10);
+    assert_eq!(stats.packets_received, 1, "{stats:?}");
+    assert!(
+        h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }))
+            .is_empty(),
+        "the intruder's audio reached the VAD"
+    );
+}
+
+#[test]
 fn sipp_dtmf_on_its_own_ssrc_gives_one_digit() {
     let mut cfg = config();
     cfg.dtmf_payload_type = Some(96);
