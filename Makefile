@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vaani-target
 export CARGO_TERM_COLOR ?= never
 CONFIG ?= config/vaani.toml
 
-.PHONY: setup plugins build run test lint unit
+.PHONY: setup plugins build run test lint unit fuzz
 
 setup:
 	@scripts/setup.sh
@@ -32,4 +32,16 @@ unit: plugins
 	cargo test --workspace
 	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins cargo test
 
-test: lint unit
+# cargo-fuzz targets for the SIP message and SDP parsers, FUZZ_SECONDS each (stable Rust:
+# no sanitizer, so it finds panics, hangs and failed assertions). A crash stops the run; its
+# input is in fuzz/artifacts/<target>/ and becomes a regression test.
+FUZZ_SECONDS ?= 45
+fuzz: setup
+	cd fuzz && for target in sip_message sdp_offer; do \
+	  corpus="$$(mktemp -d)"; \
+	  CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo fuzz run --sanitizer none $$target "$$corpus" seeds/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 || exit 1; \
+	  rm -rf "$$corpus"; \
+	done
+
+test: lint unit fuzz

