@@ -21,6 +21,7 @@ mod error;
 mod http;
 mod lenient;
 mod media;
+mod outbound;
 mod pricing;
 mod sandbox;
 mod sip;
@@ -45,6 +46,7 @@ pub use conversation::{
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
 pub use media::{Codec, MediaConfig, PortRange, UnknownCodec};
+pub use outbound::{OutboundConfig, SrtpPolicy};
 pub use pricing::{
     EMBEDDED_STT_ENGINES, EMBEDDED_TTS_ENGINES, LlmPrice, MAX_RATE_INR, PRICING_CURRENCY,
     PricingConfig, SttPrice, TelephonyBilling, TtsPrice,

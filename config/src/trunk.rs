@@ -9,6 +9,7 @@ use crate::checker::Checker;
 use crate::error::ConfigError;
 use crate::lenient;
 use crate::media::{Codec, check_codecs};
+use crate::outbound::{OutboundConfig, RawOutbound, SrtpPolicy, check_srtp};
 
 /// Which provider a trunk is: sets the defaults a trunk from it needs to work the first time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -133,6 +134,11 @@ pub struct TrunkConfig {
     /// INVITE headers the tenant's plugin receives: exact names, or prefixes ending in `*`
     /// (`X-Twilio-*`); case-insensitive. Default: the profile's.
     pub plugin_headers: Vec<String>,
+    /// SRTP on this trunk's calls. Default `off`.
+    pub srtp: SrtpPolicy,
+    /// Placing calls out through this trunk (`[trunks.outbound]`); `None`: inbound only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<OutboundConfig>,
 }
 
 impl TrunkConfig {
@@ -172,6 +178,9 @@ pub(crate) struct RawTrunk {
     #[serde(deserialize_with = "lenient::opt_string")]
     external_id_header: Option<String>,
     plugin_headers: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    srtp: Option<String>,
+    outbound: Option<RawOutbound>,
 }
 
 impl RawTrunk {
@@ -230,10 +239,16 @@ impl RawTrunk {
             }
             None => profile.default_plugin_headers(),
         };
+        let srtp = check_srtp(c, &format!("{key}.srtp"), self.srtp.as_deref());
+        let outbound = self
+            .outbound
+            .map(|raw| raw.check(c, &format!("{key}.outbound"), profile));
         TrunkConfig {
             id,
             name,
             profile,
+            srtp,
+            outbound,
             allowed_cidrs,
             media_cidrs,
             codecs,

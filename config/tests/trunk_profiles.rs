@@ -116,3 +116,72 @@ fn a_generic_trunk_has_no_defaults_and_bad_values_are_reported() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn outbound_settings_take_profile_rates_and_check_the_uri_and_secrets() {
+    let config = parse(&format!(
+        "{HTTP}[[trunks]]\nid = \"exotel\"\nprofile = \"exotel\"\nsrtp = \"optional\"\n\
+         [trunks.outbound]\nuri = \"sip:pstn.in2.exotel.com:5070;transport=tcp\"\n\
+         caller_id = \"+918047000000\"\n"
+    ))
+    .unwrap();
+    let trunk = config.trunk("exotel").unwrap();
+    assert_eq!(trunk.srtp, vaani_config::SrtpPolicy::Optional);
+    let outbound = trunk.outbound.as_ref().expect("outbound");
+    assert_eq!(outbound.uri, "sip:pstn.in2.exotel.com:5070;transport=tcp");
+    assert!(
+        (outbound.calls_per_second - 200.0 / 60.0).abs() < 1e-9,
+        "200 per minute"
+    );
+    assert_eq!(outbound.max_concurrent, 100);
+    assert_eq!(outbound.ring_timeout_secs, 45);
+    assert_eq!(outbound.username, None);
+
+    let twilio = parse(&format!(
+        "{HTTP}[[trunks]]\nid = \"t\"\nprofile = \"twilio\"\n[trunks.outbound]\n\
+         uri = \"sip:vaani.pstn.twilio.com\"\nusername = \"vaani\"\npassword_env = \"TWILIO_SIP_PASSWORD\"\n"
+    ))
+    .unwrap();
+    let outbound = twilio.trunk("t").unwrap().outbound.clone().unwrap();
+    assert_eq!(outbound.calls_per_second, 30.0);
+    assert_eq!(
+        outbound.password_env.as_deref(),
+        Some("TWILIO_SIP_PASSWORD")
+    );
+    assert_eq!(
+        twilio.trunk("t").unwrap().srtp,
+        vaani_config::SrtpPolicy::Off
+    );
+
+    let errors = parse(&format!(
+        "{HTTP}[[trunks]]\nid = \"t\"\nsrtp = \"always\"\n[trunks.outbound]\n\
+         uri = \"http://x\"\nusername = \"u\"\ncaller_id = \"12345\"\nring_timeout_secs = 1\n"
+    ))
+    .unwrap_err();
+    let lines: Vec<String> = errors.errors().iter().map(|e| e.to_string()).collect();
+    for prefix in [
+        "trunks[0].srtp: ",
+        "trunks[0].outbound.uri: ",
+        "trunks[0].outbound.username: username and password_env go together",
+        "trunks[0].outbound.caller_id: ",
+        "trunks[0].outbound.ring_timeout_secs: ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "no {prefix:?} in {lines:#?}"
+        );
+    }
+    for bad in ["sip:", "sip:host:0", "sip:host;transport=sctp", "sip:ho st"] {
+        let errors = parse(&format!(
+            "{HTTP}[[trunks]]\nid = \"t\"\n[trunks.outbound]\nuri = \"{bad}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            errors
+                .errors()
+                .iter()
+                .any(|e| e.to_string().starts_with("trunks[0].outbound.uri: ")),
+            "{bad} accepted"
+        );
+    }
+}
