@@ -337,6 +337,15 @@ fn route_sip_event(
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
         SipEvent::MediaChanged { key, media } => (key, CallSignal::MediaChanged(media)),
         SipEvent::Dtmf { key, digit } => (key, CallSignal::Dtmf(digit)),
+        // Outbound calls are not placed by the server yet (POST /api/v1/calls comes later).
+        event @ (SipEvent::OutboundStarted { .. }
+        | SipEvent::OutboundRejected { .. }
+        | SipEvent::OutboundProgress { .. }
+        | SipEvent::OutboundAnswered { .. }
+        | SipEvent::OutboundFailed { .. }) => {
+            tracing::debug!(?event, "outbound call event ignored");
+            return;
+        }
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
     if let Some(sender) = sender

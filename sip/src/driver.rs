@@ -12,8 +12,10 @@
 //! closes only that connection.
 //!
 //! Outbound TLS connections are not supported: a TLS message (e.g. an in-dialog BYE) goes out
-//! only on a live connection the peer opened; with none, it is logged and dropped. Outbound TCP
-//! connections are opened on demand.
+//! only on a live connection the peer opened; with none, it is logged and dropped, and
+//! [`SipCommand::PlaceCall`] over TLS is rejected. Outbound TCP connections are opened on
+//! demand. Calls placed over UDP go out from the listening socket, so the trunk's responses and
+//! requests come back to it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_rustls::TlsAcceptor;
 
-use crate::endpoint::{EndpointConfig, SipEndpoint, SipEvent};
+use crate::endpoint::{EndpointConfig, OutboundCall, SipEndpoint, SipEvent};
 use crate::error::SipError;
 use crate::message::MAX_MESSAGE_SIZE;
 use crate::sdp::SdpSession;
@@ -99,10 +101,20 @@ pub enum SipCommand {
         /// Reason phrase.
         reason: String,
     },
-    /// Hang up (BYE, or 480 before answer).
+    /// Hang up (BYE, or 480 before answer; CANCEL for a call we placed that is ringing).
     Hangup {
         /// The call.
         key: CallKey,
+    },
+    /// Place a call through a trunk. The driver answers with [`SipEvent::OutboundStarted`]
+    /// (carrying the call's key) or [`SipEvent::OutboundRejected`], both with `request_id`.
+    /// UDP goes out from the listening socket (symmetric signalling); TCP opens a connection
+    /// unless one to the destination is open; TLS is rejected (no outbound TLS yet).
+    PlaceCall {
+        /// Chosen by the application to match the answer to the command.
+        request_id: u64,
+        /// The call.
+        call: Box<OutboundCall>,
     },
 }
 
@@ -590,6 +602,18 @@ impl SipLoop {
         }
     }
 
+    fn place_call(&mut self, now: Instant, call: OutboundCall) -> Result<CallKey, SipError> {
+        match call.transport {
+            Transport::Udp if self.udp.is_none() => Err(SipError::TransportUnavailable(
+                "UDP is not enabled (no listen_udp)".to_string(),
+            )),
+            Transport::Tls => Err(SipError::TransportUnavailable(
+                "outbound TLS connections are not supported yet".to_string(),
+            )),
+            _ => self.endpoint.place_call(now, call),
+        }
+    }
+
     fn on_command(&mut self, command: SipCommand) {
         let now = Instant::now();
         let result = match command {
@@ -603,6 +627,20 @@ impl SipLoop {
                 reason,
             } => self.endpoint.reject(now, key, status, &reason),
             SipCommand::Hangup { key } => self.endpoint.hangup(now, key),
+            SipCommand::PlaceCall { request_id, call } => {
+                let event = match self.place_call(now, *call) {
+                    Ok(key) => SipEvent::OutboundStarted { request_id, key },
+                    Err(error) => {
+                        tracing::info!(request_id, %error, "call not placed");
+                        SipEvent::OutboundRejected {
+                            request_id,
+                            error: error.to_string(),
+                        }
+                    }
+                };
+                self.deliver(event);
+                Ok(())
+            }
         };
         if let Err(error) = result {
             tracing::debug!(%error, "SIP command not applied");

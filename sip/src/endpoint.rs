@@ -21,6 +21,9 @@ use crate::session_timer::{self, Negotiation, SessionTimer, TimerRequest};
 use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
 
 mod modify;
+mod outbound;
+
+pub use outbound::{OutboundCall, OutboundFailure};
 
 /// Most calls (including ones lingering to absorb retransmissions) held at once; further INVITEs
 /// get `503`.
@@ -157,6 +160,50 @@ pub enum SipEvent {
         /// How it ended.
         reason: CallEndReason,
     },
+    /// The driver sent the INVITE of a [`SipCommand::PlaceCall`](crate::SipCommand::PlaceCall).
+    OutboundStarted {
+        /// The `request_id` of the command.
+        request_id: u64,
+        /// The call, for every later event and command.
+        key: CallKey,
+    },
+    /// The driver could not place the call of a
+    /// [`SipCommand::PlaceCall`](crate::SipCommand::PlaceCall); nothing was sent.
+    OutboundRejected {
+        /// The `request_id` of the command.
+        request_id: u64,
+        /// Why.
+        error: String,
+    },
+    /// A provisional response (100–199) to a call we placed.
+    OutboundProgress {
+        /// The call.
+        key: CallKey,
+        /// The status (180 ringing, 183 session progress …).
+        status: u16,
+        /// The media agreed by the SDP answer the response carried (early media); `None`
+        /// without SDP. A later answer (another 1xx, the 2xx) may change the address.
+        media: Option<NegotiatedMedia>,
+    },
+    /// A call we placed was answered (2xx) and the endpoint sent the ACK: the call is up and
+    /// behaves like a confirmed inbound call (ends with `CallEnded`).
+    OutboundAnswered {
+        /// The call.
+        key: CallKey,
+        /// What the answer agreed (from the 2xx, else from the early answer).
+        media: NegotiatedMedia,
+    },
+    /// A call we placed was not answered. Final; no `CallEnded` follows.
+    OutboundFailed {
+        /// The call.
+        key: CallKey,
+        /// The final status (408 when nothing answered).
+        status: u16,
+        /// The reason phrase of the response, or what happened.
+        reason_phrase: String,
+        /// What the status means for the application.
+        reason: OutboundFailure,
+    },
 }
 
 /// Server-transaction key: branch (or a RFC 2543 fallback) plus sent-by.
@@ -166,6 +213,8 @@ type DialogKey = (String, String, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// We sent an INVITE (a call we place) and have no final response yet.
+    Calling,
     /// INVITE received, no final response yet.
     Proceeding,
     /// Non-2xx final response sent; waiting for its ACK.
@@ -183,6 +232,7 @@ enum Phase {
 impl Phase {
     fn name(self) -> &'static str {
         match self {
+            Phase::Calling => "calling",
             Phase::Proceeding => "proceeding",
             Phase::Completed => "rejected",
             Phase::Accepted => "accepted",
@@ -284,6 +334,8 @@ struct Call {
     reinvite: Option<ReInvite>,
     answered: VecDeque<AnsweredRequest>,
     remove_at: Option<Instant>,
+    /// The UAC side, for a call we placed.
+    outbound: Option<Box<outbound::Outbound>>,
 }
 
 impl Call {
@@ -329,6 +381,8 @@ pub struct SipEndpoint {
     by_dialog: HashMap<DialogKey, CallKey>,
     by_bye_branch: HashMap<String, CallKey>,
     by_refresh_branch: HashMap<String, CallKey>,
+    /// Branches of the INVITEs of calls we placed.
+    by_invite_branch: HashMap<String, CallKey>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
 }
@@ -409,6 +463,7 @@ impl SipEndpoint {
             by_dialog: HashMap::new(),
             by_bye_branch: HashMap::new(),
             by_refresh_branch: HashMap::new(),
+            by_invite_branch: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -448,7 +503,7 @@ impl SipEndpoint {
         };
         match message::parse_message(data, source, transport) {
             Parsed::Request(req) => self.on_request(now, transport, source, connection, *req),
-            Parsed::Response(resp) => self.on_response(now, resp),
+            Parsed::Response(resp) => self.on_response(now, resp, connection),
             Parsed::Unprocessable {
                 method,
                 reply,
@@ -507,6 +562,11 @@ impl SipEndpoint {
             if let Some(refresh) = &call.refresh {
                 consider(refresh.retransmit.map(|r| r.at));
                 consider(Some(refresh.timeout_at));
+            }
+            if call.phase == Phase::Calling
+                && let Some(out) = &call.outbound
+            {
+                consider(out.deadline());
             }
         }
         earliest
@@ -635,10 +695,16 @@ impl SipEndpoint {
     /// End the call. Answered calls get a BYE (in our CSeq space, through the route set, to the
     /// remote Contact); `CallEnded { LocalByeCompleted }` follows when it completes. If the ACK
     /// for our 2xx is still outstanding, the BYE goes out once it arrives (or at Timer H).
-    /// An unanswered call is rejected with `480` and no event follows.
+    /// An unanswered inbound call is rejected with `480` and no event follows. A call we placed
+    /// that is still ringing is cancelled (CANCEL, once a provisional response has arrived);
+    /// `OutboundFailed { reason: Cancelled }` follows when the INVITE ends.
     pub fn hangup(&mut self, now: Instant, key: CallKey) -> Result<(), SipError> {
         let call = self.calls.get_mut(&key).ok_or(SipError::UnknownCall(key))?;
         match call.phase {
+            Phase::Calling => {
+                self.cancel_outbound(now, key, OutboundFailure::Cancelled);
+                Ok(())
+            }
             Phase::Accepted => {
                 call.hangup_after_ack = true;
                 Ok(())
@@ -987,6 +1053,7 @@ impl SipEndpoint {
             reinvite: None,
             answered: VecDeque::new(),
             remove_at: None,
+            outbound: None,
         };
         self.transmits.push_back(call.transmit(trying));
         self.calls.insert(key, call);
@@ -1329,7 +1396,7 @@ impl SipEndpoint {
                     });
                 }
             }
-            Phase::Completed | Phase::Terminated => {}
+            Phase::Calling | Phase::Completed | Phase::Terminated => {}
         }
     }
 
@@ -1381,7 +1448,7 @@ impl SipEndpoint {
                 );
             }
             Phase::Confirmed => self.on_session_modify(now, key, req, transport, connection),
-            Phase::Terminating | Phase::Completed | Phase::Terminated => {
+            Phase::Calling | Phase::Terminating | Phase::Completed | Phase::Terminated => {
                 self.respond_in_call(
                     key,
                     req,
@@ -1394,7 +1461,23 @@ impl SipEndpoint {
         }
     }
 
-    fn on_response(&mut self, now: Instant, resp: InboundResponse) {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        resp: InboundResponse,
+        connection: Option<ConnectionId>,
+    ) {
+        if matches!(resp.cseq_method, Method::Invite | Method::Cancel) {
+            if let Some(key) = resp
+                .branch
+                .as_ref()
+                .and_then(|b| self.by_invite_branch.get(b))
+                .copied()
+            {
+                self.on_outbound_response(now, key, resp, connection);
+            }
+            return;
+        }
         if resp.cseq_method == Method::Update {
             self.on_refresh_response(now, resp);
             return;
@@ -1483,12 +1566,26 @@ impl SipEndpoint {
         method: Method,
         headers: Vec<(&'static str, String)>,
     ) -> Option<(Transmit, String)> {
+        self.dialog_request(key, method, headers, true)
+    }
+
+    /// [`in_dialog_request`](Self::in_dialog_request), with `next_cseq` false for the ACK of a
+    /// 2xx (the INVITE's CSeq number, RFC 3261 §13.2.2.4).
+    fn dialog_request(
+        &mut self,
+        key: CallKey,
+        method: Method,
+        headers: Vec<(&'static str, String)>,
+        next_cseq: bool,
+    ) -> Option<(Transmit, String)> {
         let contact = self.contact_uri_for_key(key).unwrap_or_default();
         let contact_host = self.config.contact_host.clone();
         let (udp_port, tls_port) = (self.config.contact_port, self.config.contact_port_tls);
         let user_agent = self.config.user_agent.clone();
         let call = self.calls.get_mut(&key)?;
-        call.local_cseq = call.local_cseq.saturating_add(1);
+        if next_cseq {
+            call.local_cseq = call.local_cseq.saturating_add(1);
+        }
         let first_route = call
             .route_set
             .first()
@@ -1542,9 +1639,12 @@ impl SipEndpoint {
             to: &call.remote_identity,
             call_id: &call.call_id,
             cseq: call.local_cseq,
-            contact: &contact,
+            contact: Some(&contact),
             user_agent: &user_agent,
             headers,
+            extra_headers: &[],
+            content_type: None,
+            body: &[],
         });
         Some((
             Transmit {
@@ -1558,6 +1658,7 @@ impl SipEndpoint {
     }
 
     fn run_call_timers(&mut self, now: Instant, key: CallKey) {
+        self.run_outbound_timers(now, key);
         let t2 = self.config.t2;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1668,6 +1769,11 @@ impl SipEndpoint {
         }
         if let Some(refresh) = &call.refresh {
             self.by_refresh_branch.remove(&refresh.branch);
+        }
+        if let Some(out) = &call.outbound {
+            for branch in &out.branches {
+                self.by_invite_branch.remove(branch);
+            }
         }
     }
 }

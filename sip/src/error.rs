@@ -35,6 +35,16 @@ pub enum SipError {
         #[source]
         source: std::io::Error,
     },
+    /// A call to place is unusable (unparseable Request-URI, bad user part …); nothing was sent.
+    #[error("cannot place call: {0}")]
+    InvalidOutboundCall(String),
+    /// The endpoint already holds [`MAX_CALLS`](crate::MAX_CALLS) calls.
+    #[error("too many calls")]
+    TooManyCalls,
+    /// The driver cannot send on the transport asked for (e.g. outbound TLS, or UDP without a
+    /// UDP socket).
+    #[error("transport not available: {0}")]
+    TransportUnavailable(String),
     /// The driver's configuration cannot work (e.g. neither UDP nor TCP listener).
     #[error("invalid driver configuration: {0}")]
     Config(String),

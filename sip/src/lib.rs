@@ -1,13 +1,15 @@
 //! vaani-sip: the SIP side of vaani.
 //!
-//! * [`SipEndpoint`]: a sans-IO user agent server for inbound calls (RFC 3261 transactions and
-//!   dialogs, RFC 3581 rport). Feed it messages and the time; take transmits, events and the next
-//!   deadline.
+//! * [`SipEndpoint`]: a sans-IO user agent for inbound calls (UAS) and calls it places through a
+//!   trunk (UAC, [`SipEndpoint::place_call`]): RFC 3261 transactions and dialogs, RFC 3581 rport.
+//!   Feed it messages and the time; take transmits, events and the next deadline.
+//! * [`digest`]: digest authentication (MD5, SHA-256) for the INVITEs we send.
 //! * [`sdp`]: offer/answer for G.711 with telephone-events, including re-offers (hold, resume).
 //! * Session timers (RFC 4028): the endpoint answers and sends refreshes and ends dead sessions.
 //! * [`driver`]: a tokio UDP/TCP/TLS driver that owns one endpoint.
 //! * [`tls`]: the TLS listener's certificate and key (rustls with `ring`).
 
+pub mod digest;
 pub mod driver;
 mod endpoint;
 mod error;
@@ -17,9 +19,11 @@ mod session_timer;
 pub mod tls;
 mod transport;
 
+pub use digest::DigestCredentials;
 pub use driver::{SipCommand, SipDriver, SipDriverConfig};
 pub use endpoint::{
-    ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, SipEndpoint, SipEvent,
+    ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, OutboundCall,
+    OutboundFailure, SipEndpoint, SipEvent,
 };
 pub use error::SipError;
 pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, answer_offer};

@@ -66,12 +66,25 @@ pub(crate) struct InboundRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// A parsed inbound response (we only act on responses to our BYEs).
+/// A parsed inbound response (to our INVITEs, CANCELs, BYEs and UPDATEs).
 #[derive(Debug, Clone)]
 pub(crate) struct InboundResponse {
     pub status: u16,
+    /// The reason phrase, as received (printable ASCII only).
+    pub reason: String,
     pub branch: Option<String>,
     pub cseq_method: Method,
+    pub cseq: u32,
+    pub call_id: String,
+    /// The raw To value (with the peer's tag) and that tag.
+    pub to_raw: String,
+    pub to_tag: Option<String>,
+    /// The first Contact URI, if parseable.
+    pub contact: Option<rsip::Uri>,
+    /// Record-Route entries in the order received.
+    pub record_route: Vec<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
     /// All headers, names as received.
     pub headers: Vec<(String, String)>,
 }
@@ -316,15 +329,51 @@ fn inspect_response(response: &rsip::Response, data: &[u8]) -> Parsed {
         .and_then(|via| via.typed.branch().map(|b| b.value().to_string()));
     let cseq =
         first_header(&headers, "CSeq").and_then(|v| rsip::headers::CSeq::new(v).typed().ok());
-    match cseq {
-        Some(cseq) => Parsed::Response(InboundResponse {
-            status: response.status_code.code(),
-            branch,
-            cseq_method: cseq.method,
-            headers,
-        }),
-        None => Parsed::Unusable,
+    let Some(cseq) = cseq else {
+        return Parsed::Unusable;
+    };
+    let status_line_end = find(data, b"\r\n").unwrap_or(data.len());
+    let reason = std::str::from_utf8(&data[..status_line_end])
+        .ok()
+        .and_then(|line| line.splitn(3, ' ').nth(2))
+        .map(clean_reason)
+        .unwrap_or_else(|| default_reason(response.status_code.code()).to_string());
+    let to_raw = first_header(&headers, "To").unwrap_or("").to_string();
+    let to_tag = rsip::headers::To::new(to_raw.clone())
+        .typed()
+        .ok()
+        .and_then(|to| tag_of(&to.params));
+    let contact = first_header(&headers, "Contact")
+        .and_then(|v| split_header_list(v).first().copied())
+        .and_then(|first| rsip::headers::Contact::new(first).typed().ok())
+        .map(|c| c.uri);
+    let record_route = header_values(&headers, "Record-Route")
+        .flat_map(split_header_list)
+        .map(str::to_string)
+        .collect();
+    let mut body = response.body.clone();
+    if let Some(value) = first_header(&headers, "Content-Length") {
+        // A response shorter than it says was cut off (RFC 3261 §18.3): drop it.
+        match value.trim().parse::<usize>() {
+            Ok(len) if len <= body.len() => body.truncate(len),
+            _ => return Parsed::Unusable,
+        }
     }
+    Parsed::Response(InboundResponse {
+        status: response.status_code.code(),
+        reason,
+        branch,
+        cseq_method: cseq.method,
+        cseq: cseq.seq,
+        call_id: first_header(&headers, "Call-ID").unwrap_or("").to_string(),
+        to_raw,
+        to_tag,
+        contact,
+        record_route,
+        content_type: first_header(&headers, "Content-Type").map(str::to_string),
+        body,
+        headers,
+    })
 }
 
 /// Builds the reply context from recovered headers; `None` if there is no usable Via.
@@ -664,7 +713,7 @@ pub(crate) fn build_response(
     response.to_string().into_bytes()
 }
 
-/// Fields of an in-dialog request we send (BYE).
+/// Fields of a request we send (INVITE, ACK, CANCEL, BYE, UPDATE).
 #[derive(Debug)]
 pub(crate) struct OutboundRequest<'a> {
     pub method: Method,
@@ -675,10 +724,44 @@ pub(crate) struct OutboundRequest<'a> {
     pub to: &'a str,
     pub call_id: &'a str,
     pub cseq: u32,
-    pub contact: &'a str,
+    /// Our Contact; `None` leaves it out (CANCEL, ACK of a non-2xx).
+    pub contact: Option<&'a str>,
     pub user_agent: &'a str,
     /// Additional `(name, value)` headers.
     pub headers: Vec<(&'static str, String)>,
+    /// Headers supplied by the application (e.g. `X-` headers of a placed call).
+    pub extra_headers: &'a [(String, String)],
+    /// `Content-Type` of the body, if any.
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Whether `name` is a header name an application may add to a request we build: a token,
+/// and none of the headers the endpoint writes itself.
+pub(crate) fn is_settable_header(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "via",
+        "v",
+        "max-forwards",
+        "route",
+        "from",
+        "f",
+        "to",
+        "t",
+        "call-id",
+        "i",
+        "cseq",
+        "contact",
+        "m",
+        "content-length",
+        "l",
+        "content-type",
+        "c",
+        "authorization",
+        "proxy-authorization",
+        "record-route",
+    ];
+    is_token(name) && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
 /// Serialise a request we originate.
@@ -698,22 +781,34 @@ pub(crate) fn build_request(req: &OutboundRequest<'_>) -> Vec<u8> {
         "{} {}",
         req.cseq, req.method
     ))));
-    headers.push(Header::Contact(rsip::headers::Contact::new(req.contact)));
+    if let Some(contact) = req.contact {
+        headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
+    }
     headers.push(Header::UserAgent(rsip::headers::UserAgent::new(
         req.user_agent,
     )));
     for (name, value) in &req.headers {
         headers.push(Header::Other(name.to_string(), one_line(value)));
     }
+    for (name, value) in req.extra_headers {
+        if is_settable_header(name) {
+            headers.push(Header::Other(name.clone(), one_line(value)));
+        }
+    }
+    if let Some(content_type) = req.content_type {
+        headers.push(Header::ContentType(rsip::headers::ContentType::new(
+            content_type,
+        )));
+    }
     headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
-        "0",
+        req.body.len().to_string(),
     )));
     let request = rsip::Request {
         method: req.method,
         uri: req.request_uri.clone(),
         version: rsip::Version::V2,
         headers,
-        body: Vec::new(),
+        body: req.body.to_vec(),
     };
     request.to_string().into_bytes()
 }

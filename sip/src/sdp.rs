@@ -11,6 +11,9 @@ use ::sdp::description::common::Attribute;
 use ::sdp::description::media::MediaDescription;
 use ::sdp::description::session::SessionDescription;
 
+/// The telephone-event payload type of our first offer (what Twilio uses too).
+pub const OFFER_DTMF_PAYLOAD_TYPE: u8 = 101;
+
 /// Largest SDP body we try to parse.
 const MAX_SDP_SIZE: usize = 16 * 1024;
 
@@ -434,6 +437,69 @@ impl SdpSession {
         })
     }
 
+    /// Our first offer, for a call we place (RFC 3264 §5): every codec of `preference` with its
+    /// static payload type, `telephone-event/8000` on payload type 101 (events 0-16),
+    /// `a=ptime:20`, `sendrecv`. Take the peer's answer with [`accept_answer`](Self::accept_answer).
+    /// An empty `preference` offers PCMU and PCMA.
+    pub fn offer_initial(
+        preference: &[AudioCodec],
+        local_ip: IpAddr,
+        local_rtp_port: u16,
+        session_id: u64,
+    ) -> Self {
+        let mut codecs: Vec<AudioCodec> = Vec::new();
+        for codec in preference {
+            if !codecs.contains(codec) {
+                codecs.push(*codec);
+            }
+        }
+        if codecs.is_empty() {
+            codecs = vec![AudioCodec::Pcmu, AudioCodec::Pcma];
+        }
+        let (ip_kind, ip) = address_line(local_ip);
+        let mut body = String::with_capacity(280);
+        let _ = write!(
+            body,
+            "s=vaani\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {local_rtp_port} RTP/AVP"
+        );
+        for codec in &codecs {
+            let _ = write!(body, " {}", codec.static_payload_type());
+        }
+        let _ = write!(body, " {OFFER_DTMF_PAYLOAD_TYPE}\r\n");
+        for codec in &codecs {
+            let _ = write!(
+                body,
+                "a=rtpmap:{} {}/8000\r\n",
+                codec.static_payload_type(),
+                codec.encoding_name()
+            );
+        }
+        let _ = write!(
+            body,
+            "a=rtpmap:{OFFER_DTMF_PAYLOAD_TYPE} telephone-event/8000\r\n\
+             a=fmtp:{OFFER_DTMF_PAYLOAD_TYPE} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+        );
+        let first = codecs[0];
+        Self {
+            preference: codecs,
+            local_ip,
+            local_rtp_port,
+            session_id,
+            version: session_id,
+            local_sdp: render_sdp(local_ip, session_id, session_id, &body),
+            last_body: body,
+            negotiated: NegotiatedMedia {
+                codec: first,
+                payload_type: first.static_payload_type(),
+                dtmf_payload_type: Some(OFFER_DTMF_PAYLOAD_TYPE),
+                remote_rtp: None,
+                ptime_ms: 20,
+                direction: MediaDirection::SendRecv,
+            },
+            dtmf_fmtp: Some("0-16".to_string()),
+        }
+    }
+
     /// What is in force now.
     pub fn negotiated(&self) -> &NegotiatedMedia {
         &self.negotiated
@@ -498,11 +564,23 @@ impl SdpSession {
         &self.local_sdp
     }
 
-    /// Takes the peer's answer to [`offer`](Self::offer) (from the ACK). On error the session in
-    /// force stays.
+    /// Takes the peer's answer to our offer: [`offer_initial`](Self::offer_initial) (answers in
+    /// a 1xx or the 2xx of a call we placed; a later one replaces an earlier one) or
+    /// [`offer`](Self::offer) (from the ACK). The codec in force is preferred, then the rest of
+    /// our preference; the answer's telephone-event payload type is taken even when it differs
+    /// from the one we offered. On error the session in force stays.
     pub fn accept_answer(&mut self, answer: &str) -> Result<&NegotiatedMedia, SdpError> {
-        let shape = negotiate(answer, &[self.negotiated.codec])?;
+        let mut preference = vec![self.negotiated.codec];
+        preference.extend(
+            self.preference
+                .iter()
+                .filter(|c| **c != self.negotiated.codec),
+        );
+        let shape = negotiate(answer, &preference)?;
         self.negotiated = shape.negotiated;
+        if shape.dtmf_fmtp.is_some() {
+            self.dtmf_fmtp = shape.dtmf_fmtp;
+        }
         Ok(&self.negotiated)
     }
 }

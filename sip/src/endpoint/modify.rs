@@ -69,7 +69,7 @@ impl SipEndpoint {
                     ResponseExtras::default(),
                 );
             }
-            Phase::Terminating | Phase::Completed | Phase::Terminated => {
+            Phase::Calling | Phase::Terminating | Phase::Completed | Phase::Terminated => {
                 self.respond_in_call(
                     key,
                     req,
