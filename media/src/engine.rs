@@ -256,6 +256,10 @@ enum Command {
         sending: bool,
         receiving: bool,
     },
+    SetSrtp {
+        id: u64,
+        keys: Option<Box<crate::srtp::SrtpKeys>>,
+    },
 }
 
 struct ShardHandle {
@@ -452,6 +456,9 @@ impl std::fmt::Debug for Command {
                 sending,
                 receiving,
             } => write!(f, "SetDirection({id}, send {sending}, receive {receiving})"),
+            Command::SetSrtp { id, keys } => {
+                write!(f, "SetSrtp({id}, {:?})", keys.as_ref().map(|k| k.suite))
+            }
         }
     }
 }
@@ -502,6 +509,16 @@ impl SessionHandle {
             id: self.id,
             sending,
             receiving,
+        })
+    }
+
+    /// Replaces the SRTP keys after a re-offer that changed the `a=crypto` lines, or turns
+    /// SRTP off with `None` (see
+    /// [`MediaSession::set_srtp`](crate::MediaSession::set_srtp)).
+    pub fn set_srtp(&self, keys: Option<crate::srtp::SrtpKeys>) -> Result<(), MediaError> {
+        self.send(Command::SetSrtp {
+            id: self.id,
+            keys: keys.map(Box::new),
         })
     }
 
@@ -769,6 +786,11 @@ impl Shard {
                 } => {
                     if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
                         s.session.set_direction(Instant::now(), sending, receiving);
+                    }
+                }
+                Command::SetSrtp { id, keys } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.session.set_srtp(keys.map(|k| *k));
                     }
                 }
             }

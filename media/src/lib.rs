@@ -13,6 +13,7 @@ pub mod packet;
 pub mod playout;
 pub mod resample;
 pub mod session;
+pub mod srtp;
 mod utterance;
 pub mod vad;
 
@@ -20,4 +21,5 @@ pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHa
 pub use error::MediaError;
 pub use g711::Law;
 pub use session::{BargeInConfig, MediaEvent, MediaSession, MediaStats, SessionConfig};
+pub use srtp::{SrtpError, SrtpKeys, SrtpSession, SrtpSuite};
 pub use vad::{EarshotVad, EnergyVad, Vad, VadConfig};

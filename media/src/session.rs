@@ -12,6 +12,11 @@
 //! The session never reads the clock or touches sockets: call [`MediaSession::handle_rtp`] for
 //! each datagram, [`MediaSession::handle_timeout`] when [`MediaSession::poll_timeout`] is due,
 //! then drain [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`].
+//!
+//! With [`SessionConfig::srtp`] set (SDES-keyed SRTP, RFC 3711), every outbound packet is
+//! protected before it is queued for `poll_transmit`, and every inbound datagram is
+//! authenticated, replay-checked and decrypted before it is parsed; one that fails is dropped
+//! and counted in [`MediaStats::srtp_failures`]. RTCP is ignored either way.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,6 +29,7 @@ use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
 use crate::resample::FrameResampler;
+use crate::srtp::{MAX_AUTH_TAG_LEN, SrtpKeys, SrtpSession};
 use crate::utterance::{AudioHistory, SAMPLES_PER_MS, UtteranceCollector, UtteranceLimits};
 use crate::vad::{SpeechDetector, SpeechEvent, Vad, VadConfig};
 
@@ -35,6 +41,8 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(60);
 /// Outbound packets the session can hold before the driver collects them.
 const TX_SLOTS: usize = 4;
 const TX_PACKET_LEN: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
+/// Room for one outbound packet, SRTP authentication tag included.
+const TX_SLOT_LEN: usize = TX_PACKET_LEN + MAX_AUTH_TAG_LEN;
 
 /// Barge-in policy: caller speech interrupting an interruptible playback item.
 ///
@@ -117,6 +125,9 @@ pub struct SessionConfig {
     /// Longest utterance (default 30 000 ms; clamped to 100 ms..=600 s): longer speech is
     /// delivered in consecutive pieces of at most this length.
     pub max_utterance_ms: u32,
+    /// SRTP keys from the SDES exchange (`RTP/SAVP`); `None` (default) sends and expects
+    /// plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl SessionConfig {
@@ -139,6 +150,7 @@ impl SessionConfig {
             utterance_preroll_ms: 300,
             utterance_tail_ms: 300,
             max_utterance_ms: 30_000,
+            srtp: None,
         }
     }
 }
@@ -297,6 +309,9 @@ pub struct MediaStats {
     pub events_dropped: u64,
     /// Caller media time processed (ms).
     pub caller_media_ms: u64,
+    /// SRTP packets dropped: inbound ones that failed authentication or were replays (or
+    /// too short for their tag), and outbound ones that could not be protected.
+    pub srtp_failures: u64,
 }
 
 /// The caller's audio path after the jitter buffer.
@@ -495,7 +510,9 @@ pub struct MediaSession {
     playout: PlayoutQueue,
     events: VecDeque<MediaEvent>,
     frame: [i16; FRAME_SAMPLES],
-    tx: [[u8; TX_PACKET_LEN]; TX_SLOTS],
+    tx: [[u8; TX_SLOT_LEN]; TX_SLOTS],
+    /// Length of the packet in each slot (longer than `TX_PACKET_LEN` with SRTP).
+    tx_len: [usize; TX_SLOTS],
     tx_head: usize,
     tx_count: usize,
     last_rtp: Instant,
@@ -504,6 +521,8 @@ pub struct MediaSession {
     /// The peer sends to us: an RTP silence means trouble only then.
     receiving: bool,
     timeout_reported: bool,
+    /// SRTP contexts when the call is secured.
+    srtp: Option<SrtpSession>,
     stats: MediaStats,
 }
 
@@ -564,13 +583,15 @@ impl MediaSession {
             playout: PlayoutQueue::new(),
             events: VecDeque::with_capacity(16),
             frame: [0; FRAME_SAMPLES],
-            tx: [[0; TX_PACKET_LEN]; TX_SLOTS],
+            tx: [[0; TX_SLOT_LEN]; TX_SLOTS],
+            tx_len: [0; TX_SLOTS],
             tx_head: 0,
             tx_count: 0,
             last_rtp: now,
             sending: true,
             receiving: true,
             timeout_reported: false,
+            srtp: config.srtp.as_ref().map(SrtpSession::new),
             stats: MediaStats::default(),
             config,
         }
@@ -605,6 +626,14 @@ impl MediaSession {
         self.receiving = receiving;
     }
 
+    /// Replaces the SRTP keys (a re-INVITE that changed the `a=crypto` lines), or turns SRTP
+    /// off with `None`. Both directions start afresh (new replay windows and rollover
+    /// counters), from the next packet on.
+    pub fn set_srtp(&mut self, keys: Option<SrtpKeys>) {
+        self.srtp = keys.as_ref().map(SrtpSession::new);
+        self.config.srtp = keys;
+    }
+
     /// Caller media time processed so far, in milliseconds.
     pub fn media_ms(&self) -> u32 {
         self.inbound.media_ms.min(u32::MAX as u64) as u32
@@ -619,6 +648,48 @@ impl MediaSession {
                 return;
             }
         }
+        if self.srtp.is_some() {
+            self.handle_srtp(now, source, datagram);
+        } else {
+            self.handle_plain_rtp(now, source, datagram, datagram.len());
+        }
+    }
+
+    /// Unprotects one SRTP datagram, then handles the RTP inside.
+    fn handle_srtp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        // The header is in the clear: RTCP and non-RTP are recognised as without SRTP. The
+        // padding count is encrypted, so it cannot be checked yet.
+        match parse_rtp(datagram) {
+            Ok(_) | Err(PacketError::BadPadding { .. }) => {}
+            Err(PacketError::Rtcp(_)) => {
+                self.stats.rtcp_packets += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.invalid_packets += 1;
+                return;
+            }
+        }
+        let Some(srtp) = &mut self.srtp else {
+            return;
+        };
+        match srtp.unprotect(datagram) {
+            Ok(plain) => self.handle_plain_rtp(now, source, &plain, datagram.len()),
+            Err(error) => {
+                self.stats.srtp_failures += 1;
+                tracing::trace!(%source, %error, "SRTP packet dropped");
+            }
+        }
+    }
+
+    /// Handles one plain RTP datagram that was `wire_len` bytes on the wire.
+    fn handle_plain_rtp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        datagram: &[u8],
+        wire_len: usize,
+    ) {
         let packet = match parse_rtp(datagram) {
             Ok(p) => p,
             Err(PacketError::Rtcp(_)) => {
@@ -631,7 +702,7 @@ impl MediaSession {
             }
         };
         self.stats.packets_received += 1;
-        self.stats.bytes_received += datagram.len() as u64;
+        self.stats.bytes_received += wire_len as u64;
         self.last_rtp = now;
         self.timeout_reported = false;
         let header = &packet.header;
@@ -754,11 +825,33 @@ impl MediaSession {
                 self.timestamp,
                 self.config.ssrc,
             );
-            self.config.law.encode(&self.frame, &mut buf[header_len..]);
-            self.tx_count += 1;
+            self.config
+                .law
+                .encode(&self.frame, &mut buf[header_len..TX_PACKET_LEN]);
+            let mut len = TX_PACKET_LEN;
+            let mut queued = true;
+            if let Some(srtp) = &mut self.srtp {
+                match srtp.protect(&buf[..TX_PACKET_LEN]) {
+                    Ok(protected) if protected.len() <= TX_SLOT_LEN => {
+                        len = protected.len();
+                        buf[..len].copy_from_slice(&protected);
+                    }
+                    Ok(_) => queued = false,
+                    Err(error) => {
+                        queued = false;
+                        tracing::warn!(%error, "SRTP protect failed; packet not sent");
+                    }
+                }
+            }
             self.sequence_number = self.sequence_number.wrapping_add(1);
-            self.stats.packets_sent += 1;
-            self.stats.bytes_sent += TX_PACKET_LEN as u64;
+            if queued {
+                self.tx_len[slot] = len;
+                self.tx_count += 1;
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += len as u64;
+            } else {
+                self.stats.srtp_failures += 1;
+            }
         }
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
     }
@@ -788,7 +881,7 @@ impl MediaSession {
         let slot = self.tx_head;
         self.tx_head = (self.tx_head + 1) % TX_SLOTS;
         self.tx_count -= 1;
-        Some((remote, &self.tx[slot][..]))
+        Some((remote, &self.tx[slot][..self.tx_len[slot]]))
     }
 
     /// Next event for the call, oldest first.

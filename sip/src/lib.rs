@@ -4,6 +4,7 @@
 //!   trunk (UAC, [`SipEndpoint::place_call`]): RFC 3261 transactions and dialogs, RFC 3581 rport.
 //!   Feed it messages and the time; take transmits, events and the next deadline.
 //! * [`digest`]: digest authentication (MD5, SHA-256) for the INVITEs we send.
+//! * [`sdes`]: SDES keys for SRTP (RFC 4568 `a=crypto`), parsed and written.
 //! * [`sdp`]: offer/answer for G.711 with telephone-events, including re-offers (hold, resume).
 //! * Session timers (RFC 4028): the endpoint answers and sends refreshes and ends dead sessions.
 //! * [`driver`]: a tokio UDP/TCP/TLS driver that owns one endpoint.
@@ -14,6 +15,7 @@ pub mod driver;
 mod endpoint;
 mod error;
 mod message;
+pub mod sdes;
 pub mod sdp;
 mod session_timer;
 pub mod tls;
@@ -26,6 +28,7 @@ pub use endpoint::{
     OutboundFailure, SipEndpoint, SipEvent,
 };
 pub use error::SipError;
+pub use sdes::{CryptoAttribute, SdesError, SrtpSuite};
 pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, answer_offer};
 pub use session_timer::Refresher;
 pub use tls::TlsConfigError;

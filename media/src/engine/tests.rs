@@ -410,3 +410,106 @@ async fn loopback_call_receives_the_utterance_after_speech() {
     );
     assert_eq!(handle.stats().events_dropped, 0);
 }
+
+#[tokio::test]
+async fn loopback_srtp_call_decrypts_dtmf_and_sends_protected_rtp() {
+    use crate::srtp::{SrtpKeys, SrtpSession, SrtpSuite};
+    let engine = engine((47500, 47509), 1);
+    let lease = engine.allocate_port().unwrap();
+    let server: SocketAddr = (Ipv4Addr::LOCALHOST, lease.port()).into();
+    let keys = SrtpKeys {
+        suite: SrtpSuite::AesCm128HmacSha1_80,
+        local: [0x11; 30],
+        remote: [0x22; 30],
+    };
+    let config = SessionConfig {
+        remote: None,
+        dtmf_payload_type: Some(101),
+        srtp: Some(keys.clone()),
+        ..SessionConfig::new(Law::Mu)
+    };
+    let mut handle = engine
+        .open_session(lease, config, Box::new(EnergyVad::default()))
+        .unwrap();
+    let mut peer = SrtpSession::new(&keys.swapped());
+    let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    // A plain (unprotected) DTMF packet first: dropped, not latched to, no digit.
+    client
+        .send_to(&rtp(101, 1, 4000, 0xC0FFEE, &[3, 0x8A, 0x05, 0x00]), server)
+        .unwrap();
+    // Then protected audio and DTMF '5' (end packets ×3).
+    for i in 0..3u16 {
+        let packet = rtp(0, 10 + i, 160 * i as u32, 0xC0FFEE, &[0xFF; 160]);
+        client
+            .send_to(&peer.protect(&packet).unwrap(), server)
+            .unwrap();
+    }
+    for k in 0..3u16 {
+        let packet = rtp(101, 13 + k, 8000, 0xC0FFEE, &[5, 0x8A, 0x05, 0x00]);
+        client
+            .send_to(&peer.protect(&packet).unwrap(), server)
+            .unwrap();
+    }
+    let event = tokio::time::timeout(Duration::from_secs(2), handle.next_event())
+        .await
+        .expect("event within 2 s")
+        .expect("session open");
+    assert!(
+        matches!(event, MediaEvent::Dtmf { digit: '5', .. }),
+        "{event:?}"
+    );
+    // The engine latched to us and sends SRTP that decrypts to µ-law silence.
+    let client_rx = client.try_clone().unwrap();
+    let received = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 1500];
+        let mut out = Vec::new();
+        while out.len() < 5 {
+            let (n, from) = client_rx.recv_from(&mut buf).expect("SRTP from the engine");
+            assert_eq!(from, server);
+            out.push(buf[..n].to_vec());
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for packet in &received {
+        assert_eq!(packet.len(), RTP_HEADER_LEN + 160 + 10);
+        let clear = peer.unprotect(packet).expect("authentic SRTP");
+        let parsed = parse_rtp(&clear).unwrap();
+        assert_eq!(parsed.payload, &[crate::g711::ULAW_SILENCE; 160][..]);
+    }
+    assert!(
+        wait_for(|| {
+            let s = handle.stats();
+            s.srtp_failures == 1 && s.packets_received == 6 && s.dtmf_digits == 1
+        })
+        .await,
+        "{:?}",
+        handle.stats()
+    );
+    // Rekeying (a re-INVITE with new a=crypto lines): the old peer context fails, the new
+    // one works.
+    let rekeyed = SrtpKeys {
+        local: [0x33; 30],
+        ..keys
+    };
+    handle.set_srtp(Some(rekeyed.clone())).unwrap();
+    let mut new_peer = SrtpSession::new(&rekeyed.swapped());
+    let client_rx = client.try_clone().unwrap();
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 1500];
+        for _ in 0..20 {
+            let (n, _) = client_rx.recv_from(&mut buf).expect("SRTP from the engine");
+            if new_peer.unprotect(&buf[..n]).is_ok() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(ok, "packets protected with the new key");
+}

@@ -1,6 +1,7 @@
 use super::*;
 use crate::g711::{ULAW_SILENCE, linear_to_ulaw};
 use crate::packet::parse_rtp;
+use crate::srtp::{SrtpKeys, SrtpSession};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 const REMOTE: &str = "192.0.2.10:30000";
@@ -1069,4 +1070,226 @@ fn tail_and_preroll_are_configurable() {
     h.run_until(2100);
     let bounds: Vec<(u32, u32)> = utterances(&h).iter().map(|p| (p.1, p.2)).collect();
     assert_eq!(bounds, vec![(0, 900)]);
+}
+
+// ---- SRTP (SDES keys) ----
+
+fn srtp_keys(suite: crate::srtp::SrtpSuite) -> SrtpKeys {
+    let mut rng = StdRng::seed_from_u64(0x5D35);
+    SrtpKeys {
+        suite,
+        local: rng.random(),
+        remote: rng.random(),
+    }
+}
+
+fn srtp_config(suite: crate::srtp::SrtpSuite) -> SessionConfig {
+    SessionConfig {
+        srtp: Some(srtp_keys(suite)),
+        ..config()
+    }
+}
+
+/// The peer of an SRTP session: the session's keys seen from the other side.
+fn srtp_peer(h: &Harness) -> SrtpSession {
+    SrtpSession::new(&h.session.config().srtp.as_ref().unwrap().swapped())
+}
+
+#[test]
+fn srtp_caller_audio_is_decrypted_into_speech_events() {
+    use crate::srtp::SrtpSuite;
+    for suite in [
+        SrtpSuite::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32,
+    ] {
+        let mut h = Harness::new(srtp_config(suite));
+        let mut peer = srtp_peer(&h);
+        let source = remote();
+        for i in 0..125u64 {
+            let amplitude = if (25..75).contains(&i) { 12000 } else { 0 };
+            let protected = peer.protect(&caller_packet(i, amplitude)).unwrap();
+            assert_eq!(protected.len(), TX_PACKET_LEN + suite.auth_tag_len());
+            h.arrivals.push_back((i * 20, source, protected.to_vec()));
+        }
+        h.run_until(2600);
+        let speech: Vec<_> = h
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                MediaEvent::SpeechStarted { media_ms } => Some(("start", *media_ms)),
+                MediaEvent::SpeechStopped { duration_ms } => Some(("stop", *duration_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(speech.len(), 2, "{suite:?}: {speech:?}");
+        assert_eq!(speech[0].0, "start");
+        assert!((480..=520).contains(&speech[0].1), "{speech:?}");
+        assert!((980..=1040).contains(&speech[1].1), "{speech:?}");
+        let stats = h.session.stats();
+        assert_eq!(stats.srtp_failures, 0, "{stats:?}");
+        assert_eq!(stats.packets_received, 125);
+        assert_eq!(stats.jitter.lost, 0);
+        assert_eq!(
+            stats.bytes_received,
+            125 * (TX_PACKET_LEN + suite.auth_tag_len()) as u64
+        );
+        assert_eq!(h.session.media_ms(), 2500);
+    }
+}
+
+#[test]
+fn srtp_outbound_packets_decrypt_to_the_exact_g711_payload() {
+    use crate::srtp::SrtpSuite;
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    // The same session without SRTP is the reference for what should be sent.
+    let mut plain = Harness::new(config());
+    let mut secure = Harness::new(srtp_config(suite));
+    for h in [&mut plain, &mut secure] {
+        h.run_until(40);
+        h.session.enqueue(1, vec![8000i16; 320].into(), true);
+        h.session.enqueue(2, vec![-8000i16; 160].into(), true);
+        h.run_until(200);
+    }
+    let mut peer = srtp_peer(&secure);
+    assert_eq!(plain.sent.len(), 11);
+    assert_eq!(secure.sent.len(), 11);
+    for (p, s) in plain.sent.iter().zip(&secure.sent) {
+        assert_eq!(s.at_ms, p.at_ms);
+        assert_eq!(s.to, p.to);
+        assert_eq!(s.bytes.len(), TX_PACKET_LEN + 10);
+        assert_eq!(s.bytes.len(), p.bytes.len() + suite.auth_tag_len());
+        let clear = peer.unprotect(&s.bytes).unwrap();
+        let (pp, sp) = (parse_rtp(&p.bytes).unwrap(), parse_rtp(&clear).unwrap());
+        assert_eq!(sp.header.ssrc, 0xB07);
+        assert_eq!(sp.header.marker, pp.header.marker);
+        assert_eq!(sp.header.payload_type, 0);
+        // The payload is what the session meant to send, and it was not sent in the clear.
+        assert_eq!(sp.payload, pp.payload);
+        assert_ne!(&s.bytes[RTP_HEADER_LEN..TX_PACKET_LEN], pp.payload);
+    }
+    let stats = secure.session.stats();
+    assert_eq!(stats.packets_sent, 11);
+    assert_eq!(stats.bytes_sent, 11 * (TX_PACKET_LEN as u64 + 10));
+    assert_eq!(stats.srtp_failures, 0);
+    // Consecutive sequence numbers, so the peer's rollover counter tracks them.
+    let seqs: Vec<u16> = secure.sent.iter().map(|s| s.seq()).collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1));
+    }
+}
+
+#[test]
+fn srtp_tampered_replayed_and_plain_packets_are_dropped_and_counted() {
+    use crate::srtp::SrtpSuite;
+    let mut h = Harness::new(srtp_config(SrtpSuite::AesCm128HmacSha1_32));
+    let mut peer = srtp_peer(&h);
+    let source = remote();
+    let p0 = peer.protect(&caller_packet(0, 12000)).unwrap().to_vec();
+    let p1 = peer.protect(&caller_packet(1, 12000)).unwrap().to_vec();
+    let t = |ms| h.t0 + Duration::from_millis(ms);
+    let (t0, t10, t20, t30) = (t(0), t(10), t(20), t(30));
+    h.session.handle_rtp(t0, source, &p0);
+    assert_eq!(h.session.stats().packets_received, 1);
+    // Replay of p0.
+    h.session.handle_rtp(t10, source, &p0);
+    // p1 with one payload bit flipped, with its tag cut off, and in the clear.
+    let mut tampered = p1.clone();
+    tampered[RTP_HEADER_LEN + 5] ^= 0x40;
+    h.session.handle_rtp(t20, source, &tampered);
+    h.session.handle_rtp(t20, source, &p1[..p1.len() - 4]);
+    h.session.handle_rtp(t20, source, &caller_packet(1, 12000));
+    // A packet protected with other keys (a third party that knows the SSRC).
+    let mut stranger = SrtpSession::new(&srtp_keys(SrtpSuite::AesCm128HmacSha1_80));
+    h.session.handle_rtp(
+        t20,
+        source,
+        &stranger.protect(&caller_packet(2, 12000)).unwrap(),
+    );
+    let stats = h.session.stats();
+    assert_eq!(stats.srtp_failures, 5, "{stats:?}");
+    assert_eq!(stats.packets_received, 1, "{stats:?}");
+    assert_eq!(stats.jitter.received, 1, "{stats:?}");
+    // The genuine p1 still passes: failures did not advance the replay window.
+    h.session.handle_rtp(t30, source, &p1);
+    let stats = h.session.stats();
+    assert_eq!(stats.packets_received, 2, "{stats:?}");
+    assert_eq!(stats.srtp_failures, 5);
+    // RTCP and non-RTP are still recognised and counted as without SRTP.
+    h.session
+        .handle_rtp(t30, source, &[0x80, 200, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    h.session.handle_rtp(t30, source, &[1, 2, 3]);
+    let stats = h.session.stats();
+    assert_eq!(stats.rtcp_packets, 1);
+    assert_eq!(stats.invalid_packets, 1);
+    assert_eq!(stats.srtp_failures, 5);
+}
+
+#[test]
+fn srtp_garbage_never_panics() {
+    use crate::srtp::SrtpSuite;
+    let mut h = Harness::new(srtp_config(SrtpSuite::AesCm128HmacSha1_80));
+    let mut rng = StdRng::seed_from_u64(12);
+    let source = remote();
+    for i in 0..5_000u64 {
+        let len = rng.random_range(0..300);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if len >= 2 && i % 2 == 0 {
+            bytes[0] = (bytes[0] & 0x3F) | 0x80;
+            bytes[1] &= 0x80;
+        }
+        let now = h.t0 + Duration::from_millis(i);
+        h.session.handle_rtp(now, source, &bytes);
+        h.session.handle_timeout(now);
+        h.collect(i);
+    }
+    let stats = h.session.stats();
+    assert_eq!(stats.packets_received, 0, "{stats:?}");
+    assert!(stats.srtp_failures > 1000, "{stats:?}");
+    assert!(h.events.iter().all(|(_, e)| !matches!(
+        e,
+        MediaEvent::SpeechStarted { .. } | MediaEvent::Dtmf { .. }
+    )));
+}
+
+#[test]
+fn without_srtp_nothing_changes_and_rekeying_takes_effect() {
+    use crate::srtp::SrtpSuite;
+    let mut h = Harness::new(config());
+    assert!(h.session.config().srtp.is_none());
+    h.caller_stream(0, 10, 12000);
+    h.run_until(200);
+    assert!(h.sent.iter().all(|s| s.bytes.len() == TX_PACKET_LEN));
+    let stats = h.session.stats();
+    assert_eq!(stats.packets_received, 10);
+    assert_eq!(stats.srtp_failures, 0);
+    assert_eq!(stats.bytes_sent, stats.packets_sent * TX_PACKET_LEN as u64);
+    // A re-INVITE turns SRTP on: plain RTP is now refused, our packets carry a tag.
+    let keys = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    h.session.set_srtp(Some(keys.clone()));
+    let mut peer = SrtpSession::new(&keys.swapped());
+    let source = remote();
+    h.session.handle_rtp(
+        h.t0 + Duration::from_millis(200),
+        source,
+        &caller_packet(10, 0),
+    );
+    assert_eq!(h.session.stats().srtp_failures, 1);
+    h.session.handle_rtp(
+        h.t0 + Duration::from_millis(220),
+        source,
+        &peer.protect(&caller_packet(11, 0)).unwrap(),
+    );
+    assert_eq!(h.session.stats().packets_received, 11);
+    let before = h.sent.len();
+    h.run_until(300);
+    let after = &h.sent[before..];
+    assert!(!after.is_empty());
+    for s in after {
+        assert_eq!(s.bytes.len(), TX_PACKET_LEN + 10);
+        assert!(peer.unprotect(&s.bytes).is_ok());
+    }
+    // And off again.
+    h.session.set_srtp(None);
+    h.run_until(400);
+    assert_eq!(h.sent.last().unwrap().bytes.len(), TX_PACKET_LEN);
 }
