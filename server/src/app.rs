@@ -83,6 +83,12 @@ pub struct AppState {
     pub stt: Option<Arc<dyn Transcriber>>,
     pub codecs: Vec<AudioCodec>,
     pub sip: mpsc::Sender<SipCommand>,
+    /// Calls-per-second and concurrency limits of the trunks we place calls through.
+    pub outbound_limiters: crate::outbound::Limiters,
+    /// Calls whose INVITE the driver has yet to confirm, by request id.
+    pub pending_dials: Mutex<HashMap<u64, crate::call::OutboundStart>>,
+    /// The next request id for [`SipCommand::PlaceCall`].
+    pub next_dial: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -210,13 +216,18 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         tts,
         stt,
         sip: commands,
+        outbound_limiters: Default::default(),
+        pending_dials: Default::default(),
+        next_dial: std::sync::atomic::AtomicU64::new(1),
     });
+    let (dial_tx, mut dial_rx) = mpsc::channel::<crate::outbound::DialRequest>(64);
 
     let http_state = Arc::new(HttpState {
         store,
         metrics,
         operator_key: state.config.http.operator_key.clone(),
         ready: Default::default(),
+        dialer: Some(dial_tx),
     });
     let listener = tokio::net::TcpListener::bind(state.config.http.listen)
         .await
@@ -238,6 +249,9 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
                     anyhow::bail!("SIP driver stopped");
                 };
                 route_sip_event(&state, &active, &calls, event);
+            }
+            Some(request) = dial_rx.recv() => {
+                calls.spawn(crate::outbound::dial(state.clone(), request));
             }
             result = &mut http => {
                 anyhow::bail!("HTTP server stopped: {result:?}");
@@ -337,15 +351,67 @@ fn route_sip_event(
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
         SipEvent::MediaChanged { key, media } => (key, CallSignal::MediaChanged(media)),
         SipEvent::Dtmf { key, digit } => (key, CallSignal::Dtmf(digit)),
-        // Outbound calls are not placed by the server yet (POST /api/v1/calls comes later).
-        event @ (SipEvent::OutboundStarted { .. }
-        | SipEvent::OutboundRejected { .. }
-        | SipEvent::OutboundProgress { .. }
-        | SipEvent::OutboundAnswered { .. }
-        | SipEvent::OutboundFailed { .. }) => {
-            tracing::debug!(?event, "outbound call event ignored");
+        SipEvent::OutboundStarted { request_id, key } => {
+            let start = state
+                .pending_dials
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&request_id));
+            let Some(start) = start else {
+                tracing::warn!(request_id, "INVITE sent for an unknown dial request");
+                return;
+            };
+            let (tx, rx) = mpsc::channel(8);
+            if let Ok(mut map) = active.lock() {
+                map.insert(key, tx);
+            }
+            let state = state.clone();
+            let active = active.clone();
+            calls.spawn(async move {
+                let _entry = ActiveEntry { active, key };
+                crate::call::run_outbound_call(state, key, start, rx).await;
+            });
             return;
         }
+        SipEvent::OutboundRejected { request_id, error } => {
+            let start = state
+                .pending_dials
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&request_id));
+            if let Some(start) = start {
+                tracing::warn!(call_id = %start.call_id, "call could not be placed: {error}");
+                let state = state.clone();
+                calls.spawn(async move {
+                    state.outbound_limiters.finish(&start.trunk.id);
+                    let outcome = vaani_store::CallOutcome {
+                        status: vaani_store::CallStatus::Failed,
+                        ended_at_ms: crate::call::now_unix_ms(),
+                        end_reason: "sip_rejected".to_string(),
+                        media_stats: None,
+                        error: Some(error),
+                    };
+                    if let Err(error) = state
+                        .store
+                        .finish_call(&start.tenant.id, &start.call_id, &outcome)
+                        .await
+                    {
+                        tracing::warn!("could not store the failed call: {error}");
+                    }
+                });
+            }
+            return;
+        }
+        SipEvent::OutboundProgress { key, status, .. } => {
+            (key, CallSignal::OutboundProgress(status))
+        }
+        SipEvent::OutboundAnswered { key, media } => (key, CallSignal::OutboundAnswered(media)),
+        SipEvent::OutboundFailed {
+            key,
+            status,
+            reason,
+            ..
+        } => (key, CallSignal::OutboundFailed { status, reason }),
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
     if let Some(sender) = sender

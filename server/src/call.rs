@@ -14,12 +14,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::Instrument;
 use vaani_config::TrunkConfig;
-use vaani_media::{MediaEvent, SessionHandle};
+use vaani_media::{MediaEvent, PortLease, SessionHandle};
 use vaani_sandbox::{
     Action, CallerContext, Direction, EndReason, Event, ExpectedInput, GenerationOutcome, LogLevel,
     PastCall, PastExtraction, PluginInstance,
 };
-use vaani_sip::{CallEndReason, CallKey, IncomingCall, NegotiatedMedia, SipCommand};
+use vaani_sip::{
+    CallEndReason, CallKey, IncomingCall, NegotiatedMedia, OutboundFailure, SipCommand, Transport,
+};
 use vaani_speech::{
     SpeechRequest, SynthesizedAudio, Transcript, TranscriptionError, TranscriptionRequest,
 };
@@ -45,6 +47,17 @@ pub enum CallSignal {
     MediaChanged(NegotiatedMedia),
     /// A key sent as SIP INFO.
     Dtmf(char),
+    /// A call we placed is ringing or in early media.
+    OutboundProgress(u16),
+    /// A call we placed was answered with this media.
+    OutboundAnswered(NegotiatedMedia),
+    /// A call we placed was not answered.
+    OutboundFailed {
+        /// The final SIP status.
+        status: u16,
+        /// What it means.
+        reason: OutboundFailure,
+    },
     /// The server is stopping: end the call now.
     Shutdown,
 }
@@ -259,7 +272,7 @@ pub fn mask_number(number: &str) -> String {
         .collect()
 }
 
-fn now_unix_ms() -> i64 {
+pub(crate) fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -322,6 +335,71 @@ pub async fn run_call(
     let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
     let span = tracing::info_span!("call", call_id = %call.call_id, tenant_id = %call.tenant.id);
     call.run().instrument(span).await;
+}
+
+/// What the task of a call we placed starts from (see [`crate::outbound`]).
+pub struct OutboundStart {
+    /// The call's id, already stored (status `ringing`).
+    pub call_id: String,
+    /// The tenant whose plugin talks.
+    pub tenant: Arc<TenantRuntime>,
+    /// The trunk the call goes through.
+    pub trunk: TrunkConfig,
+    /// Our caller id.
+    pub from: String,
+    /// The number called.
+    pub to: String,
+    /// The RTP port our offer named.
+    pub lease: PortLease,
+    /// The trunk's address.
+    pub destination: std::net::SocketAddr,
+    /// The transport to it.
+    pub transport: Transport,
+}
+
+/// Runs one call we placed: waits for the answer, then converses exactly like an inbound call.
+pub async fn run_outbound_call(
+    state: Arc<AppState>,
+    key: CallKey,
+    start: OutboundStart,
+    signals: mpsc::Receiver<CallSignal>,
+) {
+    let _gauge = ActiveCallGauge::new(&state.metrics.active_calls);
+    let trunk_id = start.trunk.id.clone();
+    let incoming = IncomingCall {
+        key,
+        source: start.destination,
+        transport: start.transport,
+        request_uri_user: Some(start.to.clone()),
+        from_user: Some(start.from.clone()),
+        from_display: None,
+        to_user: Some(start.to.clone()),
+        call_id: String::new(),
+        sdp: None,
+        headers: Vec::new(),
+    };
+    let admitted = Admitted {
+        tenant: start.tenant,
+        trunk: Some(start.trunk),
+        // The person on the line is the one called: their memory is what the plugin gets.
+        caller: start.to,
+        dialled: start.from,
+    };
+    let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
+    call.call_id = start.call_id;
+    call.direction = Direction::Outbound;
+    let span = tracing::info_span!("call", call_id = %call.call_id, tenant_id = %call.tenant.id);
+    async {
+        tracing::info!(to = %mask_number(&call.caller), "placing call");
+        let ending = match call.await_answer(start.lease).await {
+            Ok(()) => call.converse().await,
+            Err(ending) => ending,
+        };
+        call.finish(ending).await;
+    }
+    .instrument(span)
+    .await;
+    state.outbound_limiters.finish(&trunk_id);
 }
 
 /// A text-to-speech job, queued in the order the plugin said things.
@@ -397,6 +475,8 @@ struct Call {
     incoming: IncomingCall,
     tenant: Arc<TenantRuntime>,
     trunk: Option<TrunkConfig>,
+    /// Inbound, or placed by us (then `caller` is the person called and `dialled` our caller id).
+    direction: Direction,
     caller: String,
     dialled: String,
     call_id: String,
@@ -469,6 +549,7 @@ impl Call {
             incoming,
             tenant: admitted.tenant,
             trunk: admitted.trunk,
+            direction: Direction::Inbound,
             caller: admitted.caller,
             dialled: admitted.dialled,
             call_id: vaani_store::new_id(),
@@ -592,6 +673,89 @@ impl Call {
             }
         }
 
+        self.start_plugin().await;
+
+        let negotiated = sdp_session.negotiated().clone();
+        if let Err(error) = self.open_media(lease, &negotiated) {
+            refuse(&self.state, self.key, 503, "Service Unavailable").await;
+            return Err(error);
+        }
+        // A CANCEL may have arrived while the plugin and media were starting.
+        while let Ok(signal) = self.signals.try_recv() {
+            self.signal_before_answer(Some(signal)).await?;
+        }
+        self.state
+            .sip_command(SipCommand::Accept {
+                key: self.key,
+                sdp: Box::new(sdp_session),
+            })
+            .await;
+        self.mark_answered().await;
+        Ok(())
+    }
+
+    /// A call we placed: loads the callee's profile while it rings, then starts the plugin and
+    /// the media when it is answered; a failure ends it with the matching status.
+    async fn await_answer(&mut self, lease: PortLease) -> Result<(), Ending> {
+        self.load_caller_profile().await;
+        loop {
+            match self.signals.recv().await {
+                Some(CallSignal::OutboundProgress(status)) => {
+                    tracing::debug!(status, "call progress");
+                }
+                Some(CallSignal::OutboundAnswered(negotiated)) => {
+                    self.start_plugin().await;
+                    if let Err(ending) = self.open_media(lease, &negotiated) {
+                        return Err(ending.with_bye());
+                    }
+                    self.mark_answered().await;
+                    return Ok(());
+                }
+                Some(CallSignal::OutboundFailed { status, reason }) => {
+                    tracing::info!(status, ?reason, "call not answered");
+                    let (call_status, why) = match reason {
+                        OutboundFailure::Busy => (CallStatus::Busy, "busy"),
+                        OutboundFailure::NoAnswer => (CallStatus::NoAnswer, "no_answer"),
+                        OutboundFailure::Cancelled => (CallStatus::Cancelled, "cancelled"),
+                        OutboundFailure::Rejected => (CallStatus::Rejected, "rejected"),
+                        OutboundFailure::Failed => (CallStatus::Failed, "failed"),
+                    };
+                    return Err(Ending::new(call_status, why, EndReason::HostShutdown));
+                }
+                Some(CallSignal::Shutdown) | None => {
+                    // Hanging up a ringing call we placed cancels it.
+                    self.state
+                        .sip_command(SipCommand::Hangup { key: self.key })
+                        .await;
+                    return Err(Ending::new(
+                        CallStatus::Cancelled,
+                        "host_shutdown",
+                        EndReason::HostShutdown,
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The call is up: its clocks start and the store knows.
+    async fn mark_answered(&mut self) {
+        let answered_at = Instant::now();
+        self.answered_at = Some(answered_at);
+        self.max_duration_at = self.tenant.max_call_duration.map(|max| answered_at + max);
+        if let Err(error) = self
+            .state
+            .store
+            .mark_answered(self.tenant_id(), &self.call_id, now_unix_ms())
+            .await
+        {
+            tracing::warn!("could not mark the call answered: {error}");
+        }
+    }
+
+    /// Starts the tenant's plugin instance; a failure is recorded and the call will get the
+    /// fallback.
+    async fn start_plugin(&mut self) {
         let instance = match &self.tenant.plugin {
             Some(plugin) => Some(
                 self.state
@@ -614,9 +778,11 @@ impl Call {
                     .inc();
             }
         }
+    }
 
-        let negotiated = sdp_session.negotiated().clone();
-        let mut session_config = self.state.session_config(&negotiated);
+    /// Opens the media session for what offer/answer agreed.
+    fn open_media(&mut self, lease: PortLease, negotiated: &NegotiatedMedia) -> Result<(), Ending> {
+        let mut session_config = self.state.session_config(negotiated);
         if let Some(trunk) = &self.trunk {
             session_config.accept_from = trunk.media_cidrs.clone();
         }
@@ -634,7 +800,6 @@ impl Call {
             Ok(session) => session,
             Err(error) => {
                 tracing::error!("media session failed: {error}");
-                refuse(&self.state, self.key, 503, "Service Unavailable").await;
                 return Err(Ending::new(
                     CallStatus::Failed,
                     "media_failed",
@@ -643,27 +808,6 @@ impl Call {
             }
         };
         self.media = Some(session);
-        // A CANCEL may have arrived while the plugin and media were starting.
-        while let Ok(signal) = self.signals.try_recv() {
-            self.signal_before_answer(Some(signal)).await?;
-        }
-        self.state
-            .sip_command(SipCommand::Accept {
-                key: self.key,
-                sdp: Box::new(sdp_session),
-            })
-            .await;
-        let answered_at = Instant::now();
-        self.answered_at = Some(answered_at);
-        self.max_duration_at = self.tenant.max_call_duration.map(|max| answered_at + max);
-        if let Err(error) = self
-            .state
-            .store
-            .mark_answered(self.tenant_id(), &self.call_id, now_unix_ms())
-            .await
-        {
-            tracing::warn!("could not mark the call answered: {error}");
-        }
         Ok(())
     }
 
@@ -672,7 +816,10 @@ impl Call {
         match signal {
             Some(CallSignal::Confirmed)
             | Some(CallSignal::MediaChanged(_))
-            | Some(CallSignal::Dtmf(_)) => Ok(()),
+            | Some(CallSignal::Dtmf(_))
+            | Some(CallSignal::OutboundProgress(_))
+            | Some(CallSignal::OutboundAnswered(_))
+            | Some(CallSignal::OutboundFailed { .. }) => Ok(()),
             Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
             Some(CallSignal::Shutdown) | None => {
                 refuse(&self.state, self.key, 503, "Service Unavailable").await;
@@ -713,7 +860,7 @@ impl Call {
         let context = CallerContext {
             call_id: self.call_id.clone(),
             tenant_id: self.tenant.id.clone(),
-            direction: Direction::Inbound,
+            direction: self.direction,
             caller: self.caller.clone(),
             dialled: self.dialled.clone(),
             caller_name: self.caller_name.clone(),
@@ -782,6 +929,9 @@ impl Call {
                         return Ending::new(CallStatus::Completed, "session_expired", EndReason::MediaTimeout);
                     }
                     Some(CallSignal::MediaChanged(negotiated)) => apply_media_change(media, &negotiated),
+                    Some(CallSignal::OutboundProgress(_))
+                    | Some(CallSignal::OutboundAnswered(_))
+                    | Some(CallSignal::OutboundFailed { .. }) => {}
                     Some(CallSignal::Dtmf(digit)) => {
                         let at = self.media_ms();
                         self.on_dtmf(digit, at).await;
@@ -1680,7 +1830,7 @@ fn turn_event(turn: Turn) -> Event {
     })
 }
 
-fn rand_session_id() -> u64 {
+pub(crate) fn rand_session_id() -> u64 {
     uuid::Uuid::new_v4().as_u64_pair().0 >> 1
 }
 

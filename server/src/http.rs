@@ -26,6 +26,8 @@ pub struct HttpState {
     pub operator_key: String,
     /// Set once SIP, media and plugins are up.
     pub ready: AtomicBool,
+    /// Where `POST /api/v1/calls` sends the calls to place (`None`: not served).
+    pub dialer: Option<tokio::sync::mpsc::Sender<crate::outbound::DialRequest>>,
 }
 
 /// The router for every HTTP endpoint.
@@ -34,7 +36,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/calls", get(list_calls).post(place_call))
         .route("/api/v1/calls/{id}", get(get_call))
         .fallback(not_found)
         .with_state(state)
@@ -176,6 +178,71 @@ fn listed_call(call: &CallRecord) -> serde_json::Value {
     value
 }
 
+/// Body of `POST /api/v1/calls`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceCallBody {
+    /// The tenant whose plugin talks on the call.
+    tenant: String,
+    /// The number to call (E.164).
+    to: String,
+    /// Our caller id (E.164); default: the trunk's, else the tenant's first number.
+    from: Option<String>,
+}
+
+/// Places a call through the tenant's trunk: `202` with the call id once the INVITE is on
+/// its way; the call's status then follows in `GET /api/v1/calls/{id}`.
+async fn place_call(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Result<Json<PlaceCallBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
+    let Some(dialer) = &state.dialer else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this server does not place calls",
+        ));
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let request = crate::outbound::DialRequest {
+        tenant: body.tenant,
+        to: body.to,
+        from: body.from,
+        reply,
+    };
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is stopping",
+        )
+    };
+    dialer.send(request).await.map_err(|_| unavailable())?;
+    let call_id = outcome.await.map_err(|_| unavailable())?.map_err(|error| {
+        use crate::outbound::DialError;
+        let (status, code) = match &error {
+            DialError::UnknownTenant(_) => (StatusCode::NOT_FOUND, "unknown_tenant"),
+            DialError::NoOutboundTrunk(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "no_outbound_trunk")
+            }
+            DialError::InvalidNumber { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_number"),
+            DialError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            DialError::TooManyCalls(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_calls"),
+            DialError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        ApiError::new(status, code, error.to_string())
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": call_id, "status": "ringing" })),
+    )
+        .into_response())
+}
+
 async fn get_call(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
@@ -240,6 +307,7 @@ mod tests {
             metrics: Arc::new(Metrics::new().unwrap()),
             operator_key: KEY.to_owned(),
             ready: AtomicBool::new(true),
+            dialer: None,
         });
         (state, call_id)
     }

@@ -18,6 +18,7 @@ mod egress;
 mod generation;
 mod http;
 mod metrics;
+mod outbound;
 mod routing;
 mod tenant_kv;
 mod turn_timing;

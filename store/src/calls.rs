@@ -32,6 +32,8 @@ pub enum CallStatus {
     Cancelled,
     /// Never answered within the allowed time.
     NoAnswer,
+    /// A call we placed found the callee busy (486, 600).
+    Busy,
     /// Ended by an internal fault (including a server restart mid-call).
     Failed,
     /// Refused before answering (unknown number, suspended tenant, over limits).
@@ -40,12 +42,13 @@ pub enum CallStatus {
 
 impl CallStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [CallStatus; 7] = [
+    pub const ALL: [CallStatus; 8] = [
         CallStatus::Ringing,
         CallStatus::InProgress,
         CallStatus::Completed,
         CallStatus::Cancelled,
         CallStatus::NoAnswer,
+        CallStatus::Busy,
         CallStatus::Failed,
         CallStatus::Rejected,
     ];
@@ -58,6 +61,7 @@ impl CallStatus {
             CallStatus::Completed => "completed",
             CallStatus::Cancelled => "cancelled",
             CallStatus::NoAnswer => "no_answer",
+            CallStatus::Busy => "busy",
             CallStatus::Failed => "failed",
             CallStatus::Rejected => "rejected",
         }

@@ -772,7 +772,9 @@ fn call_status_text_round_trips() {
     }
     assert_eq!(CallStatus::InProgress.as_str(), "in_progress");
     assert_eq!(CallStatus::NoAnswer.as_str(), "no_answer");
-    assert!("busy".parse::<CallStatus>().is_err());
+    assert_eq!("busy".parse::<CallStatus>().unwrap(), CallStatus::Busy);
+    assert!(CallStatus::Busy.is_final());
+    assert!("engaged".parse::<CallStatus>().is_err());
     assert!(!CallStatus::Ringing.is_final());
     assert!(!CallStatus::InProgress.is_final());
     assert!(CallStatus::Rejected.is_final());

@@ -292,6 +292,24 @@ impl VaaniServer {
         Ok((status, body))
     }
 
+    /// POST a JSON body with the operator key; returns the status and the parsed body.
+    pub fn api_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(format!("{}{}", self.http_base(), path))
+            .header("Authorization", format!("Bearer {OPERATOR_KEY}"))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// GET a path with the operator key and parse the JSON body; panics unless 200.
     pub fn api_json(&self, path: &str) -> Value {
         let (status, body) = self
@@ -566,6 +584,21 @@ impl Sipp {
 
     /// Run sipp against `target`, calling `service` (the dialled number), and wait for it.
     pub fn run(self, target: SocketAddr, service: &str, limit: Duration) -> SippRun {
+        self.execute(Some(target), Some(service), free_port(), limit)
+    }
+
+    /// Run sipp as a UAS (callee) on 127.0.0.1:`sip_port` and wait for it; vaani calls it.
+    pub fn run_uas(self, sip_port: u16, limit: Duration) -> SippRun {
+        self.execute(None, None, sip_port, limit)
+    }
+
+    fn execute(
+        self,
+        target: Option<SocketAddr>,
+        service: Option<&str>,
+        sip_port: u16,
+        limit: Duration,
+    ) -> SippRun {
         let source = repo_root().join("testbench/scenarios").join(&self.scenario);
         let mut text = std::fs::read_to_string(&source)
             .unwrap_or_else(|e| panic!("read scenario {}: {e}", source.display()));
@@ -579,16 +612,17 @@ impl Sipp {
         }
         let scenario = self.dir.path().join(&self.scenario);
         std::fs::write(&scenario, text).expect("write scenario");
-        let sip_port = free_port();
         let media_port = free_port();
         let mut command = Command::new("sipp");
+        command.current_dir(self.dir.path());
+        if let Some(target) = target {
+            command.arg(target.to_string());
+        }
+        command.arg("-sf").arg(&scenario);
+        if let Some(service) = service {
+            command.arg("-s").arg(service);
+        }
         command
-            .current_dir(self.dir.path())
-            .arg(target.to_string())
-            .arg("-sf")
-            .arg(&scenario)
-            .arg("-s")
-            .arg(service)
             .args(["-i", &self.local_ip, "-mi", &self.local_ip])
             .args(["-p", &sip_port.to_string(), "-mp", &media_port.to_string()])
             .args(["-nostdin", "-trace_err", "-trace_msg"])
