@@ -332,6 +332,10 @@ fn inspect_response(response: &rsip::Response, data: &[u8]) -> Parsed {
     let Some(cseq) = cseq else {
         return Parsed::Unusable;
     };
+    if find(data, b"\r\n\r\n").is_none() {
+        // Cut off inside the header block: whatever we read may be missing what matters.
+        return Parsed::Unusable;
+    }
     let status_line_end = find(data, b"\r\n").unwrap_or(data.len());
     let reason = std::str::from_utf8(&data[..status_line_end])
         .ok()
