@@ -630,6 +630,11 @@ impl MediaSession {
     /// off with `None`. Both directions start afresh (new replay windows and rollover
     /// counters), from the next packet on.
     pub fn set_srtp(&mut self, keys: Option<SrtpKeys>) {
+        if keys == self.config.srtp {
+            // The same keys (a re-offer that only changed direction or refreshed the session):
+            // the rollover counter and replay window must carry on.
+            return;
+        }
         self.srtp = keys.as_ref().map(SrtpSession::new);
         self.config.srtp = keys;
     }

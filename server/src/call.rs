@@ -84,7 +84,9 @@ fn apply_media_change(media: &SessionHandle, negotiated: &NegotiatedMedia) {
         Some(remote) => media.set_remote(Some(remote)),
         None => Ok(()),
     }
-    .and_then(|()| media.set_direction(sending, receiving));
+    .and_then(|()| media.set_direction(sending, receiving))
+    // Unchanged keys are a no-op in the session; SDES rekeys with new a=crypto lines.
+    .and_then(|()| media.set_srtp(negotiated.srtp.as_ref().map(crate::call_media::srtp_keys)));
     if let Err(error) = applied {
         tracing::warn!("could not apply the media change: {error}");
     }
@@ -642,12 +644,18 @@ impl Call {
                 return Err(Ending::refused("no_rtp_port"));
             }
         };
-        let sdp_session = match vaani_sip::SdpSession::answer_initial(
+        let srtp = self
+            .trunk
+            .as_ref()
+            .map(|t| crate::call_media::srtp_mode(t.srtp))
+            .unwrap_or_default();
+        let sdp_session = match vaani_sip::SdpSession::answer_initial_with_srtp(
             &offer,
             &self.codecs(),
             self.state.media_public_ip,
             lease.port(),
             rand_session_id(),
+            srtp,
         ) {
             Ok(session) => session,
             Err(error) => {

@@ -36,6 +36,7 @@ pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionC
     session.payload_type = negotiated.payload_type;
     session.dtmf_payload_type = negotiated.dtmf_payload_type;
     session.remote = negotiated.remote_rtp;
+    session.srtp = negotiated.srtp.as_ref().map(srtp_keys);
     session.rtp_timeout = Duration::from_secs(config.media.rtp_timeout_secs);
     session.vad = VadConfig {
         threshold_on: config.vad.threshold_on as f32,
@@ -49,6 +50,31 @@ pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionC
         ..BargeInConfig::default()
     };
     session
+}
+
+/// The media session's SRTP keys for what SDES agreed.
+pub fn srtp_keys(pair: &vaani_sip::SrtpKeyPair) -> vaani_media::SrtpKeys {
+    vaani_media::SrtpKeys {
+        suite: match pair.suite {
+            vaani_sip::SrtpSuite::AesCm128HmacSha1_80 => {
+                vaani_media::SrtpSuite::AesCm128HmacSha1_80
+            }
+            vaani_sip::SrtpSuite::AesCm128HmacSha1_32 => {
+                vaani_media::SrtpSuite::AesCm128HmacSha1_32
+            }
+        },
+        local: pair.local.key_salt(),
+        remote: pair.remote.key_salt(),
+    }
+}
+
+/// The SDP SRTP mode of a trunk's `srtp` policy.
+pub fn srtp_mode(policy: vaani_config::SrtpPolicy) -> vaani_sip::SrtpMode {
+    match policy {
+        vaani_config::SrtpPolicy::Off => vaani_sip::SrtpMode::Off,
+        vaani_config::SrtpPolicy::Optional => vaani_sip::SrtpMode::Optional,
+        vaani_config::SrtpPolicy::Required => vaani_sip::SrtpMode::Required,
+    }
 }
 
 /// A fresh voice-activity detector for one call.
@@ -82,6 +108,7 @@ pub fn media_stats_json(stats: &vaani_media::MediaStats) -> serde_json::Value {
         "invalid_packets": stats.invalid_packets,
         "unknown_payload_packets": stats.unknown_payload_packets,
         "foreign_packets": stats.foreign_packets,
+        "srtp_failures": stats.srtp_failures,
         "dtmf_digits": stats.dtmf_digits,
         "barge_ins": stats.barge_ins,
         "caller_media_ms": stats.caller_media_ms,

@@ -29,7 +29,10 @@ pub use endpoint::{
 };
 pub use error::SipError;
 pub use sdes::{CryptoAttribute, SdesError, SrtpSuite};
-pub use sdp::{AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, answer_offer};
+pub use sdp::{
+    AudioCodec, MediaDirection, NegotiatedMedia, SdpError, SdpSession, SrtpKeyPair, SrtpMode,
+    answer_offer,
+};
 pub use session_timer::Refresher;
 pub use tls::TlsConfigError;
 pub use transport::{CallKey, ConnectionId, Transmit, Transport};

@@ -11,6 +11,8 @@ use ::sdp::description::common::Attribute;
 use ::sdp::description::media::MediaDescription;
 use ::sdp::description::session::SessionDescription;
 
+use crate::sdes::{CryptoAttribute, SrtpSuite};
+
 /// The telephone-event payload type of our first offer (what Twilio uses too).
 pub const OFFER_DTMF_PAYLOAD_TYPE: u8 = 101;
 
@@ -110,7 +112,38 @@ pub struct NegotiatedMedia {
     pub ptime_ms: u32,
     /// Our direction, as written in the answer (mirrors the offer).
     pub direction: MediaDirection,
+    /// SRTP keys when the audio is `RTP/SAVP` (SDES, RFC 4568); `None` for plain RTP.
+    pub srtp: Option<SrtpKeyPair>,
 }
+
+/// The SDES keys of an SRTP stream: ours (we encrypt with it) and the peer's (we decrypt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeyPair {
+    /// The suite both sides use.
+    pub suite: SrtpSuite,
+    /// Our `a=crypto` line's key material.
+    pub local: CryptoAttribute,
+    /// The peer's `a=crypto` line's key material.
+    pub remote: CryptoAttribute,
+}
+
+/// Whether offers may, must or must not use SRTP (a trunk's `srtp` setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SrtpMode {
+    /// Plain `RTP/AVP` only; an offer with only `RTP/SAVP` is refused.
+    #[default]
+    Off,
+    /// `RTP/SAVP` when offered with a usable key, else plain RTP.
+    Optional,
+    /// `RTP/SAVP` only; a plain offer is refused.
+    Required,
+}
+
+/// Suites we accept, best first.
+const SRTP_SUITES: [SrtpSuite; 2] = [
+    SrtpSuite::AesCm128HmacSha1_80,
+    SrtpSuite::AesCm128HmacSha1_32,
+];
 
 /// Why an offer could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +160,12 @@ pub enum SdpError {
         /// The offered payload types, as written.
         offered: String,
     },
+    /// SRTP is required on this trunk and the offer has no `RTP/SAVP` audio with a usable key.
+    #[error("SRTP is required and the offer has no RTP/SAVP audio with a supported a=crypto")]
+    SrtpRequired,
+    /// The offer only has `RTP/SAVP` audio and SRTP is off on this trunk.
+    #[error("the offer requires SRTP (RTP/SAVP), which is off for this trunk")]
+    SrtpOff,
 }
 
 /// An `a=rtpmap` entry.
@@ -189,6 +228,22 @@ fn is_rtp_avp(media: &MediaDescription) -> bool {
         .eq_ignore_ascii_case("RTP/AVP")
 }
 
+fn is_rtp_savp(media: &MediaDescription) -> bool {
+    media
+        .media_name
+        .protos
+        .join("/")
+        .eq_ignore_ascii_case("RTP/SAVP")
+}
+
+/// The best `a=crypto` line of a stream we support (unparseable or unsupported lines skipped).
+fn usable_crypto(media: &MediaDescription) -> Option<CryptoAttribute> {
+    let offered: Vec<CryptoAttribute> = attribute_values(&media.attributes, "crypto")
+        .filter_map(|value| CryptoAttribute::parse(value).ok())
+        .collect();
+    crate::sdes::choose(&offered, &SRTP_SUITES).cloned()
+}
+
 fn pick_ptime(media: &MediaDescription, session: &SessionDescription) -> u32 {
     let lookup = |key: &str| -> Option<u32> {
         attribute_values(&media.attributes, key)
@@ -209,6 +264,8 @@ struct OfferShape {
     /// Every `m=` line of the offer, as (media, protos, first format); the audio one at `audio_index`.
     streams: Vec<(String, String, String)>,
     audio_index: usize,
+    /// The peer's chosen `a=crypto` when the audio is `RTP/SAVP`.
+    remote_crypto: Option<CryptoAttribute>,
 }
 
 fn parse_session(text: &str) -> Result<SessionDescription, SdpError> {
@@ -220,18 +277,42 @@ fn parse_session(text: &str) -> Result<SessionDescription, SdpError> {
 }
 
 /// Picks the audio stream and codec of an offer (or an answer to our offer): the first of
-/// `preference` that the stream carries.
-fn negotiate(text: &str, preference: &[AudioCodec]) -> Result<OfferShape, SdpError> {
+/// `preference` that the stream carries, on plain or secure RTP as `srtp` allows.
+fn negotiate(
+    text: &str,
+    preference: &[AudioCodec],
+    srtp: SrtpMode,
+) -> Result<OfferShape, SdpError> {
     let session = parse_session(text)?;
-    let audio_index = session
+    let live_audio = |m: &MediaDescription| {
+        m.media_name.media.eq_ignore_ascii_case("audio")
+            && u16::try_from(m.media_name.port.value).is_ok_and(|port| port > 0)
+    };
+    let plain = session
         .media_descriptions
         .iter()
-        .position(|m| {
-            m.media_name.media.eq_ignore_ascii_case("audio")
-                && u16::try_from(m.media_name.port.value).is_ok_and(|port| port > 0)
-                && is_rtp_avp(m)
-        })
-        .ok_or(SdpError::NoAudioStream)?;
+        .position(|m| live_audio(m) && is_rtp_avp(m));
+    let secure = session
+        .media_descriptions
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| {
+            (live_audio(m) && is_rtp_savp(m))
+                .then(|| usable_crypto(m).map(|c| (i, c)))
+                .flatten()
+        });
+    let any_secure = session
+        .media_descriptions
+        .iter()
+        .any(|m| live_audio(m) && is_rtp_savp(m));
+    let (audio_index, remote_crypto) = match (srtp, secure, plain) {
+        (SrtpMode::Off, _, Some(i)) => (i, None),
+        (SrtpMode::Off, _, None) if any_secure => return Err(SdpError::SrtpOff),
+        (SrtpMode::Optional | SrtpMode::Required, Some((i, crypto)), _) => (i, Some(crypto)),
+        (SrtpMode::Required, None, _) => return Err(SdpError::SrtpRequired),
+        (SrtpMode::Optional, None, Some(i)) => (i, None),
+        _ => return Err(SdpError::NoAudioStream),
+    };
     let audio = &session.media_descriptions[audio_index];
 
     let rtpmaps: Vec<RtpMap> = attribute_values(&audio.attributes, "rtpmap")
@@ -318,10 +399,12 @@ fn negotiate(text: &str, preference: &[AudioCodec]) -> Result<OfferShape, SdpErr
             remote_rtp,
             ptime_ms,
             direction,
+            srtp: None,
         },
         dtmf_fmtp,
         streams,
         audio_index,
+        remote_crypto,
     })
 }
 
@@ -336,6 +419,7 @@ fn render_body(
     local_ip: IpAddr,
     local_rtp_port: u16,
     direction: MediaDirection,
+    local_crypto: Option<&CryptoAttribute>,
 ) -> String {
     let (ip_kind, ip) = address_line(local_ip);
     let media = &shape.negotiated;
@@ -348,9 +432,14 @@ fn render_body(
             let _ = write!(body, "m={kind} 0 {protos} {first_format}\r\n");
             continue;
         }
+        let profile = if local_crypto.is_some() {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        };
         let _ = write!(
             body,
-            "m=audio {local_rtp_port} RTP/AVP {}",
+            "m=audio {local_rtp_port} {profile} {}",
             media.payload_type
         );
         if let Some(dtmf) = media.dtmf_payload_type {
@@ -369,6 +458,9 @@ fn render_body(
             }
         }
         let _ = write!(body, "a=ptime:20\r\na={}\r\n", direction.attribute());
+        if let Some(crypto) = local_crypto {
+            let _ = write!(body, "a=crypto:{crypto}\r\n");
+        }
     }
     body
 }
@@ -411,10 +503,32 @@ pub struct SdpSession {
     local_sdp: String,
     negotiated: NegotiatedMedia,
     dtmf_fmtp: Option<String>,
+    srtp_mode: SrtpMode,
+}
+
+/// Our key for an SRTP stream whose peer chose `remote`: the one we already use when nothing
+/// changed (so a refresh re-offer gets the same answer), else a fresh one on the same tag.
+fn local_key_for(remote: &CryptoAttribute, previous: Option<&SrtpKeyPair>) -> CryptoAttribute {
+    match previous {
+        Some(pair) if pair.remote == *remote => pair.local.clone(),
+        _ => CryptoAttribute::generate(remote.tag, remote.suite),
+    }
+}
+
+/// Fills in the SRTP keys of a negotiated shape; returns our `a=crypto` for the answer.
+fn with_keys(shape: &mut OfferShape, previous: Option<&SrtpKeyPair>) -> Option<CryptoAttribute> {
+    let remote = shape.remote_crypto.clone()?;
+    let local = local_key_for(&remote, previous);
+    shape.negotiated.srtp = Some(SrtpKeyPair {
+        suite: remote.suite,
+        local: local.clone(),
+        remote,
+    });
+    Some(local)
 }
 
 impl SdpSession {
-    /// Answers the call's first offer.
+    /// Answers the call's first offer, on plain RTP only.
     pub fn answer_initial(
         offer: &str,
         preference: &[AudioCodec],
@@ -422,8 +536,35 @@ impl SdpSession {
         local_rtp_port: u16,
         session_id: u64,
     ) -> Result<Self, SdpError> {
-        let shape = negotiate(offer, preference)?;
-        let body = render_body(&shape, local_ip, local_rtp_port, shape.negotiated.direction);
+        Self::answer_initial_with_srtp(
+            offer,
+            preference,
+            local_ip,
+            local_rtp_port,
+            session_id,
+            SrtpMode::Off,
+        )
+    }
+
+    /// Answers the call's first offer under an SRTP policy: with `Optional` or `Required` an
+    /// `RTP/SAVP` stream with a supported `a=crypto` line is answered with our own fresh key.
+    pub fn answer_initial_with_srtp(
+        offer: &str,
+        preference: &[AudioCodec],
+        local_ip: IpAddr,
+        local_rtp_port: u16,
+        session_id: u64,
+        srtp_mode: SrtpMode,
+    ) -> Result<Self, SdpError> {
+        let mut shape = negotiate(offer, preference, srtp_mode)?;
+        let local_crypto = with_keys(&mut shape, None);
+        let body = render_body(
+            &shape,
+            local_ip,
+            local_rtp_port,
+            shape.negotiated.direction,
+            local_crypto.as_ref(),
+        );
         Ok(Self {
             preference: preference.to_vec(),
             local_ip,
@@ -434,6 +575,7 @@ impl SdpSession {
             last_body: body,
             negotiated: shape.negotiated,
             dtmf_fmtp: shape.dtmf_fmtp,
+            srtp_mode,
         })
     }
 
@@ -495,8 +637,10 @@ impl SdpSession {
                 remote_rtp: None,
                 ptime_ms: 20,
                 direction: MediaDirection::SendRecv,
+                srtp: None,
             },
             dtmf_fmtp: Some("0-16".to_string()),
+            srtp_mode: SrtpMode::Off,
         }
     }
 
@@ -532,12 +676,14 @@ impl SdpSession {
                 .iter()
                 .filter(|c| **c != self.negotiated.codec),
         );
-        let shape = negotiate(offer, &preference)?;
+        let mut shape = negotiate(offer, &preference, self.srtp_mode)?;
+        let local_crypto = with_keys(&mut shape, self.negotiated.srtp.as_ref());
         let body = render_body(
             &shape,
             self.local_ip,
             self.local_rtp_port,
             shape.negotiated.direction,
+            local_crypto.as_ref(),
         );
         self.remember(body);
         self.negotiated = shape.negotiated;
@@ -553,12 +699,15 @@ impl SdpSession {
             dtmf_fmtp: self.dtmf_fmtp.clone(),
             streams: vec![(String::new(), String::new(), String::new())],
             audio_index: 0,
+            remote_crypto: None,
         };
+        let local_crypto = self.negotiated.srtp.as_ref().map(|pair| pair.local.clone());
         let body = render_body(
             &shape,
             self.local_ip,
             self.local_rtp_port,
             MediaDirection::SendRecv,
+            local_crypto.as_ref(),
         );
         self.remember(body);
         &self.local_sdp
@@ -576,7 +725,16 @@ impl SdpSession {
                 .iter()
                 .filter(|c| **c != self.negotiated.codec),
         );
-        let shape = negotiate(answer, &preference)?;
+        let previous = self.negotiated.srtp.clone();
+        let mut shape = negotiate(answer, &preference, self.srtp_mode)?;
+        // An answer to our own offer keeps our key: the peer answers with its own.
+        if let (Some(pair), Some(remote)) = (previous, shape.remote_crypto.clone()) {
+            shape.negotiated.srtp = Some(SrtpKeyPair {
+                suite: remote.suite,
+                local: pair.local,
+                remote,
+            });
+        }
         self.negotiated = shape.negotiated;
         if shape.dtmf_fmtp.is_some() {
             self.dtmf_fmtp = shape.dtmf_fmtp;

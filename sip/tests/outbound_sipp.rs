@@ -1,8 +1,8 @@
 //! Calls placed by the real [`SipDriver`] on loopback to a real peer: sipp as the callee (UAS),
 //! challenging with digest auth, answering, and hanging up; or answering busy.
 //!
-//! Needs `sipp` (Debian `sip-tester` 3.6.1); the tests are skipped with a message when it is
-//! not installed.
+//! Needs `sipp` (Debian `sip-tester` 3.6.1), which the set-up installs; without it the tests
+//! fail.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -17,13 +17,10 @@ use vaani_sip::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn sipp_installed() -> bool {
-    match Command::new("sipp").arg("-v").output() {
-        Ok(_) => true,
-        Err(error) => {
-            eprintln!("SKIPPED: sipp is not installed ({error}); install sip-tester");
-            false
-        }
+/// Fails the test unless sipp runs (`make test` installs Debian's sip-tester).
+fn require_sipp() {
+    if let Err(error) = Command::new("sipp").arg("-v").output() {
+        panic!("sipp is not installed ({error}): run scripts/setup.sh (Debian sip-tester)");
     }
 }
 
@@ -180,9 +177,7 @@ async fn started(driver: &mut SipDriver, request_id: u64) -> CallKey {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn digest_challenge_answer_and_remote_bye_with_sipp() {
-    if !sipp_installed() {
-        return;
-    }
+    require_sipp();
     let (port, media_port) = (free_port(), free_port());
     let sipp = Sipp::start("uas_digest_answer.xml", port, media_port, "u1");
     let mut driver = start_driver().await;
@@ -225,9 +220,7 @@ async fn digest_challenge_answer_and_remote_bye_with_sipp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn our_bye_ends_a_call_sipp_answered() {
-    if !sipp_installed() {
-        return;
-    }
+    require_sipp();
     // Same scenario, but we hang up first: sipp's BYE then meets a finished dialog, so only
     // our side is checked here (sipp itself is not asked to pass).
     let (port, media_port) = (free_port(), free_port());
@@ -262,9 +255,7 @@ async fn our_bye_ends_a_call_sipp_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn busy_callee_with_sipp_over_udp_and_tcp() {
-    if !sipp_installed() {
-        return;
-    }
+    require_sipp();
     for (transport, flag) in [(Transport::Udp, "u1"), (Transport::Tcp, "t1")] {
         let (port, media_port) = (free_port(), free_port());
         let sipp = Sipp::start("uas_outbound_busy.xml", port, media_port, flag);

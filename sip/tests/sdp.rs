@@ -220,10 +220,11 @@ fn other_streams_are_declined_with_port_zero() {
 
 #[test]
 fn srtp_only_or_no_audio_is_an_error() {
+    // With SRTP off (the default), an RTP/SAVP-only offer says so.
     let offer = TWILIO_OFFER.replace("RTP/AVP", "RTP/SAVP");
     assert_eq!(
         answer_offer(&offer, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap_err(),
-        SdpError::NoAudioStream
+        SdpError::SrtpOff
     );
     let offer = TWILIO_OFFER.replace("m=audio 40150", "m=audio 0");
     assert_eq!(
@@ -330,4 +331,119 @@ fn a_session_keeps_its_codec_and_version_across_unchanged_reoffers() {
     assert!(offer.contains("a=sendrecv\r\n"), "{offer}");
     assert!(offer.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{offer}");
     assert_eq!(origin_version(&offer), "9");
+}
+
+const TWILIO_SECURE_OFFER: &str = "v=0\r\n\
+o=root 81565042 81565042 IN IP4 168.86.128.10\r\n\
+s=Twilio Media Gateway\r\n\
+c=IN IP4 168.86.128.10\r\n\
+t=0 0\r\n\
+m=audio 40150 RTP/SAVP 0 8 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NgAkdAl4/i3qE5KcjXwhjLSDwDrgpJjcMVg2ydBp|2^31\r\n\
+a=sendrecv\r\n\
+a=ptime:20\r\n";
+
+#[test]
+fn a_secure_offer_is_answered_with_our_own_key_on_the_chosen_tag() {
+    use vaani_sip::{CryptoAttribute, SrtpMode, SrtpSuite};
+    for mode in [SrtpMode::Optional, SrtpMode::Required] {
+        let mut session = vaani_sip::SdpSession::answer_initial_with_srtp(
+            TWILIO_SECURE_OFFER,
+            &[AudioCodec::Pcmu],
+            local_ip(),
+            30000,
+            1,
+            mode,
+        )
+        .unwrap();
+        let answer = session.local_sdp().to_string();
+        assert!(
+            answer.contains("m=audio 30000 RTP/SAVP 0 101\r\n"),
+            "{answer}"
+        );
+        let crypto_line = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=crypto:"))
+            .expect("our a=crypto");
+        let ours = CryptoAttribute::parse(crypto_line).unwrap();
+        assert_eq!(ours.tag, 1);
+        assert_eq!(ours.suite, SrtpSuite::AesCm128HmacSha1_80);
+        let keys = session.negotiated().srtp.clone().expect("srtp keys");
+        assert_eq!(keys.local, ours);
+        assert_eq!(
+            keys.remote.to_string(),
+            "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31"
+        );
+        assert_ne!(keys.local.key_salt(), keys.remote.key_salt());
+        // A refresh with the same offer keeps our key and the SDP version.
+        session.answer(TWILIO_SECURE_OFFER).unwrap();
+        assert_eq!(session.local_sdp(), answer);
+        // The peer rekeys: we do too.
+        let rekeyed = TWILIO_SECURE_OFFER.replace(
+            "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            "inline:YUJjRGVGZ0hpSmtMbU5vUHFSc1R1VndYeVo0NTY3",
+        );
+        session.answer(&rekeyed).unwrap();
+        assert_ne!(
+            session.negotiated().srtp.as_ref().unwrap().local,
+            keys.local
+        );
+    }
+}
+
+#[test]
+fn the_trunk_srtp_policy_decides_between_plain_and_secure_offers() {
+    use vaani_sip::SrtpMode;
+    let answer = |offer: &str, mode| {
+        vaani_sip::SdpSession::answer_initial_with_srtp(
+            offer,
+            &[AudioCodec::Pcmu],
+            local_ip(),
+            30000,
+            1,
+            mode,
+        )
+    };
+    // Off: a secure-only offer is refused (488), a plain one answered plain.
+    assert_eq!(
+        answer(TWILIO_SECURE_OFFER, SrtpMode::Off).unwrap_err(),
+        SdpError::SrtpOff
+    );
+    let plain = answer(TWILIO_OFFER, SrtpMode::Off).unwrap();
+    assert!(plain.negotiated().srtp.is_none());
+    // Required: a plain offer is refused, and so is a secure one without a usable key.
+    assert_eq!(
+        answer(TWILIO_OFFER, SrtpMode::Required).unwrap_err(),
+        SdpError::SrtpRequired
+    );
+    let mki_only = TWILIO_SECURE_OFFER
+        .replace("|2^31\r\na=crypto:2", "|2^31|1:4\r\na=crypto:2")
+        .replace(
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NgAkdAl4/i3qE5KcjXwhjLSDwDrgpJjcMVg2ydBp|2^31\r\n",
+            "",
+        );
+    assert_eq!(
+        answer(&mki_only, SrtpMode::Required).unwrap_err(),
+        SdpError::SrtpRequired
+    );
+    // Optional: secure when offered, plain otherwise.
+    assert!(
+        answer(TWILIO_SECURE_OFFER, SrtpMode::Optional)
+            .unwrap()
+            .negotiated()
+            .srtp
+            .is_some()
+    );
+    assert!(
+        answer(TWILIO_OFFER, SrtpMode::Optional)
+            .unwrap()
+            .negotiated()
+            .srtp
+            .is_none()
+    );
 }

@@ -669,6 +669,8 @@ pub struct ReceivedRtp {
     pub timestamp: u32,
     pub marker: bool,
     pub payload: Vec<u8>,
+    /// The whole datagram (for SRTP: header, encrypted payload and tag).
+    pub raw: Vec<u8>,
 }
 
 /// A UDP socket that records every RTP packet sent to it, on a background thread.
@@ -752,6 +754,7 @@ fn parse_rtp(data: &[u8], source: SocketAddr) -> Option<ReceivedRtp> {
         sequence: u16::from_be_bytes([data[2], data[3]]),
         timestamp: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
         payload: data[header..].to_vec(),
+        raw: data.to_vec(),
     })
 }
 

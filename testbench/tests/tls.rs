@@ -371,3 +371,169 @@ url = "sqlite://{db}"
         "the error names the certificate file:\n{stderr}"
     );
 }
+
+/// The caller's SRTP offer: RTP/SAVP with an SDES key (as Twilio Secure Trunking sends).
+fn secure_offer(rtp_port: u16, crypto: &vaani_sip::CryptoAttribute) -> String {
+    offer(rtp_port).replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv\r\n",
+        &format!("a=sendrecv\r\na=crypto:{crypto}\r\n"),
+    )
+}
+
+/// TLS signalling with SRTP media on a trunk where SRTP is required: vaani answers RTP/SAVP
+/// with its own key, the caller decrypts vaani's audio with it, and vaani decrypts the
+/// caller's (no SRTP failures on its side). A plain offer to the same trunk gets 488.
+#[test]
+fn tls_call_with_srtp_both_ways_and_a_plain_offer_refused() {
+    use vaani_media::{SrtpKeys, SrtpSession, SrtpSuite};
+    use vaani_sip::CryptoAttribute;
+
+    let certs = ScratchDir::new("tls-cert");
+    let (cert, cert_path, key_path) = write_certificate(&certs);
+    let tls_port = free_port();
+    let mut spec = ServerSpec::demo();
+    spec.sip_toml = format!(
+        "listen_tls = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    );
+    spec.trunk_toml = "srtp = \"required\"".to_string();
+    let server = VaaniServer::start(&spec);
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let rtp = RtpSink::start();
+    let ours = CryptoAttribute::generate(1, vaani_sip::SrtpSuite::AesCm128HmacSha1_80);
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let (decrypted, undecryptable) = runtime.block_on(async {
+        let tcp = TcpStream::connect(tls_addr).await.expect("connect to TLS");
+        let local = tcp.local_addr().expect("local address");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut stream = tokio::time::timeout(WAIT, connector(cert).connect(name, tcp))
+            .await
+            .expect("TLS handshake in time")
+            .expect("TLS handshake");
+        let mut reader = SipReader::default();
+        let contact = format!(
+            "Contact: <sip:caller@{local};transport=tls>\r\nContent-Type: application/sdp\r\n"
+        );
+
+        // A plain offer on an SRTP-only trunk: 488, and nothing else happens.
+        let plain = request(
+            "INVITE",
+            1,
+            local,
+            tls_addr,
+            None,
+            &contact,
+            &offer(rtp.port),
+        );
+        let plain = String::from_utf8(plain)
+            .unwrap()
+            .replace("Call-ID: tls-e2e-call", "Call-ID: tls-plain-call")
+            .replace("tag=tls-caller", "tag=tls-plain")
+            .replace("branch=z9hG4bK-tls-INVITE-1", "branch=z9hG4bK-tls-plain-1");
+        send(&mut stream, plain.as_bytes()).await;
+        let refused = reader.final_response(&mut stream, "1 INVITE").await;
+        assert!(refused.starts_with("SIP/2.0 488 "), "{refused}");
+
+        let sdp = secure_offer(rtp.port, &ours);
+        send(
+            &mut stream,
+            &request("INVITE", 1, local, tls_addr, None, &contact, &sdp),
+        )
+        .await;
+        let ok = reader.final_response(&mut stream, "1 INVITE").await;
+        assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+        assert!(ok.contains(" RTP/SAVP 0 101\r\n"), "{ok}");
+        let theirs = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("a=crypto:"))
+            .map(|l| CryptoAttribute::parse(l).expect("vaani's a=crypto parses"))
+            .expect("vaani answered with a key");
+        assert_eq!(theirs.tag, 1);
+        assert_ne!(
+            theirs.key_salt(),
+            ours.key_salt(),
+            "vaani must use its own key"
+        );
+        let to_tag = header(&ok, "To")
+            .split(";tag=")
+            .nth(1)
+            .expect("To tag")
+            .trim()
+            .to_string();
+        let vaani_rtp = answer_rtp(&ok);
+        send(
+            &mut stream,
+            &request("ACK", 1, local, tls_addr, Some(&to_tag), "", ""),
+        )
+        .await;
+
+        // We encrypt with our key; vaani encrypts with the one it answered.
+        let keys = SrtpKeys {
+            suite: SrtpSuite::AesCm128HmacSha1_80,
+            local: ours.key_salt(),
+            remote: theirs.key_salt(),
+        };
+        let mut srtp = SrtpSession::new(&keys);
+        let started = Instant::now();
+        let mut sequence = 1u16;
+        let mut timestamp = 0u32;
+        while started.elapsed() < Duration::from_secs(10) {
+            let packet = srtp
+                .protect(&silence_packet(sequence, timestamp))
+                .expect("protect");
+            rtp.send_to(vaani_rtp, &packet);
+            sequence = sequence.wrapping_add(1);
+            timestamp = timestamp.wrapping_add(160);
+            if rtp
+                .packets()
+                .iter()
+                .filter(|p| p.source == vaani_rtp)
+                .count()
+                >= 60
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut decrypted = 0;
+        let mut undecryptable = 0;
+        for packet in rtp.packets().iter().filter(|p| p.source == vaani_rtp) {
+            match srtp.unprotect(&packet.raw) {
+                // 12-byte header and 160 bytes of G.711: the audio decrypts on our side.
+                Ok(plain) if plain.len() == 172 && plain[1] & 0x7f == 0 => decrypted += 1,
+                _ => undecryptable += 1,
+            }
+        }
+        send(
+            &mut stream,
+            &request("BYE", 2, local, tls_addr, Some(&to_tag), "", ""),
+        )
+        .await;
+        let bye_ok = reader.final_response(&mut stream, "2 BYE").await;
+        assert!(bye_ok.starts_with("SIP/2.0 200 OK\r\n"), "{bye_ok}");
+        (decrypted, undecryptable)
+    });
+    assert!(
+        decrypted >= 50,
+        "only {decrypted} of vaani's packets decrypted"
+    );
+    assert_eq!(
+        undecryptable, 0,
+        "vaani sent packets our key could not open"
+    );
+
+    let calls = server.wait_for_calls(Duration::from_secs(15), |calls| {
+        calls
+            .iter()
+            .any(|c| c["dialled"] == ECHO_LINE && c["status"] == "completed")
+    });
+    let call = calls
+        .iter()
+        .find(|c| c["dialled"] == ECHO_LINE && c["status"] == "completed")
+        .expect("the SRTP call is listed");
+    let stats = &call["media_stats"];
+    assert!(stats["packets_received"].as_u64() > Some(40), "{stats:#}");
+    assert_eq!(stats["srtp_failures"], 0, "{stats:#}");
+}
