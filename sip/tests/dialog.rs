@@ -358,13 +358,16 @@ fn as_refresher_we_send_updates_at_half_the_interval() {
             "{}",
             first_line(update)
         );
-        assert_eq!(header(update, "Session-Expires"), "90;refresher=uas");
+        // In our UPDATE, `uac` is us: we stay the refresher (RFC 4028 §7.4).
+        assert_eq!(header(update, "Session-Expires"), "90;refresher=uac");
         assert_eq!(body(update), "");
-        h.recv(&answer_request(
-            update,
-            200,
-            "Session-Expires: 90;refresher=uas\r\n",
-        ));
+        // Peers confirm with `refresher=uac` (the UPDATE's sender) or leave the header out.
+        let confirmation = if updates % 2 == 0 {
+            "Session-Expires: 90;refresher=uac\r\n"
+        } else {
+            ""
+        };
+        h.recv(&answer_request(update, 200, confirmation));
         updates += 1;
     }
     assert_eq!(updates, 80);
@@ -468,4 +471,33 @@ fn sip_info_keys_become_dtmf_events_once() {
         assert_eq!(status(&h.transmits()[0]), Some(200));
         assert!(h.events().is_empty());
     }
+}
+
+#[test]
+fn a_peer_that_takes_over_refreshing_gets_no_more_updates_and_is_held_to_it() {
+    let mut h = Harness::new();
+    let (key, _, _) = confirmed_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n",
+    );
+    let sent = h.advance_to(Duration::from_secs(45));
+    assert_eq!(sent.len(), 1);
+    // The 2xx names the UPDATE's UAS (the peer) as refresher from now on.
+    h.recv(&answer_request(
+        &sent[0].1,
+        200,
+        "Session-Expires: 90;refresher=uas\r\n",
+    ));
+    // No UPDATE from us any more; without the peer's refresh the call ends 30 s before expiry.
+    let sent = h.advance_to(Duration::from_secs(45 + 59));
+    assert!(sent.is_empty(), "{sent:?}");
+    let sent = h.advance_to(Duration::from_millis((45 + 60) * 1000 + 100));
+    assert!(first_line(&sent[0].1).starts_with("BYE "), "{sent:?}");
+    assert_eq!(
+        h.events(),
+        vec![SipEvent::CallEnded {
+            key,
+            reason: CallEndReason::SessionExpired
+        }]
+    );
 }

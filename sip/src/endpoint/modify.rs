@@ -322,10 +322,11 @@ impl SipEndpoint {
         else {
             return;
         };
+        // In a refresh request `uac` names its sender (RFC 4028 §7.4): we stay the refresher.
         let headers = vec![
             (
                 "Session-Expires",
-                session_timer::header_value(interval, Refresher::Uas),
+                session_timer::header_value(interval, Refresher::Uac),
             ),
             ("Supported", message::SUPPORTED.to_string()),
         ];
@@ -378,7 +379,12 @@ impl SipEndpoint {
             200..=299 => {
                 let agreed = TimerRequest::read(&resp.headers);
                 let interval = agreed.session_expires.unwrap_or(current);
-                let refresher = agreed.refresher.unwrap_or(Refresher::Uas);
+                // The response speaks of our UPDATE's roles: `uac` (or nothing) is us, `uas`
+                // hands the refreshing to the peer. The timer counts `Uas` as "we refresh".
+                let refresher = match agreed.refresher {
+                    Some(Refresher::Uas) => Refresher::Uac,
+                    Some(Refresher::Uac) | None => Refresher::Uas,
+                };
                 call.timer = Some(SessionTimer::start(now, interval, refresher));
             }
             422 => {
