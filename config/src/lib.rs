@@ -15,6 +15,7 @@
 //! Environment variables with the prefix but without `__` (e.g. `VAANI_LOG`)
 //! are not overrides and are ignored here.
 
+mod auth;
 mod checker;
 mod conversation;
 mod error;
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use auth::InboundAuthConfig;
 pub use conversation::{
     DEFAULT_HTTP_MAX_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_LLM_FIRST_TOKEN_TIMEOUT_MS,
     DEFAULT_LLM_MAX_TOKENS, DEFAULT_LLM_TOTAL_TIMEOUT_MS, HttpSettings, LlmSettings,

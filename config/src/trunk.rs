@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{InboundAuthConfig, RawInboundAuth};
 use crate::checker::Checker;
 use crate::error::ConfigError;
 use crate::lenient;
@@ -136,6 +137,10 @@ pub struct TrunkConfig {
     pub plugin_headers: Vec<String>,
     /// SRTP on this trunk's calls. Default `off`.
     pub srtp: SrtpPolicy,
+    /// Digest credentials this trunk's INVITEs must carry (`[trunks.inbound_auth]`); with
+    /// `allowed_cidrs` empty they replace the address check, otherwise both must pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_auth: Option<InboundAuthConfig>,
     /// Placing calls out through this trunk (`[trunks.outbound]`); `None`: inbound only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbound: Option<OutboundConfig>,
@@ -143,10 +148,12 @@ pub struct TrunkConfig {
 
 impl TrunkConfig {
     /// Whether a packet from `ip` comes from one of this trunk's networks
-    /// (IPv4-mapped IPv6 addresses are treated as IPv4).
+    /// (IPv4-mapped IPv6 addresses are treated as IPv4), or from anywhere when the trunk has
+    /// no networks but digest credentials (then the credentials are the check).
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.allowed_cidrs.iter().any(|net| net.contains(&ip))
+            || (self.allowed_cidrs.is_empty() && self.inbound_auth.is_some())
     }
 
     /// Whether the plugin may see the INVITE header `name`.
@@ -181,6 +188,7 @@ pub(crate) struct RawTrunk {
     #[serde(deserialize_with = "lenient::opt_string")]
     srtp: Option<String>,
     outbound: Option<RawOutbound>,
+    inbound_auth: Option<RawInboundAuth>,
 }
 
 impl RawTrunk {
@@ -243,12 +251,16 @@ impl RawTrunk {
         let outbound = self
             .outbound
             .map(|raw| raw.check(c, &format!("{key}.outbound"), profile));
+        let inbound_auth = self
+            .inbound_auth
+            .map(|raw| raw.check(c, &format!("{key}.inbound_auth")));
         TrunkConfig {
             id,
             name,
             profile,
             srtp,
             outbound,
+            inbound_auth,
             allowed_cidrs,
             media_cidrs,
             codecs,

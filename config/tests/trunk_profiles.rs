@@ -185,3 +185,36 @@ fn outbound_settings_take_profile_rates_and_check_the_uri_and_secrets() {
         );
     }
 }
+
+#[test]
+fn inbound_auth_takes_its_defaults_and_checks_its_values() {
+    let config = parse(&format!(
+        "{HTTP}[[trunks]]\nid = \"t\"\nallowed_cidrs = []\n[trunks.inbound_auth]\n\
+         username = \"exotel\"\npassword_env = \"EXOTEL_PW\"\n"
+    ))
+    .unwrap();
+    let trunk = config.trunk("t").unwrap();
+    let auth = trunk.inbound_auth.as_ref().unwrap();
+    assert_eq!(auth.algorithms, vec!["SHA-256", "MD5"]);
+    assert_eq!(auth.realm, None);
+    assert!(
+        trunk.allows("203.0.113.9".parse().unwrap()),
+        "credentials replace an empty address list"
+    );
+    let errors = parse(&format!(
+        "{HTTP}[[trunks]]\nid = \"t\"\n[trunks.inbound_auth]\nusername = \"\"\n\
+         password_env = \"1bad\"\nalgorithms = [\"SHA-512\"]\n"
+    ))
+    .unwrap_err();
+    let lines: Vec<String> = errors.errors().iter().map(|e| e.to_string()).collect();
+    for prefix in [
+        "trunks[0].inbound_auth.username: ",
+        "trunks[0].inbound_auth.password_env: ",
+        "trunks[0].inbound_auth.algorithms[0]: ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "no {prefix:?} in {lines:#?}"
+        );
+    }
+}

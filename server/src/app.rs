@@ -89,6 +89,8 @@ pub struct AppState {
     pub pending_dials: Mutex<HashMap<u64, crate::call::OutboundStart>>,
     /// The next request id for [`SipCommand::PlaceCall`].
     pub next_dial: std::sync::atomic::AtomicU64,
+    /// Digest checks of trunks with `[trunks.inbound_auth]`, by trunk id.
+    pub auth_gates: HashMap<String, crate::inbound_auth::DigestGate>,
 }
 
 impl AppState {
@@ -204,6 +206,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
 
     let state = Arc::new(AppState {
         trunks: trunk_admissions(&config)?,
+        auth_gates: crate::inbound_auth::gates(&config).map_err(anyhow::Error::msg)?,
         numbers: number_routes(&config),
         codecs: crate::call_media::codec_preference(&config),
         media_public_ip: config.media.public_ip,
@@ -598,6 +601,7 @@ fn trunk_admissions(config: &Config) -> Result<Vec<TrunkAdmission>> {
         .map(|trunk| TrunkAdmission {
             id: trunk.id.clone(),
             allowed: trunk.allowed_cidrs.clone(),
+            any_source: trunk.allowed_cidrs.is_empty() && trunk.inbound_auth.is_some(),
         })
         .collect())
 }

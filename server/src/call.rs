@@ -107,6 +107,8 @@ struct Rejection {
     status: u16,
     reason: &'static str,
     detail: String,
+    /// Further response headers (a 401's challenges).
+    headers: Vec<(&'static str, String)>,
 }
 
 /// Admission result: where the call goes.
@@ -189,6 +191,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
         status: 403,
         reason: "Forbidden",
         detail,
+        headers: Vec::new(),
     };
     let dialled = dialled_number(
         incoming.request_uri_user.as_deref(),
@@ -217,6 +220,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
                 "number {} is not configured",
                 mask_number(dialled.as_deref().unwrap_or("(none)"))
             ),
+            headers: Vec::new(),
         });
     };
     let trunk_allows = state
@@ -234,8 +238,20 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
             status: 480,
             reason: "Temporarily Unavailable",
             detail: format!("tenant {} is not running", route.tenant_id),
+            headers: Vec::new(),
         });
     };
+    if let Some(gate) = state.auth_gates.get(&route.trunk_id) {
+        let now = now_unix_ms().max(0) as u64 / 1000;
+        if let Err(failure) = gate.verify(&incoming.headers, "INVITE", now) {
+            return Err(Rejection {
+                status: 401,
+                reason: "Unauthorized",
+                detail: format!("trunk {}: {failure}", route.trunk_id),
+                headers: gate.challenges(now),
+            });
+        }
+    }
     let caller = incoming
         .from_user
         .clone()
@@ -283,6 +299,17 @@ pub(crate) fn now_unix_ms() -> i64 {
 
 /// Refuses an INVITE with a final status and counts it.
 async fn refuse(state: &AppState, key: CallKey, status: u16, reason: &str) {
+    refuse_with(state, key, status, reason, Vec::new()).await;
+}
+
+/// [`refuse`] with further response headers.
+async fn refuse_with(
+    state: &AppState,
+    key: CallKey,
+    status: u16,
+    reason: &str,
+    headers: Vec<(&'static str, String)>,
+) {
     state
         .metrics
         .sip_rejections_total
@@ -293,6 +320,7 @@ async fn refuse(state: &AppState, key: CallKey, status: u16, reason: &str) {
             key,
             status,
             reason: reason.to_string(),
+            headers,
         })
         .await;
 }
@@ -329,7 +357,14 @@ pub async fn run_call(
                 "INVITE refused: {}",
                 rejection.detail
             );
-            refuse(&state, key, rejection.status, rejection.reason).await;
+            refuse_with(
+                &state,
+                key,
+                rejection.status,
+                rejection.reason,
+                rejection.headers,
+            )
+            .await;
             return;
         }
     };

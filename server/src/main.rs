@@ -17,6 +17,7 @@ mod cost;
 mod egress;
 mod generation;
 mod http;
+mod inbound_auth;
 mod metrics;
 mod outbound;
 mod routing;

@@ -9,13 +9,15 @@ use ipnet::IpNet;
 pub struct TrunkAdmission {
     pub id: String,
     pub allowed: Vec<IpNet>,
+    /// Any source may try: the trunk checks digest credentials instead of addresses.
+    pub any_source: bool,
 }
 
 impl TrunkAdmission {
     /// Whether `source` may send signalling for this trunk.
     pub fn allows(&self, source: IpAddr) -> bool {
         let source = canonical(source);
-        self.allowed.iter().any(|net| net.contains(&source))
+        self.any_source || self.allowed.iter().any(|net| net.contains(&source))
     }
 }
 
@@ -66,6 +68,7 @@ mod tests {
         TrunkAdmission {
             id: id.to_string(),
             allowed: nets.iter().map(|n| n.parse().expect("cidr")).collect(),
+            any_source: false,
         }
     }
 

@@ -60,6 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 key: call.key,
                 status: 488,
                 reason: error.to_string(),
+                headers: Vec::new(),
             },
         };
         commands.send(command).await?;

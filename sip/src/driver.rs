@@ -100,6 +100,8 @@ pub enum SipCommand {
         status: u16,
         /// Reason phrase.
         reason: String,
+        /// Further headers, e.g. `WWW-Authenticate` on a 401.
+        headers: Vec<(&'static str, String)>,
     },
     /// Hang up (BYE, or 480 before answer; CANCEL for a call we placed that is ringing).
     Hangup {
@@ -625,7 +627,10 @@ impl SipLoop {
                 key,
                 status,
                 reason,
-            } => self.endpoint.reject(now, key, status, &reason),
+                headers,
+            } => self
+                .endpoint
+                .reject_with_headers(now, key, status, &reason, headers),
             SipCommand::Hangup { key } => self.endpoint.hangup(now, key),
             SipCommand::PlaceCall { request_id, call } => {
                 let event = match self.place_call(now, *call) {

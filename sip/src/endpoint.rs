@@ -687,8 +687,27 @@ impl SipEndpoint {
                 action: "reject",
             });
         }
+        self.reject_with_headers(now, key, status, reason, Vec::new())
+    }
+
+    /// [`reject`](Self::reject) with further headers in the response (e.g. a 401's
+    /// `WWW-Authenticate` challenges).
+    pub fn reject_with_headers(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<(), SipError> {
+        if !(300..=699).contains(&status) {
+            return Err(SipError::InvalidStatus {
+                status,
+                action: "reject",
+            });
+        }
         self.call_in_phase(key, Phase::Proceeding, "reject")?;
-        self.final_failure(now, key, status, reason);
+        self.final_failure_with(now, key, status, reason, headers);
         Ok(())
     }
 
@@ -787,6 +806,17 @@ impl SipEndpoint {
 
     /// Send a final non-2xx to the INVITE of a call in Proceeding and enter Completed.
     fn final_failure(&mut self, now: Instant, key: CallKey, status: u16, reason: &str) {
+        self.final_failure_with(now, key, status, reason, Vec::new());
+    }
+
+    fn final_failure_with(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        status: u16,
+        reason: &str,
+        headers: Vec<(&'static str, String)>,
+    ) {
         let server = self.config.user_agent.clone();
         let (t1, timer_h) = (self.config.t1, self.config.t1 * 64);
         let Some(call) = self.calls.get_mut(&key) else {
@@ -799,6 +829,7 @@ impl SipEndpoint {
             &server,
             ResponseExtras {
                 to_tag: Some(&call.local_tag),
+                headers,
                 ..Default::default()
             },
         );

@@ -169,6 +169,8 @@ pub struct ServerSpec {
     pub media_toml: String,
     /// Extra TOML lines inside `[sip]` (e.g. `listen_tls`, `tls_cert`, `tls_key`).
     pub sip_toml: String,
+    /// Environment variables for the server process (e.g. a trunk's password).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerSpec {
@@ -184,6 +186,7 @@ impl ServerSpec {
             rtp_timeout_secs: 30,
             media_toml: String::new(),
             sip_toml: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -216,6 +219,7 @@ impl VaaniServer {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info,vaani=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
