@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use vaani_config::InboundAuthConfig;
 use vaani_sip::DigestCredentials;
-use vaani_sip::digest::{DigestAlgorithm, digest_response};
+use vaani_sip::digest::{DigestAlgorithm, auth_params, digest_response};
 
 /// How long a nonce we issued is accepted.
 pub const NONCE_LIFETIME_SECS: u64 = 300;
@@ -66,13 +66,7 @@ impl DigestGate {
             algorithms: config
                 .algorithms
                 .iter()
-                .map(|name| {
-                    if name.eq_ignore_ascii_case("MD5") {
-                        DigestAlgorithm::Md5
-                    } else {
-                        DigestAlgorithm::Sha256
-                    }
-                })
+                .filter_map(|name| DigestAlgorithm::from_token(name))
                 .collect(),
         }
     }
@@ -133,7 +127,10 @@ impl DigestGate {
             })
             .map(|(_, value)| value.trim_start()[7..].to_string())
             .ok_or(AuthFailure::Missing)?;
-        let params = parse_params(&value);
+        let params: HashMap<String, String> = auth_params(&value)
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
         let get = |name: &'static str| {
             params
                 .get(name)
@@ -145,11 +142,11 @@ impl DigestGate {
         let nonce = get("nonce")?;
         let uri = get("uri")?;
         let response = get("response")?;
-        let algorithm = match params.get("algorithm").map(|a| a.to_ascii_uppercase()) {
+        let algorithm = match params.get("algorithm") {
             None => DigestAlgorithm::Md5,
-            Some(a) if a == "MD5" => DigestAlgorithm::Md5,
-            Some(a) if a == "SHA-256" => DigestAlgorithm::Sha256,
-            Some(_) => return Err(AuthFailure::Malformed("algorithm")),
+            Some(token) => {
+                DigestAlgorithm::from_token(token).ok_or(AuthFailure::Malformed("algorithm"))?
+            }
         };
         if !self.algorithms.contains(&algorithm) {
             return Err(AuthFailure::Malformed("algorithm"));
@@ -180,43 +177,6 @@ impl DigestGate {
             Err(AuthFailure::Wrong(username.to_owned()))
         }
     }
-}
-
-/// `name=value` pairs of a digest header (values quoted or not; names lower-cased).
-fn parse_params(value: &str) -> HashMap<String, String> {
-    let mut params = HashMap::new();
-    for part in vaani_sip_split(value) {
-        if let Some((name, value)) = part.split_once('=') {
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .map(|v| v.replace("\\\"", "\"").replace("\\\\", "\\"))
-                .unwrap_or_else(|| value.to_owned());
-            params.insert(name.trim().to_ascii_lowercase(), value);
-        }
-    }
-    params
-}
-
-/// Splits on commas outside quotes.
-fn vaani_sip_split(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, ch) in value.char_indices() {
-        match ch {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(value[start..].trim());
-    parts
 }
 
 /// The digest gates of every trunk that has `[trunks.inbound_auth]`, by trunk id.

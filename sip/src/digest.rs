@@ -34,6 +34,17 @@ pub enum DigestAlgorithm {
 }
 
 impl DigestAlgorithm {
+    /// The algorithm an `algorithm=` token names (case-insensitive), if we support it.
+    pub fn from_token(token: &str) -> Option<Self> {
+        if token.eq_ignore_ascii_case("MD5") {
+            Some(DigestAlgorithm::Md5)
+        } else if token.eq_ignore_ascii_case("SHA-256") {
+            Some(DigestAlgorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
     /// The token written in `algorithm=`.
     pub fn token(self) -> &'static str {
         match self {
@@ -97,8 +108,9 @@ pub struct DigestChallenge {
     pub qop_auth: bool,
 }
 
-/// Splits `a=b, c="d,e"` into (name, unquoted value) pairs.
-fn auth_params(text: &str) -> Vec<(String, String)> {
+/// Splits the parameters of a `Digest` header (`a=b, c="d,e"`) into (name, unquoted value)
+/// pairs; for challenges and for the credentials answering them.
+pub fn auth_params(text: &str) -> Vec<(String, String)> {
     let mut params = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
@@ -157,9 +169,8 @@ impl DigestChallenge {
         let nonce = get("nonce").ok_or(DigestError::MissingParameter("nonce"))?;
         let algorithm = match get("algorithm") {
             None => DigestAlgorithm::Md5,
-            Some(a) if a.eq_ignore_ascii_case("MD5") => DigestAlgorithm::Md5,
-            Some(a) if a.eq_ignore_ascii_case("SHA-256") => DigestAlgorithm::Sha256,
-            Some(other) => return Err(DigestError::UnsupportedAlgorithm(other)),
+            Some(token) => DigestAlgorithm::from_token(&token)
+                .ok_or(DigestError::UnsupportedAlgorithm(token))?,
         };
         let qop_auth = match get("qop") {
             None => false,

@@ -250,14 +250,68 @@ struct Retransmit {
     interval: Duration,
 }
 
-/// Our BYE client transaction.
+/// One of our in-dialog non-INVITE client transactions (BYE, refresh UPDATE; RFC 3261
+/// §17.1.2): timer E retransmissions on unreliable transports, timer F give-up.
 #[derive(Debug)]
-struct ByeTransaction {
+struct ClientTransaction {
     branch: String,
     transmit: Transmit,
     retransmit: Option<Retransmit>,
     /// Timer F.
     timeout_at: Instant,
+}
+
+/// What a [`ClientTransaction`] needs at some instant.
+enum ClientDue {
+    /// Timer F fired: no final response will come.
+    TimedOut,
+    /// Timer E fired: send this again.
+    Resend(Transmit),
+    /// Nothing yet.
+    Nothing,
+}
+
+impl ClientTransaction {
+    /// Starts the transaction whose request `transmit` is being sent now.
+    fn start(branch: String, transmit: Transmit, now: Instant, t1: Duration) -> Self {
+        Self {
+            branch,
+            retransmit: (!transmit.transport.is_reliable()).then_some(Retransmit {
+                at: now + t1,
+                interval: t1,
+            }),
+            transmit,
+            timeout_at: now + t1 * 64,
+        }
+    }
+
+    /// A provisional response came: retransmit every T2 from now on.
+    fn on_provisional(&mut self, t2: Duration) {
+        if let Some(r) = &mut self.retransmit {
+            r.interval = t2;
+        }
+    }
+
+    /// The earliest instant the transaction needs attention.
+    fn deadline(&self) -> Instant {
+        self.retransmit
+            .map_or(self.timeout_at, |r| r.at.min(self.timeout_at))
+    }
+
+    /// Runs timers E and F at `now`.
+    fn poll(&mut self, now: Instant, t2: Duration) -> ClientDue {
+        if self.timeout_at <= now {
+            return ClientDue::TimedOut;
+        }
+        match &mut self.retransmit {
+            Some(r) if r.at <= now => {
+                r.interval = (r.interval * 2).min(t2);
+                r.at = now + r.interval;
+                ClientDue::Resend(self.transmit.clone())
+            }
+            _ => ClientDue::Nothing,
+        }
+    }
 }
 
 /// A re-INVITE we answered 200 and whose ACK we wait for.
@@ -270,16 +324,6 @@ struct ReInvite {
     give_up_at: Instant,
     /// The re-INVITE had no SDP: our 200 carried an offer and the ACK carries the answer.
     awaits_answer: bool,
-}
-
-/// Our session-refresh UPDATE client transaction.
-#[derive(Debug)]
-struct RefreshTransaction {
-    branch: String,
-    transmit: Transmit,
-    retransmit: Option<Retransmit>,
-    /// Timer F.
-    timeout_at: Instant,
 }
 
 /// An in-dialog request we answered, kept to re-send the answer to its retransmissions.
@@ -327,10 +371,11 @@ struct Call {
     timer_negotiation: Negotiation,
     /// The running session timer, from our 2xx on.
     timer: Option<SessionTimer>,
-    refresh: Option<RefreshTransaction>,
+    /// Our session-refresh UPDATE.
+    refresh: Option<ClientTransaction>,
     hangup_after_ack: bool,
     end_reported: bool,
-    bye: Option<ByeTransaction>,
+    bye: Option<ClientTransaction>,
     reinvite: Option<ReInvite>,
     answered: VecDeque<AnsweredRequest>,
     remove_at: Option<Instant>,
@@ -548,10 +593,7 @@ impl SipEndpoint {
             consider(call.timer_h);
             consider(call.answer_deadline);
             consider(call.remove_at);
-            if let Some(bye) = &call.bye {
-                consider(bye.retransmit.map(|r| r.at));
-                consider(Some(bye.timeout_at));
-            }
+            consider(call.bye.as_ref().map(ClientTransaction::deadline));
             if let Some(ri) = &call.reinvite {
                 consider(ri.retransmit.map(|r| r.at));
                 consider(Some(ri.give_up_at));
@@ -559,10 +601,7 @@ impl SipEndpoint {
             if call.phase == Phase::Confirmed {
                 consider(call.timer.and_then(|t| t.deadline()));
             }
-            if let Some(refresh) = &call.refresh {
-                consider(refresh.retransmit.map(|r| r.at));
-                consider(Some(refresh.timeout_at));
-            }
+            consider(call.refresh.as_ref().map(ClientTransaction::deadline));
             if call.phase == Phase::Calling
                 && let Some(out) = &call.outbound
             {
@@ -1527,10 +1566,8 @@ impl SipEndpoint {
             return;
         };
         if resp.status < 200 {
-            if let Some(bye) = &mut call.bye
-                && let Some(r) = &mut bye.retransmit
-            {
-                r.interval = t2;
+            if let Some(bye) = &mut call.bye {
+                bye.on_provisional(t2);
             }
             return;
         }
@@ -1576,15 +1613,12 @@ impl SipEndpoint {
         }
         call.timer = None;
         call.phase = Phase::Terminating;
-        call.bye = Some(ByeTransaction {
-            branch: branch.clone(),
-            transmit: transmit.clone(),
-            retransmit: (!transmit.transport.is_reliable()).then_some(Retransmit {
-                at: now + t1,
-                interval: t1,
-            }),
-            timeout_at: now + t1 * 64,
-        });
+        call.bye = Some(ClientTransaction::start(
+            branch.clone(),
+            transmit.clone(),
+            now,
+            t1,
+        ));
         self.by_bye_branch.insert(branch, key);
         self.transmits.push_back(transmit);
     }
@@ -1761,17 +1795,13 @@ impl SipEndpoint {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(bye) = &mut call.bye {
-            if bye.timeout_at <= now {
+        match call.bye.as_mut().map(|bye| bye.poll(now, t2)) {
+            Some(ClientDue::TimedOut) => {
                 tracing::debug!(key = ?call.key, "BYE timed out (Timer F)");
                 self.finish_bye(key, now);
-            } else if let Some(r) = &mut bye.retransmit
-                && r.at <= now
-            {
-                r.interval = (r.interval * 2).min(t2);
-                r.at = now + r.interval;
-                self.transmits.push_back(bye.transmit.clone());
             }
+            Some(ClientDue::Resend(transmit)) => self.transmits.push_back(transmit),
+            Some(ClientDue::Nothing) | None => {}
         }
 
         // Cleanup.

@@ -254,22 +254,17 @@ impl SipEndpoint {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(refresh) = &mut call.refresh {
-            if refresh.timeout_at <= now {
+        match call.refresh.as_mut().map(|refresh| refresh.poll(now, t2)) {
+            Some(ClientDue::TimedOut) => {
                 tracing::warn!(?key, call_id = %call.call_id, "session refresh timed out");
-                let branch = refresh.branch.clone();
-                call.refresh = None;
-                self.by_refresh_branch.remove(&branch);
+                if let Some(refresh) = call.refresh.take() {
+                    self.by_refresh_branch.remove(&refresh.branch);
+                }
                 self.end_expired_session(now, key);
                 return;
             }
-            if let Some(r) = &mut refresh.retransmit
-                && r.at <= now
-            {
-                r.interval = (r.interval * 2).min(t2);
-                r.at = now + r.interval;
-                self.transmits.push_back(refresh.transmit.clone());
-            }
+            Some(ClientDue::Resend(transmit)) => self.transmits.push_back(transmit),
+            Some(ClientDue::Nothing) | None => {}
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -336,15 +331,12 @@ impl SipEndpoint {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.refresh = Some(RefreshTransaction {
-            branch: branch.clone(),
-            transmit: transmit.clone(),
-            retransmit: (!transmit.transport.is_reliable()).then_some(Retransmit {
-                at: now + t1,
-                interval: t1,
-            }),
-            timeout_at: now + t1 * 64,
-        });
+        call.refresh = Some(ClientTransaction::start(
+            branch.clone(),
+            transmit.clone(),
+            now,
+            t1,
+        ));
         self.by_refresh_branch.insert(branch, key);
         self.transmits.push_back(transmit);
     }
@@ -362,10 +354,8 @@ impl SipEndpoint {
             return;
         };
         if resp.status < 200 {
-            if let Some(refresh) = &mut call.refresh
-                && let Some(r) = &mut refresh.retransmit
-            {
-                r.interval = t2;
+            if let Some(refresh) = &mut call.refresh {
+                refresh.on_provisional(t2);
             }
             return;
         }
