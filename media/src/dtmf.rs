@@ -1,6 +1,7 @@
-//! RFC 4733 telephone-event receiver (DTMF digits carried in RTP).
+//! RFC 4733 telephone-events: DTMF digits carried in RTP, received ([`DtmfReceiver`]) and sent
+//! ([`DtmfSender`], in [`sender`]).
 //!
-//! One key press is one event: every packet of it carries the same RTP timestamp (the event
+//! Receiving: one key press is one event: every packet of it carries the same RTP timestamp (the event
 //! start), the duration grows, and the last packet has the E bit and is usually sent three
 //! times. The receiver reports each event once, when its first end packet is seen, or — if all
 //! end packets were lost — when a packet with a new event timestamp arrives or no packet of the
@@ -9,6 +10,13 @@
 //! per-SSRC state so that interleaved streams cannot merge events.
 
 use std::time::{Duration, Instant};
+
+pub mod sender;
+
+pub use sender::{
+    DtmfError, DtmfFrame, DtmfSender, DtmfSenderConfig, END_PACKETS, MAX_QUEUED_DIGITS,
+    TelephoneEvent,
+};
 
 /// A digit decoded from a telephone-event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +49,19 @@ pub fn event_to_char(event: u8) -> Option<char> {
         10 => Some('*'),
         11 => Some('#'),
         12..=15 => Some((b'A' + event - 12) as char),
+        _ => None,
+    }
+}
+
+/// Maps a DTMF character to its RFC 4733 event code: `0`-`9`, `*` (10), `#` (11), `A`-`D`
+/// (12-15; lower case accepted). Anything else is not a DTMF key.
+pub fn char_to_event(digit: char) -> Option<u8> {
+    match digit {
+        '0'..='9' => Some(digit as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        'A'..='D' => Some(digit as u8 - b'A' + 12),
+        'a'..='d' => Some(digit as u8 - b'a' + 12),
         _ => None,
     }
 }
@@ -296,6 +317,12 @@ mod tests {
         assert_eq!(rx.digits_reported(), 0);
         assert_eq!(event_to_char(15), Some('D'));
         assert_eq!(event_to_char(0), Some('0'));
+        for event in 0..16 {
+            assert_eq!(char_to_event(event_to_char(event).unwrap()), Some(event));
+        }
+        assert_eq!(char_to_event('b'), Some(13));
+        assert_eq!(char_to_event('E'), None);
+        assert_eq!(char_to_event('٣'), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::dtmf::{DtmfError, MAX_QUEUED_DIGITS};
 use crate::error::MediaError;
 use crate::session::{MediaEvent, MediaSession, MediaStats, PTIME, SessionConfig};
 use crate::vad::Vad;
@@ -226,6 +227,9 @@ struct SessionShared {
     stats: Mutex<MediaStats>,
     /// Utterances in the event channel not yet received by the call.
     utterances_in_channel: AtomicUsize,
+    /// DTMF digits accepted by the handle and not yet sent by the shard (bounds the session's
+    /// queue without a round trip).
+    dtmf_pending: AtomicUsize,
 }
 
 enum Command {
@@ -259,6 +263,11 @@ enum Command {
     SetSrtp {
         id: u64,
         keys: Option<Box<crate::srtp::SrtpKeys>>,
+    },
+    SendDtmf {
+        id: u64,
+        /// Validated digits.
+        digits: Box<str>,
     },
 }
 
@@ -378,6 +387,7 @@ impl MediaEngine {
         let port = lease.port();
         let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let shared = Arc::new(SessionShared::default());
+        let dtmf_negotiated = config.dtmf_payload_type.is_some();
         let command = Command::Open {
             id,
             lease,
@@ -396,6 +406,7 @@ impl MediaEngine {
         Ok(SessionHandle {
             port,
             id,
+            dtmf_negotiated,
             commands: shard.commands.clone(),
             events: events_rx,
             shared,
@@ -439,6 +450,8 @@ pub struct SessionHandle {
     /// The local RTP port (as advertised in SDP).
     pub port: u16,
     id: u64,
+    /// The session has a telephone-event payload type to send DTMF with.
+    dtmf_negotiated: bool,
     commands: SyncSender<Command>,
     events: mpsc::Receiver<MediaEvent>,
     shared: Arc<SessionShared>,
@@ -459,6 +472,7 @@ impl std::fmt::Debug for Command {
             Command::SetSrtp { id, keys } => {
                 write!(f, "SetSrtp({id}, {:?})", keys.as_ref().map(|k| k.suite))
             }
+            Command::SendDtmf { id, digits } => write!(f, "SendDtmf({id}, {digits:?})"),
         }
     }
 }
@@ -522,6 +536,43 @@ impl SessionHandle {
         })
     }
 
+    /// Queues DTMF `digits` to send as RFC 4733 telephone-events (see
+    /// [`MediaSession::send_dtmf`](crate::MediaSession::send_dtmf)); the call gets
+    /// [`MediaEvent::DtmfSent`] once every queued digit has gone out. The digits are checked
+    /// here, so a bad request fails at once with [`MediaError::Dtmf`] (no telephone-event
+    /// payload type negotiated, a character that is not a key, or more than
+    /// [`MAX_QUEUED_DIGITS`] digits not yet sent); nothing is queued then. Also
+    /// [`MediaError::Busy`] / [`MediaError::Closed`] like every command.
+    pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(MediaError::Closed);
+        }
+        if !self.dtmf_negotiated {
+            return Err(DtmfError::NotNegotiated.into());
+        }
+        let requested = crate::dtmf::sender::parse_digits(digits)?.len();
+        if requested == 0 {
+            return Ok(());
+        }
+        let pending = &self.shared.dtmf_pending;
+        pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + requested <= MAX_QUEUED_DIGITS).then_some(queued + requested)
+            })
+            .map_err(|queued| DtmfError::QueueFull {
+                pending: queued,
+                requested,
+                max: MAX_QUEUED_DIGITS,
+            })?;
+        let command = Command::SendDtmf {
+            id: self.id,
+            digits: digits.into(),
+        };
+        self.send(command).inspect_err(|_| {
+            pending.fetch_sub(requested, Ordering::AcqRel);
+        })
+    }
+
     /// Next event; `None` once the session has been removed. Cancel-safe.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
         let event = self.events.recv().await;
@@ -566,6 +617,8 @@ struct ShardSession {
     shared: Arc<SessionShared>,
     reported_lost: u64,
     reported_late: u64,
+    /// `dtmf_digits_sent` already subtracted from `shared.dtmf_pending`.
+    reported_dtmf_sent: u64,
 }
 
 /// Events the call must see even when it is slow to read them (utterances within the limits
@@ -757,6 +810,7 @@ impl Shard {
                         shared,
                         reported_lost: 0,
                         reported_late: 0,
+                        reported_dtmf_sent: 0,
                     });
                 }
                 Command::Enqueue {
@@ -791,6 +845,18 @@ impl Shard {
                 Command::SetSrtp { id, keys } => {
                     if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
                         s.session.set_srtp(keys.map(|k| *k));
+                    }
+                }
+                Command::SendDtmf { id, digits } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        // Start on this tick's frame. The handle checked the digits and
+                        // reserved room, so this cannot fail; if it did, give the room back.
+                        if let Err(error) = s.session.send_dtmf(tick, &digits) {
+                            tracing::warn!(%error, "DTMF not queued");
+                            s.shared
+                                .dtmf_pending
+                                .fetch_sub(digits.chars().count(), Ordering::AcqRel);
+                        }
                     }
                 }
             }
@@ -851,6 +917,13 @@ impl Shard {
             );
             s.reported_lost = stats.jitter.lost;
             s.reported_late = stats.jitter.late;
+            let dtmf_sent = stats.dtmf_digits_sent - s.reported_dtmf_sent;
+            if dtmf_sent > 0 {
+                s.shared
+                    .dtmf_pending
+                    .fetch_sub(dtmf_sent as usize, Ordering::AcqRel);
+                s.reported_dtmf_sent = stats.dtmf_digits_sent;
+            }
             stats.events_dropped = s.outbox.dropped;
             if let Ok(mut cell) = s.shared.stats.try_lock() {
                 *cell = stats;

@@ -38,6 +38,9 @@ pub enum MediaError {
     /// The session has been closed or the engine has stopped.
     #[error("media session is closed")]
     Closed,
+    /// DTMF digits could not be queued for sending.
+    #[error(transparent)]
+    Dtmf(#[from] crate::dtmf::DtmfError),
     /// A shard thread could not be started.
     #[error("could not start media shard thread: {0}")]
     Thread(std::io::Error),

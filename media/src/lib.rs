@@ -17,6 +17,7 @@ pub mod srtp;
 mod utterance;
 pub mod vad;
 
+pub use dtmf::{DtmfError, DtmfSenderConfig};
 pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHandle};
 pub use error::MediaError;
 pub use g711::Law;

@@ -17,13 +17,24 @@
 //! protected before it is queued for `poll_transmit`, and every inbound datagram is
 //! authenticated, replay-checked and decrypted before it is parsed; one that fails is dropped
 //! and counted in [`MediaStats::srtp_failures`]. RTCP is ignored either way.
+//!
+//! DTMF out ([`MediaSession::send_dtmf`], RFC 4733): while digits are queued, the paced sender
+//! puts a telephone-event packet (or, between two digits, audio silence) in place of the next
+//! audio frame; see [`DtmfSender`] for the packet pattern. Playback pauses meanwhile — no
+//! queued audio is skipped — and resumes after the last digit's end packets, with a marker
+//! bit and a timestamp that counted the frames the digits took. Event packets use the audio
+//! stream's SSRC and sequence numbers and go through SRTP like the audio. When every queued
+//! digit has gone out the call gets [`MediaEvent::DtmfSent`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dtmf::DtmfReceiver;
+use crate::dtmf::{
+    DtmfError, DtmfFrame, DtmfReceiver, DtmfSender, DtmfSenderConfig, TelephoneEvent,
+};
+use crate::error::MediaError;
 use crate::g711::Law;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
@@ -92,8 +103,11 @@ pub struct SessionConfig {
     pub law: Law,
     /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA).
     pub payload_type: u8,
-    /// Negotiated `telephone-event` payload type, if any (Twilio 101, Exotel/sipp 96).
+    /// Negotiated `telephone-event` payload type, if any (Twilio 101, Exotel/sipp 96). Also
+    /// the payload type of the DTMF we send; without it [`MediaSession::send_dtmf`] fails.
     pub dtmf_payload_type: Option<u8>,
+    /// Tone length, pause and volume of the DTMF we send (defaults: 160 ms, 60 ms, −10 dBm0).
+    pub dtmf_sender: DtmfSenderConfig,
     /// Where to send RTP (from the SDP `c=`/`m=` lines). `None`: latch to the source of the
     /// first valid RTP packet (once).
     pub remote: Option<SocketAddr>,
@@ -138,6 +152,7 @@ impl SessionConfig {
             law,
             payload_type: law.static_payload_type(),
             dtmf_payload_type: None,
+            dtmf_sender: DtmfSenderConfig::default(),
             remote: None,
             ssrc: rand::random(),
             accept_from: Vec::new(),
@@ -208,6 +223,13 @@ pub enum MediaEvent {
     },
     /// No RTP arrived for `rtp_timeout`. Reported once per silence; re-armed when RTP resumes.
     RtpTimeout,
+    /// Every digit queued with [`MediaSession::send_dtmf`] has been sent (the last end packet
+    /// of the last digit went out). Reported once each time the DTMF queue runs empty; digits
+    /// queued while others were still being sent are reported together.
+    DtmfSent {
+        /// The digits sent since the previous `DtmfSent`, in order (`A`-`D` upper case).
+        digits: String,
+    },
     /// The caller's audio of one speech segment (only with [`SessionConfig::utterances`]):
     /// from `utterance_preroll_ms` before the onset to at most `utterance_tail_ms` after the
     /// end of speech. Sent right after `SpeechStopped`; speech longer than `max_utterance_ms`
@@ -259,6 +281,9 @@ impl std::fmt::Debug for MediaEvent {
                 .field("played_ms", played_ms)
                 .finish(),
             Self::RtpTimeout => f.write_str("RtpTimeout"),
+            Self::DtmfSent { digits } => {
+                f.debug_struct("DtmfSent").field("digits", digits).finish()
+            }
             // The samples themselves would flood any log.
             Self::Utterance {
                 start_ms,
@@ -297,6 +322,8 @@ pub struct MediaStats {
     pub jitter: JitterStats,
     /// DTMF digits reported.
     pub dtmf_digits: u64,
+    /// DTMF digits sent (their last end packet produced).
+    pub dtmf_digits_sent: u64,
     /// Barge-ins.
     pub barge_ins: u64,
     /// Holds of playback on loud caller audio that turned out not to be speech.
@@ -506,6 +533,10 @@ pub struct MediaSession {
     latched: bool,
     jitter: JitterBuffer,
     dtmf: Option<DtmfReceiver>,
+    /// Outgoing DTMF, when a telephone-event payload type was negotiated.
+    dtmf_sender: Option<DtmfSender>,
+    /// Queued digits do not start before this outbound tick (the one due at `send_dtmf` time).
+    dtmf_from_tick: u64,
     inbound: Inbound,
     playout: PlayoutQueue,
     events: VecDeque<MediaEvent>,
@@ -563,6 +594,10 @@ impl MediaSession {
             latched: false,
             jitter: JitterBuffer::new(config.jitter, config.law),
             dtmf: config.dtmf_payload_type.map(DtmfReceiver::new),
+            dtmf_sender: config
+                .dtmf_payload_type
+                .map(|_| DtmfSender::new(config.dtmf_sender)),
+            dtmf_from_tick: 0,
             inbound: Inbound {
                 resampler,
                 vad,
@@ -617,6 +652,11 @@ impl MediaSession {
     /// Applies the SDP direction after a re-offer: a call on hold sends no RTP (its playout
     /// still advances, so audio is not delayed by the hold), and a peer that sends nothing is
     /// not timed out for it. The timeout restarts at `now` when the peer resumes.
+    ///
+    /// DTMF waits out a hold: queued digits (and the audio queued behind them) stay queued and
+    /// go out when sending resumes. A digit whose tone the hold interrupted is finished with
+    /// its three end packets (original timestamp, the duration sent so far) so that the peer
+    /// reports it exactly once.
     pub fn set_direction(&mut self, now: Instant, sending: bool, receiving: bool) {
         if receiving && !self.receiving {
             self.last_rtp = now;
@@ -810,55 +850,124 @@ impl MediaSession {
     }
 
     fn send_frame(&mut self) {
-        let had_audio = self.playout.next_frame(&mut self.frame);
-        forward_playout_events(&mut self.playout, &mut self.events);
-        let marker = had_audio && !self.previous_frame_had_audio;
-        self.previous_frame_had_audio = had_audio;
-        if self.remote.is_some() && self.sending {
-            if self.tx_count == TX_SLOTS {
-                self.tx_head = (self.tx_head + 1) % TX_SLOTS;
-                self.tx_count -= 1;
-                self.stats.transmit_overflows += 1;
-            }
-            let slot = (self.tx_head + self.tx_count) % TX_SLOTS;
-            let buf = &mut self.tx[slot];
-            let header_len = write_rtp_header(
-                buf,
-                marker,
-                self.config.payload_type,
-                self.sequence_number,
-                self.timestamp,
-                self.config.ssrc,
-            );
-            self.config
-                .law
-                .encode(&self.frame, &mut buf[header_len..TX_PACKET_LEN]);
-            let mut len = TX_PACKET_LEN;
-            let mut queued = true;
-            if let Some(srtp) = &mut self.srtp {
-                match srtp.protect(&buf[..TX_PACKET_LEN]) {
-                    Ok(protected) if protected.len() <= TX_SLOT_LEN => {
-                        len = protected.len();
-                        buf[..len].copy_from_slice(&protected);
-                    }
-                    Ok(_) => queued = false,
-                    Err(error) => {
-                        queued = false;
-                        tracing::warn!(%error, "SRTP protect failed; packet not sent");
-                    }
+        let can_send = self.remote.is_some() && self.sending;
+        let dtmf = match &mut self.dtmf_sender {
+            Some(sender) if self.ticks >= self.dtmf_from_tick => {
+                if can_send {
+                    sender.next_frame(self.timestamp)
+                } else if sender.is_busy() {
+                    // On hold or no peer yet: digits (and the audio behind them) wait.
+                    sender.interrupt();
+                    DtmfFrame::Silence
+                } else {
+                    DtmfFrame::Audio
                 }
             }
-            self.sequence_number = self.sequence_number.wrapping_add(1);
-            if queued {
-                self.tx_len[slot] = len;
-                self.tx_count += 1;
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += len as u64;
-            } else {
-                self.stats.srtp_failures += 1;
+            _ => DtmfFrame::Audio,
+        };
+        match dtmf {
+            DtmfFrame::Audio => {
+                let had_audio = self.playout.next_frame(&mut self.frame);
+                forward_playout_events(&mut self.playout, &mut self.events);
+                let marker = had_audio && !self.previous_frame_had_audio;
+                self.previous_frame_had_audio = had_audio;
+                if can_send {
+                    self.transmit_audio(marker);
+                }
+            }
+            DtmfFrame::Silence => {
+                // Playback does not advance; it resumes after the digits as a new talk spurt.
+                self.previous_frame_had_audio = false;
+                if can_send {
+                    self.frame.fill(0);
+                    self.transmit_audio(false);
+                }
+            }
+            DtmfFrame::Event(event) => {
+                self.previous_frame_had_audio = false;
+                let payload_type = self.config.dtmf_payload_type.unwrap_or_default();
+                let slot = self.tx_slot();
+                let buf = &mut self.tx[slot];
+                let header_len = write_rtp_header(
+                    buf,
+                    event.marker,
+                    payload_type,
+                    self.sequence_number,
+                    event.timestamp,
+                    self.config.ssrc,
+                );
+                let len = header_len + TelephoneEvent::PAYLOAD_LEN;
+                buf[header_len..len].copy_from_slice(&event.payload());
+                self.commit_tx(slot, len);
+            }
+        }
+        if let Some(sender) = &mut self.dtmf_sender {
+            // Per digit, not per report: the engine frees queue room from this count.
+            self.stats.dtmf_digits_sent = sender.digits_sent();
+            if let Some(digits) = sender.poll_sent() {
+                self.events.push_back(MediaEvent::DtmfSent { digits });
             }
         }
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+    }
+
+    /// Queues the current `frame` as a G.711 packet.
+    fn transmit_audio(&mut self, marker: bool) {
+        let slot = self.tx_slot();
+        let buf = &mut self.tx[slot];
+        let header_len = write_rtp_header(
+            buf,
+            marker,
+            self.config.payload_type,
+            self.sequence_number,
+            self.timestamp,
+            self.config.ssrc,
+        );
+        self.config
+            .law
+            .encode(&self.frame, &mut buf[header_len..TX_PACKET_LEN]);
+        self.commit_tx(slot, TX_PACKET_LEN);
+    }
+
+    /// The transmit slot for the next packet; when the driver left every slot uncollected the
+    /// oldest packet is overwritten (and counted).
+    fn tx_slot(&mut self) -> usize {
+        if self.tx_count == TX_SLOTS {
+            self.tx_head = (self.tx_head + 1) % TX_SLOTS;
+            self.tx_count -= 1;
+            self.stats.transmit_overflows += 1;
+        }
+        (self.tx_head + self.tx_count) % TX_SLOTS
+    }
+
+    /// Queues the `len`-byte RTP packet written in `slot` for `poll_transmit`, SRTP-protected
+    /// when the call is secured. Consumes one sequence number even if protection fails.
+    fn commit_tx(&mut self, slot: usize, len: usize) {
+        let buf = &mut self.tx[slot];
+        let mut len = len;
+        let mut queued = true;
+        if let Some(srtp) = &mut self.srtp {
+            match srtp.protect(&buf[..len]) {
+                Ok(protected) if protected.len() <= TX_SLOT_LEN => {
+                    len = protected.len();
+                    buf[..len].copy_from_slice(&protected);
+                }
+                Ok(_) => queued = false,
+                Err(error) => {
+                    queued = false;
+                    tracing::warn!(%error, "SRTP protect failed; packet not sent");
+                }
+            }
+        }
+        self.sequence_number = self.sequence_number.wrapping_add(1);
+        if queued {
+            self.tx_len[slot] = len;
+            self.tx_count += 1;
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += len as u64;
+        } else {
+            self.stats.srtp_failures += 1;
+        }
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) must be called.
@@ -897,6 +1006,35 @@ impl MediaSession {
     /// Queues PCM (8 kHz, 16-bit mono) to play after whatever is queued.
     pub fn enqueue(&mut self, id: u64, pcm8k: Arc<[i16]>, interruptible: bool) {
         self.playout.enqueue(id, pcm8k, interruptible);
+    }
+
+    /// Queues DTMF `digits` (`0`-`9`, `*`, `#`, `A`-`D`; lower case accepted) to send as RFC
+    /// 4733 telephone-events after any digits already queued. The first one starts at the
+    /// first outbound frame due at or after `now`; audio playback pauses until the last one
+    /// has been sent, then [`MediaEvent::DtmfSent`] reports them. While the call is on hold
+    /// (see [`set_direction`](Self::set_direction)) or has no peer address yet the digits
+    /// wait. An empty string is accepted and does nothing.
+    ///
+    /// Errors (nothing queued): [`DtmfError::NotNegotiated`] without a telephone-event payload
+    /// type, [`DtmfError::InvalidDigit`], and [`DtmfError::QueueFull`] past
+    /// [`MAX_QUEUED_DIGITS`](crate::dtmf::MAX_QUEUED_DIGITS) digits pending — all as
+    /// [`MediaError::Dtmf`].
+    pub fn send_dtmf(&mut self, now: Instant, digits: &str) -> Result<(), MediaError> {
+        let Some(sender) = &mut self.dtmf_sender else {
+            return Err(DtmfError::NotNegotiated.into());
+        };
+        let was_busy = sender.is_busy();
+        sender.queue(digits)?;
+        if !was_busy && sender.is_busy() {
+            let since = now.saturating_duration_since(self.start);
+            self.dtmf_from_tick = since.as_nanos().div_ceil(PTIME.as_nanos()) as u64;
+        }
+        Ok(())
+    }
+
+    /// DTMF digits queued by [`send_dtmf`](Self::send_dtmf) and not yet completely sent.
+    pub fn dtmf_pending(&self) -> usize {
+        self.dtmf_sender.as_ref().map_or(0, DtmfSender::pending)
     }
 
     /// Removes item `id`, or everything queued when `None`; each removed item is reported with

@@ -247,6 +247,7 @@ fn bare_handle(events: mpsc::Receiver<MediaEvent>, shared: Arc<SessionShared>) -
     SessionHandle {
         port: 0,
         id: 1,
+        dtmf_negotiated: false,
         commands: sync_channel(1).0,
         events,
         shared,
@@ -512,4 +513,138 @@ async fn loopback_srtp_call_decrypts_dtmf_and_sends_protected_rtp() {
     .await
     .unwrap();
     assert!(ok, "packets protected with the new key");
+}
+
+#[tokio::test]
+async fn loopback_call_sends_dtmf_through_the_handle() {
+    use crate::dtmf::{DtmfError, DtmfReceiver};
+    let engine = engine((47600, 47609), 1);
+    let lease = engine.allocate_port().unwrap();
+    let server: SocketAddr = (Ipv4Addr::LOCALHOST, lease.port()).into();
+    let config = SessionConfig {
+        remote: None,
+        dtmf_payload_type: Some(101),
+        ..SessionConfig::new(Law::Mu)
+    };
+    let mut handle = engine
+        .open_session(lease, config, Box::new(EnergyVad::default()))
+        .unwrap();
+    // A session without telephone-event cannot send DTMF; bad digits fail at the handle.
+    let no_dtmf = engine
+        .open_session(
+            engine.allocate_port().unwrap(),
+            SessionConfig::new(Law::Mu),
+            Box::new(EnergyVad::default()),
+        )
+        .unwrap();
+    assert!(matches!(
+        no_dtmf.send_dtmf("1"),
+        Err(MediaError::Dtmf(DtmfError::NotNegotiated))
+    ));
+    assert!(matches!(
+        handle.send_dtmf("4x"),
+        Err(MediaError::Dtmf(DtmfError::InvalidDigit { digit: 'x', .. }))
+    ));
+
+    // Latch the session to our client, then ask for three digits.
+    let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client
+        .send_to(&rtp(0, 1, 0, 0xC0FFEE, &[0xFF; 160]), server)
+        .unwrap();
+    let client_rx = client.try_clone().unwrap();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 1500];
+        let mut packets = Vec::new();
+        let mut rx = DtmfReceiver::new(101);
+        let mut digits = String::new();
+        let start = Instant::now();
+        while digits.len() < 3 && start.elapsed() < Duration::from_secs(5) {
+            let (n, from) = client_rx.recv_from(&mut buf).expect("RTP from the engine");
+            assert_eq!(from, server);
+            let packet = parse_rtp(&buf[..n]).unwrap();
+            let h = &packet.header;
+            for d in rx.handle_packet(
+                Instant::now(),
+                h.payload_type,
+                h.ssrc,
+                h.timestamp,
+                packet.payload,
+            ) {
+                digits.extend(d.map(|d| d.digit));
+            }
+            packets.push(buf[..n].to_vec());
+        }
+        (digits, packets)
+    });
+    assert!(
+        wait_for(|| handle.stats().packets_sent > 0).await,
+        "the session latched"
+    );
+    handle.send_dtmf("42#").unwrap();
+    // The handle bounds the queue: 3 pending + 62 > 64.
+    assert!(matches!(
+        handle.send_dtmf(&"1".repeat(62)),
+        Err(MediaError::Dtmf(DtmfError::QueueFull {
+            pending: 3,
+            requested: 62,
+            max: 64
+        }))
+    ));
+    let (digits, packets) = reader.await.unwrap();
+    assert_eq!(digits, "42#");
+    // Telephone-events are part of the audio stream: one SSRC, consecutive sequence numbers.
+    let headers: Vec<_> = packets
+        .iter()
+        .map(|p| parse_rtp(p).unwrap().header)
+        .collect();
+    for pair in headers.windows(2) {
+        assert_eq!(pair[1].ssrc, pair[0].ssrc);
+        assert_eq!(
+            pair[1].sequence_number,
+            pair[0].sequence_number.wrapping_add(1)
+        );
+    }
+    let events = headers.iter().filter(|h| h.payload_type == 101).count();
+    assert_eq!(
+        events,
+        3 * 11 - 2,
+        "the last digit's last two end packets not yet read"
+    );
+    assert!(headers.iter().any(|h| h.payload_type == 0));
+
+    let event = loop {
+        let event = tokio::time::timeout(Duration::from_secs(2), handle.next_event())
+            .await
+            .expect("DtmfSent within 2 s")
+            .expect("session open");
+        if matches!(event, MediaEvent::DtmfSent { .. }) {
+            break event;
+        }
+    };
+    assert_eq!(
+        event,
+        MediaEvent::DtmfSent {
+            digits: "42#".to_string()
+        }
+    );
+    // The room is given back once the digits are sent.
+    assert!(
+        wait_for(|| handle.shared.dtmf_pending.load(Ordering::Acquire) == 0).await,
+        "pending {}",
+        handle.shared.dtmf_pending.load(Ordering::Acquire)
+    );
+    assert_eq!(handle.stats().dtmf_digits_sent, 3);
+    handle.send_dtmf("").unwrap();
+    handle.send_dtmf(&"1".repeat(64)).unwrap();
+    // Room comes back digit by digit, before the whole batch is sent.
+    assert!(
+        wait_for(|| handle.shared.dtmf_pending.load(Ordering::Acquire) < 64).await,
+        "pending {}",
+        handle.shared.dtmf_pending.load(Ordering::Acquire)
+    );
+    handle.send_dtmf("9").unwrap();
+    handle.close();
 }

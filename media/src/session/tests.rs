@@ -1293,3 +1293,423 @@ fn without_srtp_nothing_changes_and_rekeying_takes_effect() {
     h.run_until(400);
     assert_eq!(h.sent.last().unwrap().bytes.len(), TX_PACKET_LEN);
 }
+
+// ---- DTMF out (RFC 4733) ----
+
+const DTMF_PT: u8 = 101;
+
+fn dtmf_config() -> SessionConfig {
+    SessionConfig {
+        dtmf_payload_type: Some(DTMF_PT),
+        ..config()
+    }
+}
+
+fn pt(bytes: &[u8]) -> u8 {
+    parse_rtp(bytes).unwrap().header.payload_type
+}
+
+/// The telephone-event payloads (event, E bit, duration) of the DTMF packets sent.
+fn dtmf_payloads(sent: &[Sent]) -> Vec<(u8, bool, u16)> {
+    sent.iter()
+        .filter(|p| pt(&p.bytes) == DTMF_PT)
+        .map(|p| {
+            let b = &p.bytes[RTP_HEADER_LEN..];
+            (b[0], b[1] & 0x80 != 0, u16::from_be_bytes([b[2], b[3]]))
+        })
+        .collect()
+}
+
+fn dtmf_sent_events(h: &Harness) -> Vec<(u64, String)> {
+    h.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            MediaEvent::DtmfSent { digits } => Some((*t, digits.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One packet per 20 ms tick from the first: consecutive sequence numbers; an audio packet
+/// carries its tick's timestamp, a telephone-event packet the timestamp of the tick its event
+/// started in (the first packet with the marker).
+fn assert_one_stream(sent: &[Sent]) {
+    let first = &sent[0];
+    let mut event_start = None;
+    for (i, p) in sent.iter().enumerate() {
+        let tick_ts = first.ts().wrapping_add(160 * i as u32);
+        assert_eq!(p.at_ms, first.at_ms + 20 * i as u64, "packet {i}");
+        assert_eq!(p.seq(), first.seq().wrapping_add(i as u16), "packet {i}");
+        assert_eq!(parse_rtp(&p.bytes).unwrap().header.ssrc, 0xB07);
+        if pt(&p.bytes) == DTMF_PT {
+            if p.marker() {
+                event_start = Some(tick_ts);
+            }
+            assert_eq!(Some(p.ts()), event_start, "event packet {i}");
+        } else {
+            assert_eq!(p.ts(), tick_ts, "audio packet {i}");
+        }
+    }
+}
+
+#[test]
+fn dtmf_digit_packets_are_byte_exact_rfc_4733() {
+    let mut h = Harness::new(dtmf_config());
+    h.run_until(40); // silence at 0, 20, 40
+    h.session
+        .send_dtmf(h.t0 + Duration::from_millis(50), "1")
+        .unwrap();
+    assert_eq!(h.session.dtmf_pending(), 1);
+    h.run_until(400);
+    let before = h.sent[2].clone();
+    let events: Vec<&Sent> = h.sent.iter().filter(|p| pt(&p.bytes) == DTMF_PT).collect();
+    assert_eq!(events.len(), 11, "8 updates and 3 end packets");
+    // The first packet of the event, byte for byte: V=2, M=1, PT 101, the next sequence
+    // number, the timestamp of its frame, our SSRC; event 1, E=0, volume 10, duration 160.
+    let seq = before.seq().wrapping_add(1).to_be_bytes();
+    let ts = before.ts().wrapping_add(160).to_be_bytes();
+    let mut expected = vec![0x80, 0x80 | DTMF_PT, seq[0], seq[1]];
+    expected.extend_from_slice(&ts);
+    expected.extend_from_slice(&[0x00, 0x00, 0x0B, 0x07]);
+    expected.extend_from_slice(&[0x01, 0x0A, 0x00, 0xA0]);
+    assert_eq!(events[0].bytes, expected);
+    assert_eq!(
+        events[0].at_ms, 60,
+        "starts at the first frame after the request"
+    );
+    // The rest: the same timestamp, marker only on the first, duration +160 per packet,
+    // then three identical end packets (E=1, final duration 1280) with their own sequence
+    // numbers.
+    for (i, p) in events.iter().enumerate() {
+        assert_eq!(p.bytes.len(), RTP_HEADER_LEN + 4);
+        assert_eq!(p.ts(), events[0].ts());
+        assert_eq!(p.marker(), i == 0, "packet {i}");
+        assert_eq!(p.at_ms, 60 + 20 * i as u64);
+        let end_flags = if i < 8 { 0x0A } else { 0x8A };
+        let duration = (160 * (i as u16 + 1).min(8)).to_be_bytes();
+        assert_eq!(
+            &p.bytes[RTP_HEADER_LEN..],
+            &[1, end_flags, duration[0], duration[1]],
+            "packet {i}"
+        );
+    }
+    assert_eq!(events[10].bytes[4..], events[8].bytes[4..]);
+    assert_ne!(events[10].seq(), events[8].seq());
+    // Audio goes on after the end packets, in the same stream.
+    assert!(
+        h.sent
+            .iter()
+            .filter(|p| p.at_ms > 260)
+            .all(|p| pt(&p.bytes) == 0)
+    );
+    assert_one_stream(&h.sent);
+    assert_eq!(
+        dtmf_sent_events(&h),
+        vec![(260, "1".to_string())],
+        "reported with the last end packet"
+    );
+    assert_eq!(h.session.dtmf_pending(), 0);
+    let stats = h.session.stats();
+    assert_eq!(stats.dtmf_digits_sent, 1);
+    assert_eq!(stats.packets_sent, h.sent.len() as u64);
+    assert_eq!(
+        stats.bytes_sent,
+        (h.sent.len() - 11) as u64 * TX_PACKET_LEN as u64 + 11 * 16
+    );
+}
+
+#[test]
+fn dtmf_digits_are_separated_by_the_gap() {
+    let mut h = Harness::new(dtmf_config());
+    h.session.send_dtmf(h.t0, "9*").unwrap();
+    h.run_until(200);
+    assert_eq!(h.session.stats().dtmf_digits_sent, 1, "counted per digit");
+    assert_eq!(h.session.dtmf_pending(), 1);
+    h.run_until(700);
+    assert_eq!(h.session.stats().dtmf_digits_sent, 2);
+    // '9' at 0..=200 ms, 60 ms gap of audio silence, '*' at 280..=480 ms.
+    let kinds: Vec<u8> = h.sent.iter().map(|p| pt(&p.bytes)).collect();
+    assert!(kinds[..11].iter().all(|&k| k == DTMF_PT));
+    assert_eq!(&kinds[11..14], &[0, 0, 0]);
+    assert!(h.sent[11..14].iter().all(|p| p.is_silence()));
+    assert!(kinds[14..25].iter().all(|&k| k == DTMF_PT));
+    assert!(kinds[25..].iter().all(|&k| k == 0));
+    assert_eq!(h.sent[14].at_ms, 280);
+    assert!(h.sent[14].marker());
+    assert_eq!(h.sent[14].ts(), h.sent[0].ts().wrapping_add(14 * 160));
+    let payloads = dtmf_payloads(&h.sent);
+    assert_eq!(payloads[10], (9, true, 1280));
+    assert_eq!(payloads[11], (10, false, 160));
+    assert_one_stream(&h.sent);
+    assert_eq!(dtmf_sent_events(&h), vec![(480, "9*".to_string())]);
+
+    // A longer gap and tone from the configuration.
+    let mut h = Harness::new(SessionConfig {
+        dtmf_sender: crate::dtmf::DtmfSenderConfig {
+            tone_ms: 100,
+            gap_ms: 120,
+            volume: 20,
+        },
+        ..dtmf_config()
+    });
+    h.session.send_dtmf(h.t0, "44").unwrap();
+    h.run_until(700);
+    let kinds: Vec<u8> = h.sent.iter().map(|p| pt(&p.bytes)).collect();
+    assert!(
+        kinds[..8].iter().all(|&k| k == DTMF_PT),
+        "5 updates + 3 ends"
+    );
+    assert!(
+        kinds[8..14].iter().all(|&k| k == 0),
+        "6 frames = 120 ms gap"
+    );
+    assert_eq!(kinds[14], DTMF_PT);
+    assert_eq!(h.sent[0].bytes[RTP_HEADER_LEN + 1], 20);
+    assert_eq!(dtmf_payloads(&h.sent)[7], (4, true, 800));
+}
+
+#[test]
+fn playback_pauses_for_dtmf_and_resumes_where_it_was() {
+    let mut h = Harness::new(dtmf_config());
+    // Ten frames, each with its own level, so that a lost or repeated frame shows.
+    let level = |k: usize| 1000 * (k as i16 + 1);
+    let pcm: Vec<i16> = (0..1600).map(|i| level(i / 160)).collect();
+    h.session.enqueue(7, pcm.into(), true);
+    h.run_until(40); // frames 0, 1, 2
+    h.session
+        .send_dtmf(h.t0 + Duration::from_millis(40), "0")
+        .unwrap();
+    h.run_until(800);
+    let audio: Vec<&Sent> = h
+        .sent
+        .iter()
+        .filter(|p| pt(&p.bytes) == 0 && !p.is_silence())
+        .collect();
+    assert_eq!(audio.len(), 10, "no frame lost or repeated");
+    for (k, p) in audio.iter().enumerate() {
+        assert_eq!(
+            p.bytes[RTP_HEADER_LEN],
+            linear_to_ulaw(level(k)),
+            "frame {k}"
+        );
+    }
+    assert_eq!(audio[2].at_ms, 40);
+    assert_eq!(
+        audio[3].at_ms,
+        60 + 11 * 20,
+        "resumes right after the end packets"
+    );
+    assert_eq!(
+        audio.iter().map(|p| p.marker()).collect::<Vec<_>>(),
+        [
+            true, false, false, true, false, false, false, false, false, false
+        ],
+        "resumed audio is a new talk spurt"
+    );
+    assert_one_stream(&h.sent);
+    // The timestamp kept counting through the event: 12 frames after frame 2.
+    assert_eq!(audio[3].ts(), audio[2].ts().wrapping_add(12 * 160));
+    let playback: Vec<_> = h
+        .events
+        .iter()
+        .filter(|(_, e)| !matches!(e, MediaEvent::DtmfSent { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        playback,
+        vec![
+            (0, MediaEvent::PlaybackStarted { id: 7 }),
+            (400, MediaEvent::PlaybackFinished { id: 7 }),
+        ]
+    );
+    assert_eq!(dtmf_sent_events(&h), vec![(260, "0".to_string())]);
+}
+
+#[test]
+fn dtmf_starts_at_the_first_frame_due_after_the_request() {
+    let mut h = Harness::new(dtmf_config());
+    h.run_until(40);
+    // The driver wakes late: the request at 70 ms, the frames of 60, 80 and 100 at 100 ms.
+    h.session
+        .send_dtmf(h.t0 + Duration::from_millis(70), "2")
+        .unwrap();
+    h.session.handle_timeout(h.t0 + Duration::from_millis(100));
+    h.collect(100);
+    let kinds: Vec<u8> = h.sent[3..].iter().map(|p| pt(&p.bytes)).collect();
+    assert_eq!(kinds, vec![0, DTMF_PT, DTMF_PT]);
+    assert_eq!(h.sent[4].ts(), h.sent[0].ts().wrapping_add(4 * 160));
+}
+
+#[test]
+fn srtp_dtmf_decrypts_to_telephone_events() {
+    use crate::srtp::SrtpSuite;
+    let suite = SrtpSuite::AesCm128HmacSha1_32;
+    let mut h = Harness::new(SessionConfig {
+        dtmf_payload_type: Some(DTMF_PT),
+        ..srtp_config(suite)
+    });
+    h.run_until(20);
+    h.session
+        .send_dtmf(h.t0 + Duration::from_millis(20), "#")
+        .unwrap();
+    h.run_until(400);
+    let mut peer = srtp_peer(&h);
+    let mut rx = DtmfReceiver::new(DTMF_PT);
+    let mut digits = Vec::new();
+    let mut events = 0;
+    for s in &h.sent {
+        let clear = peer.unprotect(&s.bytes).expect("authentic SRTP");
+        let packet = parse_rtp(&clear).unwrap();
+        if packet.header.payload_type != DTMF_PT {
+            continue;
+        }
+        events += 1;
+        assert_eq!(s.bytes.len(), RTP_HEADER_LEN + 4 + suite.auth_tag_len());
+        assert_ne!(&s.bytes[RTP_HEADER_LEN..RTP_HEADER_LEN + 4], packet.payload);
+        assert_eq!(packet.payload[0], 11);
+        assert_eq!(packet.payload[1] & 0x3F, 10);
+        let found = rx.handle_packet(
+            h.t0,
+            packet.header.payload_type,
+            packet.header.ssrc,
+            packet.header.timestamp,
+            packet.payload,
+        );
+        digits.extend(found.into_iter().flatten().map(|d| d.digit));
+    }
+    assert_eq!(events, 11);
+    assert_eq!(digits, vec!['#']);
+    assert_eq!(h.session.stats().srtp_failures, 0);
+    assert_eq!(dtmf_sent_events(&h), vec![(240, "#".to_string())]);
+}
+
+#[test]
+fn dtmf_round_trips_through_a_receiving_session() {
+    let mut sender = Harness::new(dtmf_config());
+    sender.session.enqueue(1, vec![3000i16; 4000].into(), true);
+    sender.run_until(100);
+    sender
+        .session
+        .send_dtmf(sender.t0 + Duration::from_millis(100), "159")
+        .unwrap();
+    sender.run_until(500);
+    sender
+        .session
+        .send_dtmf(sender.t0 + Duration::from_millis(500), "*#D0")
+        .unwrap();
+    sender.run_until(3000);
+    assert_eq!(
+        dtmf_sent_events(&sender)
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect::<Vec<_>>(),
+        vec!["159*#D0".to_string()],
+        "digits queued while others were being sent are one batch"
+    );
+    // Everything the sender sent arrives at another session negotiated the same way.
+    let mut receiver = Harness::new(dtmf_config());
+    for s in &sender.sent {
+        receiver
+            .arrivals
+            .push_back((s.at_ms, remote(), s.bytes.clone()));
+    }
+    receiver.run_until(3500);
+    let digits: String = receiver
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MediaEvent::Dtmf { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, "159*#D0");
+    let stats = receiver.session.stats();
+    assert_eq!(stats.dtmf_digits, 7);
+    assert_eq!(stats.jitter.lost, 0, "{stats:?}");
+    assert_eq!(stats.unknown_payload_packets, 0);
+}
+
+#[test]
+fn send_dtmf_errors_are_typed_and_queue_nothing() {
+    use crate::dtmf::DtmfError;
+    let mut plain = Harness::new(config());
+    assert!(matches!(
+        plain.session.send_dtmf(plain.t0, "1"),
+        Err(MediaError::Dtmf(DtmfError::NotNegotiated))
+    ));
+    let mut h = Harness::new(dtmf_config());
+    assert!(matches!(
+        h.session.send_dtmf(h.t0, "12E"),
+        Err(MediaError::Dtmf(DtmfError::InvalidDigit {
+            digit: 'E',
+            position: 2
+        }))
+    ));
+    assert!(matches!(
+        h.session.send_dtmf(h.t0, &"7".repeat(65)),
+        Err(MediaError::Dtmf(DtmfError::QueueFull { requested: 65, .. }))
+    ));
+    h.session.send_dtmf(h.t0, &"7".repeat(60)).unwrap();
+    let error = h.session.send_dtmf(h.t0, "12345").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "DTMF queue full: 60 digits pending, 5 more requested, at most 64"
+    );
+    h.session.send_dtmf(h.t0, "").unwrap();
+    h.session.send_dtmf(h.t0, "1234").unwrap();
+    assert_eq!(h.session.dtmf_pending(), 64);
+    h.run_until(100);
+    assert!(dtmf_sent_events(&h).is_empty());
+}
+
+#[test]
+fn dtmf_waits_out_a_hold_and_finishes_an_interrupted_digit() {
+    let mut h = Harness::new(dtmf_config());
+    h.session.send_dtmf(h.t0, "12").unwrap();
+    h.session.enqueue(3, vec![5000i16; 320].into(), true);
+    h.run_until(40); // three packets of '1'
+    h.session
+        .set_direction(h.t0 + Duration::from_millis(50), false, true);
+    h.run_until(1_990);
+    assert_eq!(h.sent.len(), 3, "nothing sent on hold");
+    assert!(h.events.is_empty(), "playback waits behind the digits");
+    h.session
+        .set_direction(h.t0 + Duration::from_millis(1_990), true, true);
+    h.run_until(3_000);
+    let resumed = &h.sent[3..];
+    // '1' ends with three end packets at its original timestamp and the duration it had.
+    for p in &resumed[..3] {
+        assert_eq!(pt(&p.bytes), DTMF_PT);
+        assert_eq!(p.ts(), h.sent[0].ts());
+        assert!(!p.marker());
+        assert_eq!(&p.bytes[RTP_HEADER_LEN..], &[1, 0x8A, 0x01, 0xE0]);
+    }
+    assert_eq!(resumed[0].at_ms, 2_000);
+    assert_eq!(resumed[0].seq(), h.sent[2].seq().wrapping_add(1));
+    // Gap, then '2' whole, then the playback.
+    assert!(resumed[3..6].iter().all(|p| p.is_silence()));
+    assert!(resumed[6].marker());
+    assert_eq!(dtmf_payloads(&resumed[6..17])[10], (2, true, 1280));
+    let audio: Vec<&Sent> = resumed[17..].iter().filter(|p| !p.is_silence()).collect();
+    assert_eq!(audio.len(), 2);
+    assert_eq!(audio[0].at_ms, 2_000 + 17 * 20);
+    assert_eq!(
+        dtmf_sent_events(&h),
+        vec![(2_000 + 16 * 20, "12".to_string())]
+    );
+    // The peer's receiver reports each digit once, whatever it made of the pause.
+    let mut rx = DtmfReceiver::new(DTMF_PT);
+    let mut digits = String::new();
+    for p in &h.sent {
+        let packet = parse_rtp(&p.bytes).unwrap();
+        let at = h.t0 + Duration::from_millis(p.at_ms);
+        if let Some(d) = rx.handle_timeout(at) {
+            digits.push(d.digit);
+        }
+        let h = &packet.header;
+        for d in rx.handle_packet(at, h.payload_type, h.ssrc, h.timestamp, packet.payload) {
+            digits.extend(d.map(|d| d.digit));
+        }
+    }
+    assert_eq!(digits, "12");
+}
