@@ -15,13 +15,14 @@ use crate::requests::{
     GenerationOutcome, GenerationResult, HttpError, HttpMethod, LlmError, LlmRequest, Role,
     ToolCall,
 };
+use crate::transfer::{TransferFailure, TransferMode, TransferOptions};
 use crate::types::{
     CallerContext, Direction, EndReason, Event, ExpectedInput, ExtractionError, Interruption,
     KvError, LogLevel, PastCall, PastExtraction, PlaybackId, SayOptions, Utterance, Violation,
 };
 
 /// [`crate::WORLD_VERSION`] as bytes, for the custom section.
-pub const WORLD_VERSION_BYTES: [u8; 5] = *b"0.2.0";
+pub const WORLD_VERSION_BYTES: [u8; 5] = *b"0.3.0";
 
 /// Implements `handler.describe` for `P`.
 pub fn describe<P: Plugin>() -> wit_handler::PluginInfo {
@@ -100,6 +101,11 @@ pub fn events_from_wit(event: wit::Event) -> Vec<Event> {
                 }),
                 wit::FetchOutcome::Failed(m) => FetchOutcome::Failed(m),
             },
+        }),
+        wit::Event::TransferFailed(f) => Event::TransferFailed(TransferFailure {
+            target: f.target,
+            status: f.status,
+            reason: f.reason,
         }),
         wit::Event::CallEnded(reason) => Event::CallEnded(end_reason_from_wit(reason)),
     };
@@ -228,6 +234,17 @@ fn end_reason_from_wit(reason: wit::EndReason) -> EndReason {
         wit::EndReason::HostShutdown => EndReason::HostShutdown,
         wit::EndReason::NoAck => EndReason::NoAck,
         wit::EndReason::MaxDuration => EndReason::MaxDuration,
+        wit::EndReason::Transferred => EndReason::Transferred,
+    }
+}
+
+fn transfer_options_to_wit(options: &TransferOptions) -> wit_call::TransferOptions {
+    wit_call::TransferOptions {
+        mode: match options.mode {
+            TransferMode::Blind => wit_call::TransferMode::Blind,
+            TransferMode::Bridged => wit_call::TransferMode::Bridged,
+        },
+        summary: options.summary.clone(),
     }
 }
 
@@ -373,6 +390,14 @@ impl HostApi for WasmHost {
     fn set_summary(&mut self, summary: &str, sentiment: Option<&str>) -> Result<(), String> {
         wit_call::set_summary(summary, sentiment)
     }
+
+    fn transfer(&mut self, target: &str, options: &TransferOptions) -> Result<(), String> {
+        wit_call::transfer(target, &transfer_options_to_wit(options))
+    }
+
+    fn send_dtmf(&mut self, digits: &str) -> Result<(), String> {
+        wit_call::send_dtmf(digits)
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +417,33 @@ mod tests {
             vec![Event::Dtmf('1'), Event::Dtmf('2'), Event::Dtmf('#')]
         );
         assert!(events_from_wit(wit::Event::Dtmf(String::new())).is_empty());
+    }
+
+    #[test]
+    fn transfer_events_and_options_convert() {
+        let events = events_from_wit(wit::Event::TransferFailed(wit::TransferFailure {
+            target: "frontdesk".to_string(),
+            status: Some(486),
+            reason: "busy".to_string(),
+        }));
+        assert_eq!(
+            events,
+            vec![Event::TransferFailed(TransferFailure {
+                target: "frontdesk".to_string(),
+                status: Some(486),
+                reason: "busy".to_string(),
+            })]
+        );
+        assert_eq!(
+            events_from_wit(wit::Event::CallEnded(wit::EndReason::Transferred)),
+            vec![Event::CallEnded(EndReason::Transferred)]
+        );
+        let bridged = transfer_options_to_wit(&TransferOptions::bridged().summary("hi"));
+        assert!(matches!(bridged.mode, wit_call::TransferMode::Bridged));
+        assert_eq!(bridged.summary.as_deref(), Some("hi"));
+        let blind = transfer_options_to_wit(&TransferOptions::blind());
+        assert!(matches!(blind.mode, wit_call::TransferMode::Blind));
+        assert_eq!(blind.summary, None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::requests::{
     FetchId, FetchRequest, GenerationHandle, GenerationId, HttpError, LlmError, LlmRequest,
 };
+use crate::transfer::TransferOptions;
 use crate::types::{
     ExpectedInput, ExtractionError, KvError, LogLevel, PlaybackId, SayOptions, Sentiment, TimerId,
 };
@@ -38,11 +39,14 @@ pub trait HostApi {
     fn fetch(&mut self, request: &FetchRequest) -> Result<u64, HttpError>;
     fn expect_input(&mut self, kind: ExpectedInput);
     fn set_summary(&mut self, summary: &str, sentiment: Option<&str>) -> Result<(), String>;
+    fn transfer(&mut self, target: &str, options: &TransferOptions) -> Result<(), String>;
+    fn send_dtmf(&mut self, digits: &str) -> Result<(), String>;
 }
 
 /// Handle to the current call, passed to every [`Plugin`](crate::Plugin) event
 /// method. Every method queues work and returns at once; completion comes back
-/// later as an event (playback finished, barge-in, timer fired, call ended).
+/// later as an event (playback finished, barge-in, timer fired, transfer failed,
+/// call ended).
 pub struct Call<'h> {
     host: &'h mut dyn HostApi,
 }
@@ -185,6 +189,33 @@ impl<'h> Call<'h> {
     pub fn set_summary(&mut self, summary: &str, sentiment: Option<Sentiment>) -> Result {
         self.host
             .set_summary(summary, sentiment.map(Sentiment::as_str))
+            .map_err(Error::internal)
+    }
+
+    /// Hands the caller over to `target`: a name from the tenant's configured
+    /// transfer targets (e.g. `"frontdesk"`) or one of their URIs (`sip:`,
+    /// `sips:`, `tel:`).
+    ///
+    /// Returns at once. An error means the host refused the request itself: a
+    /// target that is empty, longer than 256 bytes or holds whitespace or
+    /// control characters, a summary on a blind transfer or one that is blank
+    /// or over 2 KiB, or another transfer of this call still pending. Whether the
+    /// tenant allows the target is decided afterwards: a refusal, like a busy or
+    /// declined target, arrives in
+    /// [`Plugin::on_transfer_failed`](crate::Plugin::on_transfer_failed) and the
+    /// call goes on; a transfer that succeeds ends the call with
+    /// [`EndReason::Transferred`](crate::EndReason::Transferred).
+    pub fn transfer(&mut self, target: impl AsRef<str>, options: TransferOptions) -> Result {
+        self.host
+            .transfer(target.as_ref(), &options)
+            .map_err(Error::internal)
+    }
+
+    /// Sends DTMF keys to the far end (e.g. to drive a phone menu): 1-32 of
+    /// `0-9 * # A-D`, letters in either case (they are sent upper case).
+    pub fn send_dtmf(&mut self, digits: impl AsRef<str>) -> Result {
+        self.host
+            .send_dtmf(digits.as_ref())
             .map_err(Error::internal)
     }
 }

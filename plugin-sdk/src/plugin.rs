@@ -3,6 +3,7 @@
 use crate::call::Call;
 use crate::error::Result;
 use crate::requests::{FetchResult, GenerationResult};
+use crate::transfer::TransferFailure;
 use crate::types::{
     CallerContext, EndReason, Event, Interruption, PlaybackId, PluginInfo, Schema, Utterance,
 };
@@ -97,6 +98,13 @@ pub trait Plugin: Default + 'static {
         Ok(())
     }
 
+    /// A transfer asked for with [`Call::transfer`] did not happen (the tenant
+    /// does not allow the target, it was busy, declined or unanswered); the call
+    /// goes on and another transfer may be asked for.
+    fn on_transfer_failed(&mut self, call: &mut Call, failure: &TransferFailure) -> Result {
+        Ok(())
+    }
+
     /// The call ended; the last event the plugin sees.
     fn on_call_ended(&mut self, call: &mut Call, reason: EndReason) -> Result {
         Ok(())
@@ -118,6 +126,7 @@ pub(crate) fn dispatch<P: Plugin>(plugin: &mut P, call: &mut Call, event: Event)
         Event::TimerFired(tag) => plugin.on_timer(call, &tag),
         Event::GenerationFinished(result) => plugin.on_generation(call, &result),
         Event::FetchFinished(result) => plugin.on_fetch(call, &result),
+        Event::TransferFailed(failure) => plugin.on_transfer_failed(call, &failure),
         Event::CallEnded(reason) => plugin.on_call_ended(call, reason),
     }
 }

@@ -32,6 +32,7 @@ use crate::requests::{
     FetchId, FetchOutcome, FetchRequest, FetchResponse, FetchResult, Generation, GenerationHandle,
     GenerationId, GenerationOutcome, GenerationResult, HttpError, LlmError, LlmRequest, ToolCall,
 };
+use crate::transfer::{TransferFailure, TransferMode, TransferOptions};
 use crate::types::{
     CallerContext, EndReason, Event, ExpectedInput, ExtractionError, Interruption, KvError,
     LogLevel, PlaybackId, SayOptions, Sentiment, TimerId, Utterance,
@@ -57,6 +58,12 @@ pub const MAX_LLM_REQUEST_BYTES: usize = 64 * 1024;
 pub const MAX_LLM_REQUESTS_PER_CALL: u32 = 50;
 /// Default most fetches per call.
 pub const MAX_HTTP_REQUESTS_PER_CALL: u32 = 20;
+/// Longest transfer target, in bytes.
+pub const MAX_TRANSFER_TARGET_BYTES: usize = 256;
+/// Longest summary of a bridged transfer, in bytes.
+pub const MAX_TRANSFER_SUMMARY_BYTES: usize = 2 * 1024;
+/// Most keys one `send_dtmf` sends.
+pub const MAX_DTMF_DIGITS: usize = 32;
 
 /// One thing a plugin asked the mock host to do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +144,15 @@ pub enum MockAction {
         /// Sentiment, if given.
         sentiment: Option<Sentiment>,
     },
+    /// An accepted `transfer`.
+    Transfer {
+        /// The target as the plugin gave it.
+        target: String,
+        /// Mode and summary.
+        options: TransferOptions,
+    },
+    /// An accepted `send_dtmf`, with the keys upper case as the host sends them.
+    SendDtmf(String),
 }
 
 /// Records what a plugin asks for and answers like the real host would.
@@ -157,6 +173,7 @@ pub struct MockHost {
     http_requests: u32,
     next_fetch: u64,
     pending_fetches: BTreeSet<u64>,
+    pending_transfer: Option<String>,
 }
 
 impl Default for MockHost {
@@ -175,6 +192,7 @@ impl Default for MockHost {
             http_requests: 0,
             next_fetch: 0,
             pending_fetches: BTreeSet::new(),
+            pending_transfer: None,
         }
     }
 }
@@ -239,6 +257,12 @@ impl MockHost {
     /// Fetches started and not yet finished, oldest first.
     pub fn pending_fetches(&self) -> Vec<FetchId> {
         self.pending_fetches.iter().copied().map(FetchId).collect()
+    }
+
+    /// The target of the transfer asked for and not yet failed, if any (while
+    /// it is pending, the host refuses another transfer).
+    pub fn pending_transfer(&self) -> Option<&str> {
+        self.pending_transfer.as_deref()
     }
 
     fn allocate_playback(&mut self) -> PlaybackId {
@@ -474,6 +498,66 @@ impl HostApi for MockHost {
         });
         Ok(())
     }
+
+    fn transfer(&mut self, target: &str, options: &TransferOptions) -> Result<(), String> {
+        if self.pending_transfer.is_some() {
+            return Err(
+                "a transfer of this call is already pending; wait for transfer-failed".to_string(),
+            );
+        }
+        check_transfer(target, options)?;
+        self.pending_transfer = Some(target.to_string());
+        self.actions.push(MockAction::Transfer {
+            target: target.to_string(),
+            options: options.clone(),
+        });
+        Ok(())
+    }
+
+    fn send_dtmf(&mut self, digits: &str) -> Result<(), String> {
+        let count = digits.chars().count();
+        if count == 0 || count > MAX_DTMF_DIGITS {
+            return Err(format!(
+                "send-dtmf needs 1-{MAX_DTMF_DIGITS} keys; got {count}"
+            ));
+        }
+        let digits = digits
+            .chars()
+            .map(|c| match c.to_ascii_uppercase() {
+                k @ ('0'..='9' | '*' | '#' | 'A'..='D') => Ok(k),
+                _ => Err(format!("{c:?} is not a DTMF key (0-9 * # A-D)")),
+            })
+            .collect::<Result<String, String>>()?;
+        self.actions.push(MockAction::SendDtmf(digits));
+        Ok(())
+    }
+}
+
+/// The host's shape checks of a transfer (the server checks the tenant's targets).
+fn check_transfer(target: &str, options: &TransferOptions) -> Result<(), String> {
+    if target.is_empty()
+        || target.len() > MAX_TRANSFER_TARGET_BYTES
+        || target.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!(
+            "transfer target must be 1-{MAX_TRANSFER_TARGET_BYTES} bytes without whitespace or control characters"
+        ));
+    }
+    if let Some(summary) = &options.summary {
+        if options.mode == TransferMode::Blind {
+            return Err("a summary is spoken only in a bridged transfer".to_string());
+        }
+        if summary.len() > MAX_TRANSFER_SUMMARY_BYTES {
+            return Err(format!(
+                "transfer summary is {} bytes; the limit is {MAX_TRANSFER_SUMMARY_BYTES}",
+                summary.len()
+            ));
+        }
+        if summary.trim().is_empty() {
+            return Err("transfer summary is empty".to_string());
+        }
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
@@ -524,8 +608,12 @@ impl<P: Plugin> TestCall<P> {
         }
     }
 
-    /// Delivers any event.
+    /// Delivers any event. As on the real host, delivering
+    /// [`Event::TransferFailed`] clears the pending transfer.
     pub fn send(&mut self, event: Event) -> Result {
+        if matches!(event, Event::TransferFailed(_)) {
+            self.host.pending_transfer = None;
+        }
         let mut call = Call::__new(&mut self.host);
         dispatch(&mut self.plugin, &mut call, event)
     }
@@ -678,6 +766,54 @@ impl<P: Plugin> TestCall<P> {
     /// Fails a pending fetch (e.g. refused by the tenant's allow-list).
     pub fn fail_fetch(&mut self, id: FetchId, message: &str) -> Result {
         self.finish_fetch(id, FetchOutcome::Failed(message.to_string()))
+    }
+
+    /// Transfers the plugin asked for (accepted ones), in order.
+    pub fn transfers(&self) -> Vec<(String, TransferOptions)> {
+        self.actions()
+            .iter()
+            .filter_map(|a| match a {
+                MockAction::Transfer { target, options } => Some((target.clone(), options.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Fails the pending transfer with this SIP status (if any) and reason, and
+    /// delivers `transfer-failed` to the plugin. Errors (without delivering) if
+    /// no transfer is pending.
+    pub fn fail_transfer(&mut self, status: Option<u16>, reason: &str) -> Result {
+        let target = self
+            .host
+            .pending_transfer
+            .clone()
+            .ok_or_else(|| crate::Error::invalid_state("no transfer is pending"))?;
+        self.send(Event::TransferFailed(TransferFailure {
+            target,
+            status,
+            reason: reason.to_string(),
+        }))
+    }
+
+    /// Completes the pending transfer: the call ends with
+    /// [`EndReason::Transferred`]. Errors (without delivering) if no transfer is
+    /// pending.
+    pub fn complete_transfer(&mut self) -> Result {
+        if self.host.pending_transfer.take().is_none() {
+            return Err(crate::Error::invalid_state("no transfer is pending"));
+        }
+        self.end(EndReason::Transferred)
+    }
+
+    /// DTMF keys the plugin sent (accepted `send_dtmf` calls, upper case), in order.
+    pub fn dtmf_sent(&self) -> Vec<String> {
+        self.actions()
+            .iter()
+            .filter_map(|a| match a {
+                MockAction::SendDtmf(digits) => Some(digits.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The last summary and sentiment the plugin set.

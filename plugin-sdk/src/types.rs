@@ -184,6 +184,9 @@ pub enum EndReason {
     NoAck,
     /// The tenant's maximum call duration was reached.
     MaxDuration,
+    /// A transfer asked for with [`Call::transfer`](crate::Call::transfer)
+    /// succeeded: the caller was handed over.
+    Transferred,
 }
 
 /// Everything the host tells a plugin about its call, in delivery order.
@@ -219,6 +222,8 @@ pub enum Event {
     GenerationFinished(crate::requests::GenerationResult),
     /// A fetch finished.
     FetchFinished(crate::requests::FetchResult),
+    /// A transfer did not happen; the call goes on.
+    TransferFailed(crate::transfer::TransferFailure),
     /// The call ended; this is the last event.
     CallEnded(EndReason),
 }

@@ -215,6 +215,12 @@ fn default_methods_do_nothing() {
     call.silence(5000).unwrap();
     call.barge_in(PlaybackId(1), 300, None).unwrap();
     call.send(Event::SpeechStarted { media_ms: 10 }).unwrap();
+    call.send(Event::TransferFailed(TransferFailure {
+        target: "frontdesk".into(),
+        status: Some(486),
+        reason: "busy".into(),
+    }))
+    .unwrap();
     call.end(EndReason::CallerHangup).unwrap();
     assert!(call.actions().is_empty());
 }
@@ -387,4 +393,147 @@ fn failed_generation_reaches_the_plugin_and_bad_urls_are_refused() {
         Err(HttpError::InvalidUrl(_))
     ));
     assert!(sdk_call.set_summary("", None).is_err());
+}
+
+/// A switchboard: `0` blind transfer, `8` bridged transfer with a summary, `7`
+/// sends DTMF, `9` tries a second transfer at once; a failed transfer is
+/// announced and retried on the next key.
+#[derive(Default)]
+struct Switchboard {
+    failures: Vec<TransferFailure>,
+    ended: Option<EndReason>,
+}
+
+impl Plugin for Switchboard {
+    fn on_dtmf(&mut self, call: &mut Call, digit: char) -> Result {
+        match digit {
+            '0' => call.transfer("frontdesk", TransferOptions::blind())?,
+            '8' => call.transfer(
+                "sip:desk@pbx.example.com",
+                TransferOptions::bridged().summary("A caller from the echo line."),
+            )?,
+            '7' => call.send_dtmf("12ab#")?,
+            '9' => {
+                call.transfer("frontdesk", TransferOptions::blind())?;
+                call.transfer("tel:+918000000002", TransferOptions::blind())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_transfer_failed(&mut self, call: &mut Call, failure: &TransferFailure) -> Result {
+        self.failures.push(failure.clone());
+        call.say("The transfer did not go through.")?;
+        Ok(())
+    }
+
+    fn on_call_ended(&mut self, _call: &mut Call, reason: EndReason) -> Result {
+        self.ended = Some(reason);
+        Ok(())
+    }
+}
+
+#[test]
+fn transfers_are_recorded_and_one_at_a_time_until_a_failure_arrives() {
+    let mut call = TestCall::<Switchboard>::new();
+    call.dtmf('0').unwrap();
+    assert_eq!(
+        call.transfers(),
+        vec![("frontdesk".to_string(), TransferOptions::blind())]
+    );
+    assert_eq!(call.host().pending_transfer(), Some("frontdesk"));
+    let err = call.dtmf('8').unwrap_err();
+    assert!(err.message().contains("already pending"), "{err:?}");
+    assert_eq!(call.transfers().len(), 1);
+
+    call.fail_transfer(Some(486), "busy here").unwrap();
+    assert_eq!(
+        call.plugin().failures,
+        vec![TransferFailure {
+            target: "frontdesk".into(),
+            status: Some(486),
+            reason: "busy here".into(),
+        }]
+    );
+    assert_eq!(
+        call.last_said().as_deref(),
+        Some("The transfer did not go through.")
+    );
+    assert_eq!(call.host().pending_transfer(), None);
+    assert!(
+        call.fail_transfer(None, "again").is_err(),
+        "nothing pending"
+    );
+
+    call.dtmf('8').unwrap();
+    let (target, options) = call.transfers().pop().unwrap();
+    assert_eq!(target, "sip:desk@pbx.example.com");
+    assert_eq!(options.mode, TransferMode::Bridged);
+    assert_eq!(
+        options.summary.as_deref(),
+        Some("A caller from the echo line.")
+    );
+    call.complete_transfer().unwrap();
+    assert_eq!(call.plugin().ended, Some(EndReason::Transferred));
+    assert!(call.complete_transfer().is_err(), "nothing pending");
+}
+
+#[test]
+fn a_second_transfer_in_one_event_is_refused() {
+    let mut call = TestCall::<Switchboard>::new();
+    let err = call.dtmf('9').unwrap_err();
+    assert!(err.message().contains("already pending"), "{err:?}");
+    assert_eq!(call.transfers().len(), 1);
+}
+
+#[test]
+fn transfer_shape_is_checked_like_the_host_does() {
+    let mut host = vaani_plugin_sdk::testing::MockHost::default();
+    let mut call = Call::__new(&mut host);
+    for target in ["", "front desk", "desk\n"] {
+        assert!(
+            call.transfer(target, TransferOptions::blind()).is_err(),
+            "{target:?}"
+        );
+    }
+    assert!(
+        call.transfer("x".repeat(257), TransferOptions::blind())
+            .is_err()
+    );
+    assert!(
+        call.transfer("desk", TransferOptions::blind().summary("hi"))
+            .is_err(),
+        "a summary is for bridged transfers"
+    );
+    assert!(
+        call.transfer("desk", TransferOptions::bridged().summary(" "))
+            .is_err()
+    );
+    assert!(
+        call.transfer("desk", TransferOptions::bridged().summary("s".repeat(2049)))
+            .is_err()
+    );
+    assert!(
+        call.transfer("x".repeat(256), TransferOptions::bridged())
+            .is_ok()
+    );
+    assert_eq!(host.actions().len(), 1);
+}
+
+#[test]
+fn send_dtmf_is_validated_and_upper_cased() {
+    let mut call = TestCall::<Switchboard>::new();
+    call.dtmf('7').unwrap();
+    assert_eq!(call.dtmf_sent(), vec!["12AB#"]);
+    assert_eq!(call.actions(), &[MockAction::SendDtmf("12AB#".into())]);
+
+    let mut host = vaani_plugin_sdk::testing::MockHost::default();
+    let mut sdk_call = Call::__new(&mut host);
+    assert!(sdk_call.send_dtmf("").is_err());
+    assert!(sdk_call.send_dtmf("1".repeat(33)).is_err());
+    assert!(sdk_call.send_dtmf("12e").is_err());
+    assert!(sdk_call.send_dtmf("1".repeat(32)).is_ok());
+    assert!(sdk_call.send_dtmf("*#0D").is_ok());
+    assert_eq!(host.actions().len(), 2);
 }

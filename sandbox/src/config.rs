@@ -55,6 +55,15 @@ pub const MAX_FETCH_URL_BYTES: usize = 4 << 10;
 /// Longest summary accepted by `call.set-summary`.
 pub const MAX_SUMMARY_BYTES: usize = 2 << 10;
 
+/// Longest `call.transfer` target (a transfer-target name or URI), in bytes.
+pub const MAX_TRANSFER_TARGET_BYTES: usize = 256;
+
+/// Longest summary `call.transfer` speaks to the person who answers a bridged transfer.
+pub const MAX_TRANSFER_SUMMARY_BYTES: usize = 2 << 10;
+
+/// Most keys one `call.send-dtmf` sends.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
 /// Shortest and longest timer delay, in ms.
 pub const TIMER_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=600_000;
 

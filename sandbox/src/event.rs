@@ -264,6 +264,36 @@ pub enum EndReason {
     NoAck,
     /// The tenant's maximum call duration was reached (0.1.0 plugins see `host-shutdown`).
     MaxDuration,
+    /// A transfer succeeded: the caller was handed over. 0.1.0 and 0.2.0 plugins,
+    /// whose worlds have no such reason, see `caller-hangup`: the caller left the
+    /// conversation normally, neither through a failure (`plugin-failure`,
+    /// `media-timeout`) nor because the host stopped (`host-shutdown`), and not
+    /// at such a plugin's request (it cannot ask for a transfer, so not
+    /// `plugin-hangup`).
+    Transferred,
+}
+
+/// How a transfer hands the caller over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// The trunk connects the caller to the target (SIP REFER); the call ends
+    /// when the transfer succeeds.
+    Blind,
+    /// vaani calls the target and connects the two calls, after speaking the
+    /// summary (if any) to the person who answers.
+    Bridged,
+}
+
+/// Why a transfer the plugin asked for did not happen; the call goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TransferFailure {
+    /// The target as the plugin gave it in [`Action::Transfer`].
+    pub target: String,
+    /// The SIP status that ended it, if any (e.g. 486 busy, 603 declined).
+    pub status: Option<u16>,
+    /// What happened (also a refusal by the tenant's transfer targets), for logs
+    /// and the plugin's next words.
+    pub reason: String,
 }
 
 /// Something that happened on the call, delivered to the plugin in order.
@@ -310,6 +340,11 @@ pub enum Event {
         /// Result.
         outcome: FetchOutcome,
     },
+    /// The pending [`Action::Transfer`] did not happen (refused by the tenant's
+    /// transfer targets, busy, declined, unanswered); the call goes on. Delivering
+    /// it clears the instance's pending transfer, so the plugin may ask again.
+    /// Never delivered to 0.1.0 and 0.2.0 plugins (they cannot transfer).
+    TransferFailed(TransferFailure),
     /// The call ended (last event).
     CallEnded(EndReason),
 }
@@ -426,5 +461,27 @@ pub enum Action {
         summary: String,
         /// `positive`, `neutral` or `negative`.
         sentiment: Option<String>,
+    },
+    /// Hand the caller over to `target` (0.3.0). The sandbox checked only the
+    /// shape; the server checks `target` against the tenant's transfer targets
+    /// and answers a refusal or a failed attempt with
+    /// [`Event::TransferFailed`], a success with
+    /// `Event::CallEnded(EndReason::Transferred)`. At most one is pending per
+    /// call: the instance refuses another until `TransferFailed` is delivered.
+    Transfer {
+        /// A transfer-target name (e.g. `frontdesk`) or URI (`sip:`, `sips:`,
+        /// `tel:`), as the plugin gave it: 1-256 bytes, no whitespace or control
+        /// characters.
+        target: String,
+        /// Blind (SIP REFER) or bridged.
+        mode: TransferMode,
+        /// Spoken to the person who answers before the caller is connected
+        /// (≤ 2 KiB, not blank; only ever set for [`TransferMode::Bridged`]).
+        summary: Option<String>,
+    },
+    /// Send DTMF keys to the far end (0.3.0).
+    SendDtmf {
+        /// 1-32 keys of `0-9 * # A-D`, upper case.
+        digits: String,
     },
 }

@@ -27,7 +27,7 @@ const ASYNC_STACK: usize = 1 << 20;
 /// Extra wall time allowed to `describe()` beyond its budget before the backstop.
 const DESCRIBE_BACKSTOP_MARGIN: Duration = Duration::from_millis(20);
 /// World versions of `vaani:agent` this host serves.
-pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 /// Custom section in which the SDK records the world version.
 pub const WORLD_VERSION_SECTION: &str = "vaani:agent-version";
 /// Most extraction schemas one plugin may declare.

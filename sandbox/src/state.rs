@@ -10,11 +10,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_io::IoView;
 
 use crate::config::{
-    MAX_ACTIONS_PER_EVENT, MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES, MAX_KV_KEY_BYTES,
-    MAX_KV_VALUE_BYTES, MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES,
-    MAX_SUMMARY_BYTES, PluginLimits, TIMER_RANGE_MS,
+    MAX_ACTIONS_PER_EVENT, MAX_DTMF_DIGITS, MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES,
+    MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES, MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES,
+    MAX_MEMORY_JSON_BYTES, MAX_SUMMARY_BYTES, MAX_TRANSFER_SUMMARY_BYTES,
+    MAX_TRANSFER_TARGET_BYTES, PluginLimits, TIMER_RANGE_MS,
 };
-use crate::event::{Action, Event, ExpectedInput, FetchRequest, LlmRequest, LogLevel};
+use crate::event::{
+    Action, Event, ExpectedInput, FetchRequest, LlmRequest, LogLevel, TransferMode,
+};
 use crate::extraction::{ExtractionRejection, ExtractionSchemas, truncate};
 use crate::kv::{KvError, KvStore};
 use crate::stdio::CapturedOutput;
@@ -145,6 +148,8 @@ pub(crate) struct HostState {
     active_generations: BTreeSet<u64>,
     http_requests: u32,
     next_fetch_id: u64,
+    /// Set by an accepted `call.transfer`, cleared when `transfer-failed` is delivered.
+    transfer_pending: bool,
 }
 
 impl HostState {
@@ -203,6 +208,7 @@ impl HostState {
             active_generations: BTreeSet::new(),
             http_requests: 0,
             next_fetch_id: 0,
+            transfer_pending: false,
         }
     }
 
@@ -247,7 +253,8 @@ impl HostState {
     }
 
     /// Updates per-call state from an event about to be delivered: the LLM
-    /// switch at call start, fired timers and finished generations.
+    /// switch at call start, fired timers, finished generations and failed
+    /// transfers (which let the plugin ask for another).
     pub(crate) fn observe(&mut self, event: &Event) {
         match event {
             Event::CallStarted(ctx) => self.llm_available = ctx.llm_available,
@@ -255,6 +262,7 @@ impl HostState {
             Event::GenerationFinished { id, .. } => {
                 self.active_generations.remove(id);
             }
+            Event::TransferFailed(_) => self.transfer_pending = false,
             _ => {}
         }
     }
@@ -359,6 +367,75 @@ pub(crate) enum FetchRefusal {
     InvalidUrl(String),
     TooLarge,
     QuotaExceeded,
+}
+
+/// Why `call.transfer` refused a request (sent to the guest as its message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TransferRefusal {
+    #[error(
+        "transfer target must be 1-{MAX_TRANSFER_TARGET_BYTES} bytes without whitespace or control characters"
+    )]
+    InvalidTarget,
+    #[error("transfer summary is empty")]
+    EmptySummary,
+    #[error("transfer summary is {0} bytes; the limit is {MAX_TRANSFER_SUMMARY_BYTES}")]
+    SummaryTooLarge(usize),
+    #[error("a summary is spoken only in a bridged transfer")]
+    SummaryWithBlind,
+    #[error("a transfer of this call is already pending; wait for transfer-failed")]
+    AlreadyPending,
+}
+
+/// Why `call.send-dtmf` refused keys (sent to the guest as its message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DtmfRefusal {
+    #[error("send-dtmf needs 1-{MAX_DTMF_DIGITS} keys; got {0}")]
+    Length(usize),
+    #[error("{0:?} is not a DTMF key (0-9 * # A-D)")]
+    InvalidKey(char),
+}
+
+/// Checks the shape of a transfer request (the server checks the tenant's
+/// transfer targets).
+fn check_transfer(
+    target: &str,
+    mode: TransferMode,
+    summary: Option<&str>,
+) -> Result<(), TransferRefusal> {
+    if target.is_empty()
+        || target.len() > MAX_TRANSFER_TARGET_BYTES
+        || target.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(TransferRefusal::InvalidTarget);
+    }
+    if let Some(summary) = summary {
+        if mode == TransferMode::Blind {
+            return Err(TransferRefusal::SummaryWithBlind);
+        }
+        if summary.len() > MAX_TRANSFER_SUMMARY_BYTES {
+            return Err(TransferRefusal::SummaryTooLarge(summary.len()));
+        }
+        if summary.trim().is_empty() {
+            return Err(TransferRefusal::EmptySummary);
+        }
+    }
+    Ok(())
+}
+
+/// Checks DTMF keys and returns them upper case.
+fn normalize_dtmf(digits: &str) -> Result<String, DtmfRefusal> {
+    // Count characters, not bytes, so that the message names what the plugin sent.
+    let count = digits.chars().count();
+    if count == 0 || count > MAX_DTMF_DIGITS {
+        return Err(DtmfRefusal::Length(count));
+    }
+    digits
+        .chars()
+        .map(|c| match c.to_ascii_uppercase() {
+            k @ ('0'..='9' | '*' | '#' | 'A'..='D') => Ok(k),
+            _ => Err(DtmfRefusal::InvalidKey(c)),
+        })
+        .collect()
 }
 
 /// Most messages in one generation request.
@@ -625,6 +702,39 @@ impl HostState {
         Ok(Ok(()))
     }
 
+    pub(crate) fn transfer(
+        &mut self,
+        target: String,
+        mode: TransferMode,
+        summary: Option<String>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let checked = if self.transfer_pending {
+            Err(TransferRefusal::AlreadyPending)
+        } else {
+            check_transfer(&target, mode, summary.as_deref())
+        };
+        if let Err(refusal) = checked {
+            return Ok(Err(refusal.to_string()));
+        }
+        self.push_action(Action::Transfer {
+            target,
+            mode,
+            summary,
+        })?;
+        self.transfer_pending = true;
+        Ok(Ok(()))
+    }
+
+    pub(crate) fn send_dtmf(&mut self, digits: String) -> wasmtime::Result<Result<(), String>> {
+        match normalize_dtmf(&digits) {
+            Ok(digits) => {
+                self.push_action(Action::SendDtmf { digits })?;
+                Ok(Ok(()))
+            }
+            Err(refusal) => Ok(Err(refusal.to_string())),
+        }
+    }
+
     pub(crate) fn generate(
         &mut self,
         request: LlmRequest,
@@ -780,8 +890,8 @@ impl HostState {
     }
 }
 
-/// Implements the imports both world versions share (`call` minus the 0.2.0
-/// additions, `extraction`, `kv`, `log`, `timers`, `types`) for [`HostState`].
+/// Implements the imports every world version shares (`call` minus the 0.2.0
+/// and 0.3.0 additions, `extraction`, `kv`, `log`, `timers`, `types`) for [`HostState`].
 /// Invoked inside a `world_v0_*` module, where `call`, `extraction`, … name
 /// that version's generated interface modules; extra `call` functions are
 /// passed in.
@@ -924,3 +1034,70 @@ macro_rules! impl_shared_imports {
 }
 
 pub(crate) use impl_shared_imports;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_targets_are_checked_for_shape_only() {
+        for target in ["frontdesk", "sip:desk@pbx.example.com", "tel:+918000000002"] {
+            assert_eq!(check_transfer(target, TransferMode::Blind, None), Ok(()));
+        }
+        let longest = "a".repeat(MAX_TRANSFER_TARGET_BYTES);
+        assert_eq!(check_transfer(&longest, TransferMode::Blind, None), Ok(()));
+        let too_long = "a".repeat(MAX_TRANSFER_TARGET_BYTES + 1);
+        for target in [
+            "",
+            "front desk",
+            "desk\n",
+            "desk\u{0}",
+            "\u{a0}desk",
+            &too_long,
+        ] {
+            assert_eq!(
+                check_transfer(target, TransferMode::Bridged, None),
+                Err(TransferRefusal::InvalidTarget),
+                "{target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transfer_summaries_are_bridged_only_non_blank_and_at_most_2_kib() {
+        let bridged = |s: &str| check_transfer("desk", TransferMode::Bridged, Some(s));
+        assert_eq!(bridged("A caller from the echo line."), Ok(()));
+        assert_eq!(bridged(&"s".repeat(MAX_TRANSFER_SUMMARY_BYTES)), Ok(()));
+        assert_eq!(
+            bridged(&"s".repeat(MAX_TRANSFER_SUMMARY_BYTES + 1)),
+            Err(TransferRefusal::SummaryTooLarge(
+                MAX_TRANSFER_SUMMARY_BYTES + 1
+            ))
+        );
+        assert_eq!(bridged(" \t"), Err(TransferRefusal::EmptySummary));
+        assert_eq!(
+            check_transfer("desk", TransferMode::Blind, Some("hello")),
+            Err(TransferRefusal::SummaryWithBlind)
+        );
+    }
+
+    #[test]
+    fn dtmf_keys_are_validated_and_upper_cased() {
+        assert_eq!(
+            normalize_dtmf("0123456789*#abcdABCD").as_deref(),
+            Ok("0123456789*#ABCDABCD")
+        );
+        assert_eq!(
+            normalize_dtmf(&"1".repeat(MAX_DTMF_DIGITS)).map(|d| d.len()),
+            Ok(32)
+        );
+        assert_eq!(normalize_dtmf(""), Err(DtmfRefusal::Length(0)));
+        assert_eq!(
+            normalize_dtmf(&"1".repeat(MAX_DTMF_DIGITS + 1)),
+            Err(DtmfRefusal::Length(MAX_DTMF_DIGITS + 1))
+        );
+        assert_eq!(normalize_dtmf("12e"), Err(DtmfRefusal::InvalidKey('e')));
+        assert_eq!(normalize_dtmf("1 2"), Err(DtmfRefusal::InvalidKey(' ')));
+        assert_eq!(normalize_dtmf("١"), Err(DtmfRefusal::InvalidKey('١')));
+    }
+}

@@ -7,7 +7,7 @@ use wasmtime::{Engine, Store};
 use crate::error::LoadError;
 use crate::event::Event;
 use crate::state::HostState;
-use crate::{world_v0_1 as v0_1, world_v0_2 as v0_2};
+use crate::{world_v0_1 as v0_1, world_v0_2 as v0_2, world_v0_3 as v0_3};
 
 /// Package name of the contract; imports and exports are `vaani:agent/<iface>@<version>`.
 const PACKAGE_PREFIX: &str = "vaani:agent/";
@@ -21,17 +21,21 @@ pub(crate) enum WorldVersion {
     V0_1,
     /// `vaani:agent@0.2.0`.
     V0_2,
+    /// `vaani:agent@0.3.0`.
+    V0_3,
 }
 
 impl WorldVersion {
     /// Every served version, oldest first.
-    pub(crate) const ALL: [WorldVersion; 2] = [WorldVersion::V0_1, WorldVersion::V0_2];
+    pub(crate) const ALL: [WorldVersion; 3] =
+        [WorldVersion::V0_1, WorldVersion::V0_2, WorldVersion::V0_3];
 
     /// The package version string.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             WorldVersion::V0_1 => "0.1.0",
             WorldVersion::V0_2 => "0.2.0",
+            WorldVersion::V0_3 => "0.3.0",
         }
     }
 
@@ -47,6 +51,7 @@ impl WorldVersion {
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     v0_1::Agent::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     v0_2::Agent::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    v0_3::Agent::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     Ok(())
 }
 
@@ -110,18 +115,21 @@ pub(crate) fn detect(
 pub(crate) enum AgentPre {
     V0_1(v0_1::AgentPre<HostState>),
     V0_2(v0_2::AgentPre<HostState>),
+    V0_3(v0_3::AgentPre<HostState>),
 }
 
 /// An instantiated component with the bindings of its version.
 pub(crate) enum Agent {
     V0_1(v0_1::Agent),
     V0_2(v0_2::Agent),
+    V0_3(v0_3::Agent),
 }
 
 /// An event converted for one world version.
 pub(crate) enum WitEvent {
     V0_1(v0_1::vaani::agent::types::Event),
     V0_2(v0_2::vaani::agent::types::Event),
+    V0_3(v0_3::vaani::agent::types::Event),
 }
 
 /// An error the plugin returned from `on-event` (the same in every version).
@@ -153,6 +161,7 @@ impl AgentPre {
         Ok(match version {
             WorldVersion::V0_1 => AgentPre::V0_1(v0_1::AgentPre::new(pre)?),
             WorldVersion::V0_2 => AgentPre::V0_2(v0_2::AgentPre::new(pre)?),
+            WorldVersion::V0_3 => AgentPre::V0_3(v0_3::AgentPre::new(pre)?),
         })
     }
 
@@ -164,6 +173,7 @@ impl AgentPre {
         Ok(match self {
             AgentPre::V0_1(pre) => Agent::V0_1(pre.instantiate_async(store).await?),
             AgentPre::V0_2(pre) => Agent::V0_2(pre.instantiate_async(store).await?),
+            AgentPre::V0_3(pre) => Agent::V0_3(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -174,7 +184,8 @@ impl Agent {
     pub(crate) fn convert(&self, event: Event) -> Option<WitEvent> {
         match self {
             Agent::V0_1(_) => v0_1::event_to_wit(event).map(WitEvent::V0_1),
-            Agent::V0_2(_) => Some(WitEvent::V0_2(v0_2::event_to_wit(event))),
+            Agent::V0_2(_) => v0_2::event_to_wit(event).map(WitEvent::V0_2),
+            Agent::V0_3(_) => Some(WitEvent::V0_3(v0_3::event_to_wit(event))),
         }
     }
 
@@ -201,6 +212,7 @@ impl Agent {
         Ok(match self {
             Agent::V0_1(agent) => convert!(agent.vaani_agent_handler().call_describe(store).await?),
             Agent::V0_2(agent) => convert!(agent.vaani_agent_handler().call_describe(store).await?),
+            Agent::V0_3(agent) => convert!(agent.vaani_agent_handler().call_describe(store).await?),
         })
     }
 
@@ -212,6 +224,7 @@ impl Agent {
     ) -> wasmtime::Result<Result<(), GuestError>> {
         use v0_1::vaani::agent::types::PluginError as E1;
         use v0_2::vaani::agent::types::PluginError as E2;
+        use v0_3::vaani::agent::types::PluginError as E3;
         Ok(match (self, event) {
             (Agent::V0_1(agent), WitEvent::V0_1(event)) => agent
                 .vaani_agent_handler()
@@ -228,6 +241,14 @@ impl Agent {
                 .map_err(|e| match e {
                     E2::InvalidState(m) => GuestError::InvalidState(m),
                     E2::Internal(m) => GuestError::Internal(m),
+                }),
+            (Agent::V0_3(agent), WitEvent::V0_3(event)) => agent
+                .vaani_agent_handler()
+                .call_on_event(store, event)
+                .await?
+                .map_err(|e| match e {
+                    E3::InvalidState(m) => GuestError::InvalidState(m),
+                    E3::Internal(m) => GuestError::Internal(m),
                 }),
             _ => wasmtime::bail!("event converted for another world version"),
         })

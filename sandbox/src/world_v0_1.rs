@@ -16,9 +16,10 @@ impl_shared_imports!();
 
 /// The event as a 0.1.0 plugin sees it, or `None` for events that 0.1.0 has
 /// no way to express and that such a plugin cannot have caused
-/// (`generation-finished`, `fetch-finished`). Barge-in keeps only the playback
-/// id; `max-duration` becomes `host-shutdown`; recent calls and the LLM flag are
-/// dropped from the caller context.
+/// (`generation-finished`, `fetch-finished`, `transfer-failed`). Barge-in keeps
+/// only the playback id; `max-duration` becomes `host-shutdown` and
+/// `transferred` becomes `caller-hangup` (see [`EndReason::Transferred`]);
+/// recent calls and the LLM flag are dropped from the caller context.
 pub(crate) fn event_to_wit(event: Event) -> Option<types::Event> {
     Some(match event {
         Event::CallStarted(ctx) => types::Event::CallStarted(caller_context_to_wit(ctx)),
@@ -31,9 +32,11 @@ pub(crate) fn event_to_wit(event: Event) -> Option<types::Event> {
         Event::BargeIn(interruption) => types::Event::BargeIn(interruption.playback),
         Event::PlaybackFinished(id) => types::Event::PlaybackFinished(id),
         Event::TimerFired(tag) => types::Event::TimerFired(tag),
-        Event::GenerationFinished { .. } | Event::FetchFinished { .. } => return None,
+        Event::GenerationFinished { .. }
+        | Event::FetchFinished { .. }
+        | Event::TransferFailed(_) => return None,
         Event::CallEnded(reason) => types::Event::CallEnded(match reason {
-            EndReason::CallerHangup => types::EndReason::CallerHangup,
+            EndReason::CallerHangup | EndReason::Transferred => types::EndReason::CallerHangup,
             EndReason::PluginHangup => types::EndReason::PluginHangup,
             EndReason::MediaTimeout => types::EndReason::MediaTimeout,
             EndReason::PluginFailure => types::EndReason::PluginFailure,

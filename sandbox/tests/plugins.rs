@@ -15,7 +15,7 @@ fn describe_echo() {
     assert_eq!(echo.info.name, "echo");
     assert_eq!(echo.info.version, "0.1.0");
     assert!(echo.info.schemas.is_empty());
-    assert_eq!(echo.world_version, "0.2.0");
+    assert_eq!(echo.world_version, "0.3.0");
     assert_eq!(echo.content_hash.len(), 64);
 }
 
@@ -75,6 +75,57 @@ async fn echo_reads_back_keys_and_hangs_up_on_hash() {
     assert!(actions.is_empty());
     assert_eq!(call.stats().events, 5);
     assert!(call.stats().fuel_consumed > 0);
+}
+
+#[tokio::test]
+async fn echo_transfers_on_zero_and_eight_and_sends_keys_on_seven() {
+    let host = host();
+    let echo = load(&host, "echo");
+    let mut call = instance(&host, &echo).await;
+    start(&mut call).await;
+
+    let actions = key(&mut call, '0').await;
+    assert_eq!(said(&actions), vec!["Transferring you to the front desk."]);
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Transfer {
+            target: "frontdesk".into(),
+            mode: TransferMode::Blind,
+            summary: None,
+        })
+    );
+
+    let actions = call
+        .handle(Event::TransferFailed(TransferFailure {
+            target: "frontdesk".into(),
+            status: Some(603),
+            reason: "declined".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(said(&actions), vec!["The transfer did not go through."]);
+
+    let actions = key(&mut call, '7').await;
+    assert_eq!(said(&actions), vec!["You pressed 7", "Sent one two three"]);
+    assert!(actions.contains(&Action::SendDtmf {
+        digits: "123".into()
+    }));
+
+    let actions = key(&mut call, '8').await;
+    assert_eq!(
+        actions,
+        vec![Action::Transfer {
+            target: "frontdesk".into(),
+            mode: TransferMode::Bridged,
+            summary: Some("A caller from the echo line.".into()),
+        }]
+    );
+    let actions = call
+        .handle(Event::CallEnded(EndReason::Transferred))
+        .await
+        .unwrap();
+    assert!(actions.is_empty());
+    assert!(!call.is_poisoned());
 }
 
 #[tokio::test]

@@ -50,7 +50,8 @@ async fn a_looping_plugin_does_not_stall_other_calls() {
     // Meanwhile the echo call keeps answering.
     let echoing = tokio::spawn(async move {
         let mut replies = Vec::new();
-        for digit in ['1', '2', '3', '4', '5', '6', '7', '8', '9'] {
+        // Nine keys the echo line only reads back (7, 8 and 0 also send keys or transfer).
+        for digit in ['1', '2', '3', '4', '5', '6', '9', '1', '2'] {
             replies.extend(said(&key(&mut echo_call, digit).await));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -66,7 +67,10 @@ async fn a_looping_plugin_does_not_stall_other_calls() {
     });
 
     let replies = echoing.await.unwrap();
-    let expected: Vec<String> = (1..=9).map(|d| format!("You pressed {d}")).collect();
+    let expected: Vec<String> = "123456912"
+        .chars()
+        .map(|d| format!("You pressed {d}"))
+        .collect();
     assert_eq!(replies, expected);
     let worst = ticker.await.unwrap();
     let (failure, looped_for) = looping.await.unwrap();

@@ -1,7 +1,8 @@
-//! Both served world versions side by side: a 0.1.0 component (the legacy
-//! fixture, built without the SDK) and 0.2.0 components (the probe fixture),
-//! the mapping of the internal event model down to 0.1.0, and the host checks
-//! on the 0.2.0 imports (llm, http, expect-input, set-summary).
+//! Every served world version side by side: a 0.1.0 and a 0.2.0 component (the
+//! legacy fixtures, built without the SDK) and 0.3.0 components (the probe
+//! fixture), the mapping of the internal event model down to 0.1.0 and 0.2.0,
+//! and the host checks on the 0.2.0 imports (llm, http, expect-input,
+//! set-summary) and the 0.3.0 ones (transfer, send-dtmf).
 
 mod common;
 
@@ -41,17 +42,20 @@ async fn key_logs(call: &mut PluginInstance, k: char) -> Vec<String> {
 }
 
 #[test]
-fn a_0_1_and_a_0_2_component_both_load_and_describe() {
+fn a_0_1_a_0_2_and_a_0_3_component_all_load_and_describe() {
     let host = host();
     let legacy = load(&host, "legacy");
     assert_eq!(legacy.world_version, "0.1.0");
     assert_eq!(legacy.info.name, "legacy");
     assert!(legacy.info.schemas.is_empty());
+    let legacy_v0_2 = load(&host, "legacy_v0_2");
+    assert_eq!(legacy_v0_2.world_version, "0.2.0");
+    assert_eq!(legacy_v0_2.info.name, "legacy-0.2");
     let probe = load(&host, "probe");
-    assert_eq!(probe.world_version, "0.2.0");
+    assert_eq!(probe.world_version, "0.3.0");
     assert_eq!(probe.info.name, "probe");
     assert_eq!(probe.info.schemas[0].id, "person");
-    assert_eq!(SUPPORTED_WORLD_VERSIONS, &["0.1.0", "0.2.0"]);
+    assert_eq!(SUPPORTED_WORLD_VERSIONS, &["0.1.0", "0.2.0", "0.3.0"]);
 }
 
 #[tokio::test]
@@ -109,25 +113,214 @@ async fn legacy_gets_barge_in_as_a_playback_id_and_never_sees_generation_events(
 }
 
 #[tokio::test]
-async fn a_0_2_plugin_sees_the_external_id_and_the_trunks_headers() {
+async fn a_0_2_and_a_0_3_plugin_see_the_external_id_and_the_trunks_headers() {
     let host = host();
-    let plugin = load(&host, "probe");
+    for name in ["legacy_v0_2", "probe"] {
+        let plugin = load(&host, name);
+        let mut call = instance(&host, &plugin).await;
+        let ctx = CallerContext {
+            external_id: Some("CA708d85d118aacfcc794b730fa02bc40c".into()),
+            sip_headers: vec![
+                ("X-Twilio-AccountSid".into(), "AC58f2".into()),
+                ("X-Twilio-CallSid".into(), "CA708d".into()),
+            ],
+            ..context(None)
+        };
+        let actions = call.handle(Event::CallStarted(ctx)).await.unwrap();
+        assert_eq!(
+            logs(&actions),
+            vec![
+                "context external_id=CA708d85d118aacfcc794b730fa02bc40c \
+                 headers=X-Twilio-AccountSid=AC58f2,X-Twilio-CallSid=CA708d"
+            ],
+            "{name}"
+        );
+    }
+}
+
+/// A transfer failure as the server reports it.
+fn busy(target: &str) -> Event {
+    Event::TransferFailed(TransferFailure {
+        target: target.into(),
+        status: Some(486),
+        reason: "busy here".into(),
+    })
+}
+
+#[tokio::test]
+async fn a_0_2_plugin_sees_0_2_events_but_never_transfer_failed_and_transferred_as_caller_hangup() {
+    let host = host();
+    let plugin = load(&host, "legacy_v0_2");
     let mut call = instance(&host, &plugin).await;
-    let ctx = CallerContext {
-        external_id: Some("CA708d85d118aacfcc794b730fa02bc40c".into()),
-        sip_headers: vec![
-            ("X-Twilio-AccountSid".into(), "AC58f2".into()),
-            ("X-Twilio-CallSid".into(), "CA708d".into()),
-        ],
-        ..context(None)
-    };
-    let actions = call.handle(Event::CallStarted(ctx)).await.unwrap();
+    let actions = call
+        .handle(Event::CallStarted(context(None)))
+        .await
+        .unwrap();
+    assert_eq!(said(&actions), vec!["legacy 0.2 ready"]);
+
+    let actions = call
+        .handle(Event::BargeIn(Interruption {
+            playback: 1,
+            heard_ms: 640,
+            heard_text: Some("leg".into()),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["barge-in playback=1 heard_ms=640"]);
+    let actions = call
+        .handle(Event::GenerationFinished {
+            id: 3,
+            outcome: GenerationOutcome::Cancelled,
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["generation 3 cancelled"]);
+    let actions = call
+        .handle(Event::FetchFinished {
+            id: 4,
+            outcome: FetchOutcome::Failed("no".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["fetch 4 failed"]);
+    let delivered = call.stats().events;
+
+    let actions = call.handle(busy("frontdesk")).await.unwrap();
+    assert!(actions.is_empty());
+    assert_eq!(call.stats().events, delivered, "not delivered to the guest");
+
+    let actions = call
+        .handle(Event::CallEnded(EndReason::Transferred))
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["ended: EndReason::CallerHangup"]);
+    assert!(!call.is_poisoned());
+
+    // MaxDuration exists in 0.2.0 and is not mapped.
+    let mut call = instance(&host, &plugin).await;
+    let actions = call
+        .handle(Event::CallEnded(EndReason::MaxDuration))
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["ended: EndReason::MaxDuration"]);
+}
+
+#[tokio::test]
+async fn a_0_1_plugin_never_sees_transfer_failed_and_sees_transferred_as_caller_hangup() {
+    let host = host();
+    let legacy = load(&host, "legacy");
+    let mut call = instance(&host, &legacy).await;
+    start(&mut call).await;
+    let delivered = call.stats().events;
+    assert!(call.handle(busy("frontdesk")).await.unwrap().is_empty());
+    assert_eq!(call.stats().events, delivered, "not delivered to the guest");
+    let actions = call
+        .handle(Event::CallEnded(EndReason::Transferred))
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["ended: EndReason::CallerHangup"]);
+}
+
+#[tokio::test]
+async fn a_transfer_is_recorded_and_only_one_is_pending_until_it_fails() {
+    let host = host();
+    let mut call = probe(&host, PluginLimits::default(), false).await;
+
+    let actions = key(&mut call, 't').await;
+    assert_eq!(
+        actions,
+        vec![
+            Action::Transfer {
+                target: "frontdesk".into(),
+                mode: TransferMode::Blind,
+                summary: None,
+            },
+            Action::Log {
+                level: LogLevel::Info,
+                message: "transfer ok".into(),
+            },
+        ]
+    );
+    // Pending: a second transfer (of any kind) is refused, with no action.
+    let actions = key(&mut call, 'r').await;
     assert_eq!(
         logs(&actions),
         vec![
-            "context external_id=CA708d85d118aacfcc794b730fa02bc40c \
-             headers=X-Twilio-AccountSid=AC58f2,X-Twilio-CallSid=CA708d"
+            "transfer error: a transfer of this call is already pending; wait for transfer-failed"
         ]
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Transfer { .. })));
+
+    // The failure reaches the plugin and clears the pending transfer.
+    let actions = call.handle(busy("frontdesk")).await.unwrap();
+    assert_eq!(
+        logs(&actions),
+        vec!["transfer to frontdesk failed status=Some(486): busy here"]
+    );
+    let actions = key(&mut call, 'r').await;
+    assert_eq!(
+        actions[0],
+        Action::Transfer {
+            target: "sip:desk@pbx.example.com".into(),
+            mode: TransferMode::Bridged,
+            summary: Some("A caller from the probe.".into()),
+        }
+    );
+    assert_eq!(logs(&actions), vec!["transfer ok"]);
+
+    let actions = call
+        .handle(Event::CallEnded(EndReason::Transferred))
+        .await
+        .unwrap();
+    assert_eq!(logs(&actions), vec!["ended: Transferred"]);
+    assert!(!call.is_poisoned());
+}
+
+#[tokio::test]
+async fn transfer_shape_is_checked_and_a_refusal_leaves_nothing_pending() {
+    let host = host();
+    let mut call = probe(&host, PluginLimits::default(), false).await;
+    assert_eq!(
+        key_logs(&mut call, 'w').await,
+        vec![
+            "transfer error: transfer target must be 1-256 bytes without whitespace or control \
+             characters"
+        ]
+    );
+    let too_long = key_logs(&mut call, 'l').await;
+    assert_eq!(
+        too_long,
+        vec!["transfer error: transfer summary is 3000 bytes; the limit is 2048"]
+    );
+    assert_eq!(
+        key_logs(&mut call, 'o').await,
+        vec!["transfer error: a summary is spoken only in a bridged transfer"]
+    );
+    // None of the refusals made a transfer pending.
+    assert_eq!(key_logs(&mut call, 't').await, vec!["transfer ok"]);
+}
+
+#[tokio::test]
+async fn send_dtmf_is_upper_cased_and_checked() {
+    let host = host();
+    let mut call = probe(&host, PluginLimits::default(), false).await;
+    let actions = key(&mut call, 'd').await;
+    assert_eq!(
+        actions[0],
+        Action::SendDtmf {
+            digits: "12AB#*".into()
+        }
+    );
+    assert_eq!(logs(&actions), vec!["dtmf ok"]);
+    let actions = key(&mut call, 'h').await;
+    assert_eq!(
+        logs(&actions),
+        vec!["dtmf error: 'e' is not a DTMF key (0-9 * # A-D)"]
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::SendDtmf { .. })));
+    assert_eq!(
+        key_logs(&mut call, 'k').await,
+        vec!["dtmf error: send-dtmf needs 1-32 keys; got 33"]
     );
 }
 

@@ -1605,6 +1605,9 @@ impl Call {
             Action::SetSummary { summary, sentiment } => {
                 self.summary = Some((summary, sentiment));
             }
+            Action::Transfer { .. } | Action::SendDtmf { .. } => {
+                tracing::warn!("not wired yet")
+            }
         }
     }
 
