@@ -1,5 +1,6 @@
 //! `[[tenants]]`: the businesses served, their numbers and plugins.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,47 @@ pub struct TenantConfig {
     /// fetch is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSettings>,
+    /// `[tenants.transfer_targets]`: where the tenant's plugin may transfer callers, by name
+    /// (`frontdesk = "sip:+918000000009@trunk.example"`). The plugin names a target or gives
+    /// one of these URIs; anything else is refused. Default: none (no transfers).
+    pub transfer_targets: BTreeMap<String, String>,
+}
+
+impl TenantConfig {
+    /// The URI of a transfer target the plugin asked for: a name from `transfer_targets`, or
+    /// one of its URIs (compared ignoring ASCII case). `None`: not on the tenant's list.
+    pub fn transfer_target(&self, target: &str) -> Option<&str> {
+        resolve_transfer_target(&self.transfer_targets, target)
+    }
+}
+
+/// The URI of `target` in a tenant's transfer targets: a name from `targets`, or one of its
+/// URIs (compared ignoring ASCII case). `None`: not on the list.
+pub fn resolve_transfer_target<'a>(
+    targets: &'a BTreeMap<String, String>,
+    target: &str,
+) -> Option<&'a str> {
+    targets
+        .get(target)
+        .or_else(|| {
+            targets
+                .values()
+                .find(|uri| uri.eq_ignore_ascii_case(target))
+        })
+        .map(String::as_str)
+}
+
+/// Whether `uri` is a `sip:`, `sips:` or `tel:` URI that fits in a `Refer-To` (printable, no
+/// spaces, quotes or angle brackets, at most 256 bytes).
+fn is_transfer_uri(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    ["sip:", "sips:", "tel:"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme) && lower.len() > scheme.len())
+        && uri.len() <= 256
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'))
 }
 
 /// `[[tenants]]` as written.
@@ -93,6 +135,7 @@ pub(crate) struct RawTenant {
     turns: RawTurns,
     llm: Option<RawLlm>,
     http: Option<RawHttpEgress>,
+    transfer_targets: BTreeMap<String, String>,
 }
 
 impl Default for RawTenant {
@@ -114,6 +157,7 @@ impl Default for RawTenant {
             turns: RawTurns::default(),
             llm: None,
             http: None,
+            transfer_targets: BTreeMap::new(),
         }
     }
 }
@@ -191,6 +235,23 @@ impl RawTenant {
         let turns = self.turns.check(c, &format!("{key}.turns"));
         let llm = self.llm.map(|llm| llm.check(c, &format!("{key}.llm")));
         let http = self.http.map(|http| http.check(c, &format!("{key}.http")));
+        for (name, uri) in &self.transfer_targets {
+            let entry = format!("{key}.transfer_targets.{name}");
+            c.id(&entry, name);
+            if !is_transfer_uri(uri.trim()) {
+                c.push(ConfigError::InvalidUrl {
+                    key: entry,
+                    value: uri.clone(),
+                    reason: "a transfer target is a sip:, sips: or tel: URI without spaces or <>"
+                        .to_string(),
+                });
+            }
+        }
+        let transfer_targets = self
+            .transfer_targets
+            .into_iter()
+            .map(|(name, uri)| (name, uri.trim().to_string()))
+            .collect();
         TenantConfig {
             id,
             name,
@@ -208,6 +269,7 @@ impl RawTenant {
             turns,
             llm,
             http,
+            transfer_targets,
         }
     }
 }

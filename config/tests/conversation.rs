@@ -423,3 +423,44 @@ fn redacted_toml_round_trips_the_new_tables() {
     assert!(shown.contains("api_key_env = \"K\""), "{shown}");
     assert!(shown.contains("allow = [\"api.example.com\"]"), "{shown}");
 }
+
+#[test]
+fn transfer_targets_are_named_uris_and_resolve_by_name_or_uri() {
+    let config = parse(&tenant(
+        "[tenants.transfer_targets]\nfrontdesk = \"sip:+918000000009@trunk.example\"\nmanager = \" tel:+918000000010 \"\n",
+    ))
+    .expect("valid");
+    let t = &config.tenants[0];
+    assert_eq!(
+        t.transfer_target("frontdesk"),
+        Some("sip:+918000000009@trunk.example")
+    );
+    assert_eq!(t.transfer_target("manager"), Some("tel:+918000000010"));
+    assert_eq!(
+        t.transfer_target("SIP:+918000000009@trunk.example"),
+        Some("sip:+918000000009@trunk.example")
+    );
+    assert_eq!(t.transfer_target("sip:someone@else.example"), None);
+    assert_eq!(t.transfer_target("nobody"), None);
+    assert!(
+        parse(&tenant("")).unwrap().tenants[0]
+            .transfer_targets
+            .is_empty()
+    );
+}
+
+#[test]
+fn transfer_targets_must_be_sip_or_tel_uris_under_plain_names() {
+    assert_error(
+        &tenant("[tenants.transfer_targets]\nfrontdesk = \"https://example.com\"\n"),
+        "tenants[0].transfer_targets.frontdesk: invalid URL",
+    );
+    assert_error(
+        &tenant("[tenants.transfer_targets]\nfrontdesk = \"sip:a@b>;x\"\n"),
+        "tenants[0].transfer_targets.frontdesk: invalid URL",
+    );
+    assert_error(
+        &tenant("[tenants.transfer_targets]\n\"front desk\" = \"sip:a@b\"\n"),
+        "tenants[0].transfer_targets.front desk",
+    );
+}

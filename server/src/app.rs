@@ -58,6 +58,15 @@ pub struct TenantRuntime {
     pub llm: Option<Arc<LlmService>>,
     /// The tenant's HTTP egress (`[tenants.http]`), for `http.fetch`.
     pub egress: Option<Arc<Egress>>,
+    /// Where the plugin may transfer callers (`[tenants.transfer_targets]`: name → URI).
+    pub transfer_targets: std::collections::BTreeMap<String, String>,
+}
+
+impl TenantRuntime {
+    /// The URI of a transfer target the plugin named; `None` when it is not the tenant's.
+    pub fn transfer_target(&self, target: &str) -> Option<&str> {
+        vaani_config::resolve_transfer_target(&self.transfer_targets, target)
+    }
 }
 
 /// Where a dialled number goes.
@@ -354,6 +363,12 @@ fn route_sip_event(
         SipEvent::CallEnded { key, reason } => (key, CallSignal::Ended(reason)),
         SipEvent::MediaChanged { key, media } => (key, CallSignal::MediaChanged(media)),
         SipEvent::Dtmf { key, digit } => (key, CallSignal::Dtmf(digit)),
+        SipEvent::TransferAccepted { key } => (key, CallSignal::TransferAccepted),
+        SipEvent::TransferFailed {
+            key,
+            status,
+            reason,
+        } => (key, CallSignal::TransferFailed { status, reason }),
         SipEvent::OutboundStarted { request_id, key } => {
             let start = state
                 .pending_dials
@@ -719,6 +734,7 @@ async fn load_tenants(
                 )),
                 None => None,
             },
+            transfer_targets: tenant.transfer_targets.clone(),
         };
         tenants.insert(tenant.id.clone(), Arc::new(runtime));
     }

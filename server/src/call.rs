@@ -17,7 +17,7 @@ use vaani_config::TrunkConfig;
 use vaani_media::{MediaEvent, PortLease, SessionHandle};
 use vaani_sandbox::{
     Action, CallerContext, Direction, EndReason, Event, ExpectedInput, GenerationOutcome, LogLevel,
-    PastCall, PastExtraction, PluginInstance,
+    PastCall, PastExtraction, PluginInstance, TransferFailure, TransferMode,
 };
 use vaani_sip::{
     CallEndReason, CallKey, IncomingCall, NegotiatedMedia, OutboundFailure, SipCommand, Transport,
@@ -58,8 +58,30 @@ pub enum CallSignal {
         /// What it means.
         reason: OutboundFailure,
     },
+    /// The trunk accepted our REFER and is calling the transfer target.
+    TransferAccepted,
+    /// Our transfer did not happen; the call goes on.
+    TransferFailed {
+        /// The SIP status that ended it, if any.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
+    },
     /// The server is stopping: end the call now.
     Shutdown,
+}
+
+/// A blind transfer the plugin asked for, from the request to its outcome.
+#[derive(Debug)]
+struct PendingTransfer {
+    /// The target as the plugin named it (reported back on failure).
+    target: String,
+    /// The URI from the tenant's transfer targets.
+    uri: String,
+    /// The REFER goes out once the playback queued before it has finished, or at this instant.
+    refer_at: Instant,
+    /// Whether the REFER was sent.
+    referred: bool,
 }
 
 /// Applies a re-offer to the running media session: where RTP goes, and whether we send and
@@ -560,6 +582,8 @@ struct Call {
     said: Vec<(String, String)>,
     /// The summary and sentiment the plugin set.
     summary: Option<(String, Option<String>)>,
+    /// The blind transfer under way, if any.
+    transfer: Option<PendingTransfer>,
 }
 
 impl Call {
@@ -621,6 +645,7 @@ impl Call {
             conversation,
             said: Vec::new(),
             summary: None,
+            transfer: None,
         }
     }
 
@@ -862,7 +887,9 @@ impl Call {
             | Some(CallSignal::Dtmf(_))
             | Some(CallSignal::OutboundProgress(_))
             | Some(CallSignal::OutboundAnswered(_))
-            | Some(CallSignal::OutboundFailed { .. }) => Ok(()),
+            | Some(CallSignal::OutboundFailed { .. })
+            | Some(CallSignal::TransferAccepted)
+            | Some(CallSignal::TransferFailed { .. }) => Ok(()),
             Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
             Some(CallSignal::Shutdown) | None => {
                 refuse(&self.state, self.key, 503, "Service Unavailable").await;
@@ -939,11 +966,16 @@ impl Call {
                 )
                 .with_bye();
             }
+            self.refer_when_due().await;
             let next_timer = self.timers.values().map(|(at, _)| *at).min();
             let wake_at = [
                 next_timer,
                 self.silence_deadline(),
                 self.hangup_after_playback,
+                self.transfer
+                    .as_ref()
+                    .filter(|t| !t.referred)
+                    .map(|t| t.refer_at),
                 self.duration_warning_at(),
                 self.max_duration_at,
                 self.turns.deadline().map(Instant::from_std),
@@ -978,6 +1010,16 @@ impl Call {
                     Some(CallSignal::Dtmf(digit)) => {
                         let at = self.media_ms();
                         self.on_dtmf(digit, at).await;
+                    }
+                    Some(CallSignal::TransferAccepted) => {
+                        let at = self.media_ms();
+                        self.record_event(at, "transfer.accepted", "").await;
+                    }
+                    Some(CallSignal::TransferFailed { status, reason }) => {
+                        self.on_transfer_failed(status, reason).await;
+                    }
+                    Some(CallSignal::Ended(CallEndReason::Transferred)) => {
+                        return Ending::new(CallStatus::Completed, "transferred", EndReason::Transferred);
                     }
                     Some(CallSignal::Ended(_)) => {
                         return Ending::new(CallStatus::Completed, "caller_hangup", EndReason::CallerHangup);
@@ -1086,6 +1128,10 @@ impl Call {
     async fn on_media_event(&mut self, event: MediaEvent) -> Option<Ending> {
         match event {
             MediaEvent::Dtmf { digit, media_ms } => self.on_dtmf(digit, media_ms).await,
+            MediaEvent::DtmfSent { digits } => {
+                let at = self.media_ms();
+                self.record_event(at, "dtmf.sent", &digits).await;
+            }
             MediaEvent::SpeechStarted { media_ms } => {
                 self.meter.caller_speech_started(media_ms);
                 self.turns.speech_started();
@@ -1411,6 +1457,87 @@ impl Call {
         }
     }
 
+    /// The plugin asked for a transfer: check the target against the tenant's list, then send
+    /// the REFER once what is being said has been said (a blind transfer puts the caller on
+    /// hold at once, so words queued before it would be cut).
+    async fn start_transfer(&mut self, target: String, mode: TransferMode) {
+        let at = self.media_ms();
+        if self.transfer.is_some() {
+            self.queue_transfer_failure(target, None, "another transfer is under way".into());
+            return;
+        }
+        if mode == TransferMode::Bridged {
+            self.queue_transfer_failure(
+                target,
+                None,
+                "bridged transfers are not supported yet; use a blind transfer".into(),
+            );
+            return;
+        }
+        let Some(uri) = self.tenant.transfer_target(&target).map(str::to_string) else {
+            tracing::info!(%target, "transfer target not in the tenant's transfer_targets");
+            self.queue_transfer_failure(
+                target,
+                None,
+                "not one of the tenant's transfer targets".into(),
+            );
+            return;
+        };
+        self.record_event(at, "transfer.requested", &format!("{target} ({uri})"))
+            .await;
+        self.transfer = Some(PendingTransfer {
+            target,
+            uri,
+            refer_at: Instant::now() + HANGUP_DRAIN_LIMIT,
+            referred: false,
+        });
+    }
+
+    /// Sends the pending transfer's REFER once the playback before it is done.
+    async fn refer_when_due(&mut self) {
+        let due = self.transfer.as_ref().is_some_and(|t| {
+            !t.referred && (self.pending_playbacks.is_empty() || Instant::now() >= t.refer_at)
+        });
+        if !due {
+            return;
+        }
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        transfer.referred = true;
+        let target = transfer.uri.clone();
+        tracing::info!(%target, "transferring the call (REFER)");
+        self.state
+            .sip_command(SipCommand::Transfer {
+                key: self.key,
+                target,
+            })
+            .await;
+    }
+
+    /// The trunk did not transfer the call: tell the plugin, which decides what comes next.
+    async fn on_transfer_failed(&mut self, status: Option<u16>, reason: String) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        let at = self.media_ms();
+        let detail = match status {
+            Some(status) => format!("{} {status} {reason}", transfer.target),
+            None => format!("{} {reason}", transfer.target),
+        };
+        self.record_event(at, "transfer.failed", &detail).await;
+        self.queue_transfer_failure(transfer.target, status, reason);
+    }
+
+    fn queue_transfer_failure(&mut self, target: String, status: Option<u16>, reason: String) {
+        self.queued_events
+            .push_back(Event::TransferFailed(TransferFailure {
+                target,
+                status,
+                reason,
+            }));
+    }
+
     /// The tenant's fallback: stop everything that was playing or queued, apologise, hang up.
     async fn start_fallback(&mut self) {
         self.conversation.shutdown();
@@ -1605,8 +1732,22 @@ impl Call {
             Action::SetSummary { summary, sentiment } => {
                 self.summary = Some((summary, sentiment));
             }
-            Action::Transfer { .. } | Action::SendDtmf { .. } => {
-                tracing::warn!("not wired yet")
+            Action::Transfer { target, mode, .. } => {
+                if self.hangup_after_playback.is_none() {
+                    self.start_transfer(target, mode).await;
+                }
+            }
+            Action::SendDtmf { digits } => {
+                let at = self.media_ms();
+                let sent = match &self.media {
+                    Some(media) => media.send_dtmf(&digits).map_err(|e| e.to_string()),
+                    None => Err("no media session".to_string()),
+                };
+                if let Err(error) = sent {
+                    tracing::info!(%digits, %error, "keys not sent");
+                    self.record_event(at, "dtmf.failed", &format!("{digits}: {error}"))
+                        .await;
+                }
             }
         }
     }

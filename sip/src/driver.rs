@@ -85,6 +85,23 @@ pub enum SipCommand {
         /// 101–199.
         status: u16,
     },
+    /// Send `183 Session Progress` with this session's answer (early media before answer or
+    /// rejection); a later `Accept` repeats the same answer.
+    EarlyMedia {
+        /// The call.
+        key: CallKey,
+        /// The answered session.
+        sdp: Box<SdpSession>,
+    },
+    /// Ask the peer to transfer the call to `target` by REFER; the outcome comes as
+    /// [`SipEvent::TransferAccepted`] then `CallEnded { Transferred }`, or as
+    /// [`SipEvent::TransferFailed`] (also when the REFER cannot be sent).
+    Transfer {
+        /// The call.
+        key: CallKey,
+        /// A `sip:`, `sips:` or `tel:` URI.
+        target: String,
+    },
     /// Answer 200 OK with this offer/answer session (its answer goes in the 200).
     Accept {
         /// The call.
@@ -621,6 +638,18 @@ impl SipLoop {
         let result = match command {
             SipCommand::Provisional { key, status } => {
                 self.endpoint.send_provisional(now, key, status)
+            }
+            SipCommand::EarlyMedia { key, sdp } => self.endpoint.send_early_media(now, key, *sdp),
+            SipCommand::Transfer { key, target } => {
+                if let Err(error) = self.endpoint.transfer(now, key, &target) {
+                    tracing::info!(?key, %error, "transfer not started");
+                    self.deliver(SipEvent::TransferFailed {
+                        key,
+                        status: None,
+                        reason: error.to_string(),
+                    });
+                }
+                Ok(())
             }
             SipCommand::Accept { key, sdp } => self.endpoint.accept(now, key, *sdp),
             SipCommand::Reject {

@@ -22,8 +22,10 @@ use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
 
 mod modify;
 mod outbound;
+mod transfer;
 
 pub use outbound::{OutboundCall, OutboundFailure};
+pub use transfer::TRANSFER_TIMEOUT;
 
 /// Most calls (including ones lingering to absorb retransmissions) held at once; further INVITEs
 /// get `503`.
@@ -114,6 +116,9 @@ pub enum CallEndReason {
     /// The session timer ran out without a refresh, or our refresh failed (RFC 4028 §10); the
     /// endpoint sent BYE.
     SessionExpired,
+    /// A transfer we asked for succeeded (the peer's NOTIFY said 2xx, or it hung up after
+    /// accepting the REFER); the endpoint sent BYE if the peer had not.
+    Transferred,
 }
 
 /// Something the application must know about.
@@ -152,6 +157,23 @@ pub enum SipEvent {
         key: CallKey,
         /// 0-9, *, #, A-D.
         digit: char,
+    },
+    /// The peer accepted our REFER (2xx) and is calling the transfer target; the outcome
+    /// follows as `CallEnded { Transferred }` or `TransferFailed`.
+    TransferAccepted {
+        /// The call.
+        key: CallKey,
+    },
+    /// A transfer we asked for did not happen (REFER refused or unanswered, the target did
+    /// not answer, no outcome within [`TRANSFER_TIMEOUT`]); the call goes on.
+    TransferFailed {
+        /// The call.
+        key: CallKey,
+        /// The SIP status that ended it (the REFER's response or the target's, from the
+        /// NOTIFY), if there was one.
+        status: Option<u16>,
+        /// What happened.
+        reason: String,
     },
     /// An answered call ended.
     CallEnded {
@@ -381,6 +403,8 @@ struct Call {
     remove_at: Option<Instant>,
     /// The UAC side, for a call we placed.
     outbound: Option<Box<outbound::Outbound>>,
+    /// A transfer we asked for (REFER) and wait the outcome of.
+    refer: Option<transfer::Refer>,
 }
 
 impl Call {
@@ -426,6 +450,7 @@ pub struct SipEndpoint {
     by_dialog: HashMap<DialogKey, CallKey>,
     by_bye_branch: HashMap<String, CallKey>,
     by_refresh_branch: HashMap<String, CallKey>,
+    by_refer_branch: HashMap<String, CallKey>,
     /// Branches of the INVITEs of calls we placed.
     by_invite_branch: HashMap<String, CallKey>,
     transmits: VecDeque<Transmit>,
@@ -508,6 +533,7 @@ impl SipEndpoint {
             by_dialog: HashMap::new(),
             by_bye_branch: HashMap::new(),
             by_refresh_branch: HashMap::new(),
+            by_refer_branch: HashMap::new(),
             by_invite_branch: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -602,6 +628,7 @@ impl SipEndpoint {
                 consider(call.timer.and_then(|t| t.deadline()));
             }
             consider(call.refresh.as_ref().map(ClientTransaction::deadline));
+            consider(call.refer.as_ref().map(transfer::Refer::deadline));
             if call.phase == Phase::Calling
                 && let Some(out) = &call.outbound
             {
@@ -656,11 +683,53 @@ impl SipEndpoint {
         Ok(())
     }
 
+    /// Send `183 Session Progress` with the answer in `session` to an unanswered INVITE, so
+    /// that the caller hears our audio before the call is answered (early media: an
+    /// announcement before a rejection, or before the 200). Sent at most once; the 200 of a
+    /// later [`accept`](Self::accept) carries the same answer (RFC 3261 §13.2.1).
+    pub fn send_early_media(
+        &mut self,
+        _now: Instant,
+        key: CallKey,
+        session: SdpSession,
+    ) -> Result<(), SipError> {
+        let contact = self.contact_uri_for_key(key)?;
+        let server = self.config.user_agent.clone();
+        let call = self.call_in_phase(key, Phase::Proceeding, "send early media")?;
+        if call.sdp.is_some() {
+            return Err(SipError::InvalidState {
+                key,
+                state: "in early media",
+                action: "send early media again",
+            });
+        }
+        let data = message::build_response(
+            &call.reply,
+            183,
+            message::default_reason(183),
+            &server,
+            ResponseExtras {
+                to_tag: Some(&call.local_tag),
+                contact: Some(&contact),
+                record_route: &call.route_set,
+                headers: vec![("Allow", ALLOW.to_string())],
+                content_type: Some("application/sdp"),
+                body: session.local_sdp().as_bytes(),
+            },
+        );
+        call.sdp = Some(session);
+        call.last_response = data.clone();
+        let transmit = call.transmit(data);
+        self.transmits.push_back(transmit);
+        Ok(())
+    }
+
     /// Answer an INVITE `200 OK` with the answer in `session` (built by
     /// [`SdpSession::answer_initial`] from the INVITE's offer); the endpoint keeps the session to
-    /// answer later re-INVITEs and UPDATEs. The 200 carries the session timer the INVITE asked
-    /// for. It is retransmitted (UDP) until the ACK arrives; without ACK after 64×T1 the call
-    /// ends with `AckTimeout` and a BYE is sent.
+    /// answer later re-INVITEs and UPDATEs. After [`send_early_media`](Self::send_early_media)
+    /// the 200 repeats the early answer and `session` is not used. The 200 carries the session
+    /// timer the INVITE asked for. It is retransmitted (UDP) until the ACK arrives; without ACK
+    /// after 64×T1 the call ends with `AckTimeout` and a BYE is sent.
     pub fn accept(
         &mut self,
         now: Instant,
@@ -671,6 +740,7 @@ impl SipEndpoint {
         let server = self.config.user_agent.clone();
         let (t1, timer_h) = (self.config.t1, self.config.t1 * 64);
         let call = self.call_in_phase(key, Phase::Proceeding, "accept")?;
+        let session = call.sdp.take().unwrap_or(session);
         let mut headers = vec![
             ("Allow", ALLOW.to_string()),
             ("Supported", message::SUPPORTED.to_string()),
@@ -1124,6 +1194,7 @@ impl SipEndpoint {
             answered: VecDeque::new(),
             remove_at: None,
             outbound: None,
+            refer: None,
         };
         self.transmits.push_back(call.transmit(trying));
         self.calls.insert(key, call);
@@ -1389,6 +1460,7 @@ impl SipEndpoint {
                     self.push_event(SipEvent::Dtmf { key, digit });
                 }
             }
+            Method::Notify => self.on_notify(now, key, req, transport, connection),
             Method::PRack => {
                 self.respond_in_call(
                     key,
@@ -1448,13 +1520,17 @@ impl SipEndpoint {
                 call.timer_h = None;
                 call.reinvite = None;
                 call.remove_at = Some(remove_at);
+                // A peer that took our REFER may hang up instead of (or before) notifying.
+                let reason = if call.refer.as_ref().is_some_and(transfer::Refer::accepted) {
+                    CallEndReason::Transferred
+                } else {
+                    CallEndReason::RemoteBye
+                };
                 if !call.end_reported {
                     call.end_reported = true;
-                    self.push_event(SipEvent::CallEnded {
-                        key,
-                        reason: CallEndReason::RemoteBye,
-                    });
+                    self.push_event(SipEvent::CallEnded { key, reason });
                 }
+                self.drop_refer(key);
             }
             Phase::Terminating => {
                 // BYE glare: our BYE keeps running until it completes.
@@ -1552,6 +1628,10 @@ impl SipEndpoint {
             self.on_refresh_response(now, resp);
             return;
         }
+        if resp.cseq_method == Method::Refer {
+            self.on_refer_response(resp);
+            return;
+        }
         if resp.cseq_method != Method::Bye {
             return;
         }
@@ -1613,6 +1693,11 @@ impl SipEndpoint {
         }
         call.timer = None;
         call.phase = Phase::Terminating;
+        if let Some(refer) = call.refer.take()
+            && let Some(branch) = refer.branch()
+        {
+            self.by_refer_branch.remove(branch);
+        }
         call.bye = Some(ClientTransaction::start(
             branch.clone(),
             transmit.clone(),
@@ -1790,6 +1875,7 @@ impl SipEndpoint {
         }
 
         self.run_session_timer(now, key);
+        self.run_refer_timers(now, key);
 
         // BYE client transaction: timer E and F.
         let Some(call) = self.calls.get_mut(&key) else {
@@ -1830,6 +1916,9 @@ impl SipEndpoint {
         }
         if let Some(refresh) = &call.refresh {
             self.by_refresh_branch.remove(&refresh.branch);
+        }
+        if let Some(branch) = call.refer.as_ref().and_then(transfer::Refer::branch) {
+            self.by_refer_branch.remove(branch);
         }
         if let Some(out) = &call.outbound {
             for branch in &out.branches {

@@ -45,6 +45,9 @@ pub enum SipError {
     /// UDP socket).
     #[error("transport not available: {0}")]
     TransportUnavailable(String),
+    /// A transfer target is not a `sip:`, `sips:` or `tel:` URI fit for a `Refer-To`.
+    #[error("invalid transfer target {0:?}")]
+    InvalidTarget(String),
     /// The driver's configuration cannot work (e.g. neither UDP nor TCP listener).
     #[error("invalid driver configuration: {0}")]
     Config(String),

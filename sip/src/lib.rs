@@ -25,7 +25,7 @@ pub use digest::DigestCredentials;
 pub use driver::{SipCommand, SipDriver, SipDriverConfig};
 pub use endpoint::{
     ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, OutboundCall,
-    OutboundFailure, SipEndpoint, SipEvent,
+    OutboundFailure, SipEndpoint, SipEvent, TRANSFER_TIMEOUT,
 };
 pub use error::SipError;
 pub use sdes::{CryptoAttribute, SdesError, SrtpSuite};

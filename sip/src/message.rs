@@ -17,7 +17,7 @@ pub(crate) const DEFAULT_SIP_PORT: u16 = 5060;
 pub(crate) const DEFAULT_SIPS_PORT: u16 = 5061;
 
 /// Methods we implement, as advertised in `Allow`.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY";
 
 /// Option tags we support, as advertised in `Supported`.
 pub(crate) const SUPPORTED: &str = "timer";

@@ -508,7 +508,7 @@ fn options_gets_200_with_allow_and_accept() {
     assert_eq!(first_line(&sent[0]), "SIP/2.0 200 OK");
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
     );
     assert_eq!(header(&sent[0], "Accept"), "application/sdp");
     assert!(tag_of(&header(&sent[0], "To")).is_some());
@@ -540,7 +540,7 @@ fn unsupported_methods_get_405_with_allow() {
     assert_eq!(status(&sent[0]), Some(405));
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
     );
     // A method rsip does not know at all.
     h.recv(&Req::new("FROBNICATE", "z9hG4bKfrob", 1, None).to_bytes());
@@ -548,7 +548,7 @@ fn unsupported_methods_get_405_with_allow() {
     assert_eq!(status(&sent[0]), Some(405));
     assert_eq!(
         header(&sent[0], "Allow"),
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
     );
 }
 

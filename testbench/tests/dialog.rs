@@ -101,9 +101,12 @@ fn refreshes_keep_a_three_minute_call_and_a_silent_peer_gets_bye_at_expiry() {
 }
 
 #[test]
-fn keys_sent_as_sip_info_reach_the_plugin() {
+fn keys_sent_as_sip_info_reach_the_plugin_and_its_keys_go_out_as_rfc_4733_events() {
     let server = VaaniServer::start(&ServerSpec::demo());
-    let run = Sipp::new("uac_info_dtmf.xml").run(server.sip_addr(), ECHO, Duration::from_secs(60));
+    let sink = RtpSink::start();
+    let run = Sipp::new("uac_info_dtmf.xml")
+        .substitute("m=audio [media_port]", format!("m=audio {}", sink.port))
+        .run(server.sip_addr(), ECHO, Duration::from_secs(60));
     run.assert_success();
     let call = finished_call(&server, ECHO);
     assert_eq!(call["dtmf"], "73#", "{call:#}");
@@ -113,6 +116,44 @@ fn keys_sent_as_sip_info_reach_the_plugin() {
         .as_array()
         .map(|lines| lines.iter().filter_map(|l| l["text"].as_str()).collect())
         .unwrap_or_default();
-    assert!(said.iter().any(|t| t.contains("You pressed 7")), "{said:?}");
+    // 7 makes the echo plugin send the keys 1 2 3 (RFC 4733, on the offered PT 96).
+    assert!(
+        said.iter().any(|t| t.contains("Sent one two three")),
+        "{said:?}"
+    );
     assert!(said.iter().any(|t| t.contains("You pressed 3")), "{said:?}");
+
+    let events: Vec<_> = sink
+        .packets()
+        .into_iter()
+        .filter(|p| p.payload_type == 96)
+        .collect();
+    let ends: Vec<u8> = events
+        .iter()
+        .filter(|p| p.payload.len() == 4 && p.payload[1] & 0x80 != 0)
+        .map(|p| p.payload[0])
+        .collect();
+    assert_eq!(
+        ends,
+        vec![1, 1, 1, 2, 2, 2, 3, 3, 3],
+        "three end packets per key"
+    );
+    let starts: Vec<u8> = events
+        .iter()
+        .filter(|p| p.marker)
+        .map(|p| p.payload[0])
+        .collect();
+    assert_eq!(starts, vec![1, 2, 3], "the marker opens each key once");
+    let stamps: std::collections::BTreeSet<u32> = events.iter().map(|p| p.timestamp).collect();
+    assert_eq!(stamps.len(), 3, "one timestamp per key");
+    let sent: Vec<&str> = detail["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|x| x["kind"] == "dtmf.sent")
+                .filter_map(|x| x["detail"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(sent, vec!["123"], "{detail:#}");
 }

@@ -283,6 +283,7 @@ impl SipEndpoint {
             answered: VecDeque::new(),
             remove_at: None,
             outbound: Some(Box::new(outbound)),
+            refer: None,
         };
         self.calls.insert(key, entry);
         self.by_invite_branch.insert(branch, key);
