@@ -169,9 +169,21 @@ fn returning_caller_is_greeted_by_name() {
         .find(|l| l["speaker"] != "caller")
         .and_then(|l| l["text"].as_str())
         .unwrap_or_default();
-    // whisper tiny hears the surname reliably; under CPU load it has heard "John" as "Jan".
-    assert!(
-        greeting.starts_with("Welcome back to Sunny Clinic, ") && greeting.contains("Smith"),
-        "{greeting:?} (first call: {first:#})"
+    // What matters is that the name heard on the first call comes back on the second. Which
+    // name whisper tiny hears varies with load (RTP pacing changes the audio it gets): it has
+    // heard "John Smith" as "Jan Smith" and, once, "Lance Mizz".
+    let heard = caller_lines(&first)
+        .iter()
+        .find_map(|line| {
+            let at = line.to_ascii_lowercase().find("my name is ")?;
+            let rest = line.get(at + "my name is ".len()..)?;
+            Some(rest.split(['.', ',']).next()?.trim().to_string())
+        })
+        .expect("the first call heard a name");
+    assert!(!heard.is_empty(), "{first:#}");
+    assert_eq!(
+        greeting.to_lowercase(),
+        format!("welcome back to sunny clinic, {}.", heard.to_lowercase()),
+        "(first call: {first:#})"
     );
 }
