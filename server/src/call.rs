@@ -117,6 +117,9 @@ fn apply_media_change(media: &SessionHandle, negotiated: &NegotiatedMedia) {
 /// Longest wait for queued playback to finish after the plugin hangs up.
 const HANGUP_DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
+/// Longest announcement played as early media before an unanswered call is refused.
+const EARLY_ANNOUNCEMENT_LIMIT: Duration = Duration::from_secs(30);
+
 /// Playback ids used for host-generated speech (the fallback), far above plugin ids.
 const HOST_PLAYBACK_BASE: u64 = 1 << 62;
 /// How many earlier calls of the caller a plugin sees at call start.
@@ -742,6 +745,9 @@ impl Call {
         }
 
         self.start_plugin().await;
+        if self.plugin.is_none() {
+            return Err(self.announce_unanswered(lease, sdp_session).await);
+        }
 
         let negotiated = sdp_session.negotiated().clone();
         if let Err(error) = self.open_media(lease, &negotiated) {
@@ -846,6 +852,64 @@ impl Call {
                     .inc();
             }
         }
+    }
+
+    /// The plugin could not start: rather than answer only to apologise, the caller hears the
+    /// tenant's fallback as early media (`183` with SDP) and the call is refused with `480`,
+    /// never answered, so nothing is billed.
+    async fn announce_unanswered(
+        &mut self,
+        lease: PortLease,
+        sdp_session: vaani_sip::SdpSession,
+    ) -> Ending {
+        let negotiated = sdp_session.negotiated().clone();
+        if let Err(ending) = self.open_media(lease, &negotiated) {
+            refuse(&self.state, self.key, 503, "Service Unavailable").await;
+            return ending;
+        }
+        tracing::info!(
+            error = self.plugin_error.as_deref().unwrap_or(""),
+            "plugin unavailable: announcing the fallback as early media"
+        );
+        self.state
+            .sip_command(SipCommand::EarlyMedia {
+                key: self.key,
+                sdp: Box::new(sdp_session),
+            })
+            .await;
+        let id = self.next_host_playback;
+        self.next_host_playback += 1;
+        let text = self.tenant.fallback_text.clone();
+        self.queue_speech(id, text, None, None, false).await;
+        let deadline = Instant::now() + EARLY_ANNOUNCEMENT_LIMIT;
+        while !self.pending_playbacks.is_empty() && Instant::now() < deadline {
+            let Some(media) = self.media.as_mut() else {
+                break;
+            };
+            tokio::select! {
+                Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
+                event = media.next_event() => match event {
+                    Some(event) => {
+                        // Only playback progress matters here; nothing ends an unanswered call
+                        // but the caller (below) or the deadline.
+                        let _ = self.on_media_event(event).await;
+                    }
+                    None => break,
+                },
+                signal = self.signals.recv() => {
+                    if let Err(ending) = self.signal_before_answer(signal).await {
+                        return ending;
+                    }
+                }
+                _ = sleep_until(deadline) => break,
+            }
+        }
+        refuse(&self.state, self.key, 480, "Temporarily Unavailable").await;
+        Ending::new(
+            CallStatus::Failed,
+            "plugin_unavailable",
+            EndReason::HostShutdown,
+        )
     }
 
     /// Opens the media session for what offer/answer agreed.

@@ -131,7 +131,7 @@ pub struct TenantSpec {
     pub id: String,
     pub name: String,
     pub number: String,
-    /// Plugin name in `plugins/dist/` (e.g. `echo`).
+    /// Plugin name in `plugins/dist/` (e.g. `echo`); empty: the tenant has no plugin.
     pub plugin: String,
     /// Milliseconds to ring before answering (0 answers at once).
     pub ring_ms: u32,
@@ -475,14 +475,18 @@ id = "{id}"
 name = "{name}"
 numbers = ["{number}"]
 trunk = "local"
-plugin = "{plugin}"
+{plugin}
 ring_ms = {ring_ms}
 {extra}
 "#,
             id = tenant.id,
             name = tenant.name,
             number = tenant.number,
-            plugin = plugin_path(&tenant.plugin).display(),
+            plugin = if tenant.plugin.is_empty() {
+                String::new()
+            } else {
+                format!("plugin = \"{}\"", plugin_path(&tenant.plugin).display())
+            },
             ring_ms = tenant.ring_ms,
             extra = tenant.extra,
         ));
