@@ -166,6 +166,15 @@ pub enum SdpError {
     /// The offer only has `RTP/SAVP` audio and SRTP is off on this trunk.
     #[error("the offer requires SRTP (RTP/SAVP), which is off for this trunk")]
     SrtpOff,
+    /// An answer to our offer picked an `a=crypto` tag (with its suite) that our offer did not
+    /// carry (RFC 4568 §5.1.2: the answer echoes the tag and suite of one offered line).
+    #[error("the answer's a=crypto tag {tag} ({suite}) matches no line of our offer")]
+    CryptoNotOffered {
+        /// The answer's tag.
+        tag: u32,
+        /// The answer's suite.
+        suite: SrtpSuite,
+    },
 }
 
 /// An `a=rtpmap` entry.
@@ -264,8 +273,10 @@ struct OfferShape {
     /// Every `m=` line of the offer, as (media, protos, first format); the audio one at `audio_index`.
     streams: Vec<(String, String, String)>,
     audio_index: usize,
-    /// The peer's chosen `a=crypto` when the audio is `RTP/SAVP`.
+    /// The peer's chosen `a=crypto` when the audio is `RTP/SAVP` (or best-effort `RTP/AVP`).
     remote_crypto: Option<CryptoAttribute>,
+    /// The audio stream is `RTP/SAVP` (not `RTP/AVP`).
+    secure_profile: bool,
 }
 
 fn parse_session(text: &str) -> Result<SessionDescription, SdpError> {
@@ -277,11 +288,14 @@ fn parse_session(text: &str) -> Result<SessionDescription, SdpError> {
 }
 
 /// Picks the audio stream and codec of an offer (or an answer to our offer): the first of
-/// `preference` that the stream carries, on plain or secure RTP as `srtp` allows.
+/// `preference` that the stream carries, on plain or secure RTP as `srtp` allows. With
+/// `avp_crypto` an `RTP/AVP` stream with a usable `a=crypto` counts as secure too (best-effort
+/// SDES, for answers to such an offer of ours).
 fn negotiate(
     text: &str,
     preference: &[AudioCodec],
     srtp: SrtpMode,
+    avp_crypto: bool,
 ) -> Result<OfferShape, SdpError> {
     let session = parse_session(text)?;
     let live_audio = |m: &MediaDescription| {
@@ -297,7 +311,7 @@ fn negotiate(
         .iter()
         .enumerate()
         .find_map(|(i, m)| {
-            (live_audio(m) && is_rtp_savp(m))
+            (live_audio(m) && (is_rtp_savp(m) || (avp_crypto && is_rtp_avp(m))))
                 .then(|| usable_crypto(m).map(|c| (i, c)))
                 .flatten()
         });
@@ -314,6 +328,7 @@ fn negotiate(
         _ => return Err(SdpError::NoAudioStream),
     };
     let audio = &session.media_descriptions[audio_index];
+    let secure_profile = is_rtp_savp(audio);
 
     let rtpmaps: Vec<RtpMap> = attribute_values(&audio.attributes, "rtpmap")
         .filter_map(parse_rtpmap)
@@ -405,6 +420,7 @@ fn negotiate(
         streams,
         audio_index,
         remote_crypto,
+        secure_profile,
     })
 }
 
@@ -419,7 +435,8 @@ fn render_body(
     local_ip: IpAddr,
     local_rtp_port: u16,
     direction: MediaDirection,
-    local_crypto: Option<&CryptoAttribute>,
+    local_crypto: &[CryptoAttribute],
+    secure_profile: bool,
 ) -> String {
     let (ip_kind, ip) = address_line(local_ip);
     let media = &shape.negotiated;
@@ -432,7 +449,7 @@ fn render_body(
             let _ = write!(body, "m={kind} 0 {protos} {first_format}\r\n");
             continue;
         }
-        let profile = if local_crypto.is_some() {
+        let profile = if secure_profile {
             "RTP/SAVP"
         } else {
             "RTP/AVP"
@@ -458,7 +475,7 @@ fn render_body(
             }
         }
         let _ = write!(body, "a=ptime:20\r\na={}\r\n", direction.attribute());
-        if let Some(crypto) = local_crypto {
+        for crypto in local_crypto {
             let _ = write!(body, "a=crypto:{crypto}\r\n");
         }
     }
@@ -489,8 +506,8 @@ pub fn answer_offer(
 }
 
 /// Our side of one call's offer/answer exchanges (RFC 3264): the first answer, answers to later
-/// offers (re-INVITE, UPDATE), our own offer when a re-INVITE arrives without one, and the
-/// `o=` version that rises whenever what we sent changes.
+/// offers (re-INVITE, UPDATE), our own offers (a call we place, a re-INVITE that came without
+/// one, a session refresh), and the `o=` version that rises whenever what we sent changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdpSession {
     preference: Vec<AudioCodec>,
@@ -504,7 +521,16 @@ pub struct SdpSession {
     negotiated: NegotiatedMedia,
     dtmf_fmtp: Option<String>,
     srtp_mode: SrtpMode,
+    /// The `a=crypto` lines of the SDP we sent last: an answer to an offer of ours must pick
+    /// one of them (by tag and suite), and we then encrypt with that line's key.
+    local_crypto: Vec<CryptoAttribute>,
+    /// The audio is (or, for our offer, is proposed as) `RTP/SAVP`; false for plain RTP and
+    /// for SDES keys on an `RTP/AVP` stream (best-effort SRTP).
+    secure_profile: bool,
 }
+
+/// The suites of our own SRTP offer, one `a=crypto` line each, tags 1, 2 … in this order.
+const OFFER_SRTP_SUITES: [SrtpSuite; 2] = SRTP_SUITES;
 
 /// Our key for an SRTP stream whose peer chose `remote`: the one we already use when nothing
 /// changed (so a refresh re-offer gets the same answer), else a fresh one on the same tag.
@@ -556,14 +582,15 @@ impl SdpSession {
         session_id: u64,
         srtp_mode: SrtpMode,
     ) -> Result<Self, SdpError> {
-        let mut shape = negotiate(offer, preference, srtp_mode)?;
-        let local_crypto = with_keys(&mut shape, None);
+        let mut shape = negotiate(offer, preference, srtp_mode, false)?;
+        let local_crypto: Vec<CryptoAttribute> = with_keys(&mut shape, None).into_iter().collect();
         let body = render_body(
             &shape,
             local_ip,
             local_rtp_port,
             shape.negotiated.direction,
-            local_crypto.as_ref(),
+            &local_crypto,
+            shape.secure_profile,
         );
         Ok(Self {
             preference: preference.to_vec(),
@@ -576,18 +603,46 @@ impl SdpSession {
             negotiated: shape.negotiated,
             dtmf_fmtp: shape.dtmf_fmtp,
             srtp_mode,
+            local_crypto,
+            secure_profile: shape.secure_profile,
         })
     }
 
     /// Our first offer, for a call we place (RFC 3264 §5): every codec of `preference` with its
     /// static payload type, `telephone-event/8000` on payload type 101 (events 0-16),
-    /// `a=ptime:20`, `sendrecv`. Take the peer's answer with [`accept_answer`](Self::accept_answer).
-    /// An empty `preference` offers PCMU and PCMA.
+    /// `a=ptime:20`, `sendrecv`, plain RTP. Take the peer's answer with
+    /// [`accept_answer`](Self::accept_answer). An empty `preference` offers PCMU and PCMA.
     pub fn offer_initial(
         preference: &[AudioCodec],
         local_ip: IpAddr,
         local_rtp_port: u16,
         session_id: u64,
+    ) -> Self {
+        Self::offer_initial_with_srtp(
+            preference,
+            local_ip,
+            local_rtp_port,
+            session_id,
+            SrtpMode::Off,
+        )
+    }
+
+    /// [`offer_initial`](Self::offer_initial) under a trunk's SRTP policy (SDES, RFC 4568):
+    ///
+    /// * `Off`: plain `RTP/AVP`, no keys.
+    /// * `Required`: `RTP/SAVP` with two fresh keys, `a=crypto:1 AES_CM_128_HMAC_SHA1_80` and
+    ///   `a=crypto:2 AES_CM_128_HMAC_SHA1_32`; an answer must pick one of them, else
+    ///   [`accept_answer`](Self::accept_answer) fails with [`SdpError::SrtpRequired`] (no
+    ///   key) or [`SdpError::CryptoNotOffered`] (a line we did not offer).
+    /// * `Optional`: `RTP/AVP` carrying the same two `a=crypto` lines (best-effort SDES, what
+    ///   most SBCs and PBXs send): an answer with one of them (on `RTP/AVP` or `RTP/SAVP`)
+    ///   gives SRTP, an answer without any gives plain RTP.
+    pub fn offer_initial_with_srtp(
+        preference: &[AudioCodec],
+        local_ip: IpAddr,
+        local_rtp_port: u16,
+        session_id: u64,
+        srtp_mode: SrtpMode,
     ) -> Self {
         let mut codecs: Vec<AudioCodec> = Vec::new();
         for codec in preference {
@@ -598,11 +653,24 @@ impl SdpSession {
         if codecs.is_empty() {
             codecs = vec![AudioCodec::Pcmu, AudioCodec::Pcma];
         }
+        let local_crypto: Vec<CryptoAttribute> = match srtp_mode {
+            SrtpMode::Off => Vec::new(),
+            SrtpMode::Optional | SrtpMode::Required => (1..)
+                .zip(OFFER_SRTP_SUITES)
+                .map(|(tag, suite)| CryptoAttribute::generate(tag, suite))
+                .collect(),
+        };
+        let secure_profile = srtp_mode == SrtpMode::Required;
+        let profile = if secure_profile {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        };
         let (ip_kind, ip) = address_line(local_ip);
-        let mut body = String::with_capacity(280);
+        let mut body = String::with_capacity(400);
         let _ = write!(
             body,
-            "s=vaani\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {local_rtp_port} RTP/AVP"
+            "s=vaani\r\nc=IN {ip_kind} {ip}\r\nt=0 0\r\nm=audio {local_rtp_port} {profile}"
         );
         for codec in &codecs {
             let _ = write!(body, " {}", codec.static_payload_type());
@@ -621,6 +689,9 @@ impl SdpSession {
             "a=rtpmap:{OFFER_DTMF_PAYLOAD_TYPE} telephone-event/8000\r\n\
              a=fmtp:{OFFER_DTMF_PAYLOAD_TYPE} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
         );
+        for crypto in &local_crypto {
+            let _ = write!(body, "a=crypto:{crypto}\r\n");
+        }
         let first = codecs[0];
         Self {
             preference: codecs,
@@ -640,7 +711,9 @@ impl SdpSession {
                 srtp: None,
             },
             dtmf_fmtp: Some("0-16".to_string()),
-            srtp_mode: SrtpMode::Off,
+            srtp_mode,
+            local_crypto,
+            secure_profile,
         }
     }
 
@@ -652,6 +725,11 @@ impl SdpSession {
     /// The SDP we sent last (answer or offer).
     pub fn local_sdp(&self) -> &str {
         &self.local_sdp
+    }
+
+    /// The trunk's SRTP policy this session negotiates under.
+    pub fn srtp_mode(&self) -> SrtpMode {
+        self.srtp_mode
     }
 
     fn remember(&mut self, body: String) {
@@ -667,32 +745,46 @@ impl SdpSession {
         );
     }
 
-    /// Answers a later offer. The codec in use is kept when the offer still carries it. On error
-    /// nothing changes: the call goes on with the session already agreed (RFC 3261 §14.2).
-    pub fn answer(&mut self, offer: &str) -> Result<&NegotiatedMedia, SdpError> {
+    /// Our preference with the codec in force first.
+    fn current_preference(&self) -> Vec<AudioCodec> {
         let mut preference = vec![self.negotiated.codec];
         preference.extend(
             self.preference
                 .iter()
                 .filter(|c| **c != self.negotiated.codec),
         );
-        let mut shape = negotiate(offer, &preference, self.srtp_mode)?;
-        let local_crypto = with_keys(&mut shape, self.negotiated.srtp.as_ref());
+        preference
+    }
+
+    /// Answers a later offer. The codec in use is kept when the offer still carries it. On error
+    /// nothing changes: the call goes on with the session already agreed (RFC 3261 §14.2).
+    pub fn answer(&mut self, offer: &str) -> Result<&NegotiatedMedia, SdpError> {
+        let preference = self.current_preference();
+        // A best-effort SRTP session stays secure when the peer re-offers the same way.
+        let avp_crypto = self.negotiated.srtp.is_some() && !self.secure_profile;
+        let mut shape = negotiate(offer, &preference, self.srtp_mode, avp_crypto)?;
+        let local_crypto: Vec<CryptoAttribute> =
+            with_keys(&mut shape, self.negotiated.srtp.as_ref())
+                .into_iter()
+                .collect();
         let body = render_body(
             &shape,
             self.local_ip,
             self.local_rtp_port,
             shape.negotiated.direction,
-            local_crypto.as_ref(),
+            &local_crypto,
+            shape.secure_profile,
         );
         self.remember(body);
         self.negotiated = shape.negotiated;
         self.dtmf_fmtp = shape.dtmf_fmtp;
+        self.local_crypto = local_crypto;
+        self.secure_profile = shape.secure_profile;
         Ok(&self.negotiated)
     }
 
     /// Our offer for a re-INVITE that came without one: the codec in use, `sendrecv` whatever
-    /// the peer's last direction was (RFC 6337 §5.1).
+    /// the peer's last direction was (RFC 6337 §5.1), our key in use when the audio is SRTP.
     pub fn offer(&mut self) -> &str {
         let shape = OfferShape {
             negotiated: self.negotiated.clone(),
@@ -700,44 +792,70 @@ impl SdpSession {
             streams: vec![(String::new(), String::new(), String::new())],
             audio_index: 0,
             remote_crypto: None,
+            secure_profile: self.secure_profile,
         };
-        let local_crypto = self.negotiated.srtp.as_ref().map(|pair| pair.local.clone());
+        let local_crypto: Vec<CryptoAttribute> = self
+            .negotiated
+            .srtp
+            .as_ref()
+            .map(|pair| pair.local.clone())
+            .into_iter()
+            .collect();
         let body = render_body(
             &shape,
             self.local_ip,
             self.local_rtp_port,
             MediaDirection::SendRecv,
-            local_crypto.as_ref(),
+            &local_crypto,
+            self.secure_profile,
         );
         self.remember(body);
+        self.local_crypto = local_crypto;
+        &self.local_sdp
+    }
+
+    /// Our offer for a session refresh by re-INVITE (RFC 4028 §7.4): the SDP we sent last,
+    /// unchanged, with the same `o=` version (an offer identical to the previous SDP, RFC 3264
+    /// §8), so a peer sees that nothing changes. Its answer goes to
+    /// [`accept_answer`](Self::accept_answer).
+    pub fn refresh_offer(&self) -> &str {
         &self.local_sdp
     }
 
     /// Takes the peer's answer to our offer: [`offer_initial`](Self::offer_initial) (answers in
-    /// a 1xx or the 2xx of a call we placed; a later one replaces an earlier one) or
-    /// [`offer`](Self::offer) (from the ACK). The codec in force is preferred, then the rest of
-    /// our preference; the answer's telephone-event payload type is taken even when it differs
-    /// from the one we offered. On error the session in force stays.
+    /// a 1xx or the 2xx of a call we placed; a later one replaces an earlier one),
+    /// [`offer`](Self::offer) (from the ACK) or [`refresh_offer`](Self::refresh_offer). The
+    /// codec in force is preferred, then the rest of our preference; the answer's
+    /// telephone-event payload type is taken even when it differs from the one we offered. An
+    /// `a=crypto` in the answer must echo the tag and suite of one of our lines, whose key we
+    /// then encrypt with. On error the session in force stays.
     pub fn accept_answer(&mut self, answer: &str) -> Result<&NegotiatedMedia, SdpError> {
-        let mut preference = vec![self.negotiated.codec];
-        preference.extend(
-            self.preference
+        let preference = self.current_preference();
+        // Best-effort SDES: our RTP/AVP offer carried keys, so may the answer.
+        let avp_crypto = !self.secure_profile && !self.local_crypto.is_empty();
+        let mut shape = negotiate(answer, &preference, self.srtp_mode, avp_crypto)?;
+        if let Some(remote) = shape.remote_crypto.clone() {
+            let local = self
+                .local_crypto
                 .iter()
-                .filter(|c| **c != self.negotiated.codec),
-        );
-        let previous = self.negotiated.srtp.clone();
-        let mut shape = negotiate(answer, &preference, self.srtp_mode)?;
-        // An answer to our own offer keeps our key: the peer answers with its own.
-        if let (Some(pair), Some(remote)) = (previous, shape.remote_crypto.clone()) {
+                .find(|ours| ours.tag == remote.tag && ours.suite == remote.suite)
+                .cloned()
+                .ok_or(SdpError::CryptoNotOffered {
+                    tag: remote.tag,
+                    suite: remote.suite,
+                })?;
             shape.negotiated.srtp = Some(SrtpKeyPair {
                 suite: remote.suite,
-                local: pair.local,
+                local,
                 remote,
             });
         }
         self.negotiated = shape.negotiated;
         if shape.dtmf_fmtp.is_some() {
             self.dtmf_fmtp = shape.dtmf_fmtp;
+        }
+        if self.negotiated.srtp.is_some() {
+            self.secure_profile = shape.secure_profile;
         }
         Ok(&self.negotiated)
     }

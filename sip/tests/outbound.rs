@@ -1030,3 +1030,130 @@ fn offer_takes_an_answer_with_another_telephone_event_type() {
         "version rises: {reoffer}"
     );
 }
+
+/// A trunk's answer on `profile` with an `a=crypto` line (tag, suite) or none.
+fn answer_with_crypto(profile: &str, crypto: Option<(u32, &str)>) -> String {
+    let crypto = crypto
+        .map(|(tag, suite)| {
+            format!("a=crypto:{tag} {suite} inline:NgAkdAl4/i3qE5KcjXwhjLSDwDrgpJjcMVg2ydBp\r\n")
+        })
+        .unwrap_or_default();
+    format!(
+        "v=0\r\no=gw 1 2 IN IP4 168.86.128.20\r\ns=-\r\nc=IN IP4 168.86.128.20\r\nt=0 0\r\n\
+         m=audio 5000 {profile} 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n{crypto}"
+    )
+}
+
+fn srtp_call(mode: vaani_sip::SrtpMode) -> OutboundCall {
+    OutboundCall {
+        sdp: SdpSession::offer_initial_with_srtp(
+            &[AudioCodec::Pcmu],
+            "203.0.113.10".parse().unwrap(),
+            30000,
+            7,
+            mode,
+        ),
+        ..outbound_call()
+    }
+}
+
+#[test]
+fn a_required_srtp_call_is_answered_with_the_chosen_key_or_hung_up_without_one() {
+    use vaani_sip::{CryptoAttribute, SrtpMode, SrtpSuite};
+    // The peer picks our second line (AES_CM_128_HMAC_SHA1_32).
+    let mut h = Harness::new();
+    let (key, invite) = place(&mut h, srtp_call(SrtpMode::Required));
+    let offer = body(&invite);
+    assert!(
+        offer.contains("m=audio 30000 RTP/SAVP 0 101\r\n"),
+        "{offer}"
+    );
+    let ours: Vec<CryptoAttribute> = offer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:"))
+        .map(|l| CryptoAttribute::parse(l).unwrap())
+        .collect();
+    assert_eq!(ours.len(), 2);
+    h.recv(&response(
+        &invite,
+        200,
+        "OK",
+        Some("gw1"),
+        GW_CONTACT,
+        &answer_with_crypto("RTP/SAVP", Some((2, "AES_CM_128_HMAC_SHA1_32"))),
+    ));
+    let sent = h.transmits();
+    assert_eq!(sent.len(), 1);
+    assert!(first_line(&sent[0]).starts_with("ACK "));
+    let Some(SipEvent::OutboundAnswered {
+        key: answered,
+        media,
+    }) = h.events().pop()
+    else {
+        panic!("not answered");
+    };
+    assert_eq!(answered, key);
+    let keys = media.srtp.expect("SRTP keys for the media session");
+    assert_eq!(keys.suite, SrtpSuite::AesCm128HmacSha1_32);
+    assert_eq!(keys.local, ours[1]);
+    assert_eq!(keys.remote.tag, 2);
+
+    // An answer without a key (plain RTP/AVP) is ACKed, then hung up: the call fails.
+    let mut h = Harness::new();
+    let (key, invite) = place(&mut h, srtp_call(SrtpMode::Required));
+    h.recv(&response(
+        &invite,
+        200,
+        "OK",
+        Some("gw1"),
+        GW_CONTACT,
+        &answer_with_crypto("RTP/AVP", None),
+    ));
+    let sent = h.transmits();
+    let methods: Vec<String> = sent.iter().map(|t| cseq_of(t).1).collect();
+    assert_eq!(methods, ["ACK", "BYE"], "{sent:?}");
+    assert_eq!(
+        h.events(),
+        vec![SipEvent::OutboundFailed {
+            key,
+            status: 488,
+            reason_phrase: "No usable SDP answer".to_string(),
+            reason: OutboundFailure::Failed,
+        }]
+    );
+    // The BYE completes quietly: no CallEnded after the failure.
+    h.recv(&response(&sent[1], 200, "OK", None, "", ""));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn an_optional_srtp_call_takes_a_plain_or_a_keyed_answer() {
+    use vaani_sip::SrtpMode;
+    for (answer, secure) in [
+        (answer_with_crypto("RTP/AVP", None), false),
+        (
+            answer_with_crypto("RTP/AVP", Some((1, "AES_CM_128_HMAC_SHA1_80"))),
+            true,
+        ),
+    ] {
+        let mut h = Harness::new();
+        let (_, invite) = place(&mut h, srtp_call(SrtpMode::Optional));
+        let offer = body(&invite);
+        assert!(offer.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{offer}");
+        assert_eq!(offer.matches("a=crypto:").count(), 2, "{offer}");
+        h.recv(&response(
+            &invite,
+            200,
+            "OK",
+            Some("gw1"),
+            GW_CONTACT,
+            &answer,
+        ));
+        assert_eq!(h.transmits().len(), 1, "only the ACK");
+        let Some(SipEvent::OutboundAnswered { media, .. }) = h.events().pop() else {
+            panic!("not answered");
+        };
+        assert_eq!(media.srtp.is_some(), secure, "{answer}");
+    }
+}

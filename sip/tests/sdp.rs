@@ -447,3 +447,204 @@ fn the_trunk_srtp_policy_decides_between_plain_and_secure_offers() {
             .is_none()
     );
 }
+
+/// An answer from a trunk to our secure offer, choosing `tag` with `suite` on `profile`.
+fn secure_answer(profile: &str, crypto: Option<(u32, &str)>) -> String {
+    let crypto = crypto
+        .map(|(tag, suite)| {
+            format!("a=crypto:{tag} {suite} inline:NgAkdAl4/i3qE5KcjXwhjLSDwDrgpJjcMVg2ydBp\r\n")
+        })
+        .unwrap_or_default();
+    format!(
+        "v=0\r\n\
+         o=gw 1 1 IN IP4 168.86.128.20\r\n\
+         s=-\r\n\
+         c=IN IP4 168.86.128.20\r\n\
+         t=0 0\r\n\
+         m=audio 5000 {profile} 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n\
+         a=ptime:20\r\n\
+         a=sendrecv\r\n{crypto}"
+    )
+}
+
+fn our_crypto(sdp: &str) -> Vec<vaani_sip::CryptoAttribute> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:"))
+        .map(|l| vaani_sip::CryptoAttribute::parse(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_required_srtp_offer_is_savp_with_both_suites_and_takes_the_chosen_tag() {
+    use vaani_sip::{SdpSession, SrtpMode, SrtpSuite};
+    let offer = || {
+        SdpSession::offer_initial_with_srtp(
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+            local_ip(),
+            30000,
+            5,
+            SrtpMode::Required,
+        )
+    };
+    let mut session = offer();
+    let sdp = session.local_sdp().to_string();
+    assert!(sdp.contains("m=audio 30000 RTP/SAVP 0 8 101\r\n"), "{sdp}");
+    let ours = our_crypto(&sdp);
+    assert_eq!(ours.len(), 2, "{sdp}");
+    assert_eq!(
+        (ours[0].tag, ours[0].suite),
+        (1, SrtpSuite::AesCm128HmacSha1_80)
+    );
+    assert_eq!(
+        (ours[1].tag, ours[1].suite),
+        (2, SrtpSuite::AesCm128HmacSha1_32)
+    );
+    assert_ne!(ours[0].key_salt(), ours[1].key_salt(), "a key per line");
+    assert_ne!(
+        our_crypto(offer().local_sdp())[0].key_salt(),
+        ours[0].key_salt(),
+        "fresh keys per call"
+    );
+    assert!(session.negotiated().srtp.is_none(), "nothing agreed yet");
+
+    // Refused answers leave the session as it was.
+    let before = session.clone();
+    for (answer, error) in [
+        (secure_answer("RTP/AVP", None), SdpError::SrtpRequired),
+        (secure_answer("RTP/SAVP", None), SdpError::SrtpRequired),
+        // Best-effort keys on RTP/AVP are not enough when SRTP is required.
+        (
+            secure_answer("RTP/AVP", Some((1, "AES_CM_128_HMAC_SHA1_80"))),
+            SdpError::SrtpRequired,
+        ),
+        (
+            secure_answer("RTP/SAVP", Some((3, "AES_CM_128_HMAC_SHA1_80"))),
+            SdpError::CryptoNotOffered {
+                tag: 3,
+                suite: SrtpSuite::AesCm128HmacSha1_80,
+            },
+        ),
+        (
+            secure_answer("RTP/SAVP", Some((1, "AES_CM_128_HMAC_SHA1_32"))),
+            SdpError::CryptoNotOffered {
+                tag: 1,
+                suite: SrtpSuite::AesCm128HmacSha1_32,
+            },
+        ),
+    ] {
+        assert_eq!(session.accept_answer(&answer), Err(error), "{answer}");
+        assert_eq!(session, before);
+    }
+
+    // The peer picks the 32-bit line: we encrypt with our tag-2 key, decrypt with theirs.
+    let media = session
+        .accept_answer(&secure_answer(
+            "RTP/SAVP",
+            Some((2, "AES_CM_128_HMAC_SHA1_32")),
+        ))
+        .unwrap()
+        .clone();
+    let keys = media.srtp.expect("SRTP agreed");
+    assert_eq!(keys.suite, SrtpSuite::AesCm128HmacSha1_32);
+    assert_eq!(keys.local, ours[1]);
+    assert_eq!(keys.remote.tag, 2);
+    assert_eq!(
+        media.remote_rtp,
+        Some("168.86.128.20:5000".parse().unwrap())
+    );
+
+    // A refresh re-offers the same SDP (same o= version); a re-offer of our own (re-INVITE
+    // without SDP) keeps SAVP and only the key in use.
+    assert_eq!(session.refresh_offer(), sdp);
+    let reoffer = session.offer().to_string();
+    assert!(reoffer.contains("RTP/SAVP 0 101\r\n"), "{reoffer}");
+    assert_eq!(our_crypto(&reoffer), vec![ours[1].clone()]);
+    assert_eq!(origin_version(&reoffer), "6");
+    session
+        .accept_answer(&secure_answer(
+            "RTP/SAVP",
+            Some((2, "AES_CM_128_HMAC_SHA1_32")),
+        ))
+        .unwrap();
+    assert_eq!(session.negotiated().srtp.as_ref().unwrap().local, ours[1]);
+}
+
+#[test]
+fn an_optional_srtp_offer_is_best_effort_avp_with_keys_and_takes_either_answer() {
+    use vaani_sip::{SdpSession, SrtpMode, SrtpSuite};
+    let offer = || {
+        SdpSession::offer_initial_with_srtp(
+            &[AudioCodec::Pcmu],
+            local_ip(),
+            30000,
+            5,
+            SrtpMode::Optional,
+        )
+    };
+    let session = offer();
+    let sdp = session.local_sdp().to_string();
+    assert!(sdp.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{sdp}");
+    let ours = our_crypto(&sdp);
+    assert_eq!(ours.len(), 2);
+
+    // A plain answer: plain RTP.
+    let mut plain = session.clone();
+    let media = plain
+        .accept_answer(&secure_answer("RTP/AVP", None))
+        .unwrap();
+    assert!(media.srtp.is_none());
+
+    // Keys echoed on RTP/AVP (best effort) or on RTP/SAVP: SRTP with the chosen line.
+    for profile in ["RTP/AVP", "RTP/SAVP"] {
+        let mut secure = session.clone();
+        let media = secure
+            .accept_answer(&secure_answer(
+                profile,
+                Some((1, "AES_CM_128_HMAC_SHA1_80")),
+            ))
+            .unwrap();
+        let keys = media.srtp.clone().expect(profile);
+        assert_eq!(keys.suite, SrtpSuite::AesCm128HmacSha1_80);
+        assert_eq!(keys.local, ours[0]);
+        // Our own later offer keeps the profile that was agreed.
+        let reoffer = secure.offer().to_string();
+        assert!(
+            reoffer.contains(&format!("m=audio 30000 {profile} 0 101\r\n")),
+            "{reoffer}"
+        );
+        assert_eq!(our_crypto(&reoffer), vec![ours[0].clone()]);
+    }
+
+    // A best-effort session answers the peer's best-effort re-offer with its key, keeping SRTP.
+    let mut secure = session.clone();
+    secure
+        .accept_answer(&secure_answer(
+            "RTP/AVP",
+            Some((1, "AES_CM_128_HMAC_SHA1_80")),
+        ))
+        .unwrap();
+    let reoffer_from_peer = secure_answer("RTP/AVP", Some((1, "AES_CM_128_HMAC_SHA1_80")));
+    let media = secure.answer(&reoffer_from_peer).unwrap().clone();
+    assert_eq!(media.srtp.as_ref().unwrap().local, ours[0]);
+    assert!(
+        secure
+            .local_sdp()
+            .contains("m=audio 30000 RTP/AVP 0 101\r\n")
+    );
+
+    // Off: no keys at all, as before.
+    let off = SdpSession::offer_initial(&[AudioCodec::Pcmu], local_ip(), 30000, 5);
+    assert!(our_crypto(off.local_sdp()).is_empty());
+    assert_eq!(
+        off,
+        SdpSession::offer_initial_with_srtp(
+            &[AudioCodec::Pcmu],
+            local_ip(),
+            30000,
+            5,
+            SrtpMode::Off
+        )
+    );
+}
