@@ -363,11 +363,15 @@ async fn place(
         Some(codecs) => crate::call_media::codec_list(codecs),
         None => state.codecs.clone(),
     };
-    let offer = SdpSession::offer_initial(
+    // The trunk's SRTP policy: `required` offers RTP/SAVP with SDES keys, `optional` RTP/AVP
+    // with the same keys (best effort); the agreed keys reach the media session through
+    // `NegotiatedMedia::srtp` of the answer, as for inbound calls.
+    let offer = SdpSession::offer_initial_with_srtp(
         &codecs,
         state.media_public_ip,
         lease.port(),
         crate::call::rand_session_id(),
+        crate::call_media::srtp_mode(trunk.srtp),
     );
     let request_id = state
         .next_dial
