@@ -272,15 +272,19 @@ struct Retransmit {
     interval: Duration,
 }
 
-/// One of our in-dialog non-INVITE client transactions (BYE, refresh UPDATE; RFC 3261
-/// §17.1.2): timer E retransmissions on unreliable transports, timer F give-up.
+/// One of our in-dialog client transactions: non-INVITE (BYE, refresh UPDATE, REFER; RFC 3261
+/// §17.1.2: timer E retransmissions on unreliable transports, timer F give-up) or a session
+/// refresh re-INVITE (§17.1.1: timer A until a provisional response, timer B give-up).
 #[derive(Debug)]
 struct ClientTransaction {
     branch: String,
     transmit: Transmit,
     retransmit: Option<Retransmit>,
-    /// Timer F.
+    /// Timer F (timer B for an INVITE).
     timeout_at: Instant,
+    /// The request is an INVITE: retransmissions double without the T2 cap and stop at the
+    /// first provisional response.
+    invite: bool,
 }
 
 /// What a [`ClientTransaction`] needs at some instant.
@@ -304,6 +308,15 @@ impl ClientTransaction {
             }),
             transmit,
             timeout_at: now + t1 * 64,
+            invite: false,
+        }
+    }
+
+    /// Starts the INVITE client transaction whose request `transmit` is being sent now.
+    fn start_invite(branch: String, transmit: Transmit, now: Instant, t1: Duration) -> Self {
+        Self {
+            invite: true,
+            ..Self::start(branch, transmit, now, t1)
         }
     }
 
@@ -312,6 +325,14 @@ impl ClientTransaction {
         if let Some(r) = &mut self.retransmit {
             r.interval = t2;
         }
+    }
+
+    /// A provisional response to our INVITE came at `now`: no more retransmissions (timer A
+    /// stops), and the INVITE is given up 64×T1 after the latest provisional response without
+    /// a final one (RFC 3261 leaves the wait open; a refresh cannot wait for ever).
+    fn on_invite_provisional(&mut self, now: Instant, t1: Duration) {
+        self.retransmit = None;
+        self.timeout_at = now + t1 * 64;
     }
 
     /// The earliest instant the transaction needs attention.
@@ -327,13 +348,31 @@ impl ClientTransaction {
         }
         match &mut self.retransmit {
             Some(r) if r.at <= now => {
-                r.interval = (r.interval * 2).min(t2);
+                // Timer A doubles without a cap (RFC 3261 §17.1.1.2), timer E up to T2.
+                r.interval = if self.invite {
+                    r.interval * 2
+                } else {
+                    (r.interval * 2).min(t2)
+                };
                 r.at = now + r.interval;
                 ClientDue::Resend(self.transmit.clone())
             }
             _ => ClientDue::Nothing,
         }
     }
+}
+
+/// What varies between the requests we send inside a dialog (see
+/// [`SipEndpoint::dialog_request`]).
+struct DialogRequest<'a> {
+    method: Method,
+    headers: Vec<(&'static str, String)>,
+    /// The CSeq number; `None` takes the next of our CSeq space.
+    cseq: Option<u32>,
+    /// The Via branch; `None` starts a new transaction.
+    branch: Option<String>,
+    /// An SDP body.
+    sdp: Option<&'a str>,
 }
 
 /// A re-INVITE we answered 200 and whose ACK we wait for.
@@ -393,8 +432,13 @@ struct Call {
     timer_negotiation: Negotiation,
     /// The running session timer, from our 2xx on.
     timer: Option<SessionTimer>,
-    /// Our session-refresh UPDATE.
+    /// Our pending session refresh (UPDATE or re-INVITE).
     refresh: Option<ClientTransaction>,
+    /// The peer does not take UPDATE (its Allow lacks it, or it answered 405/501): we refresh
+    /// with re-INVITE (RFC 4028 §7.4). Never reset for the call.
+    refresh_by_invite: bool,
+    /// Our latest refresh re-INVITEs, to ACK their final responses (and retransmissions).
+    refresh_invites: VecDeque<modify::RefreshInvite>,
     hangup_after_ack: bool,
     end_reported: bool,
     bye: Option<ClientTransaction>,
@@ -408,6 +452,11 @@ struct Call {
 }
 
 impl Call {
+    /// Our refresh re-INVITE awaits its final response (an offer of ours is outstanding).
+    fn refresh_invite_pending(&self) -> bool {
+        self.refresh.as_ref().is_some_and(|r| r.invite)
+    }
+
     fn transmit(&self, data: Vec<u8>) -> Transmit {
         Transmit {
             transport: self.transport,
@@ -1187,6 +1236,8 @@ impl SipEndpoint {
             timer_negotiation,
             timer: None,
             refresh: None,
+            refresh_by_invite: !modify::allows_update(&req.headers),
+            refresh_invites: VecDeque::new(),
             hangup_after_ack: false,
             end_reported: false,
             bye: None,
@@ -1583,7 +1634,8 @@ impl SipEndpoint {
                     ResponseExtras::default(),
                 );
             }
-            Phase::Confirmed if call.reinvite.is_some() => {
+            // Glare: the peer's re-INVITE meets one of ours (RFC 3261 §14.2).
+            Phase::Confirmed if call.reinvite.is_some() || call.refresh_invite_pending() => {
                 self.respond_in_call(
                     key,
                     req,
@@ -1621,6 +1673,8 @@ impl SipEndpoint {
                 .copied()
             {
                 self.on_outbound_response(now, key, resp, connection);
+            } else if resp.cseq_method == Method::Invite {
+                self.on_refresh_invite_response(now, resp);
             }
             return;
         }
@@ -1688,7 +1742,10 @@ impl SipEndpoint {
         if let Some(old) = call.bye.take() {
             self.by_bye_branch.remove(&old.branch);
         }
-        if let Some(refresh) = call.refresh.take() {
+        // A pending refresh re-INVITE stays mapped: its final response still gets its ACK.
+        if let Some(refresh) = call.refresh.take()
+            && !refresh.invite
+        {
             self.by_refresh_branch.remove(&refresh.branch);
         }
         call.timer = None;
@@ -1708,34 +1765,53 @@ impl SipEndpoint {
         self.transmits.push_back(transmit);
     }
 
-    /// Builds a request inside the dialog (UAS side, RFC 3261 §12.2.1.1): our next CSeq, through
-    /// the route set, to the remote Contact. Returns it with its branch.
+    /// Builds a request inside the dialog (RFC 3261 §12.2.1.1): our next CSeq, through the
+    /// route set, to the remote Contact, as a new transaction. Returns it with its branch.
     fn in_dialog_request(
         &mut self,
         key: CallKey,
         method: Method,
         headers: Vec<(&'static str, String)>,
     ) -> Option<(Transmit, String)> {
-        self.dialog_request(key, method, headers, true)
+        self.dialog_request(
+            key,
+            DialogRequest {
+                method,
+                headers,
+                cseq: None,
+                branch: None,
+                sdp: None,
+            },
+        )
     }
 
-    /// [`in_dialog_request`](Self::in_dialog_request), with `next_cseq` false for the ACK of a
-    /// 2xx (the INVITE's CSeq number, RFC 3261 §13.2.2.4).
+    /// [`in_dialog_request`](Self::in_dialog_request) with everything that can vary: a given
+    /// CSeq number (the ACK of an INVITE), a given branch (the ACK of a non-2xx, inside the
+    /// INVITE transaction), an SDP body.
     fn dialog_request(
         &mut self,
         key: CallKey,
-        method: Method,
-        headers: Vec<(&'static str, String)>,
-        next_cseq: bool,
+        spec: DialogRequest<'_>,
     ) -> Option<(Transmit, String)> {
+        let DialogRequest {
+            method,
+            headers,
+            cseq,
+            branch,
+            sdp,
+        } = spec;
         let contact = self.contact_uri_for_key(key).unwrap_or_default();
         let contact_host = self.config.contact_host.clone();
         let (udp_port, tls_port) = (self.config.contact_port, self.config.contact_port_tls);
         let user_agent = self.config.user_agent.clone();
         let call = self.calls.get_mut(&key)?;
-        if next_cseq {
-            call.local_cseq = call.local_cseq.saturating_add(1);
-        }
+        let cseq = match cseq {
+            Some(cseq) => cseq,
+            None => {
+                call.local_cseq = call.local_cseq.saturating_add(1);
+                call.local_cseq
+            }
+        };
         let first_route = call
             .route_set
             .first()
@@ -1768,7 +1844,7 @@ impl SipEndpoint {
         } else {
             udp_port
         };
-        let branch = new_branch();
+        let branch = branch.unwrap_or_else(new_branch);
         let host = if contact_host.contains(':') && !contact_host.starts_with('[') {
             format!("[{contact_host}]")
         } else {
@@ -1788,13 +1864,13 @@ impl SipEndpoint {
             from: format!("{};tag={}", call.local_identity, call.local_tag),
             to: &call.remote_identity,
             call_id: &call.call_id,
-            cseq: call.local_cseq,
+            cseq,
             contact: Some(&contact),
             user_agent: &user_agent,
             headers,
             extra_headers: &[],
-            content_type: None,
-            body: &[],
+            content_type: sdp.map(|_| "application/sdp"),
+            body: sdp.unwrap_or("").as_bytes(),
         });
         Some((
             Transmit {
@@ -1916,6 +1992,9 @@ impl SipEndpoint {
         }
         if let Some(refresh) = &call.refresh {
             self.by_refresh_branch.remove(&refresh.branch);
+        }
+        for invite in &call.refresh_invites {
+            self.by_refresh_branch.remove(&invite.branch);
         }
         if let Some(branch) = call.refer.as_ref().and_then(transfer::Refer::branch) {
             self.by_refer_branch.remove(branch);

@@ -6,7 +6,8 @@
 //! * [`digest`]: digest authentication (MD5, SHA-256) for the INVITEs we send.
 //! * [`sdes`]: SDES keys for SRTP (RFC 4568 `a=crypto`), parsed and written.
 //! * [`sdp`]: offer/answer for G.711 with telephone-events, including re-offers (hold, resume).
-//! * Session timers (RFC 4028): the endpoint answers and sends refreshes and ends dead sessions.
+//! * Session timers (RFC 4028): the endpoint answers and sends refreshes (UPDATE, or re-INVITE
+//!   with an unchanged offer to peers that refuse UPDATE) and ends dead sessions.
 //! * [`driver`]: a tokio UDP/TCP/TLS driver that owns one endpoint.
 //! * [`tls`]: the TLS listener's certificate and key (rustls with `ring`).
 

@@ -276,6 +276,8 @@ impl SipEndpoint {
             timer_negotiation: Negotiation::Off,
             timer: None,
             refresh: None,
+            refresh_by_invite: false,
+            refresh_invites: VecDeque::new(),
             hangup_after_ack: false,
             end_reported: false,
             bye: None,
@@ -624,6 +626,8 @@ impl SipEndpoint {
         if let Some(contact) = &resp.contact {
             call.remote_target = contact.clone();
         }
+        // A callee whose Allow lacks UPDATE gets our session refreshes as re-INVITEs.
+        call.refresh_by_invite = !modify::allows_update(&resp.headers);
         call.invite_cseq = out.cseq;
         call.local_cseq = out.cseq;
         call.phase = Phase::Confirmed;
@@ -633,8 +637,17 @@ impl SipEndpoint {
         self.by_dialog.insert(dialog_key, key);
 
         // The ACK: a new transaction with the INVITE's CSeq number (§13.2.2.4).
-        let headers = authorization.into_iter().collect();
-        let Some((ack, _)) = self.dialog_request(key, Method::Ack, headers, false) else {
+        let cseq = call.invite_cseq;
+        let Some((ack, _)) = self.dialog_request(
+            key,
+            DialogRequest {
+                method: Method::Ack,
+                headers: authorization.into_iter().collect(),
+                cseq: Some(cseq),
+                branch: None,
+                sdp: None,
+            },
+        ) else {
             return;
         };
         if let Some(out) = self
