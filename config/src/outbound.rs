@@ -1,5 +1,7 @@
 //! `[trunks.outbound]`: placing calls out through a trunk, and `[[trunks]] srtp`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::checker::Checker;
@@ -60,6 +62,30 @@ pub struct OutboundConfig {
     pub max_concurrent: u32,
     /// Seconds to ring before the call is cancelled as unanswered. Default 45.
     pub ring_timeout_secs: u32,
+    /// PEM file of the CA certificates the trunk's TLS certificate must chain to (resolved
+    /// against the config directory). Required when `uri` is TLS (`sips:` or
+    /// `;transport=tls`): outbound TLS trusts only these roots, never the system's (servers
+    /// may run offline, and a trunk's CA is a deliberate choice). The certificate must name
+    /// the `uri`'s host, which is also sent as SNI. Unused for UDP and TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl OutboundConfig {
+    /// Whether calls go out over TLS (`sips:` or `;transport=tls` on the `uri`).
+    pub fn uses_tls(&self) -> bool {
+        uri_uses_tls(&self.uri)
+    }
+}
+
+/// `sips:`, or a `transport=tls` parameter.
+fn uri_uses_tls(uri: &str) -> bool {
+    let lower = uri.trim().to_ascii_lowercase();
+    lower.starts_with("sips:")
+        || lower
+            .split(';')
+            .skip(1)
+            .any(|param| param.trim() == "transport=tls")
 }
 
 /// `[trunks.outbound]` as written.
@@ -77,6 +103,8 @@ pub(crate) struct RawOutbound {
     calls_per_second: Option<f64>,
     max_concurrent: Option<u32>,
     ring_timeout_secs: Option<u32>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    tls_ca: Option<String>,
 }
 
 impl RawOutbound {
@@ -134,6 +162,21 @@ impl RawOutbound {
             5,
             300,
         );
+        let tls_ca_key = format!("{key}.tls_ca");
+        let tls_ca = self
+            .tls_ca
+            .filter(|path| !path.trim().is_empty())
+            .map(|path| c.resolve(path.trim()));
+        match &tls_ca {
+            Some(path) => c.existing_file(&tls_ca_key, path),
+            None if uri_uses_tls(&uri) => c.push(ConfigError::Inconsistent {
+                key: tls_ca_key,
+                message: "required for a TLS uri (sips: or ;transport=tls): calls over TLS \
+                          trust only this CA file, not the system's roots"
+                    .to_owned(),
+            }),
+            None => {}
+        }
         OutboundConfig {
             uri,
             username,
@@ -142,6 +185,7 @@ impl RawOutbound {
             calls_per_second,
             max_concurrent,
             ring_timeout_secs,
+            tls_ca,
         }
     }
 }
@@ -187,4 +231,76 @@ fn check_sip_uri(uri: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{Config, LoadOptions};
+
+    fn parse(text: &str, check_files: bool) -> Result<Config, crate::ConfigErrors> {
+        let opts = LoadOptions {
+            env: Vec::new(),
+            check_files,
+        };
+        Config::from_toml_str(text, "test.toml", Path::new("/etc/vaani"), &opts)
+    }
+
+    const TRUNK: &str = "[http]\noperator_key = \"k\"\n[[trunks]]\nid = \"t\"\n[trunks.outbound]\n";
+
+    #[test]
+    fn a_tls_uri_needs_a_ca_file_resolved_against_the_config_directory() {
+        for uri in [
+            "sips:vaani.pstn.twilio.com",
+            "sip:vaani.pstn.twilio.com;transport=tls",
+            "sip:pstn.in2.exotel.com:443;transport=TLS",
+        ] {
+            let errors = parse(&format!("{TRUNK}uri = \"{uri}\"\n"), false).unwrap_err();
+            let lines: Vec<String> = errors.errors().iter().map(|e| e.to_string()).collect();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("trunks[0].outbound.tls_ca: required for a TLS uri")),
+                "{uri}: {lines:#?}"
+            );
+            let config = parse(
+                &format!("{TRUNK}uri = \"{uri}\"\ntls_ca = \"certs/twilio-ca.pem\"\n"),
+                false,
+            )
+            .unwrap();
+            let outbound = config.trunk("t").unwrap().outbound.clone().unwrap();
+            assert!(outbound.uses_tls(), "{uri}");
+            assert_eq!(
+                outbound.tls_ca.as_deref(),
+                Some(Path::new("/etc/vaani/certs/twilio-ca.pem"))
+            );
+        }
+        // Plain transports need none, and an absolute path stays as written.
+        let config = parse(
+            &format!("{TRUNK}uri = \"sip:pstn.in2.exotel.com:5070;transport=tcp\"\ntls_ca = \"/x/ca.pem\"\n"),
+            false,
+        )
+        .unwrap();
+        let outbound = config.trunk("t").unwrap().outbound.clone().unwrap();
+        assert!(!outbound.uses_tls());
+        assert_eq!(outbound.tls_ca.as_deref(), Some(Path::new("/x/ca.pem")));
+        assert!(parse(&format!("{TRUNK}uri = \"sip:a.example\"\n"), false).is_ok());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_reported_when_files_are_checked() {
+        let errors = parse(
+            &format!("{TRUNK}uri = \"sips:a.example\"\ntls_ca = \"/nonexistent/vaani-ca.pem\"\n"),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .errors()
+                .iter()
+                .any(|e| e.to_string().starts_with("trunks[0].outbound.tls_ca: ")),
+            "{errors:?}"
+        );
+    }
 }
