@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use vaani_config::{OutboundConfig, TrunkConfig};
-use vaani_sip::{DigestCredentials, OutboundCall, SdpSession, SipCommand, Transport};
+use vaani_sip::{DigestCredentials, OutboundCall, OutboundTls, SdpSession, SipCommand, Transport};
 
 /// A request to place a call, from the HTTP API.
 #[derive(Debug)]
@@ -208,6 +209,44 @@ impl TrunkTarget {
     }
 }
 
+/// TLS settings of the trunks called over TLS, by CA file and host name: each CA file is read
+/// once for the life of the process (restart to pick up a replaced file).
+fn tls_settings_cache() -> &'static Mutex<HashMap<(PathBuf, String), OutboundTls>> {
+    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, String), OutboundTls>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// How the SIP driver opens the TLS connection to a trunk: the trust roots of its `tls_ca`
+/// (never the system's) and its host name, which its certificate must carry and which goes
+/// out as SNI. `None` for UDP and TCP trunks.
+pub fn outbound_tls(
+    trunk: &str,
+    outbound: &OutboundConfig,
+    target: &TrunkTarget,
+) -> Result<Option<OutboundTls>, DialError> {
+    if target.transport != Transport::Tls {
+        return Ok(None);
+    }
+    let ca = outbound.tls_ca.as_ref().ok_or_else(|| {
+        DialError::Unavailable(format!(
+            "trunk {trunk}: calls over TLS need [trunks.outbound] tls_ca (the CA file to trust)"
+        ))
+    })?;
+    let key = (ca.clone(), target.host.clone());
+    let mut cache = tls_settings_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(tls) = cache.get(&key) {
+        return Ok(Some(tls.clone()));
+    }
+    let unavailable =
+        |e: vaani_sip::TlsConfigError| DialError::Unavailable(format!("trunk {trunk}: {e}"));
+    let config = vaani_sip::tls::load_client_config(ca).map_err(unavailable)?;
+    let tls = OutboundTls::new(config, &target.host).map_err(unavailable)?;
+    cache.insert(key, tls.clone());
+    Ok(Some(tls))
+}
+
 /// Everything needed to send the INVITE of one call.
 pub struct PlacedCall {
     /// The command for the SIP driver.
@@ -252,6 +291,7 @@ pub fn place_call_command(
         }),
         _ => None,
     };
+    let tls = outbound_tls(&trunk.id, outbound, target)?;
     let call = OutboundCall {
         request_uri: target.request_uri(to),
         destination,
@@ -263,6 +303,7 @@ pub fn place_call_command(
         extra_headers: Vec::new(),
         credentials,
         ring_timeout: Duration::from_secs(u64::from(outbound.ring_timeout_secs)),
+        tls,
     };
     Ok(PlacedCall {
         command: SipCommand::PlaceCall {
@@ -455,6 +496,42 @@ mod tests {
                 .try_start(t0 + Duration::from_millis(300), "exotel")
                 .is_ok()
         );
+    }
+
+    fn outbound(uri: &str, tls_ca: Option<&str>) -> OutboundConfig {
+        OutboundConfig {
+            uri: uri.to_owned(),
+            username: None,
+            password_env: None,
+            caller_id: None,
+            calls_per_second: 10.0,
+            max_concurrent: 10,
+            ring_timeout_secs: 45,
+            tls_ca: tls_ca.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn tls_trunks_need_a_readable_ca_file_and_others_need_none() {
+        let plain = outbound("sip:pstn.in2.exotel.com:5070;transport=tcp", None);
+        let target = TrunkTarget::parse(&plain.uri).unwrap();
+        assert_eq!(outbound_tls("exotel", &plain, &target), Ok(None));
+
+        let secure = outbound("sips:vaani.pstn.twilio.com", None);
+        let target = TrunkTarget::parse(&secure.uri).unwrap();
+        let Err(DialError::Unavailable(why)) = outbound_tls("twilio", &secure, &target) else {
+            panic!("a TLS trunk without tls_ca is refused");
+        };
+        assert!(why.contains("tls_ca"), "{why}");
+
+        let missing = outbound(
+            "sips:vaani.pstn.twilio.com",
+            Some("/nonexistent/vaani-test-ca.pem"),
+        );
+        let Err(DialError::Unavailable(why)) = outbound_tls("twilio", &missing, &target) else {
+            panic!("an unreadable CA file is refused");
+        };
+        assert!(why.contains("vaani-test-ca.pem"), "{why}");
     }
 
     #[test]

@@ -11,11 +11,15 @@
 //! handshake in its own task, within [`TLS_HANDSHAKE_TIMEOUT`]; a failed or stalled handshake
 //! closes only that connection.
 //!
-//! Outbound TLS connections are not supported: a TLS message (e.g. an in-dialog BYE) goes out
-//! only on a live connection the peer opened; with none, it is logged and dropped, and
-//! [`SipCommand::PlaceCall`] over TLS is rejected. Outbound TCP connections are opened on
-//! demand. Calls placed over UDP go out from the listening socket, so the trunk's responses and
-//! requests come back to it.
+//! Outbound connections: TCP is opened on demand to whatever address a message goes to. TLS is
+//! opened only to addresses of calls placed over TLS ([`SipCommand::PlaceCall`] with
+//! [`OutboundCall::tls`]: trust roots and the name to verify, sent as SNI), within
+//! [`CONNECT_TIMEOUT`] for TCP and [`TLS_HANDSHAKE_TIMEOUT`] for the handshake; the dialog then
+//! reuses that connection both ways, and a dropped one is re-opened with the same settings. A
+//! connection that cannot be opened fails the calls waiting on it at once (`503`, see
+//! [`SipEndpoint::connection_failed`]). Any other TLS message with no live connection (e.g. a
+//! BYE after the peer's connection closed) is logged and dropped. Calls placed over UDP go out
+//! from the listening socket, so the trunk's responses and requests come back to it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,12 +31,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::endpoint::{EndpointConfig, OutboundCall, SipEndpoint, SipEvent};
 use crate::error::SipError;
 use crate::message::MAX_MESSAGE_SIZE;
 use crate::sdp::SdpSession;
+use crate::tls::OutboundTls;
 use crate::transport::{CallKey, ConnectionId, Transmit, Transport};
 
 /// Capacity of the event channel to the application.
@@ -51,8 +56,8 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a stream header block may be before the connection is dropped.
 const MAX_STREAM_HEADER: usize = 32 * 1024;
-/// Time allowed to open an outbound TCP connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed to open an outbound TCP connection (before any TLS handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed to flush and close a connection that is being dropped.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Messages queued per connection before further ones are dropped.
@@ -127,8 +132,10 @@ pub enum SipCommand {
     },
     /// Place a call through a trunk. The driver answers with [`SipEvent::OutboundStarted`]
     /// (carrying the call's key) or [`SipEvent::OutboundRejected`], both with `request_id`.
-    /// UDP goes out from the listening socket (symmetric signalling); TCP opens a connection
-    /// unless one to the destination is open; TLS is rejected (no outbound TLS yet).
+    /// UDP goes out from the listening socket (symmetric signalling); TCP and TLS open a
+    /// connection unless one to the destination is open. TLS needs [`OutboundCall::tls`] (else
+    /// the call is rejected); a connection or handshake that fails ends the call with
+    /// [`SipEvent::OutboundFailed`] `503`.
     PlaceCall {
         /// Chosen by the application to match the answer to the command.
         request_id: u64,
@@ -243,6 +250,7 @@ impl SipDriver {
             tls_accept_paused_until: None,
             connections: HashMap::new(),
             by_peer: HashMap::new(),
+            tls_clients: HashMap::new(),
             next_connection: 1,
             stream_tx,
             stream_rx,
@@ -272,6 +280,13 @@ enum StreamInput {
     Closed {
         connection: ConnectionId,
     },
+    /// An outbound connection could not be opened or secured; nothing was sent on it.
+    ConnectFailed {
+        connection: ConnectionId,
+        transport: Transport,
+        peer: SocketAddr,
+        error: String,
+    },
 }
 
 struct ConnectionHandle {
@@ -291,6 +306,36 @@ enum TlsHandshakeError {
     TimedOut(Duration),
 }
 
+/// Why an outbound connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// TCP connect failed (refused, unreachable …).
+    #[error("{} connection to {peer} failed: {source}", transport.via_token())]
+    Connect {
+        transport: Transport,
+        peer: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TCP connect did not finish in time.
+    #[error("{} connection to {peer}: no answer within {timeout:?}", transport.via_token())]
+    ConnectTimedOut {
+        transport: Transport,
+        peer: SocketAddr,
+        timeout: Duration,
+    },
+    /// The TLS handshake failed (untrusted or misnamed certificate, protocol error …).
+    #[error("TLS handshake with {peer} failed: {source}")]
+    Handshake {
+        peer: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake did not finish in time.
+    #[error("TLS handshake with {peer}: not done within {timeout:?}")]
+    HandshakeTimedOut { peer: SocketAddr, timeout: Duration },
+}
+
 struct SipLoop {
     endpoint: SipEndpoint,
     udp: Option<UdpSocket>,
@@ -301,6 +346,8 @@ struct SipLoop {
     tls_accept_paused_until: Option<tokio::time::Instant>,
     connections: HashMap<ConnectionId, ConnectionHandle>,
     by_peer: HashMap<(Transport, SocketAddr), ConnectionId>,
+    /// How to open TLS connections to the addresses of calls placed over TLS.
+    tls_clients: HashMap<SocketAddr, OutboundTls>,
     next_connection: u64,
     stream_tx: mpsc::Sender<StreamInput>,
     stream_rx: mpsc::Receiver<StreamInput>,
@@ -494,45 +541,46 @@ impl SipLoop {
             }
             return;
         }
-        if transport == Transport::Tls {
+        let destination = transmit.destination;
+        let tls = match transport {
+            Transport::Tls => match self.tls_clients.get(&destination) {
+                Some(tls) => Some(tls.clone()),
+                None => {
+                    tracing::warn!(
+                        %destination,
+                        "no live TLS connection and no TLS settings to open one; message dropped"
+                    );
+                    return;
+                }
+            },
+            Transport::Tcp | Transport::Udp => None,
+        };
+        if self.connections.len() >= MAX_TCP_CONNECTIONS {
             tracing::warn!(
-                destination = %transmit.destination,
-                "no live TLS connection and outbound TLS is not supported; message dropped"
+                ?transport,
+                "too many connections; dropping outbound message"
             );
             return;
         }
-        if self.connections.len() >= MAX_TCP_CONNECTIONS {
-            tracing::warn!("too many TCP connections; dropping outbound message");
-            return;
-        }
-        let destination = transmit.destination;
-        let (id, outbound_rx) = self.register_connection(destination, Transport::Tcp);
+        let (id, outbound_rx) = self.register_connection(destination, transport);
         if let Some(handle) = self.connections.get(&id) {
+            // Queued until the connection (and handshake) is up.
             let _ = handle.outbound.try_send(transmit.data);
         }
         let stream_tx = self.stream_tx.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    run_connection(
-                        id,
-                        destination,
-                        Transport::Tcp,
-                        stream,
-                        outbound_rx,
-                        stream_tx,
-                    )
+            if let Err(error) =
+                run_outbound_connection(id, destination, tls, outbound_rx, stream_tx.clone()).await
+            {
+                tracing::info!(%destination, %error, "outbound connection failed");
+                let _ = stream_tx
+                    .send(StreamInput::ConnectFailed {
+                        connection: id,
+                        transport,
+                        peer: destination,
+                        error: error.to_string(),
+                    })
                     .await;
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%destination, %error, "TCP connect failed");
-                    let _ = stream_tx.send(StreamInput::Closed { connection: id }).await;
-                }
-                Err(_) => {
-                    tracing::debug!(%destination, "TCP connect timed out");
-                    let _ = stream_tx.send(StreamInput::Closed { connection: id }).await;
-                }
             }
         });
     }
@@ -610,25 +658,44 @@ impl SipLoop {
                 Some(connection),
                 &data,
             ),
-            StreamInput::Closed { connection } => {
-                if let Some(handle) = self.connections.remove(&connection) {
-                    let key = (handle.transport, handle.peer);
-                    if self.by_peer.get(&key) == Some(&connection) {
-                        self.by_peer.remove(&key);
-                    }
-                }
+            StreamInput::Closed { connection } => self.forget_connection(connection),
+            StreamInput::ConnectFailed {
+                connection,
+                transport,
+                peer,
+                error,
+            } => {
+                self.forget_connection(connection);
+                self.endpoint
+                    .connection_failed(Instant::now(), transport, peer, &error);
+            }
+        }
+    }
+
+    fn forget_connection(&mut self, connection: ConnectionId) {
+        if let Some(handle) = self.connections.remove(&connection) {
+            let key = (handle.transport, handle.peer);
+            if self.by_peer.get(&key) == Some(&connection) {
+                self.by_peer.remove(&key);
             }
         }
     }
 
     fn place_call(&mut self, now: Instant, call: OutboundCall) -> Result<CallKey, SipError> {
-        match call.transport {
-            Transport::Udp if self.udp.is_none() => Err(SipError::TransportUnavailable(
+        match (call.transport, &call.tls) {
+            (Transport::Udp, _) if self.udp.is_none() => Err(SipError::TransportUnavailable(
                 "UDP is not enabled (no listen_udp)".to_string(),
             )),
-            Transport::Tls => Err(SipError::TransportUnavailable(
-                "outbound TLS connections are not supported yet".to_string(),
+            (Transport::Tls, None) => Err(SipError::TransportUnavailable(
+                "a call over TLS needs trust roots and a server name (OutboundCall::tls)"
+                    .to_string(),
             )),
+            (Transport::Tls, Some(tls)) => {
+                // Kept for the dialog's life and beyond: re-opening a dropped connection to the
+                // trunk needs the same settings. Trunks are few.
+                self.tls_clients.insert(call.destination, tls.clone());
+                self.endpoint.place_call(now, call)
+            }
             _ => self.endpoint.place_call(now, call),
         }
     }
@@ -780,6 +847,57 @@ async fn run_tls_connection(
             tracing::debug!(%peer, %error, "closing TLS connection");
             let _ = inbound.send(StreamInput::Closed { connection: id }).await;
         }
+    }
+}
+
+/// Opens an outbound connection to `peer` (TLS when `tls` is given), then runs it like an
+/// accepted one. Errors only when it never came up.
+async fn run_outbound_connection(
+    id: ConnectionId,
+    peer: SocketAddr,
+    tls: Option<OutboundTls>,
+    outbound: mpsc::Receiver<Vec<u8>>,
+    inbound: mpsc::Sender<StreamInput>,
+) -> Result<(), ConnectError> {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => {
+            return Err(ConnectError::Connect {
+                transport,
+                peer,
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ConnectError::ConnectTimedOut {
+                transport,
+                peer,
+                timeout: CONNECT_TIMEOUT,
+            });
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        run_connection(id, peer, Transport::Tcp, stream, outbound, inbound).await;
+        return Ok(());
+    };
+    let connector = TlsConnector::from(tls.config().clone());
+    let handshake = connector.connect(tls.server_name().clone(), stream);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => {
+            run_connection(id, peer, Transport::Tls, stream, outbound, inbound).await;
+            Ok(())
+        }
+        Ok(Err(source)) => Err(ConnectError::Handshake { peer, source }),
+        Err(_) => Err(ConnectError::HandshakeTimedOut {
+            peer,
+            timeout: TLS_HANDSHAKE_TIMEOUT,
+        }),
     }
 }
 

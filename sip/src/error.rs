@@ -41,8 +41,8 @@ pub enum SipError {
     /// The endpoint already holds [`MAX_CALLS`](crate::MAX_CALLS) calls.
     #[error("too many calls")]
     TooManyCalls,
-    /// The driver cannot send on the transport asked for (e.g. outbound TLS, or UDP without a
-    /// UDP socket).
+    /// The driver cannot send on the transport asked for (e.g. TLS without trust roots, or UDP
+    /// without a UDP socket).
     #[error("transport not available: {0}")]
     TransportUnavailable(String),
     /// A transfer target is not a `sip:`, `sips:` or `tel:` URI fit for a `Refer-To`.

@@ -9,7 +9,8 @@
 //! * Session timers (RFC 4028): the endpoint answers and sends refreshes (UPDATE, or re-INVITE
 //!   with an unchanged offer to peers that refuse UPDATE) and ends dead sessions.
 //! * [`driver`]: a tokio UDP/TCP/TLS driver that owns one endpoint.
-//! * [`tls`]: the TLS listener's certificate and key (rustls with `ring`).
+//! * [`tls`]: the TLS listener's certificate and key, and the trust roots of calls placed over
+//!   TLS (rustls with `ring`).
 
 pub mod digest;
 pub mod driver;
@@ -35,5 +36,5 @@ pub use sdp::{
     answer_offer,
 };
 pub use session_timer::Refresher;
-pub use tls::TlsConfigError;
+pub use tls::{OutboundTls, TlsConfigError};
 pub use transport::{CallKey, ConnectionId, Transmit, Transport};

@@ -39,8 +39,9 @@ pub struct ConnectionId(pub u64);
 pub struct Transmit {
     /// Which transport to send on.
     pub transport: Transport,
-    /// The peer address. For TCP without a live `connection`, the driver connects here (for TLS
-    /// it does not: see [`crate::driver`]).
+    /// The peer address. For TCP without a live `connection`, the driver connects here; for
+    /// TLS only when it has the settings of a call placed over TLS to this address (see
+    /// [`crate::driver`]).
     pub destination: SocketAddr,
     /// For TCP and TLS: the connection to send on (the one the request came in on), if it is
     /// still open.

@@ -36,6 +36,7 @@ fn outbound_call() -> OutboundCall {
         extra_headers: vec![("X-Tenant".to_string(), "clinic".to_string())],
         credentials: None,
         ring_timeout: Duration::from_secs(60),
+        tls: None,
     }
 }
 
@@ -1156,4 +1157,43 @@ fn an_optional_srtp_call_takes_a_plain_or_a_keyed_answer() {
         };
         assert_eq!(media.srtp.is_some(), secure, "{answer}");
     }
+}
+
+#[test]
+fn a_connection_that_cannot_be_opened_fails_only_the_calls_waiting_on_it() {
+    let mut h = Harness::new();
+    let over_tcp = |destination: &str| OutboundCall {
+        transport: Transport::Tcp,
+        destination: destination.parse().unwrap(),
+        ..outbound_call()
+    };
+    let (waiting, _) = {
+        let key = h.ep.place_call(h.now, over_tcp(TRUNK)).unwrap();
+        (key, h.transmits())
+    };
+    let elsewhere = h.ep.place_call(h.now, over_tcp("192.0.2.99:5060")).unwrap();
+    h.transmits();
+    // A call on UDP to the same address is no TCP call.
+    let udp = h.ep.place_call(h.now, outbound_call()).unwrap();
+    h.transmits();
+
+    h.ep.connection_failed(h.now, Transport::Tcp, trunk(), "TCP connection refused");
+    assert_eq!(
+        h.events(),
+        vec![SipEvent::OutboundFailed {
+            key: waiting,
+            status: 503,
+            reason_phrase: "TCP connection refused".to_string(),
+            reason: OutboundFailure::Failed,
+        }]
+    );
+    assert!(h.transmits().is_empty(), "nothing to ACK or cancel");
+    // The others still run: the UDP INVITE is retransmitted, nothing failed.
+    let sent = h.advance_to(Duration::from_secs(1));
+    assert!(sent.iter().all(|(_, t)| t.transport == Transport::Udp));
+    assert!(!sent.is_empty());
+    assert!(h.events().is_empty(), "{elsewhere:?} and {udp:?} go on");
+    // Reported once: the failed call is gone.
+    h.ep.connection_failed(h.now, Transport::Tcp, trunk(), "again");
+    assert!(h.events().is_empty());
 }

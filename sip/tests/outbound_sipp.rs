@@ -144,6 +144,7 @@ fn call_to(
         extra_headers: Vec::new(),
         credentials,
         ring_timeout: Duration::from_secs(30),
+        tls: None,
     }
 }
 

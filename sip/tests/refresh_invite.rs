@@ -428,6 +428,7 @@ fn placed_call() -> OutboundCall {
         extra_headers: Vec::new(),
         credentials: None,
         ring_timeout: Duration::from_secs(60),
+        tls: None,
     }
 }
 

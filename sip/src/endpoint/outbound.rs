@@ -38,6 +38,10 @@ pub struct OutboundCall {
     /// Without a final response this long after the INVITE, the endpoint sends CANCEL and the
     /// call fails with [`OutboundFailure::NoAnswer`].
     pub ring_timeout: Duration,
+    /// For [`Transport::Tls`]: the trust roots and the name to verify the trunk's certificate
+    /// against (and send as SNI). The [driver](crate::driver) needs it to open the connection;
+    /// the sans-IO endpoint does not use it.
+    pub tls: Option<crate::tls::OutboundTls>,
 }
 
 /// Why a call we placed did not get answered.
@@ -291,6 +295,40 @@ impl SipEndpoint {
         self.by_invite_branch.insert(branch, key);
         self.send_invite(now, key);
         Ok(key)
+    }
+
+    /// The driver could not open (or secure) a connection to `destination` over `transport`:
+    /// every call still sending its first INVITE there, with no connection yet, fails at once
+    /// as `503` with `reason` (RFC 3261 §8.1.3.1: a transport error counts as 503), instead of
+    /// at Timer B.
+    pub fn connection_failed(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        destination: SocketAddr,
+        reason: &str,
+    ) {
+        let failed: Vec<(CallKey, OutboundFailure)> = self
+            .calls
+            .values()
+            .filter(|call| {
+                call.phase == Phase::Calling
+                    && call.transport == transport
+                    && call.connection.is_none()
+            })
+            .filter_map(|call| {
+                let out = call.outbound.as_deref()?;
+                (out.invite.destination == destination).then(|| {
+                    (
+                        call.key,
+                        out.cancel_reason.unwrap_or(OutboundFailure::Failed),
+                    )
+                })
+            })
+            .collect();
+        for (key, failure) in failed {
+            self.fail_outbound(now, key, 503, reason.to_string(), failure, false);
+        }
     }
 
     /// The Via we put on a request with this branch.
