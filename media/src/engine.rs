@@ -12,6 +12,13 @@
 //! [`UTTERANCE_BACKLOG_LIMIT`] in the backlog; beyond that the oldest waiting utterance is
 //! dropped (counted in `events_dropped`), so a stuck call cannot make the shard hoard audio.
 //!
+//! Two sessions can be bridged ([`SessionHandle::bridge`], see [`crate::bridge`]): each
+//! direction is a bounded channel of 20 ms frames ([`BRIDGE_CHANNEL_FRAMES`]) between the
+//! sessions' shards, which may be different threads. Each tick a bridged session first takes
+//! the frames the other leg sent, then runs as usual, then sends the frames its own caller's
+//! audio produced. Either side ending the bridge (unbridge, closing, a new bridge) shows in a
+//! flag both sides share; the other side ends its half on its next tick.
+//!
 //! RTP ports come in pairs (even RTP port, odd RTCP port reserved) from a configured range,
 //! bound on a configured address before the SDP answer is sent ([`MediaEngine::allocate_port`]),
 //! and released when the session closes.
@@ -19,7 +26,7 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,6 +34,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::bridge::{BridgeFrame, UnbridgeReason};
 use crate::dtmf::{DtmfError, MAX_QUEUED_DIGITS};
 use crate::error::MediaError;
 use crate::session::{MediaEvent, MediaSession, MediaStats, PTIME, SessionConfig};
@@ -46,6 +54,10 @@ pub const UTTERANCE_BACKLOG_LIMIT: usize = 2;
 const MAX_RECV_PER_TICK: usize = 64;
 /// Receive buffer size (larger than any sane RTP datagram; longer ones are truncated).
 const RECV_BUFFER: usize = 2048;
+/// 20 ms frames in flight per direction between two bridged sessions. One crosses per tick;
+/// the rest is slack for shards whose ticks drift apart. When the other shard does not keep
+/// up, newer frames are dropped (counted in `bridge_frames_dropped`).
+pub const BRIDGE_CHANNEL_FRAMES: usize = 4;
 
 /// Where and how the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +281,98 @@ enum Command {
         /// Validated digits.
         digits: Box<str>,
     },
+    Bridge {
+        id: u64,
+        end: BridgeEnd,
+    },
+    Unbridge {
+        id: u64,
+    },
+}
+
+/// The bridge is up.
+const LINK_LIVE: u8 = 0;
+/// One side ended it (unbridge, or bridged elsewhere).
+const LINK_UNBRIDGED: u8 = 1;
+/// One side's session was closed (or the bridge command never reached it).
+const LINK_CLOSED: u8 = 2;
+
+/// What the two sides of one bridge share: whether, and how, it ended.
+#[derive(Debug, Default)]
+struct BridgeLink {
+    state: AtomicU8,
+}
+
+impl BridgeLink {
+    /// Ends the link the way `how` says, unless it already ended.
+    fn end(&self, how: u8) {
+        let _ = self
+            .state
+            .compare_exchange(LINK_LIVE, how, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Why the other side ended it, if it did.
+    fn ended_by_peer(&self) -> Option<UnbridgeReason> {
+        match self.state.load(Ordering::Acquire) {
+            LINK_LIVE => None,
+            LINK_UNBRIDGED => Some(UnbridgeReason::PeerUnbridged),
+            _ => Some(UnbridgeReason::PeerClosed),
+        }
+    }
+}
+
+/// One session's half of a bridge. Dropping it without [`BridgeEnd::unbridge`] (the session
+/// closed, or the command found no session) tells the other side the session is gone.
+struct BridgeEnd {
+    link: Arc<BridgeLink>,
+    to_peer: SyncSender<BridgeFrame>,
+    from_peer: Receiver<BridgeFrame>,
+}
+
+impl BridgeEnd {
+    /// A linked pair of halves.
+    fn pair() -> (BridgeEnd, BridgeEnd) {
+        let link = Arc::new(BridgeLink::default());
+        let (a_to_b, b_from_a) = sync_channel(BRIDGE_CHANNEL_FRAMES);
+        let (b_to_a, a_from_b) = sync_channel(BRIDGE_CHANNEL_FRAMES);
+        (
+            BridgeEnd {
+                link: Arc::clone(&link),
+                to_peer: a_to_b,
+                from_peer: a_from_b,
+            },
+            BridgeEnd {
+                link,
+                to_peer: b_to_a,
+                from_peer: b_from_a,
+            },
+        )
+    }
+
+    /// After the session's tick: sends the frames its received audio produced to the other
+    /// leg; returns how many could not be sent.
+    fn send_frames(&self, session: &mut MediaSession) -> u64 {
+        let mut dropped = 0;
+        while let Some(frame) = session.take_bridge_frame() {
+            if self.to_peer.try_send(frame).is_err() {
+                // Full: the other shard is behind (it keeps the newest it has). Disconnected:
+                // it ended, which this side sees on its next tick.
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Ends the bridge on request (the other side sees `PeerUnbridged`).
+    fn unbridge(self) {
+        self.link.end(LINK_UNBRIDGED);
+    }
+}
+
+impl Drop for BridgeEnd {
+    fn drop(&mut self) {
+        self.link.end(LINK_CLOSED);
+    }
 }
 
 struct ShardHandle {
@@ -473,6 +577,8 @@ impl std::fmt::Debug for Command {
                 write!(f, "SetSrtp({id}, {:?})", keys.as_ref().map(|k| k.suite))
             }
             Command::SendDtmf { id, digits } => write!(f, "SendDtmf({id}, {digits:?})"),
+            Command::Bridge { id, .. } => write!(f, "Bridge({id})"),
+            Command::Unbridge { id } => write!(f, "Unbridge({id})"),
         }
     }
 }
@@ -573,6 +679,50 @@ impl SessionHandle {
         })
     }
 
+    /// Bridges this session and `other` (a bridged transfer, see [`crate::bridge`]): each
+    /// sends the audio the other receives, converting between their G.711 laws, each with its
+    /// own SRTP keys, with at most one 20 ms tick of delay beyond the jitter buffer. Both
+    /// playback queues are held meanwhile (not flushed); speech, utterance and DTMF events keep
+    /// coming; DTMF can still be sent; hold ([`set_direction`](Self::set_direction)) works as
+    /// usual. The two sessions may be on different shards (or engines).
+    ///
+    /// Each session reports [`MediaEvent::Bridged`] when its shard starts its half, and later
+    /// exactly one [`MediaEvent::Unbridged`]: `Requested` on the side that called
+    /// [`unbridge`](Self::unbridge) (or was bridged elsewhere), `PeerUnbridged` /
+    /// `PeerClosed` on the other side within a tick. Closing either session ends the bridge;
+    /// the other goes back to its own playback. A session already bridged is unbridged from
+    /// its previous peer first.
+    ///
+    /// Errors: [`MediaError::BridgeToSelf`]; [`MediaError::Closed`] if either session is
+    /// closed; [`MediaError::Busy`] if a shard's command queue is full. Nothing is bridged
+    /// then — except that if only `other`'s command failed, this session may already have
+    /// started, and it then reports `Unbridged { reason: PeerClosed }` at once.
+    pub fn bridge(&self, other: &SessionHandle) -> Result<(), MediaError> {
+        if Arc::ptr_eq(&self.shared, &other.shared) {
+            return Err(MediaError::BridgeToSelf);
+        }
+        if other.shared.closed.load(Ordering::Acquire) {
+            return Err(MediaError::Closed);
+        }
+        let (ours, theirs) = BridgeEnd::pair();
+        // A command that fails is dropped with its half: the other half then ends as closed.
+        self.send(Command::Bridge {
+            id: self.id,
+            end: ours,
+        })?;
+        other.send(Command::Bridge {
+            id: other.id,
+            end: theirs,
+        })
+    }
+
+    /// Ends this session's bridge, if any: it reports `Unbridged { reason: Requested }` and
+    /// its peer `Unbridged { reason: PeerUnbridged }`; both go back to their own playback,
+    /// which resumes where it stopped. Errors only like every command (`Busy`, `Closed`).
+    pub fn unbridge(&self) -> Result<(), MediaError> {
+        self.send(Command::Unbridge { id: self.id })
+    }
+
     /// Next event; `None` once the session has been removed. Cancel-safe.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
         let event = self.events.recv().await;
@@ -619,6 +769,52 @@ struct ShardSession {
     reported_late: u64,
     /// `dtmf_digits_sent` already subtracted from `shared.dtmf_pending`.
     reported_dtmf_sent: u64,
+    /// This session's half of a bridge.
+    bridge: Option<BridgeEnd>,
+    /// Frames for the other leg its channel could not take.
+    bridge_send_drops: u64,
+}
+
+impl ShardSession {
+    /// Starts a bridge over `end`, ending any previous one.
+    fn start_bridge(&mut self, end: BridgeEnd) {
+        self.end_bridge();
+        self.session.start_bridge();
+        self.bridge = Some(end);
+    }
+
+    /// Ends the bridge on this side's request, if bridged.
+    fn end_bridge(&mut self) {
+        if let Some(end) = self.bridge.take() {
+            end.unbridge();
+            self.session.end_bridge(UnbridgeReason::Requested);
+        }
+    }
+
+    /// Before the session's tick: ends the bridge if the other side did, otherwise hands the
+    /// session the frames the other leg sent.
+    fn receive_bridge_frames(&mut self) {
+        let Some(end) = &self.bridge else {
+            return;
+        };
+        let mut ended = end.link.ended_by_peer();
+        if ended.is_none() {
+            loop {
+                match end.from_peer.try_recv() {
+                    Ok(frame) => self.session.push_bridge_frame(&frame),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        ended = Some(UnbridgeReason::PeerClosed);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = ended {
+            self.bridge = None;
+            self.session.end_bridge(reason);
+        }
+    }
 }
 
 /// Events the call must see even when it is slow to read them (utterances within the limits
@@ -811,6 +1007,8 @@ impl Shard {
                         reported_lost: 0,
                         reported_late: 0,
                         reported_dtmf_sent: 0,
+                        bridge: None,
+                        bridge_send_drops: 0,
                     });
                 }
                 Command::Enqueue {
@@ -859,6 +1057,18 @@ impl Shard {
                         }
                     }
                 }
+                Command::Bridge { id, end } => {
+                    // No such session (closed meanwhile): `end` is dropped, and the other side
+                    // sees the bridge closed.
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.start_bridge(end);
+                    }
+                }
+                Command::Unbridge { id } => {
+                    if let Some(s) = self.sessions.iter_mut().find(|s| s.id == id) {
+                        s.end_bridge();
+                    }
+                }
             }
         }
     }
@@ -876,6 +1086,7 @@ impl Shard {
                 continue;
             }
             index += 1;
+            s.receive_bridge_frames();
             let Some(socket) = s.lease.socket.as_ref() else {
                 continue;
             };
@@ -892,6 +1103,9 @@ impl Shard {
                 }
             }
             s.session.handle_timeout(now);
+            if let Some(end) = &s.bridge {
+                s.bridge_send_drops += end.send_frames(&mut s.session);
+            }
             while let Some((remote, bytes)) = s.session.poll_transmit() {
                 match socket.send_to(bytes, remote) {
                     Ok(n) => {
@@ -925,6 +1139,7 @@ impl Shard {
                 s.reported_dtmf_sent = stats.dtmf_digits_sent;
             }
             stats.events_dropped = s.outbox.dropped;
+            stats.bridge_frames_dropped += s.bridge_send_drops;
             if let Ok(mut cell) = s.shared.stats.try_lock() {
                 *cell = stats;
             }

@@ -41,6 +41,9 @@ pub enum MediaError {
     /// DTMF digits could not be queued for sending.
     #[error(transparent)]
     Dtmf(#[from] crate::dtmf::DtmfError),
+    /// A session cannot be bridged to itself.
+    #[error("a media session cannot be bridged to itself")]
+    BridgeToSelf,
     /// A shard thread could not be started.
     #[error("could not start media shard thread: {0}")]
     Thread(std::io::Error),

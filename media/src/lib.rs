@@ -1,9 +1,10 @@
-//! vaani media core: RTP, G.711, jitter buffer, resampling, VAD, RFC 4733 DTMF and paced
-//! playout, as sans-IO state machines ([`session::MediaSession`]) driven by a sharded UDP socket
-//! engine ([`engine::MediaEngine`]).
+//! vaani media core: RTP, G.711, jitter buffer, resampling, VAD, RFC 4733 DTMF, paced
+//! playout and bridging of two calls' audio ([`bridge`]), as sans-IO state machines
+//! ([`session::MediaSession`]) driven by a sharded UDP socket engine ([`engine::MediaEngine`]).
 
 #![warn(missing_docs)]
 
+pub mod bridge;
 pub mod dtmf;
 pub mod engine;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod srtp;
 mod utterance;
 pub mod vad;
 
+pub use bridge::UnbridgeReason;
 pub use dtmf::{DtmfError, DtmfSenderConfig};
 pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHandle};
 pub use error::MediaError;

@@ -25,12 +25,18 @@
 //! bit and a timestamp that counted the frames the digits took. Event packets use the audio
 //! stream's SSRC and sequence numbers and go through SRTP like the audio. When every queued
 //! digit has gone out the call gets [`MediaEvent::DtmfSent`].
+//!
+//! Bridging ([`MediaSession::start_bridge`], see [`crate::bridge`]): the session's received
+//! audio leaves as 20 ms frames ([`MediaSession::take_bridge_frame`]) and its outbound stream
+//! carries another session's frames ([`MediaSession::push_bridge_frame`]) instead of its
+//! playback queue, which is held until [`MediaSession::end_bridge`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bridge::{BridgeFrame, BridgeState, UnbridgeReason};
 use crate::dtmf::{
     DtmfError, DtmfFrame, DtmfReceiver, DtmfSender, DtmfSenderConfig, TelephoneEvent,
 };
@@ -246,6 +252,15 @@ pub enum MediaEvent {
         /// 16 kHz mono PCM.
         audio: Arc<[i16]>,
     },
+    /// The session was bridged to another one ([`MediaSession::start_bridge`]): from the next
+    /// tick it sends the other leg's audio, and its playback queue is held.
+    Bridged,
+    /// The bridge ended ([`MediaSession::end_bridge`]); playback resumes where it stopped.
+    /// Follows each `Bridged` exactly once.
+    Unbridged {
+        /// Who ended it.
+        reason: UnbridgeReason,
+    },
 }
 
 impl std::fmt::Debug for MediaEvent {
@@ -295,6 +310,10 @@ impl std::fmt::Debug for MediaEvent {
                 .field("end_ms", end_ms)
                 .field("samples", &audio.len())
                 .finish(),
+            Self::Bridged => f.write_str("Bridged"),
+            Self::Unbridged { reason } => {
+                f.debug_struct("Unbridged").field("reason", reason).finish()
+            }
         }
     }
 }
@@ -339,6 +358,16 @@ pub struct MediaStats {
     /// SRTP packets dropped: inbound ones that failed authentication or were replays (or
     /// too short for their tag), and outbound ones that could not be protected.
     pub srtp_failures: u64,
+    /// While bridged: 20 ms frames of this leg's received audio handed over for the other leg.
+    pub bridge_frames_out: u64,
+    /// While bridged: frames of the other leg's audio consumed by the outbound stream (sent,
+    /// or due while on hold or sending DTMF).
+    pub bridge_frames_in: u64,
+    /// While bridged: outbound ticks with no frame of the other leg (silence went out).
+    pub bridge_underruns: u64,
+    /// While bridged: frames dropped to keep the bridge delay bounded (a burst of more than
+    /// the rings hold, or a stalled other side).
+    pub bridge_frames_dropped: u64,
 }
 
 /// The caller's audio path after the jitter buffer.
@@ -357,6 +386,9 @@ struct Inbound {
     false_holds: u32,
     /// The caller's background level (frame RMS), 0 before the first frame.
     noise_rms: f64,
+    /// The speech segment going on when a bridge ended (talk to the other leg) does not
+    /// barge in; cleared when it ends.
+    bridged_speech: bool,
     pending: [i16; FRAME_SAMPLES],
     pending_len: usize,
     media_ms: u64,
@@ -370,7 +402,9 @@ struct Inbound {
 }
 
 impl Inbound {
-    /// Feeds decoded 8 kHz caller audio; runs resampling, VAD and barge-in per 20 ms.
+    /// Feeds decoded 8 kHz caller audio (`pcm`: what the jitter buffer released for one
+    /// packet); runs resampling, VAD and barge-in per 20 ms. While bridged each 20 ms frame is
+    /// also handed to `bridge`, and nothing barges in.
     fn push(
         &mut self,
         mut pcm: &[i16],
@@ -378,7 +412,10 @@ impl Inbound {
         events: &mut VecDeque<MediaEvent>,
         barge_in: BargeInConfig,
         stats: &mut MediaStats,
+        mut bridge: Option<&mut BridgeState>,
     ) {
+        // Frames this packet completed before the current one.
+        let mut frames_before = 0;
         while !pcm.is_empty() {
             let take = (FRAME_SAMPLES - self.pending_len).min(pcm.len());
             self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&pcm[..take]);
@@ -388,6 +425,13 @@ impl Inbound {
                 break;
             }
             self.pending_len = 0;
+            if let Some(bridge) = bridge.as_deref_mut() {
+                let ready = bridge.release_tick + frames_before;
+                if bridge.received.push_ready_at(&self.pending, ready) {
+                    stats.bridge_frames_dropped += 1;
+                }
+            }
+            frames_before += 1;
             let wide = self.resampler.process(&self.pending);
             self.history.push(wide);
             let probability = self.vad.speech_probability(wide);
@@ -412,7 +456,10 @@ impl Inbound {
                 let quiet_ms = self.detector.quiet_ms();
                 collector.on_frame(&self.history, wide, boundary, quiet_ms, events);
             }
-            if barge_in.enabled {
+            if self.bridged_speech && !self.detector.is_speaking() {
+                self.bridged_speech = false;
+            }
+            if barge_in.enabled && bridge.is_none() && !self.bridged_speech {
                 self.barge_in(barge_in, playout, events, stats);
             }
             if self.held_since_ms.is_none() {
@@ -554,6 +601,8 @@ pub struct MediaSession {
     timeout_reported: bool,
     /// SRTP contexts when the call is secured.
     srtp: Option<SrtpSession>,
+    /// Frame rings while bridged to another session.
+    bridge: Option<Box<BridgeState>>,
     stats: MediaStats,
 }
 
@@ -607,6 +656,7 @@ impl MediaSession {
                 no_hold_before_ms: 0,
                 false_holds: 0,
                 noise_rms: 0.0,
+                bridged_speech: false,
                 pending: [0; FRAME_SAMPLES],
                 pending_len: 0,
                 media_ms: 0,
@@ -627,6 +677,7 @@ impl MediaSession {
             receiving: true,
             timeout_reported: false,
             srtp: config.srtp.as_ref().map(SrtpSession::new),
+            bridge: None,
             stats: MediaStats::default(),
             config,
         }
@@ -802,10 +853,22 @@ impl MediaSession {
             events,
             config,
             stats,
+            bridge,
+            ticks,
             ..
         } = self;
+        if let Some(bridge) = bridge {
+            bridge.release_tick = *ticks;
+        }
         while let Some(frame) = jitter.poll_frame(now) {
-            inbound.push(frame.pcm, playout, events, config.barge_in, stats);
+            inbound.push(
+                frame.pcm,
+                playout,
+                events,
+                config.barge_in,
+                stats,
+                bridge.as_deref_mut(),
+            );
         }
     }
 
@@ -851,6 +914,21 @@ impl MediaSession {
 
     fn send_frame(&mut self) {
         let can_send = self.remote.is_some() && self.sending;
+        // While bridged, the other leg's next frame is due on every tick, whether it goes out
+        // or not (DTMF, hold), so that what goes out is never older than one tick.
+        let bridged = match &mut self.bridge {
+            Some(bridge) => {
+                let had_frame = bridge.to_send.pop_into(&mut self.frame);
+                if had_frame {
+                    self.stats.bridge_frames_in += 1;
+                } else {
+                    self.stats.bridge_underruns += 1;
+                    self.frame.fill(0);
+                }
+                Some(had_frame)
+            }
+            None => None,
+        };
         let dtmf = match &mut self.dtmf_sender {
             Some(sender) if self.ticks >= self.dtmf_from_tick => {
                 if can_send {
@@ -867,8 +945,14 @@ impl MediaSession {
         };
         match dtmf {
             DtmfFrame::Audio => {
-                let had_audio = self.playout.next_frame(&mut self.frame);
-                forward_playout_events(&mut self.playout, &mut self.events);
+                let had_audio = match bridged {
+                    Some(had_frame) => had_frame,
+                    None => {
+                        let had_audio = self.playout.next_frame(&mut self.frame);
+                        forward_playout_events(&mut self.playout, &mut self.events);
+                        had_audio
+                    }
+                };
                 let marker = had_audio && !self.previous_frame_had_audio;
                 self.previous_frame_had_audio = had_audio;
                 if can_send {
@@ -1062,7 +1146,93 @@ impl MediaSession {
         inbound.drained = written;
         inbound.history.copy_range(from, written, out)
     }
+
+    /// Bridges this session to another one (see [`crate::bridge`]): from now on every 20 ms
+    /// of received audio the jitter buffer releases is kept for
+    /// [`take_bridge_frame`](Self::take_bridge_frame), and each outbound tick sends the next
+    /// frame given to [`push_bridge_frame`](Self::push_bridge_frame) (silence when there is
+    /// none) instead of the playback queue, which is held where it is. Reports
+    /// [`MediaEvent::Bridged`]. Does nothing if already bridged.
+    ///
+    /// A barge-in hold of the playback in progress is released (not counted as a false hold),
+    /// and caller speech does not barge in while bridged.
+    pub fn start_bridge(&mut self) {
+        if self.bridge.is_some() {
+            return;
+        }
+        self.bridge = Some(Box::new(BridgeState::new()));
+        if self.inbound.held_since_ms.take().is_some() {
+            self.playout.release();
+        }
+        // The other leg's audio starts a talk spurt.
+        self.previous_frame_had_audio = false;
+        self.events.push_back(MediaEvent::Bridged);
+    }
+
+    /// Ends the bridge: frames not yet sent or taken are dropped, and playback resumes from
+    /// the next tick exactly where it stopped. Caller speech still going on (said to the other
+    /// leg) does not barge in on it; the next speech segment can. Reports
+    /// [`MediaEvent::Unbridged`] with `reason`. Does nothing if not bridged.
+    pub fn end_bridge(&mut self, reason: UnbridgeReason) {
+        if self.bridge.take().is_none() {
+            return;
+        }
+        // What the caller was saying to the other leg is no barge-in on the agent: only
+        // speech after the bridge (a new segment, or a voiced run begun after it) is.
+        self.inbound.bridged_speech = self.inbound.detector.is_speaking();
+        self.inbound.voiced_ms = 0;
+        self.previous_frame_had_audio = false;
+        self.events.push_back(MediaEvent::Unbridged { reason });
+    }
+
+    /// Whether the session is bridged.
+    pub fn is_bridged(&self) -> bool {
+        self.bridge.is_some()
+    }
+
+    /// The oldest 20 ms frame (8 kHz) of received audio not yet taken, while bridged: what the
+    /// jitter buffer released, concealment and gap silence included, each frame once and in
+    /// media order. The frames of a packet longer than 20 ms come one per tick of this
+    /// session, as if each had come in a packet of its own. At most
+    /// [`BRIDGE_OUT_FRAMES`](crate::bridge::BRIDGE_OUT_FRAMES) are kept (older ones are
+    /// dropped and counted). `None` when there is none yet or not bridged.
+    pub fn take_bridge_frame(&mut self) -> Option<BridgeFrame> {
+        let frame = self.bridge.as_mut()?.received.pop_ready(self.ticks)?;
+        self.stats.bridge_frames_out += 1;
+        Some(frame)
+    }
+
+    /// Gives the session the other leg's next 20 ms frame (8 kHz) to send, while bridged
+    /// (ignored otherwise). It holds at most
+    /// [`BRIDGE_IN_FRAMES`](crate::bridge::BRIDGE_IN_FRAMES): the oldest is dropped (and
+    /// counted) for a newer one, so a frame goes out at the latest on the second tick after
+    /// it was pushed.
+    pub fn push_bridge_frame(&mut self, frame: &BridgeFrame) {
+        if let Some(bridge) = &mut self.bridge
+            && bridge.to_send.push(frame)
+        {
+            self.stats.bridge_frames_dropped += 1;
+        }
+    }
+
+    /// Moves every frame this session has for the bridge ([`take_bridge_frame`]) to `other`
+    /// ([`push_bridge_frame`]); returns how many. For drivers that run both legs on one
+    /// thread: call it for each direction after every `handle_rtp` / `handle_timeout` of
+    /// either session.
+    ///
+    /// [`take_bridge_frame`]: Self::take_bridge_frame
+    /// [`push_bridge_frame`]: Self::push_bridge_frame
+    pub fn forward_bridge_frames(&mut self, other: &mut MediaSession) -> usize {
+        let mut moved = 0;
+        while let Some(frame) = self.take_bridge_frame() {
+            other.push_bridge_frame(&frame);
+            moved += 1;
+        }
+        moved
+    }
 }
 
+#[cfg(test)]
+mod bridge_tests;
 #[cfg(test)]
 mod tests;

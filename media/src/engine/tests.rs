@@ -1,4 +1,5 @@
 use super::*;
+use crate::bridge::test_signal::{Heard, hear, tagged_frame};
 use crate::g711::Law;
 use crate::packet::{RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::vad::EnergyVad;
@@ -647,4 +648,327 @@ async fn loopback_call_sends_dtmf_through_the_handle() {
     );
     handle.send_dtmf("9").unwrap();
     handle.close();
+}
+
+/// A packet a phone received: arrival, payload type, decoded PCM.
+type Received = (Instant, u8, Vec<i16>);
+
+/// A phone on a loopback socket: sends `frames` tagged frames paced at 20 ms from a thread,
+/// and records every packet it receives until `stop`.
+struct Phone {
+    socket: std::net::UdpSocket,
+    law: Law,
+    /// Every packet received.
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    receiver: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Phone {
+    fn new(law: Law) -> Phone {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let receiver = {
+            let socket = socket.try_clone().unwrap();
+            let received = Arc::clone(&received);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while !stop.load(Ordering::Acquire) {
+                    let Ok(n) = socket.recv(&mut buf) else {
+                        continue;
+                    };
+                    let at = Instant::now();
+                    let packet = parse_rtp(&buf[..n]).unwrap();
+                    let mut pcm = vec![0i16; packet.payload.len()];
+                    law.decode(packet.payload, &mut pcm);
+                    received
+                        .lock()
+                        .unwrap()
+                        .push((at, packet.header.payload_type, pcm));
+                }
+            })
+        };
+        Phone {
+            socket,
+            law,
+            received,
+            stop,
+            receiver: Some(receiver),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// Sends tagged frames `ids` (packet n = id) to `to`, one every 20 ms; returns when each
+    /// was sent.
+    fn talk(
+        &self,
+        to: SocketAddr,
+        ids: std::ops::Range<u8>,
+        tone: i16,
+    ) -> std::thread::JoinHandle<Vec<(u8, Instant)>> {
+        let socket = self.socket.try_clone().unwrap();
+        let law = self.law;
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut sent = Vec::new();
+            for (i, id) in ids.enumerate() {
+                let due = start + PTIME * i as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let mut payload = [0u8; 160];
+                law.encode(&tagged_frame(id, tone), &mut payload);
+                let packet = rtp(
+                    law.static_payload_type(),
+                    u16::from(id),
+                    160 * u32::from(id),
+                    0xF0_0000 + u32::from(tone as u16),
+                    &payload,
+                );
+                socket.send_to(&packet, to).unwrap();
+                sent.push((id, Instant::now()));
+            }
+            sent
+        })
+    }
+
+    /// What the phone heard from `from` on: (arrival, what) for audio packets.
+    fn heard(&self, from: Instant, tone: i16) -> Vec<(Instant, Heard)> {
+        let pt = self.law.static_payload_type();
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, packet_pt, _)| *at >= from && *packet_pt == pt)
+            .map(|(at, _, pcm)| (*at, hear(pcm, tone)))
+            .collect()
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(receiver) = self.receiver.take() {
+            let _ = receiver.join();
+        }
+    }
+}
+
+/// The next event matching `pred` within 2 s (others are skipped), with when it was seen.
+fn wait_event(
+    handle: &mut SessionHandle,
+    pred: impl Fn(&MediaEvent) -> bool,
+) -> Option<(Instant, MediaEvent)> {
+    wait_event_within(handle, Duration::from_secs(2), pred)
+}
+
+fn wait_event_within(
+    handle: &mut SessionHandle,
+    within: Duration,
+    pred: impl Fn(&MediaEvent) -> bool,
+) -> Option<(Instant, MediaEvent)> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match handle.try_next_event() {
+            Some(event) if pred(&event) => return Some((Instant::now(), event)),
+            Some(_) => {}
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    None
+}
+
+/// Checks that `heard` holds the tagged frames of `sent` once each, in order, nearly all of
+/// them, each soon after it was sent.
+fn assert_carried(heard: &[(Instant, Heard)], sent: &[(u8, Instant)], leg: &str) {
+    let frames: Vec<(Instant, u8)> = heard
+        .iter()
+        .filter_map(|&(at, h)| match h {
+            Heard::Frame(id) => Some((at, id)),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<u8> = frames.iter().map(|f| f.1).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "{leg}: each frame once, in order: {ids:?}"
+    );
+    // Loopback on a busy 2-core machine: allow a few frames lost to scheduling hiccups.
+    assert!(
+        ids.len() * 10 >= sent.len() * 9,
+        "{leg}: {} of {} frames: {ids:?}",
+        ids.len(),
+        sent.len()
+    );
+    let mut delays: Vec<Duration> = frames
+        .iter()
+        .map(|&(at, id)| {
+            let (_, sent_at) = sent.iter().find(|s| s.0 == id).unwrap();
+            at.duration_since(*sent_at)
+        })
+        .collect();
+    delays.sort();
+    // Socket wait (< 1 tick) + one tick of backlog at most + the other shard's phase
+    // (< 1 tick); the median must be well inside that, the worst case within scheduling
+    // noise.
+    let median = delays[delays.len() / 2];
+    assert!(
+        median < Duration::from_millis(60),
+        "{leg}: median {median:?}"
+    );
+    assert!(
+        *delays.last().unwrap() < Duration::from_millis(250),
+        "{leg}: {delays:?}"
+    );
+    // Nothing but the other leg's frames and silence.
+    assert!(
+        heard
+            .iter()
+            .all(|(_, h)| matches!(h, Heard::Frame(_) | Heard::Silence)),
+        "{leg}: {heard:?}"
+    );
+}
+
+#[test]
+fn loopback_bridge_carries_each_phone_to_the_other_and_ends_on_unbridge_and_close() {
+    const CALLER_TONE: i16 = 3000;
+    const HUMAN_TONE: i16 = 6000;
+    // Two shards: the legs land on different ones (least loaded), so frames cross threads.
+    let engine = engine((47700, 47709), 2);
+    let caller = Phone::new(Law::Mu);
+    let human = Phone::new(Law::A);
+    let open = |law: Law, phone: &Phone| {
+        let lease = engine.allocate_port().unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, lease.port()));
+        let config = SessionConfig {
+            remote: Some(phone.addr()),
+            ..SessionConfig::new(law)
+        };
+        let handle = engine
+            .open_session(lease, config, Box::new(EnergyVad::default()))
+            .unwrap();
+        (handle, addr)
+    };
+    let (mut a, a_addr) = open(Law::Mu, &caller);
+    let (mut b, b_addr) = open(Law::A, &human);
+    assert_eq!(engine.active_sessions(), 2);
+
+    assert!(matches!(a.bridge(&a), Err(MediaError::BridgeToSelf)));
+    a.bridge(&b).unwrap();
+    assert_eq!(
+        wait_event(&mut a, |e| *e == MediaEvent::Bridged).unwrap().1,
+        MediaEvent::Bridged
+    );
+    assert!(wait_event(&mut b, |e| *e == MediaEvent::Bridged).is_some());
+
+    // Both phones talk for 1.5 s at once.
+    let talking = Instant::now();
+    let caller_talk = caller.talk(a_addr, 0..75, CALLER_TONE);
+    let human_talk = human.talk(b_addr, 0..75, HUMAN_TONE);
+    let caller_sent = caller_talk.join().unwrap();
+    let human_sent = human_talk.join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_carried(
+        &human.heard(talking, CALLER_TONE),
+        &caller_sent,
+        "caller → human",
+    );
+    assert_carried(
+        &caller.heard(talking, HUMAN_TONE),
+        &human_sent,
+        "human → caller",
+    );
+    let stats = b.stats();
+    assert!(
+        stats.bridge_frames_in >= 67 && stats.bridge_frames_out >= 67,
+        "{stats:?}"
+    );
+
+    // Unbridging one side ends both; the human then hears B's own (empty) playback.
+    a.unbridge().unwrap();
+    let requested = MediaEvent::Unbridged {
+        reason: UnbridgeReason::Requested,
+    };
+    let peer_unbridged = MediaEvent::Unbridged {
+        reason: UnbridgeReason::PeerUnbridged,
+    };
+    assert_eq!(
+        wait_event(&mut a, |e| matches!(e, MediaEvent::Unbridged { .. }))
+            .unwrap()
+            .1,
+        requested
+    );
+    let (ended, event) = wait_event(&mut b, |e| matches!(e, MediaEvent::Unbridged { .. })).unwrap();
+    assert_eq!(event, peer_unbridged);
+    caller.talk(a_addr, 75..100, CALLER_TONE).join().unwrap();
+    let after = human.heard(ended + Duration::from_millis(60), CALLER_TONE);
+    assert!(after.len() >= 20, "B still sends: {}", after.len());
+    assert!(after.iter().all(|(_, h)| *h == Heard::Silence), "{after:?}");
+
+    // Bridged again, then the caller hangs up: the human's leg is told, and stays open.
+    a.bridge(&b).unwrap();
+    assert!(wait_event(&mut b, |e| *e == MediaEvent::Bridged).is_some());
+    assert!(wait_event(&mut a, |e| *e == MediaEvent::Bridged).is_some());
+    a.close();
+    assert_eq!(
+        wait_event(&mut b, |e| matches!(e, MediaEvent::Unbridged { .. }))
+            .unwrap()
+            .1,
+        MediaEvent::Unbridged {
+            reason: UnbridgeReason::PeerClosed
+        }
+    );
+    assert_eq!(engine.active_sessions(), 1);
+    b.enqueue(1, vec![1000i16; 160].into(), false).unwrap();
+    assert!(
+        wait_event(&mut b, |e| *e == MediaEvent::PlaybackFinished { id: 1 }).is_some(),
+        "B plays its own queue again"
+    );
+}
+
+#[test]
+fn bridging_a_closed_session_fails_and_a_lost_command_ends_the_other_half() {
+    let engine = engine((47720, 47729), 1);
+    let lease = engine.allocate_port().unwrap();
+    let mut a = engine
+        .open_session(
+            lease,
+            SessionConfig::new(Law::Mu),
+            Box::new(EnergyVad::default()),
+        )
+        .unwrap();
+    let closed_shared = Arc::new(SessionShared::default());
+    closed_shared.closed.store(true, Ordering::Release);
+    let (_tx, rx) = mpsc::channel(1);
+    let closed = bare_handle(rx, Arc::clone(&closed_shared));
+    assert!(matches!(a.bridge(&closed), Err(MediaError::Closed)));
+    assert!(matches!(closed.bridge(&a), Err(MediaError::Closed)));
+    // A peer whose command cannot be delivered (its shard is gone): this half starts and
+    // ends at once.
+    let (_tx, rx) = mpsc::channel(1);
+    let unreachable = bare_handle(rx, Arc::new(SessionShared::default()));
+    assert!(matches!(a.bridge(&unreachable), Err(MediaError::Closed)));
+    assert!(wait_event(&mut a, |e| *e == MediaEvent::Bridged).is_some());
+    assert_eq!(
+        wait_event(&mut a, |e| matches!(e, MediaEvent::Unbridged { .. }))
+            .unwrap()
+            .1,
+        MediaEvent::Unbridged {
+            reason: UnbridgeReason::PeerClosed
+        }
+    );
+    // Unbridging a session that is not bridged does nothing.
+    a.unbridge().unwrap();
+    let none = wait_event_within(&mut a, Duration::from_millis(200), |e| {
+        matches!(e, MediaEvent::Unbridged { .. })
+    });
+    assert!(none.is_none());
 }
