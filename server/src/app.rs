@@ -96,6 +96,9 @@ pub struct AppState {
     pub outbound_limiters: crate::outbound::Limiters,
     /// Calls whose INVITE the driver has yet to confirm, by request id.
     pub pending_dials: Mutex<HashMap<u64, crate::call::OutboundStart>>,
+    /// Second legs of bridged transfers whose INVITE the driver has yet to confirm, by request
+    /// id: where their signals go.
+    pub pending_legs: Mutex<HashMap<u64, mpsc::Sender<CallSignal>>>,
     /// The next request id for [`SipCommand::PlaceCall`].
     pub next_dial: std::sync::atomic::AtomicU64,
     /// Digest checks of trunks with `[trunks.inbound_auth]`, by trunk id.
@@ -230,6 +233,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         sip: commands,
         outbound_limiters: Default::default(),
         pending_dials: Default::default(),
+        pending_legs: Default::default(),
         next_dial: std::sync::atomic::AtomicU64::new(1),
     });
     let (dial_tx, mut dial_rx) = mpsc::channel::<crate::outbound::DialRequest>(64);
@@ -370,6 +374,25 @@ fn route_sip_event(
             reason,
         } => (key, CallSignal::TransferFailed { status, reason }),
         SipEvent::OutboundStarted { request_id, key } => {
+            let leg = state
+                .pending_legs
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&request_id));
+            if let Some(leg) = leg {
+                if leg.try_send(CallSignal::LegStarted(key)).is_ok() {
+                    if let Ok(mut map) = active.lock() {
+                        map.insert(key, leg);
+                    }
+                } else {
+                    // The call that wanted this leg is gone: drop the leg at once.
+                    let state = state.clone();
+                    calls.spawn(async move {
+                        state.sip_command(SipCommand::Hangup { key }).await;
+                    });
+                }
+                return;
+            }
             let start = state
                 .pending_dials
                 .lock()
@@ -392,6 +415,15 @@ fn route_sip_event(
             return;
         }
         SipEvent::OutboundRejected { request_id, error } => {
+            let leg = state
+                .pending_legs
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&request_id));
+            if let Some(leg) = leg {
+                let _ = leg.try_send(CallSignal::LegRejected(error));
+                return;
+            }
             let start = state
                 .pending_dials
                 .lock()
@@ -432,10 +464,19 @@ fn route_sip_event(
         } => (key, CallSignal::OutboundFailed { status, reason }),
     };
     let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
-    if let Some(sender) = sender
-        && sender.try_send(signal).is_err()
-    {
-        tracing::warn!("call signal dropped: call task busy or gone");
+    if let Some(sender) = sender {
+        match sender.try_send(signal) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // A bridged transfer's leg outlived its call: forget it.
+                if let Ok(mut map) = active.lock() {
+                    map.remove(&key);
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("call signal dropped: call task busy");
+            }
+        }
     }
 }
 

@@ -67,6 +67,10 @@ pub enum CallSignal {
         /// What happened.
         reason: String,
     },
+    /// The second leg of a bridged transfer: the driver sent its INVITE as this call.
+    LegStarted(CallKey),
+    /// The second leg of a bridged transfer could not be placed; nothing was sent.
+    LegRejected(String),
     /// The server is stopping: end the call now.
     Shutdown,
 }
@@ -587,6 +591,8 @@ struct Call {
     summary: Option<(String, Option<String>)>,
     /// The blind transfer under way, if any.
     transfer: Option<PendingTransfer>,
+    /// The second leg of a bridged transfer, if any.
+    leg: Option<crate::bridge::Leg>,
 }
 
 impl Call {
@@ -649,6 +655,7 @@ impl Call {
             said: Vec::new(),
             summary: None,
             transfer: None,
+            leg: None,
         }
     }
 
@@ -953,7 +960,9 @@ impl Call {
             | Some(CallSignal::OutboundAnswered(_))
             | Some(CallSignal::OutboundFailed { .. })
             | Some(CallSignal::TransferAccepted)
-            | Some(CallSignal::TransferFailed { .. }) => Ok(()),
+            | Some(CallSignal::TransferFailed { .. })
+            | Some(CallSignal::LegStarted(_))
+            | Some(CallSignal::LegRejected(_)) => Ok(()),
             Some(CallSignal::Cancelled) | Some(CallSignal::Ended(_)) => Err(Ending::cancelled()),
             Some(CallSignal::Shutdown) | None => {
                 refuse(&self.state, self.key, 503, "Service Unavailable").await;
@@ -1070,7 +1079,9 @@ impl Call {
                     Some(CallSignal::MediaChanged(negotiated)) => apply_media_change(media, &negotiated),
                     Some(CallSignal::OutboundProgress(_))
                     | Some(CallSignal::OutboundAnswered(_))
-                    | Some(CallSignal::OutboundFailed { .. }) => {}
+                    | Some(CallSignal::OutboundFailed { .. })
+                    | Some(CallSignal::LegStarted(_))
+                    | Some(CallSignal::LegRejected(_)) => {}
                     Some(CallSignal::Dtmf(digit)) => {
                         let at = self.media_ms();
                         self.on_dtmf(digit, at).await;
@@ -1083,6 +1094,10 @@ impl Call {
                         self.on_transfer_failed(status, reason).await;
                     }
                     Some(CallSignal::Ended(CallEndReason::Transferred)) => {
+                        return Ending::new(CallStatus::Completed, "transferred", EndReason::Transferred);
+                    }
+                    Some(CallSignal::Ended(_)) if self.is_bridged() => {
+                        // The caller hung up on the person they were transferred to.
                         return Ending::new(CallStatus::Completed, "transferred", EndReason::Transferred);
                     }
                     Some(CallSignal::Ended(_)) => {
@@ -1101,6 +1116,14 @@ impl Call {
                     None => {
                         return Ending::new(CallStatus::Failed, "media_stopped", EndReason::HostShutdown).with_bye();
                     }
+                },
+                input = next_leg_input(&mut self.leg) => match input {
+                    LegInput::Signal(signal) => {
+                        if let Some(ending) = self.on_leg_signal(signal).await {
+                            return ending;
+                        }
+                    }
+                    LegInput::Media(event) => self.on_leg_media_event(event).await,
                 },
                 Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
                 Some(done) = self.transcript_rx.recv() => self.on_transcript(done).await,
@@ -1192,6 +1215,8 @@ impl Call {
     async fn on_media_event(&mut self, event: MediaEvent) -> Option<Ending> {
         match event {
             MediaEvent::Dtmf { digit, media_ms } => self.on_dtmf(digit, media_ms).await,
+            // The bridged transfer's SIP signals say when it starts and ends.
+            MediaEvent::Bridged | MediaEvent::Unbridged { .. } => {}
             MediaEvent::DtmfSent { digits } => {
                 let at = self.media_ms();
                 self.record_event(at, "dtmf.sent", &digits).await;
@@ -1270,7 +1295,7 @@ impl Call {
                 end_ms,
                 audio,
             } => {
-                if self.state.stt.is_some() {
+                if self.state.stt.is_some() && !self.is_bridged() {
                     self.meter.utterance_queued(end_ms, !self.caller_speaking);
                     self.turns.utterance_queued(std::time::Instant::now());
                     self.utterance_queue.push_back(PendingUtterance {
@@ -1488,6 +1513,9 @@ impl Call {
 
     /// Sends one event to the plugin and applies its actions; a failure starts the fallback.
     async fn deliver(&mut self, event: Event) {
+        if self.is_bridged() {
+            return; // the caller talks to a person now
+        }
         let Some(plugin) = self.plugin.as_mut() else {
             return;
         };
@@ -1524,18 +1552,15 @@ impl Call {
     /// The plugin asked for a transfer: check the target against the tenant's list, then send
     /// the REFER once what is being said has been said (a blind transfer puts the caller on
     /// hold at once, so words queued before it would be cut).
-    async fn start_transfer(&mut self, target: String, mode: TransferMode) {
+    async fn start_transfer(
+        &mut self,
+        target: String,
+        mode: TransferMode,
+        summary: Option<String>,
+    ) {
         let at = self.media_ms();
-        if self.transfer.is_some() {
+        if self.transfer.is_some() || self.leg.is_some() {
             self.queue_transfer_failure(target, None, "another transfer is under way".into());
-            return;
-        }
-        if mode == TransferMode::Bridged {
-            self.queue_transfer_failure(
-                target,
-                None,
-                "bridged transfers are not supported yet; use a blind transfer".into(),
-            );
             return;
         }
         let Some(uri) = self.tenant.transfer_target(&target).map(str::to_string) else {
@@ -1547,6 +1572,10 @@ impl Call {
             );
             return;
         };
+        if mode == TransferMode::Bridged {
+            self.start_bridged_transfer(target, uri, summary).await;
+            return;
+        }
         self.record_event(at, "transfer.requested", &format!("{target} ({uri})"))
             .await;
         self.transfer = Some(PendingTransfer {
@@ -1555,6 +1584,232 @@ impl Call {
             refer_at: Instant::now() + HANGUP_DRAIN_LIMIT,
             referred: false,
         });
+    }
+
+    /// Whether the caller is connected to a bridged transfer's target.
+    fn is_bridged(&self) -> bool {
+        self.leg
+            .as_ref()
+            .is_some_and(|leg| leg.phase == crate::bridge::LegPhase::Bridged)
+    }
+
+    /// Calls the target of a bridged transfer; the caller stays with the plugin meanwhile.
+    async fn start_bridged_transfer(
+        &mut self,
+        target: String,
+        uri: String,
+        summary: Option<String>,
+    ) {
+        let at = self.media_ms();
+        self.record_event(at, "transfer.dialling", &format!("{target} ({uri})"))
+            .await;
+        let trunk = self.trunk.clone();
+        let from = self.dialled.clone();
+        match crate::bridge::dial_leg(
+            &self.state,
+            trunk.as_ref(),
+            &uri,
+            &from,
+            target.clone(),
+            summary,
+        )
+        .await
+        {
+            Ok(leg) => self.leg = Some(leg),
+            Err(reason) => {
+                tracing::info!(%target, %reason, "bridged transfer not placed");
+                self.record_event(at, "transfer.failed", &format!("{target} {reason}"))
+                    .await;
+                self.queue_transfer_failure(target, None, reason);
+            }
+        }
+    }
+
+    /// A SIP signal of the bridged transfer's second leg.
+    async fn on_leg_signal(&mut self, signal: Option<CallSignal>) -> Option<Ending> {
+        use crate::bridge::LegPhase;
+        let phase = self.leg.as_ref()?.phase;
+        match signal {
+            Some(CallSignal::LegStarted(key)) => {
+                if let Some(leg) = self.leg.as_mut() {
+                    leg.key = Some(key);
+                }
+            }
+            Some(CallSignal::LegRejected(reason)) => self.fail_leg(None, reason).await,
+            Some(CallSignal::OutboundAnswered(negotiated)) => {
+                self.on_leg_answered(&negotiated).await
+            }
+            Some(CallSignal::OutboundFailed { status, reason }) => {
+                let reason = match reason {
+                    OutboundFailure::Busy => "busy",
+                    OutboundFailure::NoAnswer => "no answer",
+                    OutboundFailure::Rejected => "rejected",
+                    OutboundFailure::Cancelled => "cancelled",
+                    OutboundFailure::Failed => "failed",
+                };
+                self.fail_leg(Some(status), reason.to_string()).await;
+            }
+            Some(CallSignal::MediaChanged(negotiated)) => {
+                if let Some(media) = self.leg.as_ref().and_then(|leg| leg.media.as_ref()) {
+                    apply_media_change(media, &negotiated);
+                }
+            }
+            Some(CallSignal::Ended(_)) if phase == LegPhase::Bridged => {
+                tracing::info!("the transfer target hung up: ending the call");
+                return Some(
+                    Ending::new(CallStatus::Completed, "transferred", EndReason::Transferred)
+                        .with_bye(),
+                );
+            }
+            Some(CallSignal::Ended(_)) | None => {
+                self.fail_leg(
+                    None,
+                    "the target hung up before the caller was connected".into(),
+                )
+                .await;
+            }
+            Some(_) => {}
+        }
+        None
+    }
+
+    /// The target answered: tell them the summary, then connect the caller.
+    async fn on_leg_answered(&mut self, negotiated: &NegotiatedMedia) {
+        let Some(leg) = self.leg.as_mut() else {
+            return;
+        };
+        let Some(lease) = leg.lease.take() else {
+            return;
+        };
+        let mut config = self.state.session_config(negotiated);
+        config.utterances = false;
+        config.accept_from = leg.accept_from.clone();
+        match self
+            .state
+            .media
+            .open_session(lease, config, self.state.new_vad())
+        {
+            Ok(media) => leg.media = Some(media),
+            Err(error) => {
+                self.fail_leg(None, format!("no media for the second leg: {error}"))
+                    .await;
+                return;
+            }
+        }
+        leg.phase = crate::bridge::LegPhase::Summary;
+        let summary = leg.summary.clone();
+        let target = leg.target.clone();
+        let at = self.media_ms();
+        self.record_event(at, "transfer.answered", &target).await;
+        let Some(summary) = summary else {
+            self.connect_leg().await;
+            return;
+        };
+        self.meter.tts_text_sent(self.state.tts.name(), &summary);
+        let audio = self
+            .state
+            .tts
+            .synthesize(SpeechRequest {
+                text: summary,
+                voice: None,
+                language: None,
+                sample_rate: 8000,
+            })
+            .await;
+        let queued = match (audio, self.leg.as_ref().and_then(|leg| leg.media.as_ref())) {
+            (Ok(audio), Some(media)) => media
+                .enqueue(
+                    crate::bridge::SUMMARY_PLAYBACK,
+                    audio.samples.clone(),
+                    false,
+                )
+                .is_ok(),
+            _ => false,
+        };
+        if !queued {
+            tracing::warn!("the transfer summary could not be said; connecting at once");
+            self.connect_leg().await;
+        }
+    }
+
+    /// A media event of the second leg: the end of the summary connects the caller.
+    async fn on_leg_media_event(&mut self, event: Option<MediaEvent>) {
+        match event {
+            Some(MediaEvent::PlaybackFinished { id })
+            | Some(MediaEvent::PlaybackStopped { id, .. })
+                if id == crate::bridge::SUMMARY_PLAYBACK
+                    && self.leg.as_ref().map(|leg| leg.phase)
+                        == Some(crate::bridge::LegPhase::Summary) =>
+            {
+                self.connect_leg().await;
+            }
+            Some(_) => {}
+            None => {
+                if let Some(leg) = self.leg.as_mut() {
+                    leg.media = None;
+                }
+            }
+        }
+    }
+
+    /// Connects the caller to the answered target: the plugin is done with this call.
+    async fn connect_leg(&mut self) {
+        let (Some(caller), Some(leg)) = (self.media.as_ref(), self.leg.as_mut()) else {
+            return;
+        };
+        let Some(target_media) = leg.media.as_ref() else {
+            return;
+        };
+        let _ = caller.flush(None);
+        if let Err(error) = caller.bridge(target_media) {
+            self.fail_leg(None, format!("could not connect the calls: {error}"))
+                .await;
+            return;
+        }
+        leg.phase = crate::bridge::LegPhase::Bridged;
+        let target = leg.target.clone();
+        tracing::info!(%target, "caller connected to the transfer target");
+        self.cancel_speech(|_, _| true);
+        self.pending_playbacks.clear();
+        self.timers.clear();
+        self.queued_events.clear();
+        self.conversation.shutdown();
+        let at = self.media_ms();
+        self.record_event(at, "transfer.bridged", &target).await;
+    }
+
+    /// The bridged transfer did not happen: hang up its leg and tell the plugin.
+    async fn fail_leg(&mut self, status: Option<u16>, reason: String) {
+        let Some(target) = self.leg.as_ref().map(|leg| leg.target.clone()) else {
+            return;
+        };
+        self.drop_leg().await;
+        let at = self.media_ms();
+        let detail = match status {
+            Some(status) => format!("{target} {status} {reason}"),
+            None => format!("{target} {reason}"),
+        };
+        tracing::info!(%detail, "bridged transfer failed; the call goes on");
+        self.record_event(at, "transfer.failed", &detail).await;
+        self.queue_transfer_failure(target, status, reason);
+    }
+
+    /// Hangs up the second leg, if any, and frees what it held.
+    async fn drop_leg(&mut self) {
+        let Some(leg) = self.leg.take() else {
+            return;
+        };
+        if let Some(key) = leg.key {
+            self.state.sip_command(SipCommand::Hangup { key }).await;
+        }
+        if let Some(media) = &self.media
+            && leg.phase == crate::bridge::LegPhase::Bridged
+        {
+            let _ = media.unbridge();
+        }
+        if let Some(trunk) = &leg.limited_trunk {
+            self.state.outbound_limiters.finish(trunk);
+        }
     }
 
     /// Sends the pending transfer's REFER once the playback before it is done.
@@ -1796,9 +2051,13 @@ impl Call {
             Action::SetSummary { summary, sentiment } => {
                 self.summary = Some((summary, sentiment));
             }
-            Action::Transfer { target, mode, .. } => {
+            Action::Transfer {
+                target,
+                mode,
+                summary,
+            } => {
                 if self.hangup_after_playback.is_none() {
-                    self.start_transfer(target, mode).await;
+                    self.start_transfer(target, mode, summary).await;
                 }
             }
             Action::SendDtmf { digits } => {
@@ -1974,6 +2233,7 @@ impl Call {
 
     /// Tells the plugin, hangs up if needed, closes media and writes the call record.
     async fn finish(&mut self, ending: Ending) {
+        self.drop_leg().await;
         if let Some((_, task)) = self.speech_in_flight.take() {
             task.abort();
         }
@@ -2071,6 +2331,29 @@ impl Call {
 }
 
 /// The plugin's event for a finished caller turn.
+/// What the second leg of a bridged transfer brought.
+enum LegInput {
+    /// A SIP signal (`None`: its channel closed).
+    Signal(Option<CallSignal>),
+    /// A media event (`None`: its media session stopped).
+    Media(Option<MediaEvent>),
+}
+
+/// The next signal or media event of a bridged transfer's second leg; pending while there is
+/// no leg.
+async fn next_leg_input(leg: &mut Option<crate::bridge::Leg>) -> LegInput {
+    let Some(leg) = leg.as_mut() else {
+        return std::future::pending().await;
+    };
+    match leg.media.as_mut() {
+        Some(media) => tokio::select! {
+            signal = leg.signals.recv() => LegInput::Signal(signal),
+            event = media.next_event() => LegInput::Media(event),
+        },
+        None => LegInput::Signal(leg.signals.recv().await),
+    }
+}
+
 fn turn_event(turn: Turn) -> Event {
     tracing::debug!(parts = turn.parts, "caller turn: {:?}", turn.text);
     Event::TranscriptFinal(vaani_sandbox::Utterance {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod app;
+mod bridge;
 mod call;
 mod call_media;
 mod call_meter;

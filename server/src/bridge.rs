@@ -1,0 +1,225 @@
+//! Bridged transfer: vaani calls the transfer target itself (the second leg), tells the person
+//! who answers the plugin's summary, then connects the caller to them through the media engine.
+//! Until the bridge is up the caller stays with the plugin; a target that is busy, does not
+//! answer or hangs up during the summary is reported to the plugin as `transfer-failed`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use vaani_config::TrunkConfig;
+use vaani_media::engine::{PortLease, SessionHandle};
+use vaani_sip::{CallKey, DigestCredentials, OutboundCall, SdpSession, SipCommand};
+
+use crate::app::AppState;
+use crate::call::CallSignal;
+use crate::outbound::TrunkTarget;
+
+/// Playback id of the summary on the second leg.
+pub(crate) const SUMMARY_PLAYBACK: u64 = 1;
+
+/// How long the target may ring when it is a SIP URI (a trunk's `ring_timeout_secs` applies
+/// to numbers dialled through it).
+const DIRECT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the second leg stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegPhase {
+    /// INVITE sent, no answer yet.
+    Ringing,
+    /// Answered; the summary is being said to the person who answered.
+    Summary,
+    /// The caller and the target are connected.
+    Bridged,
+}
+
+/// The second leg of a bridged transfer.
+pub(crate) struct Leg {
+    /// The target as the plugin named it.
+    pub target: String,
+    /// Said to the person who answers before the caller is connected.
+    pub summary: Option<String>,
+    /// SIP signals of the leg (routed here by its request id, then its key).
+    pub signals: mpsc::Receiver<CallSignal>,
+    /// The leg's call, once the INVITE went out.
+    pub key: Option<CallKey>,
+    /// The RTP port our offer named, until the media session takes it.
+    pub lease: Option<PortLease>,
+    /// The leg's media, once answered.
+    pub media: Option<SessionHandle>,
+    pub phase: LegPhase,
+    /// The trunk whose outbound limits this leg counts against, if it went through one.
+    pub limited_trunk: Option<String>,
+    /// Networks the leg's RTP is accepted from (the trunk's media ranges; any for a SIP URI).
+    pub accept_from: Vec<ipnet::IpNet>,
+}
+
+/// The user part of a `sip:`/`sips:` URI, if any.
+fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))?;
+    let (user, _) = rest.split_once('@')?;
+    let user = user.split(';').next().unwrap_or(user);
+    (!user.is_empty()).then_some(user)
+}
+
+/// Places the second leg's INVITE to `uri` (a `tel:` number through the tenant's trunk, or a
+/// `sip:` URI directly) with `from` as caller id.
+pub(crate) async fn dial_leg(
+    state: &Arc<AppState>,
+    trunk: Option<&TrunkConfig>,
+    uri: &str,
+    from: &str,
+    target: String,
+    summary: Option<String>,
+) -> Result<Leg, String> {
+    let lower = uri.to_ascii_lowercase();
+    let mut limited_trunk = None;
+    let (route, request_uri, to_user, credentials, ring_timeout, accept_from, tls) = if lower
+        .starts_with("tel:")
+    {
+        let number = uri[4..].split(';').next().unwrap_or("").trim();
+        let trunk = trunk.ok_or("no trunk to dial a number through")?;
+        let outbound = trunk
+            .outbound
+            .as_ref()
+            .ok_or_else(|| format!("trunk {} has no [trunks.outbound]", trunk.id))?;
+        let route = TrunkTarget::parse(&outbound.uri)
+            .ok_or_else(|| format!("trunk {}: unusable outbound uri", trunk.id))?;
+        let credentials = match (&outbound.username, &outbound.password_env) {
+            (Some(username), Some(variable)) => Some(DigestCredentials {
+                username: username.clone(),
+                password: std::env::var(variable)
+                    .map_err(|_| format!("{variable} (password_env) is not set"))?,
+            }),
+            _ => None,
+        };
+        let tls = crate::outbound::outbound_tls(&trunk.id, outbound, &route)
+            .map_err(|e| e.to_string())?;
+        state
+            .outbound_limiters
+            .try_start(&trunk.id, outbound)
+            .map_err(|e| e.to_string())?;
+        limited_trunk = Some(trunk.id.clone());
+        let request_uri = route.request_uri(number);
+        (
+            route,
+            request_uri,
+            number.to_string(),
+            credentials,
+            Duration::from_secs(u64::from(outbound.ring_timeout_secs)),
+            trunk.media_cidrs.clone(),
+            tls,
+        )
+    } else {
+        let route = TrunkTarget::parse(uri).ok_or("unusable SIP URI")?;
+        if route.transport == vaani_sip::Transport::Tls {
+            // No trust roots are configured for arbitrary targets.
+            return Err("TLS targets are reached through the trunk (tel:), not directly".into());
+        }
+        let user = uri_user(uri).unwrap_or("transfer").to_string();
+        let request_uri = uri.split('?').next().unwrap_or(uri).to_string();
+        (
+            route,
+            request_uri,
+            user,
+            None,
+            DIRECT_RING_TIMEOUT,
+            Vec::new(),
+            None,
+        )
+    };
+    let placed = place(
+        state,
+        &route,
+        (request_uri, to_user, from),
+        credentials,
+        ring_timeout,
+        tls,
+    )
+    .await;
+    match placed {
+        Ok((signals, lease)) => Ok(Leg {
+            target,
+            summary,
+            signals,
+            key: None,
+            lease: Some(lease),
+            media: None,
+            phase: LegPhase::Ringing,
+            limited_trunk,
+            accept_from,
+        }),
+        Err(error) => {
+            if let Some(trunk) = &limited_trunk {
+                state.outbound_limiters.finish(trunk);
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn place(
+    state: &Arc<AppState>,
+    route: &TrunkTarget,
+    (request_uri, to_user, from): (String, String, &str),
+    credentials: Option<DigestCredentials>,
+    ring_timeout: Duration,
+    tls: Option<vaani_sip::tls::OutboundTls>,
+) -> Result<(mpsc::Receiver<CallSignal>, PortLease), String> {
+    let destination = route.resolve().await.map_err(|e| e.to_string())?;
+    let lease = state
+        .media
+        .allocate_port()
+        .map_err(|e| format!("no RTP port: {e}"))?;
+    let offer = SdpSession::offer_initial(
+        &state.codecs,
+        state.media_public_ip,
+        lease.port(),
+        crate::call::rand_session_id(),
+    );
+    let call = OutboundCall {
+        request_uri,
+        destination,
+        transport: route.transport,
+        from_user: from.to_string(),
+        from_display: None,
+        to_user,
+        sdp: offer,
+        extra_headers: Vec::new(),
+        credentials,
+        ring_timeout,
+        tls,
+    };
+    let request_id = state
+        .next_dial
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(8);
+    state
+        .pending_legs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(request_id, tx);
+    state
+        .sip_command(SipCommand::PlaceCall {
+            request_id,
+            call: Box::new(call),
+        })
+        .await;
+    Ok((rx, lease))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_parts_of_sip_uris() {
+        assert_eq!(uri_user("sip:frontdesk@10.0.0.5:5070"), Some("frontdesk"));
+        assert_eq!(uri_user("sips:+9180@host;transport=tls"), Some("+9180"));
+        assert_eq!(uri_user("sip:a;x=y@host"), Some("a"));
+        assert_eq!(uri_user("sip:host.example"), None);
+        assert_eq!(uri_user("tel:+9180"), None);
+    }
+}
