@@ -99,6 +99,9 @@ pub struct AppState {
     /// Second legs of bridged transfers whose INVITE the driver has yet to confirm, by request
     /// id: where their signals go.
     pub pending_legs: Mutex<HashMap<u64, mpsc::Sender<CallSignal>>>,
+    /// Second legs of bridged transfers, by their key: where their signals go. Kept apart from
+    /// the calls (a leg is not a call of its own); its call removes it when done with it.
+    pub legs: Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>,
     /// The next request id for [`SipCommand::PlaceCall`].
     pub next_dial: std::sync::atomic::AtomicU64,
     /// Digest checks of trunks with `[trunks.inbound_auth]`, by trunk id.
@@ -108,9 +111,16 @@ pub struct AppState {
 impl AppState {
     /// Sends a command to the SIP driver; a stopped driver is logged, not fatal for the call.
     pub async fn sip_command(&self, command: SipCommand) {
-        if self.sip.send(command).await.is_err() {
+        self.sip_command_sent(command).await;
+    }
+
+    /// [`sip_command`](Self::sip_command), saying whether the driver took the command.
+    pub async fn sip_command_sent(&self, command: SipCommand) -> bool {
+        let sent = self.sip.send(command).await.is_ok();
+        if !sent {
             tracing::error!("SIP driver stopped: command dropped");
         }
+        sent
     }
 
     /// The media session settings for a negotiated offer.
@@ -234,6 +244,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         outbound_limiters: Default::default(),
         pending_dials: Default::default(),
         pending_legs: Default::default(),
+        legs: Default::default(),
         next_dial: std::sync::atomic::AtomicU64::new(1),
     });
     let (dial_tx, mut dial_rx) = mpsc::channel::<crate::outbound::DialRequest>(64);
@@ -381,7 +392,7 @@ fn route_sip_event(
                 .and_then(|mut pending| pending.remove(&request_id));
             if let Some(leg) = leg {
                 if leg.try_send(CallSignal::LegStarted(key)).is_ok() {
-                    if let Ok(mut map) = active.lock() {
+                    if let Ok(mut map) = state.legs.lock() {
                         map.insert(key, leg);
                     }
                 } else {
@@ -463,20 +474,41 @@ fn route_sip_event(
             ..
         } => (key, CallSignal::OutboundFailed { status, reason }),
     };
-    let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
-    if let Some(sender) = sender {
-        match sender.try_send(signal) {
+    let leg = state
+        .legs
+        .lock()
+        .ok()
+        .and_then(|map| map.get(&key).cloned());
+    if let Some(leg) = leg {
+        match leg.try_send(signal) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                // A bridged transfer's leg outlived its call: forget it.
-                if let Ok(mut map) = active.lock() {
+            Err(mpsc::error::TrySendError::Closed(signal)) => {
+                // The call that wanted this leg is gone: forget the leg and end it unless it
+                // already ended.
+                if let Ok(mut map) = state.legs.lock() {
                     map.remove(&key);
+                }
+                if !matches!(
+                    signal,
+                    CallSignal::Ended(_) | CallSignal::OutboundFailed { .. }
+                ) {
+                    let state = state.clone();
+                    calls.spawn(async move {
+                        state.sip_command(SipCommand::Hangup { key }).await;
+                    });
                 }
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!("call signal dropped: call task busy");
+                tracing::warn!("leg signal dropped: call task busy");
             }
         }
+        return;
+    }
+    let sender = active.lock().ok().and_then(|map| map.get(&key).cloned());
+    if let Some(sender) = sender
+        && sender.try_send(signal).is_err()
+    {
+        tracing::warn!("call signal dropped: call task busy or gone");
     }
 }
 

@@ -6,14 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use vaani_config::TrunkConfig;
 use vaani_media::engine::{PortLease, SessionHandle};
-use vaani_sip::{CallKey, DigestCredentials, OutboundCall, SdpSession, SipCommand};
+use vaani_sip::{CallKey, OutboundCall, SdpSession, SipCommand};
+use vaani_speech::{SpeechError, SynthesizedAudio};
 
 use crate::app::AppState;
 use crate::call::CallSignal;
-use crate::outbound::TrunkTarget;
+use crate::outbound::{OutboundRoute, TrunkTarget, place_call_command};
 
 /// Playback id of the summary on the second leg.
 pub(crate) const SUMMARY_PLAYBACK: u64 = 1;
@@ -47,7 +48,11 @@ pub(crate) struct Leg {
     pub lease: Option<PortLease>,
     /// The leg's media, once answered.
     pub media: Option<SessionHandle>,
+    /// The summary being synthesized, once answered.
+    pub summary_audio: Option<oneshot::Receiver<Result<SynthesizedAudio, SpeechError>>>,
     pub phase: LegPhase,
+    /// The leg's call is over on the SIP side (failed, or the target hung up).
+    pub ended: bool,
     /// The trunk whose outbound limits this leg counts against, if it went through one.
     pub limited_trunk: Option<String>,
     /// Networks the leg's RTP is accepted from (the trunk's media ranges; any for a SIP URI).
@@ -64,150 +69,124 @@ fn uri_user(uri: &str) -> Option<&str> {
     (!user.is_empty()).then_some(user)
 }
 
-/// Places the second leg's INVITE to `uri` (a `tel:` number through the tenant's trunk, or a
-/// `sip:` URI directly) with `from` as caller id.
+/// Places the second leg's INVITE to `uri`: a `tel:` number through the tenant's trunk (its
+/// credentials, TLS, SRTP policy, codecs, caller id and limits, as for `POST /api/v1/calls`), or
+/// a `sip:` URI directly (plain RTP, `dialled` as caller id).
 pub(crate) async fn dial_leg(
     state: &Arc<AppState>,
     trunk: Option<&TrunkConfig>,
     uri: &str,
-    from: &str,
+    dialled: &str,
     target: String,
     summary: Option<String>,
 ) -> Result<Leg, String> {
-    let lower = uri.to_ascii_lowercase();
-    let mut limited_trunk = None;
-    let (route, request_uri, to_user, credentials, ring_timeout, accept_from, tls) = if lower
-        .starts_with("tel:")
-    {
+    let request_id = state
+        .next_dial
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let lease = state
+        .media
+        .allocate_port()
+        .map_err(|e| format!("no RTP port: {e}"))?;
+    let (command, limited_trunk, accept_from) = if uri.to_ascii_lowercase().starts_with("tel:") {
         let number = uri[4..].split(';').next().unwrap_or("").trim();
         let trunk = trunk.ok_or("no trunk to dial a number through")?;
         let outbound = trunk
             .outbound
             .as_ref()
             .ok_or_else(|| format!("trunk {} has no [trunks.outbound]", trunk.id))?;
-        let route = TrunkTarget::parse(&outbound.uri)
+        let target = TrunkTarget::parse(&outbound.uri)
             .ok_or_else(|| format!("trunk {}: unusable outbound uri", trunk.id))?;
-        let credentials = match (&outbound.username, &outbound.password_env) {
-            (Some(username), Some(variable)) => Some(DigestCredentials {
-                username: username.clone(),
-                password: std::env::var(variable)
-                    .map_err(|_| format!("{variable} (password_env) is not set"))?,
-            }),
-            _ => None,
+        let destination = target.resolve().await.map_err(|e| e.to_string())?;
+        let codecs = match trunk.codecs.as_deref() {
+            Some(codecs) => crate::call_media::codec_list(codecs),
+            None => state.codecs.clone(),
         };
-        let tls = crate::outbound::outbound_tls(&trunk.id, outbound, &route)
+        let offer = SdpSession::offer_initial_with_srtp(
+            &codecs,
+            state.media_public_ip,
+            lease.port(),
+            crate::call::rand_session_id(),
+            crate::call_media::srtp_mode(trunk.srtp),
+        );
+        let from = outbound.caller_id.as_deref().unwrap_or(dialled);
+        let route = OutboundRoute {
+            trunk,
+            outbound,
+            target: &target,
+        };
+        let placed = place_call_command(request_id, route, destination, (from, number), offer)
             .map_err(|e| e.to_string())?;
         state
             .outbound_limiters
             .try_start(&trunk.id, outbound)
             .map_err(|e| e.to_string())?;
-        limited_trunk = Some(trunk.id.clone());
-        let request_uri = route.request_uri(number);
         (
-            route,
-            request_uri,
-            number.to_string(),
-            credentials,
-            Duration::from_secs(u64::from(outbound.ring_timeout_secs)),
+            placed.command,
+            Some(trunk.id.clone()),
             trunk.media_cidrs.clone(),
-            tls,
         )
     } else {
-        let route = TrunkTarget::parse(uri).ok_or("unusable SIP URI")?;
-        if route.transport == vaani_sip::Transport::Tls {
+        let target = TrunkTarget::parse(uri).ok_or("unusable SIP URI")?;
+        if target.transport == vaani_sip::Transport::Tls {
             // No trust roots are configured for arbitrary targets.
             return Err("TLS targets are reached through the trunk (tel:), not directly".into());
         }
-        let user = uri_user(uri).unwrap_or("transfer").to_string();
-        let request_uri = uri.split('?').next().unwrap_or(uri).to_string();
-        (
-            route,
-            request_uri,
-            user,
-            None,
-            DIRECT_RING_TIMEOUT,
-            Vec::new(),
-            None,
-        )
+        let destination = target.resolve().await.map_err(|e| e.to_string())?;
+        let offer = SdpSession::offer_initial(
+            &state.codecs,
+            state.media_public_ip,
+            lease.port(),
+            crate::call::rand_session_id(),
+        );
+        let call = OutboundCall {
+            request_uri: uri.split('?').next().unwrap_or(uri).to_string(),
+            destination,
+            transport: target.transport,
+            from_user: dialled.to_string(),
+            from_display: None,
+            to_user: uri_user(uri).unwrap_or("transfer").to_string(),
+            sdp: offer,
+            extra_headers: Vec::new(),
+            credentials: None,
+            ring_timeout: DIRECT_RING_TIMEOUT,
+            tls: None,
+        };
+        let command = SipCommand::PlaceCall {
+            request_id,
+            call: Box::new(call),
+        };
+        (command, None, Vec::new())
     };
-    let placed = place(
-        state,
-        &route,
-        (request_uri, to_user, from),
-        credentials,
-        ring_timeout,
-        tls,
-    )
-    .await;
-    match placed {
-        Ok((signals, lease)) => Ok(Leg {
-            target,
-            summary,
-            signals,
-            key: None,
-            lease: Some(lease),
-            media: None,
-            phase: LegPhase::Ringing,
-            limited_trunk,
-            accept_from,
-        }),
-        Err(error) => {
-            if let Some(trunk) = &limited_trunk {
-                state.outbound_limiters.finish(trunk);
-            }
-            Err(error)
-        }
-    }
-}
-
-async fn place(
-    state: &Arc<AppState>,
-    route: &TrunkTarget,
-    (request_uri, to_user, from): (String, String, &str),
-    credentials: Option<DigestCredentials>,
-    ring_timeout: Duration,
-    tls: Option<vaani_sip::tls::OutboundTls>,
-) -> Result<(mpsc::Receiver<CallSignal>, PortLease), String> {
-    let destination = route.resolve().await.map_err(|e| e.to_string())?;
-    let lease = state
-        .media
-        .allocate_port()
-        .map_err(|e| format!("no RTP port: {e}"))?;
-    let offer = SdpSession::offer_initial(
-        &state.codecs,
-        state.media_public_ip,
-        lease.port(),
-        crate::call::rand_session_id(),
-    );
-    let call = OutboundCall {
-        request_uri,
-        destination,
-        transport: route.transport,
-        from_user: from.to_string(),
-        from_display: None,
-        to_user,
-        sdp: offer,
-        extra_headers: Vec::new(),
-        credentials,
-        ring_timeout,
-        tls,
-    };
-    let request_id = state
-        .next_dial
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, signals) = mpsc::channel(8);
     state
         .pending_legs
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(request_id, tx);
-    state
-        .sip_command(SipCommand::PlaceCall {
-            request_id,
-            call: Box::new(call),
-        })
-        .await;
-    Ok((rx, lease))
+    if !state.sip_command_sent(command).await {
+        state
+            .pending_legs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request_id);
+        if let Some(trunk) = &limited_trunk {
+            state.outbound_limiters.finish(trunk);
+        }
+        return Err("the SIP driver stopped".into());
+    }
+    Ok(Leg {
+        target,
+        summary,
+        signals,
+        key: None,
+        lease: Some(lease),
+        media: None,
+        summary_audio: None,
+        phase: LegPhase::Ringing,
+        ended: false,
+        limited_trunk,
+        accept_from,
+    })
 }
 
 #[cfg(test)]

@@ -593,6 +593,9 @@ struct Call {
     transfer: Option<PendingTransfer>,
     /// The second leg of a bridged transfer, if any.
     leg: Option<crate::bridge::Leg>,
+    /// The dialog is confirmed (our 200 was ACKed, or the call we placed was answered): only
+    /// then can a REFER go out.
+    dialog_confirmed: bool,
 }
 
 impl Call {
@@ -656,6 +659,7 @@ impl Call {
             summary: None,
             transfer: None,
             leg: None,
+            dialog_confirmed: false,
         }
     }
 
@@ -785,6 +789,8 @@ impl Call {
                     tracing::debug!(status, "call progress");
                 }
                 Some(CallSignal::OutboundAnswered(negotiated)) => {
+                    // The SIP core ACKed the 2xx: the dialog is confirmed.
+                    self.dialog_confirmed = true;
                     self.start_plugin().await;
                     if let Err(ending) = self.open_media(lease, &negotiated) {
                         return Err(ending.with_bye());
@@ -794,14 +800,18 @@ impl Call {
                 }
                 Some(CallSignal::OutboundFailed { status, reason }) => {
                     tracing::info!(status, ?reason, "call not answered");
-                    let (call_status, why) = match reason {
-                        OutboundFailure::Busy => (CallStatus::Busy, "busy"),
-                        OutboundFailure::NoAnswer => (CallStatus::NoAnswer, "no_answer"),
-                        OutboundFailure::Cancelled => (CallStatus::Cancelled, "cancelled"),
-                        OutboundFailure::Rejected => (CallStatus::Rejected, "rejected"),
-                        OutboundFailure::Failed => (CallStatus::Failed, "failed"),
+                    let call_status = match reason {
+                        OutboundFailure::Busy => CallStatus::Busy,
+                        OutboundFailure::NoAnswer => CallStatus::NoAnswer,
+                        OutboundFailure::Cancelled => CallStatus::Cancelled,
+                        OutboundFailure::Rejected => CallStatus::Rejected,
+                        OutboundFailure::Failed => CallStatus::Failed,
                     };
-                    return Err(Ending::new(call_status, why, EndReason::HostShutdown));
+                    return Err(Ending::new(
+                        call_status,
+                        reason.as_str(),
+                        EndReason::HostShutdown,
+                    ));
                 }
                 Some(CallSignal::Shutdown) | None => {
                     // Hanging up a ringing call we placed cancels it.
@@ -952,6 +962,9 @@ impl Call {
 
     /// A signal that arrives before the 200 OK: CANCEL or shutdown ends the attempt.
     async fn signal_before_answer(&mut self, signal: Option<CallSignal>) -> Result<(), Ending> {
+        if matches!(signal, Some(CallSignal::Confirmed)) {
+            self.dialog_confirmed = true;
+        }
         match signal {
             Some(CallSignal::Confirmed)
             | Some(CallSignal::MediaChanged(_))
@@ -1063,7 +1076,10 @@ impl Call {
             };
             tokio::select! {
                 signal = self.signals.recv() => match signal {
-                    Some(CallSignal::Confirmed) => tracing::debug!("ACK received"),
+                    Some(CallSignal::Confirmed) => {
+                        tracing::debug!("ACK received");
+                        self.dialog_confirmed = true;
+                    }
                     Some(CallSignal::Cancelled) => {
                         // Our 200 lost the race with the CANCEL: the call never connected.
                         self.answered_at = None;
@@ -1123,7 +1139,12 @@ impl Call {
                             return ending;
                         }
                     }
-                    LegInput::Media(event) => self.on_leg_media_event(event).await,
+                    LegInput::Media(event) => {
+                        if let Some(ending) = self.on_leg_media_event(event).await {
+                            return ending;
+                        }
+                    }
+                    LegInput::Summary(audio) => self.on_leg_summary(audio).await,
                 },
                 Some(done) = self.speech_done_rx.recv() => self.on_speech_done(done).await,
                 Some(done) = self.transcript_rx.recv() => self.on_transcript(done).await,
@@ -1628,7 +1649,14 @@ impl Call {
     /// A SIP signal of the bridged transfer's second leg.
     async fn on_leg_signal(&mut self, signal: Option<CallSignal>) -> Option<Ending> {
         use crate::bridge::LegPhase;
-        let phase = self.leg.as_ref()?.phase;
+        let leg = self.leg.as_mut()?;
+        let phase = leg.phase;
+        if matches!(
+            signal,
+            Some(CallSignal::Ended(_)) | Some(CallSignal::OutboundFailed { .. })
+        ) {
+            leg.ended = true;
+        }
         match signal {
             Some(CallSignal::LegStarted(key)) => {
                 if let Some(leg) = self.leg.as_mut() {
@@ -1640,14 +1668,8 @@ impl Call {
                 self.on_leg_answered(&negotiated).await
             }
             Some(CallSignal::OutboundFailed { status, reason }) => {
-                let reason = match reason {
-                    OutboundFailure::Busy => "busy",
-                    OutboundFailure::NoAnswer => "no answer",
-                    OutboundFailure::Rejected => "rejected",
-                    OutboundFailure::Cancelled => "cancelled",
-                    OutboundFailure::Failed => "failed",
-                };
-                self.fail_leg(Some(status), reason.to_string()).await;
+                self.fail_leg(Some(status), reason.as_str().to_string())
+                    .await;
             }
             Some(CallSignal::MediaChanged(negotiated)) => {
                 if let Some(media) = self.leg.as_ref().and_then(|leg| leg.media.as_ref()) {
@@ -1675,6 +1697,11 @@ impl Call {
 
     /// The target answered: tell them the summary, then connect the caller.
     async fn on_leg_answered(&mut self, negotiated: &NegotiatedMedia) {
+        if self.hangup_after_playback.is_some() {
+            // The call is ending (the plugin hung up, or its fallback runs): nobody to connect.
+            self.drop_leg().await;
+            return;
+        }
         let Some(leg) = self.leg.as_mut() else {
             return;
         };
@@ -1705,24 +1732,38 @@ impl Call {
             self.connect_leg().await;
             return;
         };
-        self.meter.tts_text_sent(self.state.tts.name(), &summary);
-        let audio = self
-            .state
-            .tts
-            .synthesize(SpeechRequest {
-                text: summary,
-                voice: None,
-                language: None,
-                sample_rate: 8000,
-            })
-            .await;
-        let queued = match (audio, self.leg.as_ref().and_then(|leg| leg.media.as_ref())) {
-            (Ok(audio), Some(media)) => media
-                .enqueue(
-                    crate::bridge::SUMMARY_PLAYBACK,
-                    audio.samples.clone(),
-                    false,
-                )
+        // Synthesized off the call task, which keeps handling both calls meanwhile.
+        let tts = self.state.tts.clone();
+        self.meter.tts_text_sent(tts.name(), &summary);
+        let (done, audio) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = done.send(
+                tts.synthesize(SpeechRequest {
+                    text: summary,
+                    voice: None,
+                    language: None,
+                    sample_rate: 8000,
+                })
+                .await,
+            );
+        });
+        if let Some(leg) = self.leg.as_mut() {
+            leg.summary_audio = Some(audio);
+        }
+    }
+
+    /// The summary's audio is ready: play it to the target (the bridge follows its end).
+    async fn on_leg_summary(
+        &mut self,
+        audio: Option<Result<SynthesizedAudio, vaani_speech::SpeechError>>,
+    ) {
+        let Some(leg) = self.leg.as_mut() else {
+            return;
+        };
+        leg.summary_audio = None;
+        let queued = match (audio, leg.media.as_ref()) {
+            (Some(Ok(audio)), Some(media)) => media
+                .enqueue(crate::bridge::SUMMARY_PLAYBACK, audio.samples, false)
                 .is_ok(),
             _ => false,
         };
@@ -1732,24 +1773,32 @@ impl Call {
         }
     }
 
-    /// A media event of the second leg: the end of the summary connects the caller.
-    async fn on_leg_media_event(&mut self, event: Option<MediaEvent>) {
+    /// A media event of the second leg: the end of the summary connects the caller; a leg
+    /// whose media stops fails the transfer, or, once connected, ends the call.
+    async fn on_leg_media_event(&mut self, event: Option<MediaEvent>) -> Option<Ending> {
+        use crate::bridge::LegPhase;
+        let phase = self.leg.as_ref()?.phase;
         match event {
             Some(MediaEvent::PlaybackFinished { id })
             | Some(MediaEvent::PlaybackStopped { id, .. })
-                if id == crate::bridge::SUMMARY_PLAYBACK
-                    && self.leg.as_ref().map(|leg| leg.phase)
-                        == Some(crate::bridge::LegPhase::Summary) =>
+                if id == crate::bridge::SUMMARY_PLAYBACK && phase == LegPhase::Summary =>
             {
                 self.connect_leg().await;
             }
-            Some(_) => {}
-            None => {
-                if let Some(leg) = self.leg.as_mut() {
-                    leg.media = None;
+            Some(MediaEvent::RtpTimeout) | None => {
+                if phase == LegPhase::Bridged {
+                    tracing::info!("the transfer target's media stopped: ending the call");
+                    return Some(
+                        Ending::new(CallStatus::Completed, "transferred", EndReason::Transferred)
+                            .with_bye(),
+                    );
                 }
+                self.fail_leg(None, "the target's media stopped".into())
+                    .await;
             }
+            Some(_) => {}
         }
+        None
     }
 
     /// Connects the caller to the answered target: the plugin is done with this call.
@@ -1760,6 +1809,10 @@ impl Call {
         let Some(target_media) = leg.media.as_ref() else {
             return;
         };
+        if self.hangup_after_playback.is_some() {
+            self.drop_leg().await;
+            return;
+        }
         let _ = caller.flush(None);
         if let Err(error) = caller.bridge(target_media) {
             self.fail_leg(None, format!("could not connect the calls: {error}"))
@@ -1796,11 +1849,26 @@ impl Call {
 
     /// Hangs up the second leg, if any, and frees what it held.
     async fn drop_leg(&mut self) {
-        let Some(leg) = self.leg.take() else {
+        let Some(mut leg) = self.leg.take() else {
             return;
         };
+        // The leg's INVITE may have gone out with its LegStarted still unread.
+        leg.signals.close();
+        let mut ended = false;
+        while let Ok(signal) = leg.signals.try_recv() {
+            match signal {
+                CallSignal::LegStarted(key) => leg.key = Some(key),
+                CallSignal::Ended(_) | CallSignal::OutboundFailed { .. } => ended = true,
+                _ => {}
+            }
+        }
         if let Some(key) = leg.key {
-            self.state.sip_command(SipCommand::Hangup { key }).await;
+            if let Ok(mut legs) = self.state.legs.lock() {
+                legs.remove(&key);
+            }
+            if !ended && !leg.ended {
+                self.state.sip_command(SipCommand::Hangup { key }).await;
+            }
         }
         if let Some(media) = &self.media
             && leg.phase == crate::bridge::LegPhase::Bridged
@@ -1814,9 +1882,10 @@ impl Call {
 
     /// Sends the pending transfer's REFER once the playback before it is done.
     async fn refer_when_due(&mut self) {
-        let due = self.transfer.as_ref().is_some_and(|t| {
-            !t.referred && (self.pending_playbacks.is_empty() || Instant::now() >= t.refer_at)
-        });
+        let due = self.dialog_confirmed
+            && self.transfer.as_ref().is_some_and(|t| {
+                !t.referred && (self.pending_playbacks.is_empty() || Instant::now() >= t.refer_at)
+            });
         if !due {
             return;
         }
@@ -2337,20 +2406,38 @@ enum LegInput {
     Signal(Option<CallSignal>),
     /// A media event (`None`: its media session stopped).
     Media(Option<MediaEvent>),
+    /// The summary's audio (`None`: the synthesis task is gone).
+    Summary(Option<Result<SynthesizedAudio, vaani_speech::SpeechError>>),
 }
 
 /// The next signal or media event of a bridged transfer's second leg; pending while there is
 /// no leg.
 async fn next_leg_input(leg: &mut Option<crate::bridge::Leg>) -> LegInput {
-    let Some(leg) = leg.as_mut() else {
+    let Some(crate::bridge::Leg {
+        signals,
+        media,
+        summary_audio,
+        ..
+    }) = leg.as_mut()
+    else {
         return std::future::pending().await;
     };
-    match leg.media.as_mut() {
-        Some(media) => tokio::select! {
-            signal = leg.signals.recv() => LegInput::Signal(signal),
-            event = media.next_event() => LegInput::Media(event),
-        },
-        None => LegInput::Signal(leg.signals.recv().await),
+    let media = async {
+        match media.as_mut() {
+            Some(media) => media.next_event().await,
+            None => std::future::pending().await,
+        }
+    };
+    let summary = async {
+        match summary_audio.as_mut() {
+            Some(audio) => audio.await.ok(),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        signal = signals.recv() => LegInput::Signal(signal),
+        event = media => LegInput::Media(event),
+        audio = summary => LegInput::Summary(audio),
     }
 }
 

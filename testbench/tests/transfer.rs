@@ -204,7 +204,7 @@ fn a_bridged_transfer_tells_the_target_the_summary_then_connects_both_ways() {
 #[test]
 fn a_busy_bridged_transfer_target_returns_the_caller_to_the_plugin() {
     let target_port = free_port();
-    let server = server_with_frontdesk(&format!("sip:frontdesk@127.0.0.1:{target_port}"));
+    let mut server = server_with_frontdesk(&format!("sip:frontdesk@127.0.0.1:{target_port}"));
     let target = Sipp::new("uas_busy.xml");
     let target_run =
         std::thread::spawn(move || target.run_uas(target_port, Duration::from_secs(30)));
@@ -226,5 +226,14 @@ fn a_busy_bridged_transfer_target_returns_the_caller_to_the_plugin() {
             .any(|t| t.contains("did not go through")),
         "{:?}",
         said(&detail)
+    );
+    // Nothing of the failed leg is left behind: with no call in progress the server stops at
+    // once instead of waiting out its 10 s grace for calls.
+    let started = std::time::Instant::now();
+    assert_eq!(server.terminate(Duration::from_secs(8)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
     );
 }

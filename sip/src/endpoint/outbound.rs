@@ -69,6 +69,18 @@ impl OutboundFailure {
             _ => OutboundFailure::Failed,
         }
     }
+
+    /// A short name for logs and stored outcomes: `busy`, `no_answer`, `rejected`,
+    /// `cancelled`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundFailure::Busy => "busy",
+            OutboundFailure::NoAnswer => "no_answer",
+            OutboundFailure::Rejected => "rejected",
+            OutboundFailure::Cancelled => "cancelled",
+            OutboundFailure::Failed => "failed",
+        }
+    }
 }
 
 /// Our CANCEL client transaction (non-INVITE: timers E and F).
