@@ -449,6 +449,9 @@ struct Call {
     outbound: Option<Box<outbound::Outbound>>,
     /// A transfer we asked for (REFER) and wait the outcome of.
     refer: Option<transfer::Refer>,
+    /// A transfer we gave up waiting for: the trunk may still report its success, and then the
+    /// caller is with the target and we must hang up.
+    refer_timed_out: bool,
 }
 
 impl Call {
@@ -1246,6 +1249,7 @@ impl SipEndpoint {
             remove_at: None,
             outbound: None,
             refer: None,
+            refer_timed_out: false,
         };
         self.transmits.push_back(call.transmit(trying));
         self.calls.insert(key, call);

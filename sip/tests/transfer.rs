@@ -208,7 +208,7 @@ fn an_unanswered_refer_is_retransmitted_then_fails_with_408() {
 }
 
 #[test]
-fn no_outcome_within_the_transfer_timeout_fails_the_transfer() {
+fn no_outcome_within_the_transfer_timeout_fails_it_and_a_late_success_still_hangs_up() {
     let mut h = Harness::new();
     let (key, tag, refer) = referred(&mut h);
     h.recv(&answer_request(&refer, 202, "Accepted"));
@@ -228,6 +228,27 @@ fn no_outcome_within_the_transfer_timeout_fails_the_transfer() {
         [SipEvent::TransferFailed { status: None, .. }] => {}
         other => panic!("expected TransferFailed, got {other:?}"),
     }
+    // The trunk reports success after all: the caller is with the target, so we hang up.
+    h.recv(&notify(
+        &tag,
+        2,
+        "refer",
+        "terminated;reason=noresource",
+        "SIP/2.0 200 OK\r\n",
+    ));
+    let sent = h.transmits();
+    assert_eq!(status(&sent[0]), Some(200));
+    assert!(
+        sent.iter().any(|t| first_line(t).starts_with("BYE ")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        h.events(),
+        vec![SipEvent::CallEnded {
+            key,
+            reason: CallEndReason::Transferred
+        }]
+    );
 }
 
 #[test]

@@ -302,6 +302,7 @@ impl SipEndpoint {
             remove_at: None,
             outbound: Some(Box::new(outbound)),
             refer: None,
+            refer_timed_out: false,
         };
         self.calls.insert(key, entry);
         self.by_invite_branch.insert(branch, key);

@@ -89,6 +89,9 @@ impl SipEndpoint {
     /// `CallEnded { Transferred }` (the transfer succeeded; the endpoint sends BYE at once) or
     /// `TransferFailed` (the call goes on). One transfer at a time, on a confirmed call.
     pub fn transfer(&mut self, now: Instant, key: CallKey, target: &str) -> Result<(), SipError> {
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.refer_timed_out = false;
+        }
         if !valid_target(target) {
             return Err(SipError::InvalidTarget(target.chars().take(80).collect()));
         }
@@ -187,13 +190,19 @@ impl SipEndpoint {
             200,
             ResponseExtras::default(),
         );
-        if self
-            .calls
-            .get(&key)
-            .and_then(|c| c.refer.as_ref())
-            .is_none()
-        {
-            return; // a late NOTIFY of a transfer that already ended
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.refer.is_none() {
+            // A late NOTIFY of a transfer that already ended. If we had given up waiting and it
+            // succeeded after all, the caller is with the target: hang up as on time.
+            let late_success = call.refer_timed_out
+                && sipfrag_status(&req.body)
+                    .is_some_and(|(status, _)| (200..300).contains(&status));
+            if late_success {
+                self.finish_transfer(now, key);
+            }
+            return;
         }
         let terminated = subscription_terminated(&req.headers);
         match sipfrag_status(&req.body) {
@@ -233,6 +242,9 @@ impl SipEndpoint {
                 None,
                 format!("no result within {} s", TRANSFER_TIMEOUT.as_secs()),
             );
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.refer_timed_out = true;
+            }
         }
     }
 
