@@ -6,7 +6,7 @@
 //! outbound packets from the same socket (the port advertised in SDP — symmetric RTP) and
 //! delivers its events to the call over a bounded tokio channel. Shards are plain std threads,
 //! so media never shares a runtime with SIP or plugins, and they never block on a call: a full
-//! event channel drops speech events (counted) and keeps DTMF/playback/barge-in/timeout events
+//! event channel drops speech events and recording batches (counted) and keeps DTMF/playback/barge-in/timeout events
 //! and utterances in a per-session backlog until the call catches up. Utterance audio is
 //! bounded per call: at most [`UTTERANCES_IN_CHANNEL`] unread in the channel plus
 //! [`UTTERANCE_BACKLOG_LIMIT`] in the backlog; beyond that the oldest waiting utterance is
@@ -822,7 +822,9 @@ impl ShardSession {
 fn must_deliver(event: &MediaEvent) -> bool {
     !matches!(
         event,
-        MediaEvent::SpeechStarted { .. } | MediaEvent::SpeechStopped { .. }
+        MediaEvent::SpeechStarted { .. }
+            | MediaEvent::SpeechStopped { .. }
+            | MediaEvent::Recorded { .. }
     )
 }
 

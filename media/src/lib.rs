@@ -12,6 +12,7 @@ pub mod g711;
 pub mod jitter;
 pub mod packet;
 pub mod playout;
+pub mod recorder;
 pub mod resample;
 pub mod session;
 pub mod srtp;

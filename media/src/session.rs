@@ -45,6 +45,7 @@ use crate::g711::Law;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
+use crate::recorder::Recorder;
 use crate::resample::FrameResampler;
 use crate::srtp::{MAX_AUTH_TAG_LEN, SrtpKeys, SrtpSession};
 use crate::utterance::{AudioHistory, SAMPLES_PER_MS, UtteranceCollector, UtteranceLimits};
@@ -148,6 +149,9 @@ pub struct SessionConfig {
     /// SRTP keys from the SDES exchange (`RTP/SAVP`); `None` (default) sends and expects
     /// plain RTP.
     pub srtp: Option<SrtpKeys>,
+    /// Record the call: both sides, time-aligned, as [`MediaEvent::Recorded`] batches
+    /// (default false; see [`crate::recorder`]).
+    pub record: bool,
 }
 
 impl SessionConfig {
@@ -172,6 +176,7 @@ impl SessionConfig {
             utterance_tail_ms: 300,
             max_utterance_ms: 30_000,
             srtp: None,
+            record: false,
         }
     }
 }
@@ -261,6 +266,17 @@ pub enum MediaEvent {
         /// Who ended it.
         reason: UnbridgeReason,
     },
+    /// Recorded audio (only with [`SessionConfig::record`]): consecutive outbound ticks from
+    /// `start_ms` (session time: tick × 20 ms), 8 kHz stereo interleaved — caller (what the
+    /// jitter buffer released) then agent (what was sent, silence when nothing audible went
+    /// out). Normally 200 ms per batch; a gap in `start_ms` means ticks were skipped or a
+    /// batch was dropped (the call fell behind) and should be filled with silence.
+    Recorded {
+        /// Session time of the first frame.
+        start_ms: u64,
+        /// Interleaved (caller, agent) 16-bit samples at 8 kHz.
+        audio: Arc<[i16]>,
+    },
 }
 
 impl std::fmt::Debug for MediaEvent {
@@ -308,6 +324,11 @@ impl std::fmt::Debug for MediaEvent {
                 .debug_struct("Utterance")
                 .field("start_ms", start_ms)
                 .field("end_ms", end_ms)
+                .field("samples", &audio.len())
+                .finish(),
+            Self::Recorded { start_ms, audio } => f
+                .debug_struct("Recorded")
+                .field("start_ms", start_ms)
                 .field("samples", &audio.len())
                 .finish(),
             Self::Bridged => f.write_str("Bridged"),
@@ -399,6 +420,8 @@ struct Inbound {
     /// History index up to which `drain_caller_audio` has delivered.
     drained: u64,
     utterances: Option<UtteranceCollector>,
+    /// Call recording, when on.
+    recorder: Option<Recorder>,
 }
 
 impl Inbound {
@@ -425,6 +448,9 @@ impl Inbound {
                 break;
             }
             self.pending_len = 0;
+            if let Some(recorder) = &mut self.recorder {
+                recorder.push_caller(&self.pending);
+            }
             if let Some(bridge) = bridge.as_deref_mut() {
                 let ready = bridge.release_tick + frames_before;
                 if bridge.received.push_ready_at(&self.pending, ready) {
@@ -664,6 +690,7 @@ impl MediaSession {
                 drain_window,
                 drained: 0,
                 utterances: utterance_limits.map(UtteranceCollector::new),
+                recorder: config.record.then(Recorder::new),
             },
             playout: PlayoutQueue::new(),
             events: VecDeque::with_capacity(16),
@@ -943,6 +970,8 @@ impl MediaSession {
             }
             _ => DtmfFrame::Audio,
         };
+        // Whether `frame` is audio that went out (for the recording).
+        let mut audible = false;
         match dtmf {
             DtmfFrame::Audio => {
                 let had_audio = match bridged {
@@ -958,6 +987,7 @@ impl MediaSession {
                 if can_send {
                     self.transmit_audio(marker);
                 }
+                audible = can_send && had_audio;
             }
             DtmfFrame::Silence => {
                 // Playback does not advance; it resumes after the digits as a new talk spurt.
@@ -984,6 +1014,9 @@ impl MediaSession {
                 buf[header_len..len].copy_from_slice(&event.payload());
                 self.commit_tx(slot, len);
             }
+        }
+        if let Some(recorder) = &mut self.inbound.recorder {
+            recorder.on_tick(self.ticks, audible.then_some(&self.frame), &mut self.events);
         }
         if let Some(sender) = &mut self.dtmf_sender {
             // Per digit, not per report: the engine frees queue room from this count.

@@ -1238,6 +1238,7 @@ impl Call {
             MediaEvent::Dtmf { digit, media_ms } => self.on_dtmf(digit, media_ms).await,
             // The bridged transfer's SIP signals say when it starts and ends.
             MediaEvent::Bridged | MediaEvent::Unbridged { .. } => {}
+            MediaEvent::Recorded { .. } => {}
             MediaEvent::DtmfSent { digits } => {
                 let at = self.media_ms();
                 self.record_event(at, "dtmf.sent", &digits).await;

@@ -1713,3 +1713,107 @@ fn dtmf_waits_out_a_hold_and_finishes_an_interrupted_digit() {
     }
     assert_eq!(digits, "12");
 }
+
+/// The recording of a session: (start_ms, interleaved caller/agent) batches.
+fn recorded(h: &Harness) -> Vec<(u64, Arc<[i16]>)> {
+    h.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MediaEvent::Recorded { start_ms, audio } => Some((*start_ms, audio.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Per 20 ms frame of a recording: (caller rms, agent rms, first agent sample).
+fn recorded_frames(batches: &[(u64, Arc<[i16]>)]) -> Vec<(f64, f64, i16)> {
+    let samples: Vec<i16> = batches
+        .iter()
+        .flat_map(|(_, a)| a.iter().copied())
+        .collect();
+    samples
+        .chunks(2 * FRAME_SAMPLES)
+        .map(|frame| {
+            let caller: Vec<i16> = frame.iter().step_by(2).copied().collect();
+            let agent: Vec<i16> = frame.iter().skip(1).step_by(2).copied().collect();
+            (frame_rms(&caller), frame_rms(&agent), agent[0])
+        })
+        .collect()
+}
+
+#[test]
+fn recording_pairs_caller_and_agent_frames_on_the_tick_clock() {
+    let mut h = Harness::new(SessionConfig {
+        record: true,
+        barge_in: BargeInConfig {
+            enabled: false,
+            ..BargeInConfig::default()
+        },
+        ..config()
+    });
+    // The caller talks for the first second; the agent plays 400 ms from 500 ms on.
+    h.caller_stream(0, 50, 8000);
+    h.run_until(490);
+    h.session.enqueue(1, vec![6000i16; 3200].into(), false);
+    h.run_until(2000);
+    let batches = recorded(&h);
+    // 101 ticks (0..=2000 ms): ten full 200 ms batches, contiguous.
+    assert_eq!(
+        batches.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        (0..10).map(|i| i * 200).collect::<Vec<_>>()
+    );
+    assert!(batches.iter().all(|(_, a)| a.len() == 2 * 160 * 10));
+    let frames = recorded_frames(&batches);
+    assert_eq!(frames.len(), 100);
+    // Agent channel: exactly the ticks whose packet carried audio, with the samples sent.
+    for (k, (_, agent_rms, first)) in frames.iter().enumerate() {
+        let sent = h.sent.iter().find(|p| p.at_ms == k as u64 * 20).unwrap();
+        if sent.is_silence() {
+            assert_eq!(*agent_rms, 0.0, "tick {k}");
+        } else {
+            assert_eq!(*first, 6000, "tick {k}");
+        }
+    }
+    let agent_ticks: Vec<usize> = (0..100).filter(|&k| frames[k].1 > 0.0).collect();
+    assert_eq!(agent_ticks.len(), 20);
+    assert_eq!(
+        agent_ticks[0], 25,
+        "played from the tick after enqueue at 490 ms"
+    );
+    // Caller channel: loud for 50 frames, starting within the jitter buffer's delay.
+    let caller_ticks: Vec<usize> = (0..100).filter(|&k| frames[k].0 > 4000.0).collect();
+    assert_eq!(caller_ticks.len(), 50, "{caller_ticks:?}");
+    assert!(
+        caller_ticks[0] <= 8,
+        "caller onset at tick {}",
+        caller_ticks[0]
+    );
+    assert_eq!(
+        caller_ticks.last().unwrap() - caller_ticks[0],
+        49,
+        "contiguous"
+    );
+    assert!(frames[90..].iter().all(|f| f.0 < 100.0));
+}
+
+#[test]
+fn recording_is_off_by_default_and_skipped_ticks_leave_a_gap() {
+    let mut h = Harness::new(config());
+    h.caller_stream(0, 20, 8000);
+    h.run_until(1000);
+    assert!(recorded(&h).is_empty());
+
+    let mut h = Harness::new(SessionConfig {
+        record: true,
+        ..config()
+    });
+    h.run_until(100); // ticks 0..=5
+    // The driver stalls for 1 s: missed ticks are skipped, the batch ends early.
+    h.session.handle_timeout(h.t0 + Duration::from_millis(1100));
+    h.collect(1100);
+    h.run_until(1500);
+    let starts: Vec<u64> = recorded(&h).iter().map(|(t, _)| *t).collect();
+    assert_eq!(starts[0], 0);
+    assert_eq!(recorded(&h)[0].1.len(), 2 * 160 * 6);
+    assert_eq!(starts[1], 1100);
+}
