@@ -24,6 +24,7 @@ mod lenient;
 mod media;
 mod outbound;
 mod pricing;
+mod recording;
 mod sandbox;
 mod sip;
 mod source;
@@ -53,6 +54,7 @@ pub use pricing::{
     EMBEDDED_STT_ENGINES, EMBEDDED_TTS_ENGINES, LlmPrice, MAX_RATE_INR, PRICING_CURRENCY,
     PricingConfig, SttPrice, TelephonyBilling, TtsPrice,
 };
+pub use recording::RecordingConfig;
 pub use sandbox::{SandboxConfig, SandboxLimits};
 pub use sip::SipConfig;
 pub use source::{ENV_PREFIX, ENV_SEPARATOR};

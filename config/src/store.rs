@@ -1,5 +1,7 @@
 //! `[store]`: where call records live.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::checker::Checker;
@@ -14,6 +16,9 @@ pub struct StoreConfig {
     /// has been resolved against the config file's directory, so this URL can
     /// be passed to the store as it is.
     pub url: String,
+    /// Directory call recordings are written to (one sub-directory per tenant). Default
+    /// `data/recordings`, resolved against the config file's directory.
+    pub recordings_dir: PathBuf,
 }
 
 /// `[store]` as written.
@@ -22,12 +27,15 @@ pub struct StoreConfig {
 pub(crate) struct RawStore {
     #[serde(deserialize_with = "lenient::string")]
     url: String,
+    #[serde(deserialize_with = "lenient::string")]
+    recordings_dir: String,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             url: "sqlite://data/vaani.db".to_owned(),
+            recordings_dir: "data/recordings".to_owned(),
         }
     }
 }
@@ -65,6 +73,11 @@ impl RawStore {
             });
             url.to_owned()
         };
-        StoreConfig { url: resolved }
+        let recordings_dir = c.non_empty("store.recordings_dir", &self.recordings_dir);
+        let recordings_dir = c.resolve(&recordings_dir);
+        StoreConfig {
+            url: resolved,
+            recordings_dir,
+        }
     }
 }

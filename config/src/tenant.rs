@@ -9,6 +9,7 @@ use crate::checker::Checker;
 use crate::conversation::{HttpSettings, LlmSettings, RawHttpEgress, RawLlm};
 use crate::error::ConfigError;
 use crate::lenient;
+use crate::recording::{RawRecording, RecordingConfig};
 use crate::sandbox::{RawTenantSandbox, SandboxLimits};
 use crate::turns::{RawTurns, TurnsConfig};
 
@@ -69,6 +70,8 @@ pub struct TenantConfig {
     /// (`frontdesk = "sip:+918000000009@trunk.example"`). The plugin names a target or gives
     /// one of these URIs; anything else is refused. Default: none (no transfers).
     pub transfer_targets: BTreeMap<String, String>,
+    /// `[tenants.recording]`: call recording (off unless enabled).
+    pub recording: RecordingConfig,
 }
 
 impl TenantConfig {
@@ -136,6 +139,7 @@ pub(crate) struct RawTenant {
     llm: Option<RawLlm>,
     http: Option<RawHttpEgress>,
     transfer_targets: BTreeMap<String, String>,
+    recording: RawRecording,
 }
 
 impl Default for RawTenant {
@@ -158,6 +162,7 @@ impl Default for RawTenant {
             llm: None,
             http: None,
             transfer_targets: BTreeMap::new(),
+            recording: RawRecording::default(),
         }
     }
 }
@@ -252,6 +257,7 @@ impl RawTenant {
             .into_iter()
             .map(|(name, uri)| (name, uri.trim().to_string()))
             .collect();
+        let recording = self.recording.check(c, &format!("{key}.recording"));
         TenantConfig {
             id,
             name,
@@ -270,6 +276,7 @@ impl RawTenant {
             llm,
             http,
             transfer_targets,
+            recording,
         }
     }
 }
