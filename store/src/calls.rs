@@ -240,7 +240,7 @@ pub struct CallRecord {
 
 /// A call with everything recorded during it, for `GET /api/v1/calls/{id}`.
 /// Serialises as the call's fields plus `transcript`, `extractions`, `events`, `turns`,
-/// `cost`, `latency`, `summary` and `sentiment` (the last four `null` when unset).
+/// `cost`, `latency`, `summary`, `sentiment` and `recording` (the last five `null` when unset).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallDetail {
     /// The call row.
@@ -262,6 +262,9 @@ pub struct CallDetail {
     pub summary: Option<String>,
     /// The caller's sentiment, written with the summary (`None` if not judged).
     pub sentiment: Option<Sentiment>,
+    /// The call's recording (`duration_ms`, `created_at_ms`), downloadable at
+    /// `GET /api/v1/calls/{id}/recording`; `None` when the call was not recorded.
+    pub recording: Option<crate::Recording>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -523,6 +526,9 @@ impl Store {
         let turns = self.turns_for_call(&call.tenant_id, &call.id).await?;
         let report = self.report_json_for_call(&call.tenant_id, &call.id).await?;
         let (summary, sentiment) = self.summary_for_call(&call.tenant_id, &call.id).await?;
+        let recording = self
+            .recording_for_call(&Scope::Tenant(call.tenant_id.clone()), &call.id)
+            .await?;
         Ok(Some(CallDetail {
             call,
             transcript,
@@ -533,6 +539,7 @@ impl Store {
             latency: report.latency,
             summary,
             sentiment,
+            recording,
         }))
     }
 

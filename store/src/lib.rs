@@ -21,6 +21,7 @@ mod error;
 mod history;
 mod kv;
 mod numbers;
+mod recordings;
 mod tenants;
 mod trunks;
 
@@ -32,6 +33,7 @@ pub use calls::{
 };
 pub use error::StoreError;
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
+pub use recordings::Recording;
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;
 

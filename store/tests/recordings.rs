@@ -1,0 +1,173 @@
+//! Call recordings: stored per call, tenant-scoped, listed for the retention sweep.
+
+use vaani_store::{
+    CallDirection, CallStatus, NewCall, Recording, Scope, Store, StoreError, Tenant, TenantStatus,
+    new_id,
+};
+
+async fn store_with_tenants() -> Store {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    for id in ["a", "b"] {
+        store
+            .upsert_tenant(&Tenant {
+                id: id.to_owned(),
+                name: format!("Tenant {id}"),
+                status: TenantStatus::Active,
+                created_at_ms: 1_000,
+            })
+            .await
+            .unwrap();
+    }
+    store
+}
+
+async fn call(store: &Store, tenant_id: &str) -> String {
+    let id = new_id();
+    store
+        .insert_call(&NewCall {
+            id: id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            external_id: None,
+            direction: CallDirection::Inbound,
+            caller: "+919800000001".to_owned(),
+            dialled: "+918000000099".to_owned(),
+            status: CallStatus::Ringing,
+            started_at_ms: 10_000,
+            plugin_name: None,
+            plugin_version: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn recording(tenant_id: &str, call_id: &str, created_at_ms: i64) -> Recording {
+    Recording {
+        tenant_id: tenant_id.to_owned(),
+        call_id: call_id.to_owned(),
+        path: format!("/rec/{tenant_id}/{call_id}.wav"),
+        duration_ms: 4_200,
+        created_at_ms,
+    }
+}
+
+#[tokio::test]
+async fn a_recording_is_seen_by_its_tenant_and_the_operator_only() {
+    let store = store_with_tenants().await;
+    let id = call(&store, "a").await;
+    let unrecorded = call(&store, "a").await;
+    store
+        .set_recording(&recording("a", &id, 50_000))
+        .await
+        .unwrap();
+
+    let mine = store
+        .recording_for_call(&Scope::Tenant("a".into()), &id)
+        .await
+        .unwrap();
+    assert_eq!(mine, Some(recording("a", &id, 50_000)));
+    let operator = store
+        .recording_for_call(&Scope::Operator, &id)
+        .await
+        .unwrap();
+    assert_eq!(operator, mine);
+    assert_eq!(
+        store
+            .recording_for_call(&Scope::Tenant("b".into()), &id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .recording_for_call(&Scope::Tenant("a".into()), &unrecorded)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The call detail says whether there is one, without the server path.
+    let detail = store
+        .get_call(&Scope::Tenant("a".into()), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.recording, mine);
+    let json = serde_json::to_value(&detail).unwrap();
+    assert_eq!(json["recording"]["duration_ms"], 4_200);
+    assert!(json["recording"].get("path").is_none());
+    let detail = store
+        .get_call(&Scope::Tenant("a".into()), &unrecorded)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&detail).unwrap()["recording"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn a_recording_needs_the_tenants_own_call() {
+    let store = store_with_tenants().await;
+    let id = call(&store, "a").await;
+    let error = store
+        .set_recording(&recording("b", &id, 50_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::NotFound { what: "call", .. }),
+        "{error:?}"
+    );
+    // Setting it again replaces it.
+    store.set_recording(&recording("a", &id, 1)).await.unwrap();
+    store.set_recording(&recording("a", &id, 2)).await.unwrap();
+    let got = store
+        .recording_for_call(&Scope::Operator, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.created_at_ms, 2);
+}
+
+#[tokio::test]
+async fn retention_lists_a_tenants_old_recordings_and_deletes_them() {
+    let store = store_with_tenants().await;
+    let old = call(&store, "a").await;
+    let new = call(&store, "a").await;
+    let other = call(&store, "b").await;
+    store
+        .set_recording(&recording("a", &old, 1_000))
+        .await
+        .unwrap();
+    store
+        .set_recording(&recording("a", &new, 9_000))
+        .await
+        .unwrap();
+    store
+        .set_recording(&recording("b", &other, 1_000))
+        .await
+        .unwrap();
+
+    let expired = store.recordings_before("a", 5_000, 100).await.unwrap();
+    assert_eq!(expired, vec![recording("a", &old, 1_000)]);
+    assert!(store.delete_recording("a", &old).await.unwrap());
+    assert!(!store.delete_recording("a", &old).await.unwrap());
+    // Another tenant's recording is not touched by tenant a's sweep.
+    assert!(!store.delete_recording("a", &other).await.unwrap());
+    assert!(
+        store
+            .recordings_before("a", 5_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recordings_before("b", 5_000, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
