@@ -60,6 +60,8 @@ pub struct TenantRuntime {
     pub egress: Option<Arc<Egress>>,
     /// Where the plugin may transfer callers (`[tenants.transfer_targets]`: name → URI).
     pub transfer_targets: std::collections::BTreeMap<String, String>,
+    /// Call recording (`[tenants.recording]`).
+    pub recording: vaani_config::RecordingConfig,
 }
 
 impl TenantRuntime {
@@ -248,6 +250,15 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         next_dial: std::sync::atomic::AtomicU64::new(1),
     });
     let (dial_tx, mut dial_rx) = mpsc::channel::<crate::outbound::DialRequest>(64);
+    let _retention = crate::recording::spawn_retention_sweep(
+        store.clone(),
+        state
+            .config
+            .tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.recording.retention_days))
+            .collect(),
+    );
 
     let http_state = Arc::new(HttpState {
         store,
@@ -808,6 +819,7 @@ async fn load_tenants(
                 None => None,
             },
             transfer_targets: tenant.transfer_targets.clone(),
+            recording: tenant.recording.clone(),
         };
         tenants.insert(tenant.id.clone(), Arc::new(runtime));
     }

@@ -596,6 +596,8 @@ struct Call {
     /// The dialog is confirmed (our 200 was ACKed, or the call we placed was answered): only
     /// then can a REFER go out.
     dialog_confirmed: bool,
+    /// The call's recording, when the tenant records calls (from the answer on).
+    recording: Option<crate::recording::CallRecording>,
 }
 
 impl Call {
@@ -660,6 +662,7 @@ impl Call {
             transfer: None,
             leg: None,
             dialog_confirmed: false,
+            recording: None,
         }
     }
 
@@ -834,6 +837,15 @@ impl Call {
         let answered_at = Instant::now();
         self.answered_at = Some(answered_at);
         self.max_duration_at = self.tenant.max_call_duration.map(|max| answered_at + max);
+        if self.tenant.recording.enabled {
+            let dir = &self.state.config.store.recordings_dir;
+            let mut recording =
+                crate::recording::CallRecording::new(dir, &self.tenant.id, &self.call_id);
+            if self.tenant.recording.announcement.is_none() {
+                recording.start();
+            }
+            self.recording = Some(recording);
+        }
         if let Err(error) = self
             .state
             .store
@@ -935,6 +947,7 @@ impl Call {
         if let Some(trunk) = &self.trunk {
             session_config.accept_from = trunk.media_cidrs.clone();
         }
+        session_config.record = self.tenant.recording.enabled;
         if let Some(remote) = negotiated.remote_rtp
             && behind_nat(remote.ip(), self.incoming.source.ip())
         {
@@ -1029,6 +1042,15 @@ impl Call {
             external_id: Some(external_id(self.trunk.as_ref(), &self.incoming)),
             sip_headers: plugin_headers(self.trunk.as_ref(), &self.incoming),
         };
+        if let Some(text) = self.tenant.recording.announcement.clone()
+            && let Some(recording) = self.recording.as_mut()
+        {
+            // Said before anything else; recording starts when it has been played.
+            let id = self.next_host_playback;
+            self.next_host_playback += 1;
+            recording.start_after(id);
+            self.queue_speech(id, text, None, None, false).await;
+        }
         if self.plugin.is_some() {
             self.deliver(Event::CallStarted(context)).await;
         } else {
@@ -1238,7 +1260,11 @@ impl Call {
             MediaEvent::Dtmf { digit, media_ms } => self.on_dtmf(digit, media_ms).await,
             // The bridged transfer's SIP signals say when it starts and ends.
             MediaEvent::Bridged | MediaEvent::Unbridged { .. } => {}
-            MediaEvent::Recorded { .. } => {}
+            MediaEvent::Recorded { start_ms, audio } => {
+                if let Some(recording) = self.recording.as_mut() {
+                    recording.push(start_ms, audio);
+                }
+            }
             MediaEvent::DtmfSent { digits } => {
                 let at = self.media_ms();
                 self.record_event(at, "dtmf.sent", &digits).await;
@@ -1270,9 +1296,15 @@ impl Call {
             MediaEvent::PlaybackFinished { id } => {
                 self.last_activity = Instant::now();
                 self.playback_over(id);
+                if let Some(recording) = self.recording.as_mut() {
+                    recording.playback_over(id);
+                }
             }
             MediaEvent::PlaybackStopped { id, .. } => {
                 self.pending_playbacks.remove(&id);
+                if let Some(recording) = self.recording.as_mut() {
+                    recording.playback_over(id);
+                }
             }
             MediaEvent::BargeIn { id, played_ms } => {
                 tracing::debug!(id, played_ms, "barge-in");
@@ -2361,6 +2393,10 @@ impl Call {
             error: self.plugin_error.clone(),
         };
         let report = self.meter.finish(self.answered_at.map(|at| at.elapsed()));
+        let recording = match self.recording.take() {
+            Some(recording) => recording.finish(&self.tenant.id, &self.call_id).await,
+            None => None,
+        };
         if let Err(error) = self
             .state
             .store
@@ -2368,6 +2404,11 @@ impl Call {
             .await
         {
             tracing::error!("could not store the call's end: {error}");
+        }
+        if let Some(recording) = recording
+            && let Err(error) = self.state.store.set_recording(&recording).await
+        {
+            tracing::error!("could not store the call's recording: {error}");
         }
         if self.answered_at.is_some()
             && let Err(error) = self

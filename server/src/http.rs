@@ -3,7 +3,10 @@
 //! `GET /api/v1/calls/{id}` returns the call with `transcript`, `extractions`, `events`,
 //! `turns` (per-turn latency), `cost` (the priced ledger), `latency` (a summary over the
 //! turns), `summary` and `sentiment` (`positive`, `neutral` or `negative`; both `null` until
-//! the call is summarised); `GET /api/v1/calls` lists calls with their `cost_inr`.
+//! the call is summarised) and `recording` (`duration_ms`, `created_at_ms`; `null` when the
+//! call was not recorded); `GET /api/v1/calls` lists calls with their `cost_inr`.
+//! `GET /api/v1/calls/{id}/recording` downloads the call's recording (`audio/wav`, two
+//! channels: caller, agent), `404` when it has none.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +41,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/calls", get(list_calls).post(place_call))
         .route("/api/v1/calls/{id}", get(get_call))
+        .route("/api/v1/calls/{id}/recording", get(get_recording))
         .fallback(not_found)
         .with_state(state)
 }
@@ -259,6 +263,45 @@ async fn get_call(
     }
 }
 
+/// The call's recording as `audio/wav`; `404 recording_not_found` when there is none (not
+/// recorded, another tenant's call, or deleted by retention).
+async fn get_recording(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&state, &headers)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "recording_not_found",
+            format!("no recording for call {id}"),
+        )
+    };
+    let recording = state
+        .store
+        .recording_for_call(&scope, &id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    let bytes = match tokio::fs::read(&recording.path).await {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+        Err(error) => return Err(internal(error)),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.wav\"", recording.call_id),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!("API store error: {error}");
     ApiError::new(
@@ -369,6 +412,8 @@ mod tests {
             // New in this version.
             "summary",
             "sentiment",
+            // Call recording.
+            "recording",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
@@ -390,5 +435,62 @@ mod tests {
         let json = call_json(&state, &call_id).await;
         assert_eq!(json["summary"], json!("Ordered two dosas."));
         assert_eq!(json["sentiment"], json!("positive"));
+    }
+
+    async fn recording_response(state: &Arc<HttpState>, call_id: &str, key: &str) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        get_recording(State(state.clone()), headers, Path(call_id.to_owned()))
+            .await
+            .unwrap_or_else(|e| e.into_response())
+    }
+
+    #[tokio::test]
+    async fn a_recording_downloads_as_wav_and_is_404_when_absent() {
+        let (state, call_id) = state_with_call().await;
+        let response = recording_response(&state, &call_id, KEY).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], json!("recording_not_found"));
+        assert_eq!(
+            recording_response(&state, &call_id, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+
+        let path = std::env::temp_dir().join(format!("vaani-http-{call_id}.wav"));
+        std::fs::write(&path, b"RIFF....WAVE").unwrap();
+        state
+            .store
+            .set_recording(&vaani_store::Recording {
+                tenant_id: "a".to_owned(),
+                call_id: call_id.clone(),
+                path: path.to_string_lossy().into_owned(),
+                duration_ms: 1_000,
+                created_at_ms: 20_000,
+            })
+            .await
+            .unwrap();
+        let response = recording_response(&state, &call_id, KEY).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "audio/wav");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"RIFF....WAVE");
+        assert_eq!(
+            call_json(&state, &call_id).await["recording"]["duration_ms"],
+            json!(1_000)
+        );
+
+        // Deleted by retention (or by hand): gone from the API too.
+        std::fs::remove_file(&path).unwrap();
+        let response = recording_response(&state, &call_id, KEY).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -21,6 +21,7 @@ mod http;
 mod inbound_auth;
 mod metrics;
 mod outbound;
+mod recording;
 mod routing;
 mod tenant_kv;
 mod turn_timing;
