@@ -15,6 +15,8 @@
 //! * Non-audio packets of the same stream (RFC 4733 events, comfort noise, unknown payload
 //!   types) are inserted as placeholders so their sequence numbers are not mistaken for loss;
 //!   a timestamp gap behind them (DTX, a DTMF event) is filled with silence, not concealment.
+//!   So is the part of a loss gap that is much longer than the missing packets (a packet lost at
+//!   the edge of a DTX silence): only the lost packets' own duration is concealed.
 //! * An SSRC change or a jump in sequence number or timestamp that cannot belong to the current
 //!   stream resets it.
 //! * Any packetisation (10/20/30/40 ms, changing mid-call) works: durations come from the
@@ -644,10 +646,16 @@ impl JitterBuffer {
             };
             let missing = (first_seq - stream.next_seq) as i64;
             let span = first_ts - stream.next_ts;
+            let packet = self.last_frame_samples as i64;
             let per_packet = if span <= 0 {
                 0
             } else if span > self.samples(self.config.max_gap_ms) as i64 {
-                self.last_frame_samples as i64
+                packet
+            } else if span / missing > 2 * packet {
+                // Far more media time than the missing packets can hold: they were lost at the
+                // edge of a silence (DTX). Conceal one packet's worth each and leave the rest to
+                // the gap fill, so silence is not counted (or synthesised) as loss.
+                packet
             } else {
                 span / missing
             };

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod g711;
 pub mod jitter;
+pub mod netsim;
 pub mod packet;
 pub mod playout;
 pub mod recorder;

@@ -706,3 +706,38 @@ fn poll_timeout_reports_the_gap_deadline() {
         Some(FrameKind::Concealed)
     );
 }
+
+/// Found by the network-simulator suite (`tests/jitter_suite.rs`, "DTX + loss 5%"): a packet
+/// lost at the edge of a silence-suppression gap made the whole silence count as concealment.
+#[test]
+fn loss_at_a_dtx_edge_conceals_only_the_lost_packet() {
+    let mut sim = Sim::new();
+    // 10 packets, 1 s of silence (no packets, timestamp runs on), then a talk-spurt whose first
+    // packet (seq 10) is lost.
+    let mut arrivals = stream(10, 0, 0, 20);
+    arrivals.extend(
+        stream(10, 10, 1600 + 8000, 20)
+            .into_iter()
+            .filter(|a| a.seq != 10)
+            .map(|mut a| {
+                a.at_ms += 1200;
+                a
+            }),
+    );
+    sim.run(arrivals, 5, 2000);
+    let s = sim.jb.stats();
+    assert_eq!(s.lost, 1);
+    assert_eq!(
+        s.concealed_samples, 160,
+        "only the lost packet is concealed"
+    );
+    assert_eq!(s.gap_samples, 8000, "the silence is a gap");
+    assert_eq!(sim.total_samples(), 20 * 160 + 8000, "media time is kept");
+    assert_eq!(
+        sim.kinds()
+            .iter()
+            .filter(|k| **k == FrameKind::Received)
+            .count(),
+        19
+    );
+}
