@@ -296,6 +296,35 @@ impl VaaniServer {
         Ok((status, body))
     }
 
+    /// GET a path with the operator key; returns the status, the `Content-Type` and the raw body
+    /// (for binary downloads such as recordings).
+    pub fn http_get_bytes(&self, path: &str) -> Result<(u16, String, Vec<u8>), String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut response = agent
+            .get(format!("{}{}", self.http_base(), path))
+            .header("Authorization", format!("Bearer {OPERATOR_KEY}"))
+            .call()
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok((status, content_type, body))
+    }
+
     /// POST a JSON body with the operator key; returns the status and the parsed body.
     pub fn api_post(&self, path: &str, body: &Value) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
