@@ -66,9 +66,18 @@ impl Recorder {
             self.batch_tick = tick;
         }
         let caller = self.caller.pop_front();
-        for i in 0..FRAME_SAMPLES {
-            self.batch.push(caller.map_or(0, |c| c[i]));
-            self.batch.push(agent.map_or(0, |a| a[i]));
+        let at = self.batch.len();
+        self.batch.resize(at + 2 * FRAME_SAMPLES, 0);
+        let frame = &mut self.batch[at..];
+        if let Some(caller) = &caller {
+            for (pair, &sample) in frame.chunks_exact_mut(2).zip(caller) {
+                pair[0] = sample;
+            }
+        }
+        if let Some(agent) = agent {
+            for (pair, &sample) in frame.chunks_exact_mut(2).zip(agent) {
+                pair[1] = sample;
+            }
         }
         if self.batch.len() == 2 * FRAME_SAMPLES * RECORD_BATCH_FRAMES {
             self.flush(events);

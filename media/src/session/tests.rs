@@ -1817,3 +1817,34 @@ fn recording_is_off_by_default_and_skipped_ticks_leave_a_gap() {
     assert_eq!(recorded(&h)[0].1.len(), 2 * 160 * 6);
     assert_eq!(starts[1], 1100);
 }
+
+/// Cost of recording per 20 ms tick (caller frame in, agent frame out, batches every 200 ms):
+/// `cargo test --release -p vaani-media --lib recording_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn recording_cost_per_tick() {
+    const TICKS: u64 = 50_000;
+    let mut per_tick = [0.0f64; 2];
+    for (i, record) in [false, true].into_iter().enumerate() {
+        let mut h = Harness::new(SessionConfig { record, ..config() });
+        let payload = tone_payload(8000);
+        let pcm: Arc<[i16]> = vec![3000i16; 160 * TICKS as usize].into();
+        h.session.enqueue(1, pcm, false);
+        let started = std::time::Instant::now();
+        for k in 0..TICKS {
+            let at = h.t0 + Duration::from_millis(k * 20);
+            let packet = rtp(0, k as u16, (k * 160) as u32, CALLER_SSRC, k == 0, &payload);
+            h.session.handle_rtp(at, remote(), &packet);
+            h.session.handle_timeout(at);
+            while h.session.poll_transmit().is_some() {}
+            while h.session.poll_event().is_some() {}
+        }
+        per_tick[i] = started.elapsed().as_nanos() as f64 / TICKS as f64;
+    }
+    eprintln!(
+        "per 20 ms tick: {:.2} µs without recording, {:.2} µs with (+{:.2} µs)",
+        per_tick[0] / 1000.0,
+        per_tick[1] / 1000.0,
+        (per_tick[1] - per_tick[0]) / 1000.0
+    );
+}
