@@ -9,6 +9,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod error;
 pub mod g711;
+pub mod g722;
 pub mod jitter;
 pub mod netsim;
 pub mod packet;
