@@ -28,7 +28,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::codec::Codec;
 use crate::g711::Law;
+use crate::g722::G722Decoder;
 
 /// Number of packets the buffer can hold ahead of the playout point.
 pub const CAPACITY: usize = 64;
@@ -159,12 +161,13 @@ pub enum FrameKind {
     Gap,
 }
 
-/// One frame of 8 kHz PCM released by the buffer, in media order.
+/// One frame of PCM released by the buffer, in media order: 8 kHz for G.711, 16 kHz for
+/// G.722.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterFrame<'a> {
     /// Where the audio came from.
     pub kind: FrameKind,
-    /// The samples (any length up to [`MAX_FRAME_SAMPLES`]).
+    /// The samples (any length up to [`MAX_FRAME_SAMPLES`] timestamp units' worth).
     pub pcm: &'a [i16],
 }
 
@@ -292,7 +295,9 @@ impl DelayEstimator {
 #[derive(Debug)]
 pub struct JitterBuffer {
     config: JitterConfig,
-    law: Law,
+    decoder: Decoder,
+    /// Decoded samples per RTP timestamp unit (1 for G.711, 2 for G.722).
+    ratio: usize,
     slots: Vec<Slot>,
     buffered: usize,
     stream: Option<Stream>,
@@ -302,7 +307,8 @@ pub struct JitterBuffer {
     pcm: Vec<i16>,
     fill: Option<(FillKind, usize)>,
     loss_run_samples: usize,
-    recent: [i16; FILL_CHUNK],
+    /// The last 20 ms of received audio (the first `FILL_CHUNK * ratio` samples are used).
+    recent: [i16; 2 * FILL_CHUNK],
     recent_len: usize,
     last_frame_samples: usize,
     previous_ssrc: Option<(u32, Instant)>,
@@ -311,6 +317,13 @@ pub struct JitterBuffer {
 impl JitterBuffer {
     /// Creates an empty buffer decoding G.711 with `law`.
     pub fn new(config: JitterConfig, law: Law) -> Self {
+        Self::with_codec(config, Codec::G711(law))
+    }
+
+    /// Creates an empty buffer decoding `codec`. Timestamps, delays and the sample counters
+    /// of [`JitterStats`] are in RTP timestamp units (8 kHz for every codec); the released
+    /// PCM is at the codec's rate ([`Codec::sample_rate`]).
+    pub fn with_codec(config: JitterConfig, codec: Codec) -> Self {
         let slots = (0..CAPACITY)
             .map(|_| Slot {
                 kind: SlotKind::Empty,
@@ -322,7 +335,11 @@ impl JitterBuffer {
         Self {
             delay: DelayEstimator::new(config.initial_delay_ms as f64),
             config,
-            law,
+            decoder: match codec {
+                Codec::G711(law) => Decoder::G711(law),
+                Codec::G722 => Decoder::G722(Box::default()),
+            },
+            ratio: codec.samples_per_timestamp(),
             slots,
             buffered: 0,
             stream: None,
@@ -331,10 +348,10 @@ impl JitterBuffer {
                 target_delay_ms: config.initial_delay_ms as f64,
                 ..JitterStats::default()
             },
-            pcm: vec![0; MAX_FRAME_SAMPLES],
+            pcm: vec![0; 2 * MAX_FRAME_SAMPLES],
             fill: None,
             loss_run_samples: 0,
-            recent: [0; FILL_CHUNK],
+            recent: [0; 2 * FILL_CHUNK],
             recent_len: 0,
             last_frame_samples: FILL_CHUNK,
             previous_ssrc: None,
@@ -586,7 +603,7 @@ impl JitterBuffer {
                 };
                 return Some(JitterFrame {
                     kind: frame_kind,
-                    pcm: &self.pcm[..n],
+                    pcm: &self.pcm[..n * self.ratio],
                 });
             }
             let mut stream = self.stream?;
@@ -613,10 +630,16 @@ impl JitterBuffer {
                     self.stream = Some(stream);
                     continue;
                 }
-                let n = self.law.decode(&self.slots[index].payload, &mut self.pcm);
+                let decoded = match &mut self.decoder {
+                    Decoder::G711(law) => law.decode(&self.slots[index].payload, &mut self.pcm),
+                    Decoder::G722(decoder) => {
+                        decoder.decode(&self.slots[index].payload, &mut self.pcm)
+                    }
+                };
+                let n = decoded / self.ratio;
                 stream.next_ts = stream.next_ts.max(ext_ts + n as i64);
                 self.stream = Some(stream);
-                self.remember(n);
+                self.remember(decoded);
                 self.loss_run_samples = 0;
                 if n > 0 {
                     self.last_frame_samples = n;
@@ -624,7 +647,7 @@ impl JitterBuffer {
                 self.stats.played_samples += n as u64;
                 return Some(JitterFrame {
                     kind: FrameKind::Received,
-                    pcm: &self.pcm[..n],
+                    pcm: &self.pcm[..decoded],
                 });
             }
             if self.buffered == 0 || now < self.gap_deadline(&stream) {
@@ -670,22 +693,23 @@ impl JitterBuffer {
         }
     }
 
-    /// Writes `n` fill samples into `self.pcm` and returns their kind.
-    fn synthesise(&mut self, kind: FillKind, n: usize) -> FrameKind {
+    /// Writes `units` timestamp units of fill into `self.pcm` and returns their kind.
+    fn synthesise(&mut self, kind: FillKind, units: usize) -> FrameKind {
+        let n = units * self.ratio;
+        let cap = FILL_CHUNK * self.ratio;
         match kind {
             FillKind::Gap => {
                 self.pcm[..n].fill(0);
                 FrameKind::Gap
             }
             FillKind::Lost => {
-                let plc_max = self.samples(self.config.plc_max_ms);
+                let plc_max = self.samples(self.config.plc_max_ms) * self.ratio;
                 let start = self.loss_run_samples;
                 let mut audible = false;
                 for i in 0..n {
                     let k = start + i;
                     let sample = if k < plc_max && self.recent_len > 0 {
-                        let source =
-                            self.recent[FILL_CHUNK - self.recent_len + k % self.recent_len];
+                        let source = self.recent[cap - self.recent_len + k % self.recent_len];
                         let gain = 1.0 - k as f32 / plc_max as f32;
                         (source as f32 * gain) as i16
                     } else {
@@ -701,8 +725,8 @@ impl JitterBuffer {
                 };
                 self.loss_run_samples += n;
                 self.stats.concealed_frames += 1;
-                self.stats.concealed_samples += n as u64;
-                self.stats.silent_concealed_samples += silent as u64;
+                self.stats.concealed_samples += units as u64;
+                self.stats.silent_concealed_samples += (silent / self.ratio) as u64;
                 if audible {
                     FrameKind::Concealed
                 } else {
@@ -712,15 +736,17 @@ impl JitterBuffer {
         }
     }
 
-    /// Keeps the last 20 ms of received audio for concealment.
+    /// Keeps the last 20 ms of received audio (`n` samples just decoded) for concealment.
     fn remember(&mut self, n: usize) {
-        if n >= FILL_CHUNK {
-            self.recent.copy_from_slice(&self.pcm[n - FILL_CHUNK..n]);
-            self.recent_len = FILL_CHUNK;
+        let cap = FILL_CHUNK * self.ratio;
+        let recent = &mut self.recent[..cap];
+        if n >= cap {
+            recent.copy_from_slice(&self.pcm[n - cap..n]);
+            self.recent_len = cap;
         } else if n > 0 {
-            self.recent.copy_within(n.., 0);
-            self.recent[FILL_CHUNK - n..].copy_from_slice(&self.pcm[..n]);
-            self.recent_len = (self.recent_len + n).min(FILL_CHUNK);
+            recent.copy_within(n.., 0);
+            recent[cap - n..].copy_from_slice(&self.pcm[..n]);
+            self.recent_len = (self.recent_len + n).min(cap);
         }
     }
 
@@ -738,6 +764,13 @@ impl JitterBuffer {
         let bit = ext_seq % HISTORY;
         self.history[(bit / 64) as usize] & (1 << (bit % 64)) != 0
     }
+}
+
+/// The payload decoder of a [`JitterBuffer`].
+#[derive(Debug)]
+enum Decoder {
+    G711(Law),
+    G722(Box<G722Decoder>),
 }
 
 fn ts_base(ts: u32) -> i64 {

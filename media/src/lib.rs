@@ -1,10 +1,11 @@
-//! vaani media core: RTP, G.711, jitter buffer, resampling, VAD, RFC 4733 DTMF, paced
+//! vaani media core: RTP, G.711 and G.722, jitter buffer, resampling, VAD, RFC 4733 DTMF, paced
 //! playout and bridging of two calls' audio ([`bridge`]), as sans-IO state machines
 //! ([`session::MediaSession`]) driven by a sharded UDP socket engine ([`engine::MediaEngine`]).
 
 #![warn(missing_docs)]
 
 pub mod bridge;
+pub mod codec;
 pub mod dtmf;
 pub mod engine;
 pub mod error;
@@ -22,6 +23,7 @@ mod utterance;
 pub mod vad;
 
 pub use bridge::UnbridgeReason;
+pub use codec::Codec;
 pub use dtmf::{DtmfError, DtmfSenderConfig};
 pub use engine::{EngineConfig, EngineCounters, MediaEngine, PortLease, SessionHandle};
 pub use error::MediaError;

@@ -1,10 +1,14 @@
 //! The sans-IO media session: one per call, driven with packets and the current time.
 //!
 //! Inbound: RTP → (audio payload type) [`JitterBuffer`] → G.711 decode → 8→16 kHz
-//! [`FrameResampler`] → [`Vad`] → [`SpeechDetector`]; the telephone-event payload type →
+//! [`FrameResampler`] → [`Vad`] → [`SpeechDetector`] (G.722: decode to 16 kHz, which the VAD
+//! takes as it is; a 16→8 kHz resampler makes the narrowband frame that recording, bridging
+//! and the barge-in level checks use); the telephone-event payload type →
 //! [`DtmfReceiver`]. Outbound: one RTP packet every 20 ms on a fixed schedule
 //! (`start + n × 20 ms`, never drifting), carrying the next [`PlayoutQueue`] frame or silence
-//! (silence is still sent so that symmetric RTP keeps NAT bindings open). Caller speech lasting
+//! (silence is still sent so that symmetric RTP keeps NAT bindings open). Playback is 8 kHz
+//! PCM; a G.722 call upsamples each frame to 16 kHz and encodes it (160 bytes per 20 ms, RTP
+//! timestamp still += 160). Caller speech lasting
 //! `barge_in.min_speech_ms` while an interruptible item plays flushes it in the same step.
 //! With [`SessionConfig::utterances`] on, each speech segment's 16 kHz audio is handed to the
 //! call as a [`MediaEvent::Utterance`] (for speech-to-text) right after `SpeechStopped`.
@@ -37,11 +41,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bridge::{BridgeFrame, BridgeState, UnbridgeReason};
+use crate::codec::Codec;
 use crate::dtmf::{
     DtmfError, DtmfFrame, DtmfReceiver, DtmfSender, DtmfSenderConfig, TelephoneEvent,
 };
 use crate::error::MediaError;
 use crate::g711::Law;
+use crate::g722::G722Encoder;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
@@ -106,9 +112,9 @@ impl Default for BargeInConfig {
 /// Per-call media parameters, mostly from the SDP offer/answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
-    /// G.711 law of the negotiated audio codec.
-    pub law: Law,
-    /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA).
+    /// The negotiated audio codec.
+    pub codec: Codec,
+    /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA, 9 for G.722).
     pub payload_type: u8,
     /// Negotiated `telephone-event` payload type, if any (Twilio 101, Exotel/sipp 96). Also
     /// the payload type of the DTMF we send; without it [`MediaSession::send_dtmf`] fails.
@@ -155,12 +161,13 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// A configuration for `law` with its static payload type, no DTMF, no remote yet, a
-    /// random SSRC and default timings.
-    pub fn new(law: Law) -> Self {
+    /// A configuration for `codec` (a G.711 [`Law`] or a [`Codec`]) with its static payload
+    /// type, no DTMF, no remote yet, a random SSRC and default timings.
+    pub fn new(codec: impl Into<Codec>) -> Self {
+        let codec = codec.into();
         Self {
-            law,
-            payload_type: law.static_payload_type(),
+            codec,
+            payload_type: codec.static_payload_type(),
             dtmf_payload_type: None,
             dtmf_sender: DtmfSenderConfig::default(),
             remote: None,
@@ -422,11 +429,31 @@ struct Inbound {
     utterances: Option<UtteranceCollector>,
     /// Call recording, when on.
     recorder: Option<Recorder>,
+    /// G.722 calls: the 16 kHz frame being collected and its 16→8 kHz resampler.
+    wideband: Option<Box<WidebandInbound>>,
+}
+
+/// The 16 kHz side of a G.722 call's inbound path.
+struct WidebandInbound {
+    pending: [i16; 2 * FRAME_SAMPLES],
+    downsampler: FrameResampler,
+}
+
+/// The outbound encoder: G.711 straight from the 8 kHz frame, or G.722 after upsampling.
+enum Encoder {
+    G711(Law),
+    G722(Box<WidebandOutbound>),
+}
+
+/// The 16 kHz side of a G.722 call's outbound path: 8 kHz frames → 16 kHz → G.722.
+struct WidebandOutbound {
+    upsampler: FrameResampler,
+    encoder: G722Encoder,
 }
 
 impl Inbound {
-    /// Feeds decoded 8 kHz caller audio (`pcm`: what the jitter buffer released for one
-    /// packet); runs resampling, VAD and barge-in per 20 ms. While bridged each 20 ms frame is
+    /// Feeds decoded caller audio (`pcm`: what the jitter buffer released for one packet;
+    /// 8 kHz, or 16 kHz for G.722); runs resampling, VAD and barge-in per 20 ms. While bridged each 20 ms frame is
     /// also handed to `bridge`, and nothing barges in.
     fn push(
         &mut self,
@@ -439,15 +466,27 @@ impl Inbound {
     ) {
         // Frames this packet completed before the current one.
         let mut frames_before = 0;
+        let frame_len = match self.wideband {
+            Some(_) => 2 * FRAME_SAMPLES,
+            None => FRAME_SAMPLES,
+        };
         while !pcm.is_empty() {
-            let take = (FRAME_SAMPLES - self.pending_len).min(pcm.len());
-            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&pcm[..take]);
+            let collecting: &mut [i16] = match &mut self.wideband {
+                Some(wideband) => &mut wideband.pending,
+                None => &mut self.pending,
+            };
+            let take = (frame_len - self.pending_len).min(pcm.len());
+            collecting[self.pending_len..self.pending_len + take].copy_from_slice(&pcm[..take]);
             self.pending_len += take;
             pcm = &pcm[take..];
-            if self.pending_len < FRAME_SAMPLES {
+            if self.pending_len < frame_len {
                 break;
             }
             self.pending_len = 0;
+            if let Some(wideband) = &mut self.wideband {
+                let narrow = wideband.downsampler.process(&wideband.pending);
+                self.pending.copy_from_slice(narrow);
+            }
             if let Some(recorder) = &mut self.recorder {
                 recorder.push_caller(&self.pending);
             }
@@ -458,7 +497,10 @@ impl Inbound {
                 }
             }
             frames_before += 1;
-            let wide = self.resampler.process(&self.pending);
+            let wide: &[i16] = match &self.wideband {
+                Some(wideband) => &wideband.pending,
+                None => self.resampler.process(&self.pending),
+            };
             self.history.push(wide);
             let probability = self.vad.speech_probability(wide);
             self.media_ms += 20;
@@ -614,6 +656,8 @@ pub struct MediaSession {
     playout: PlayoutQueue,
     events: VecDeque<MediaEvent>,
     frame: [i16; FRAME_SAMPLES],
+    /// Encodes the outbound frames.
+    encoder: Encoder,
     tx: [[u8; TX_SLOT_LEN]; TX_SLOTS],
     /// Length of the packet in each slot (longer than `TX_PACKET_LEN` with SRTP).
     tx_len: [usize; TX_SLOTS],
@@ -667,7 +711,7 @@ impl MediaSession {
             previous_frame_had_audio: false,
             remote: config.remote,
             latched: false,
-            jitter: JitterBuffer::new(config.jitter, config.law),
+            jitter: JitterBuffer::with_codec(config.jitter, config.codec),
             dtmf: config.dtmf_payload_type.map(DtmfReceiver::new),
             dtmf_sender: config
                 .dtmf_payload_type
@@ -691,10 +735,25 @@ impl MediaSession {
                 drained: 0,
                 utterances: utterance_limits.map(UtteranceCollector::new),
                 recorder: config.record.then(Recorder::new),
+                wideband: (config.codec == Codec::G722).then(|| {
+                    Box::new(WidebandInbound {
+                        pending: [0; 2 * FRAME_SAMPLES],
+                        downsampler: FrameResampler::new(16000, 8000, 2 * FRAME_SAMPLES)
+                            .expect("the 16 kHz → 8 kHz FFT resampler is always constructible"),
+                    })
+                }),
             },
             playout: PlayoutQueue::new(),
             events: VecDeque::with_capacity(16),
             frame: [0; FRAME_SAMPLES],
+            encoder: match config.codec {
+                Codec::G711(law) => Encoder::G711(law),
+                Codec::G722 => Encoder::G722(Box::new(WidebandOutbound {
+                    upsampler: FrameResampler::narrowband_to_wideband()
+                        .expect("the 8 kHz → 16 kHz FFT resampler is always constructible"),
+                    encoder: G722Encoder::new(),
+                })),
+            },
             tx: [[0; TX_SLOT_LEN]; TX_SLOTS],
             tx_len: [0; TX_SLOTS],
             tx_head: 0,
@@ -1028,7 +1087,7 @@ impl MediaSession {
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
     }
 
-    /// Queues the current `frame` as a G.711 packet.
+    /// Queues the current `frame` as a G.711 or G.722 packet.
     fn transmit_audio(&mut self, marker: bool) {
         let slot = self.tx_slot();
         let buf = &mut self.tx[slot];
@@ -1040,9 +1099,16 @@ impl MediaSession {
             self.timestamp,
             self.config.ssrc,
         );
-        self.config
-            .law
-            .encode(&self.frame, &mut buf[header_len..TX_PACKET_LEN]);
+        let payload = &mut buf[header_len..TX_PACKET_LEN];
+        match &mut self.encoder {
+            Encoder::G711(law) => {
+                law.encode(&self.frame, payload);
+            }
+            Encoder::G722(wideband) => {
+                let wide = wideband.upsampler.process(&self.frame);
+                wideband.encoder.encode(wide, payload);
+            }
+        }
         self.commit_tx(slot, TX_PACKET_LEN);
     }
 

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use vaani_config::{Codec, Config, TenantConfig};
-use vaani_media::{BargeInConfig, Law, SessionConfig, Vad, VadConfig};
+use vaani_media::{BargeInConfig, Codec as MediaCodec, Law, SessionConfig, Vad, VadConfig};
 use vaani_sandbox::PluginLimits;
 use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
 
 /// The codecs vaani can answer with, in the configured order of preference.
 ///
-/// G.722 and Opus may be configured ahead of their implementation; they are skipped here.
+/// Opus may be configured ahead of its implementation; it is skipped here.
 pub fn codec_preference(config: &Config) -> Vec<AudioCodec> {
     codec_list(&config.media.codecs)
 }
@@ -21,18 +21,20 @@ pub fn codec_list(codecs: &[Codec]) -> Vec<AudioCodec> {
         .filter_map(|codec| match codec {
             Codec::Pcmu => Some(AudioCodec::Pcmu),
             Codec::Pcma => Some(AudioCodec::Pcma),
-            _ => None,
+            Codec::G722 => Some(AudioCodec::G722),
+            Codec::Opus => None,
         })
         .collect()
 }
 
 /// Media session settings for one call with the negotiated codec and addresses.
 pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionConfig {
-    let law = match negotiated.codec {
-        AudioCodec::Pcmu => Law::Mu,
-        AudioCodec::Pcma => Law::A,
+    let codec = match negotiated.codec {
+        AudioCodec::Pcmu => MediaCodec::G711(Law::Mu),
+        AudioCodec::Pcma => MediaCodec::G711(Law::A),
+        AudioCodec::G722 => MediaCodec::G722,
     };
-    let mut session = SessionConfig::new(law);
+    let mut session = SessionConfig::new(codec);
     session.payload_type = negotiated.payload_type;
     session.dtmf_payload_type = negotiated.dtmf_payload_type;
     session.remote = negotiated.remote_rtp;

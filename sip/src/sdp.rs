@@ -26,6 +26,9 @@ pub enum AudioCodec {
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// G.722 wideband (16 kHz audio), static payload type 9, `G722/8000` (RFC 3551 keeps the
+    /// 8000 Hz RTP clock).
+    G722,
 }
 
 impl AudioCodec {
@@ -34,6 +37,7 @@ impl AudioCodec {
         match self {
             AudioCodec::Pcmu => 0,
             AudioCodec::Pcma => 8,
+            AudioCodec::G722 => 9,
         }
     }
 
@@ -42,6 +46,7 @@ impl AudioCodec {
         match self {
             AudioCodec::Pcmu => "PCMU",
             AudioCodec::Pcma => "PCMA",
+            AudioCodec::G722 => "G722",
         }
     }
 
@@ -347,6 +352,8 @@ fn negotiate(
                     Some(AudioCodec::Pcmu)
                 } else if map.encoding.eq_ignore_ascii_case("PCMA") {
                     Some(AudioCodec::Pcma)
+                } else if map.encoding.eq_ignore_ascii_case("G722") {
+                    Some(AudioCodec::G722)
                 } else {
                     None
                 }
@@ -355,6 +362,7 @@ fn negotiate(
             None => match pt {
                 0 => Some(AudioCodec::Pcmu),
                 8 => Some(AudioCodec::Pcma),
+                9 => Some(AudioCodec::G722),
                 _ => None,
             },
         }

@@ -648,3 +648,77 @@ fn an_optional_srtp_offer_is_best_effort_avp_with_keys_and_takes_either_answer()
         )
     );
 }
+
+const G722_OFFER: &str = "v=0\r\n\
+o=- 1 1 IN IP4 192.0.2.7\r\n\
+s=-\r\n\
+c=IN IP4 192.0.2.7\r\n\
+t=0 0\r\n\
+m=audio 4000 RTP/AVP 9 0 8 101\r\n\
+a=rtpmap:9 G722/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=ptime:20\r\n";
+
+#[test]
+fn g722_is_chosen_by_preference_with_its_8000_clock() {
+    let preference = [AudioCodec::G722, AudioCodec::Pcmu, AudioCodec::Pcma];
+    let (media, answer) = answer_offer(G722_OFFER, &preference, local_ip(), 30000, 7).unwrap();
+    assert_eq!(media.codec, AudioCodec::G722);
+    assert_eq!(media.payload_type, 9);
+    assert_eq!(media.dtmf_payload_type, Some(101));
+    let lines = lines(&answer);
+    assert!(lines.contains(&"m=audio 30000 RTP/AVP 9 101"), "{lines:?}");
+    assert!(lines.contains(&"a=rtpmap:9 G722/8000"), "{lines:?}");
+    assert_eq!(AudioCodec::G722.clock_rate(), 8000);
+
+    // G.711 first in the preference: the offer's G.722 is not taken.
+    let (media, _) = answer_offer(
+        G722_OFFER,
+        &[AudioCodec::Pcmu, AudioCodec::G722],
+        local_ip(),
+        30000,
+        7,
+    )
+    .unwrap();
+    assert_eq!(media.codec, AudioCodec::Pcmu);
+    // Not configured: never chosen even when it is all the offer has.
+    let only_g722 = G722_OFFER.replace("RTP/AVP 9 0 8 101", "RTP/AVP 9 101");
+    assert!(
+        answer_offer(
+            &only_g722,
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+            local_ip(),
+            1,
+            1
+        )
+        .is_err()
+    );
+    // Static payload type 9 without an rtpmap is G.722 too.
+    let bare = only_g722.replace("a=rtpmap:9 G722/8000\r\n", "");
+    let (media, _) = answer_offer(&bare, &preference, local_ip(), 1, 1).unwrap();
+    assert_eq!(media.codec, AudioCodec::G722);
+    // A G722 rtpmap at another clock rate is not ours.
+    let odd = only_g722.replace("G722/8000", "G722/16000");
+    assert!(answer_offer(&odd, &preference, local_ip(), 1, 1).is_err());
+}
+
+#[test]
+fn our_offer_includes_g722_when_configured() {
+    let offer = vaani_sip::SdpSession::offer_initial(
+        &[AudioCodec::G722, AudioCodec::Pcmu],
+        local_ip(),
+        30000,
+        5,
+    );
+    let sdp = offer.local_sdp();
+    assert!(sdp.contains("m=audio 30000 RTP/AVP 9 0 101\r\n"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:9 G722/8000\r\n"), "{sdp}");
+    // The peer answering with our offer picks G.722 (the round trip through the parser).
+    let (media, _) = answer_offer(sdp, &[AudioCodec::G722], local_ip(), 1, 1).unwrap();
+    assert_eq!((media.codec, media.payload_type), (AudioCodec::G722, 9));
+    // Not configured: not offered.
+    let plain = vaani_sip::SdpSession::offer_initial(&[AudioCodec::Pcmu], local_ip(), 30000, 5);
+    assert!(!plain.local_sdp().contains("G722"));
+}

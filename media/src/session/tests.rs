@@ -1848,3 +1848,123 @@ fn recording_cost_per_tick() {
         (per_tick[1] - per_tick[0]) / 1000.0
     );
 }
+
+/// `packets` 20 ms G.722 packets (payload type 9) of the 16 kHz `signal`, sample index in.
+fn g722_packets(packets: u64, signal: impl Fn(u64) -> i16) -> Vec<Vec<u8>> {
+    let mut encoder = crate::g722::G722Encoder::new();
+    (0..packets)
+        .map(|i| {
+            let pcm: Vec<i16> = (0..320).map(|n| signal(i * 320 + n)).collect();
+            let mut payload = [0u8; 160];
+            assert_eq!(encoder.encode(&pcm, &mut payload), 160);
+            rtp(9, i as u16, (i * 160) as u32, CALLER_SSRC, i == 0, &payload)
+        })
+        .collect()
+}
+
+fn sine16k(freq: f64, amplitude: f64) -> impl Fn(u64) -> i16 {
+    move |n| (amplitude * (2.0 * std::f64::consts::PI * freq * n as f64 / 16000.0).sin()) as i16
+}
+
+/// Goertzel amplitude of `freq` in 16 kHz `pcm`.
+fn amplitude_at(pcm: &[i16], freq: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / 16000.0).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in pcm {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / pcm.len() as f64
+}
+
+fn g722_config() -> SessionConfig {
+    SessionConfig {
+        remote: Some(remote()),
+        ssrc: 0xB07,
+        caller_audio_ms: 1000,
+        ..SessionConfig::new(Codec::G722)
+    }
+}
+
+#[test]
+fn g722_caller_audio_reaches_the_vad_at_16_khz_without_resampling() {
+    let mut h = Harness::new(g722_config());
+    assert_eq!(h.session.config().payload_type, 9);
+    // 6 kHz: above what any 8 kHz path can carry. 200 ms silence, 600 ms tone, 1.2 s silence.
+    let tone = sine16k(6000.0, 12000.0);
+    let packets = g722_packets(100, |n| {
+        if (3200..12800).contains(&n) {
+            tone(n)
+        } else {
+            0
+        }
+    });
+    let source = remote();
+    for (i, packet) in packets.into_iter().enumerate() {
+        // One packet of the silence is lost: concealment counts in 8 kHz timestamp units.
+        if i != 90 {
+            h.arrivals.push_back((i as u64 * 20, source, packet));
+        }
+    }
+    h.run_until(820);
+    let mut wide = Vec::new();
+    assert_eq!(h.session.drain_caller_audio(&mut wide), 840 * 16);
+    let level = amplitude_at(&wide[4000..12000], 6000.0);
+    assert!(
+        (9000.0..14000.0).contains(&level),
+        "6 kHz amplitude {level:.0}"
+    );
+    assert!(
+        wide[..3000].iter().all(|s| s.abs() < 50),
+        "silence stays silent"
+    );
+    h.run_until(2100);
+    let started = h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }));
+    let stopped = h.event_times(|e| matches!(e, MediaEvent::SpeechStopped { .. }));
+    assert_eq!((started.len(), stopped.len()), (1, 1), "{:?}", h.events);
+    let onset = h.events.iter().find_map(|(_, e)| match e {
+        MediaEvent::SpeechStarted { media_ms } => Some(*media_ms),
+        _ => None,
+    });
+    // No resampler in the way: the onset is exactly where the tone starts.
+    assert_eq!(onset, Some(200));
+    let stats = h.session.stats();
+    assert_eq!(stats.jitter.lost, 1);
+    assert_eq!(stats.jitter.concealed_samples, 160);
+    assert_eq!(h.session.media_ms(), 2000);
+}
+
+#[test]
+fn g722_playback_is_upsampled_and_encoded_with_an_8000_hz_clock() {
+    let mut h = Harness::new(g722_config());
+    // 400 ms of a 1 kHz tone at 8 kHz, as text-to-speech hands it over.
+    let pcm8k: Vec<i16> = (0..3200)
+        .map(|n| (10000.0 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / 8000.0).sin()) as i16)
+        .collect();
+    h.session.enqueue(1, pcm8k.into(), true);
+    h.run_until(600);
+    assert!(h.sent.len() >= 30);
+    let mut decoder = crate::g722::G722Decoder::new();
+    let mut decoded = Vec::new();
+    for pair in h.sent.windows(2) {
+        assert_eq!(pair[1].ts().wrapping_sub(pair[0].ts()), 160);
+    }
+    for packet in &h.sent {
+        let rtp = parse_rtp(&packet.bytes).unwrap();
+        assert_eq!(rtp.header.payload_type, 9);
+        assert_eq!(rtp.payload.len(), 160);
+        let mut pcm = [0i16; 320];
+        assert_eq!(decoder.decode(rtp.payload, &mut pcm), 320);
+        decoded.extend_from_slice(&pcm);
+    }
+    let tone = &decoded[320 * 2..320 * 18];
+    let level = amplitude_at(tone, 1000.0);
+    assert!(
+        (8500.0..11500.0).contains(&level),
+        "1 kHz amplitude {level:.0}"
+    );
+    assert!(amplitude_at(tone, 3000.0) < 300.0);
+    // After the playback: silence, still G.722.
+    assert!(decoded[320 * 25..].iter().all(|s| s.abs() < 50));
+}
