@@ -6,7 +6,8 @@
 //! the call is summarised) and `recording` (`duration_ms`, `created_at_ms`; `null` when the
 //! call was not recorded); `GET /api/v1/calls` lists calls with their `cost_inr`.
 //! `GET /api/v1/calls/{id}/recording` downloads the call's recording (`audio/wav`, two
-//! channels: caller, agent), `404` when it has none.
+//! channels: caller, agent), `404` when it has none; `GET /api/v1/recordings` lists the
+//! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/calls", get(list_calls).post(place_call))
         .route("/api/v1/calls/{id}", get(get_call))
         .route("/api/v1/calls/{id}/recording", get(get_recording))
+        .route("/api/v1/recordings", get(list_recordings))
         .fallback(not_found)
         .with_state(state)
 }
@@ -261,6 +263,35 @@ async fn get_call(
             format!("no call with id {id}"),
         )),
     }
+}
+
+/// Recordings, newest first (`?limit=` 1..=500, default 50; `?tenant=`).
+async fn list_recordings(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let scope = authorize(&state, &headers)?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let filter = CallFilter {
+        tenant: query.tenant,
+        limit,
+    };
+    let recordings = state
+        .store
+        .list_recordings(&scope, &filter)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "recordings": recordings })).into_response())
 }
 
 /// The call's recording as `audio/wav`; `404 recording_not_found` when there is none (not
@@ -486,6 +517,32 @@ mod tests {
         assert_eq!(
             call_json(&state, &call_id).await["recording"]["duration_ms"],
             json!(1_000)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            header::HeaderValue::from_str(&format!("Bearer {KEY}")).unwrap(),
+        );
+        let query = Ok(Query(ListQuery {
+            limit: None,
+            tenant: Some("a".into()),
+        }));
+        let response = list_recordings(State(state.clone()), headers, query)
+            .await
+            .unwrap_or_else(|e| e.into_response());
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            listed,
+            json!({ "recordings": [{
+                "tenant_id": "a",
+                "call_id": call_id,
+                "duration_ms": 1_000,
+                "created_at_ms": 20_000,
+            }] })
         );
 
         // Deleted by retention (or by hand): gone from the API too.

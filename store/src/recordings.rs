@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::{Scope, Store, StoreError};
+use crate::{CallFilter, Scope, Store, StoreError};
 
 /// A call's recording.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -97,6 +97,45 @@ impl Store {
         }
         .map_err(StoreError::query("recording_for_call"))?;
         Ok(row.map(Recording::from))
+    }
+
+    /// Recordings visible to `scope`, narrowed by `filter` (tenant, limit clamped to
+    /// `1..=500`), newest first.
+    pub async fn list_recordings(
+        &self,
+        scope: &Scope,
+        filter: &CallFilter,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let tenant = match (scope.tenant_id(), filter.tenant.as_deref()) {
+            (Some(own), Some(asked)) if own != asked => return Ok(Vec::new()),
+            (Some(own), _) => Some(own),
+            (None, asked) => asked,
+        };
+        let limit = i64::from(filter.effective_limit());
+        let rows = match tenant {
+            Some(tenant_id) => {
+                sqlx::query_as::<_, RecordingRow>(
+                    "SELECT tenant_id, call_id, path, duration_ms, created_at
+                     FROM recordings WHERE tenant_id = $1
+                     ORDER BY created_at DESC, call_id DESC LIMIT $2",
+                )
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as::<_, RecordingRow>(
+                    "SELECT tenant_id, call_id, path, duration_ms, created_at
+                     FROM recordings ORDER BY created_at DESC, call_id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(StoreError::query("list_recordings"))?;
+        Ok(rows.into_iter().map(Recording::from).collect())
     }
 
     /// A tenant's recordings finished before `before_ms` (oldest first, at most `limit`):

@@ -1,8 +1,8 @@
 //! Call recordings: stored per call, tenant-scoped, listed for the retention sweep.
 
 use vaani_store::{
-    CallDirection, CallStatus, NewCall, Recording, Scope, Store, StoreError, Tenant, TenantStatus,
-    new_id,
+    CallDirection, CallFilter, CallStatus, NewCall, Recording, Scope, Store, StoreError, Tenant,
+    TenantStatus, new_id,
 };
 
 async fn store_with_tenants() -> Store {
@@ -169,5 +169,59 @@ async fn retention_lists_a_tenants_old_recordings_and_deletes_them() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+#[tokio::test]
+async fn recordings_are_listed_newest_first_within_the_scope() {
+    let store = store_with_tenants().await;
+    let first = call(&store, "a").await;
+    let second = call(&store, "a").await;
+    let other = call(&store, "b").await;
+    store
+        .set_recording(&recording("a", &first, 1_000))
+        .await
+        .unwrap();
+    store
+        .set_recording(&recording("a", &second, 2_000))
+        .await
+        .unwrap();
+    store
+        .set_recording(&recording("b", &other, 3_000))
+        .await
+        .unwrap();
+    let ids = |list: Vec<Recording>| list.into_iter().map(|r| r.call_id).collect::<Vec<_>>();
+    let all = CallFilter {
+        tenant: None,
+        limit: 50,
+    };
+    assert_eq!(
+        ids(store.list_recordings(&Scope::Operator, &all).await.unwrap()),
+        vec![other.clone(), second.clone(), first.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .list_recordings(&Scope::Tenant("a".into()), &all)
+            .await
+            .unwrap()),
+        vec![second.clone(), first.clone()]
+    );
+    let only_b = CallFilter {
+        tenant: Some("b".into()),
+        limit: 1,
+    };
+    assert!(
+        store
+            .list_recordings(&Scope::Tenant("a".into()), &only_b)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(store
+            .list_recordings(&Scope::Operator, &only_b)
+            .await
+            .unwrap()),
+        vec![other]
     );
 }

@@ -150,6 +150,14 @@ fn a_recorded_call_downloads_as_a_two_channel_wav_of_both_sides() {
         .count();
     assert_eq!(crosstalk, 0);
 
+    // Listed, with its length.
+    let listed = server.api_json("/api/v1/recordings?tenant=echo");
+    assert_eq!(
+        listed["recordings"][0]["call_id"], detail["id"],
+        "{listed:#}"
+    );
+    assert_eq!(listed["recordings"][0]["duration_ms"], stored);
+
     // No recording: a JSON 404.
     let (status, body) = server
         .http_get(
