@@ -17,6 +17,7 @@ pub mod packet;
 pub mod playout;
 pub mod recorder;
 pub mod resample;
+pub mod rtcp;
 pub mod session;
 pub mod srtp;
 mod utterance;
