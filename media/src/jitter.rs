@@ -370,6 +370,12 @@ impl JitterBuffer {
         self.stream.map(|s| s.ssrc)
     }
 
+    /// RFC 3550 extended highest sequence number received of the current stream (cycles << 16
+    /// | highest sequence number, counted from its first packet), once a packet has arrived.
+    pub fn extended_highest_sequence(&self) -> Option<u32> {
+        self.stream.map(|s| s.highest_seq as u32)
+    }
+
     /// Number of packets held waiting for a gap to resolve.
     pub fn buffered(&self) -> usize {
         self.buffered

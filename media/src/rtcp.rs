@@ -51,11 +51,14 @@ pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Room for one outbound compound report: SR (28) + one report block (24) + SDES with a
 /// 14-byte CNAME (24) is 76 bytes; SRTCP adds 4 + 10.
 pub const MAX_REPORT_LEN: usize = 128;
-/// RTCP packet types (RFC 3550 §12.1).
-const PT_SR: u8 = 200;
-const PT_RR: u8 = 201;
-const PT_SDES: u8 = 202;
-const PT_BYE: u8 = 203;
+/// RTCP packet type of a sender report (RFC 3550 §12.1).
+pub const PT_SR: u8 = 200;
+/// RTCP packet type of a receiver report.
+pub const PT_RR: u8 = 201;
+/// RTCP packet type of a source description.
+pub const PT_SDES: u8 = 202;
+/// RTCP packet type of a goodbye.
+pub const PT_BYE: u8 = 203;
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
 
@@ -429,6 +432,12 @@ impl RtcpSession {
     /// When the next report is due.
     pub fn poll_timeout(&self) -> Instant {
         self.next_report
+    }
+
+    /// Skips the report due now (nobody to send it to, or it could not be written): the next
+    /// one is due a randomised interval after `now`.
+    pub fn postpone(&mut self, now: Instant) {
+        self.next_report = now + randomised(self.interval);
     }
 
     /// Counts one RTP packet we sent with `payload_len` bytes of payload.

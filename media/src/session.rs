@@ -20,7 +20,16 @@
 //! With [`SessionConfig::srtp`] set (SDES-keyed SRTP, RFC 3711), every outbound packet is
 //! protected before it is queued for `poll_transmit`, and every inbound datagram is
 //! authenticated, replay-checked and decrypted before it is parsed; one that fails is dropped
-//! and counted in [`MediaStats::srtp_failures`]. RTCP is ignored either way.
+//! and counted in [`MediaStats::srtp_failures`].
+//!
+//! RTCP ([`crate::rtcp`]): every [`SessionConfig::rtcp_interval`] (randomised) the session
+//! writes a compound report — SR when it sent RTP since the previous one, else RR, with a
+//! report block about the peer's stream from the jitter buffer's counters, and our CNAME —
+//! for [`MediaSession::poll_transmit_rtcp`], addressed to the peer's RTP port + 1 (no
+//! `a=rtcp-mux` or `a=rtcp:` is negotiated). The peer's reports, arriving on our RTCP port
+//! ([`MediaSession::handle_rtcp`]) or multiplexed on the RTP port, give the round-trip time and
+//! its view of our stream ([`MediaStats::rtcp`]); [`MediaStats::mos`] rates the call. With
+//! SRTP both directions are SRTCP.
 //!
 //! DTMF out ([`MediaSession::send_dtmf`], RFC 4733): while digits are queued, the paced sender
 //! puts a telephone-event packet (or, between two digits, audio silence) in place of the next
@@ -53,6 +62,10 @@ use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
 use crate::recorder::Recorder;
 use crate::resample::FrameResampler;
+use crate::rtcp::{
+    DEFAULT_RTCP_INTERVAL, MAX_REPORT_LEN, ReceptionSnapshot, RtcpSession, RtcpStats,
+    SenderSnapshot,
+};
 use crate::srtp::{MAX_AUTH_TAG_LEN, SrtpKeys, SrtpSession};
 use crate::utterance::{AudioHistory, SAMPLES_PER_MS, UtteranceCollector, UtteranceLimits};
 use crate::vad::{SpeechDetector, SpeechEvent, Vad, VadConfig};
@@ -158,6 +171,9 @@ pub struct SessionConfig {
     /// Record the call: both sides, time-aligned, as [`MediaEvent::Recorded`] batches
     /// (default false; see [`crate::recorder`]).
     pub record: bool,
+    /// Mean time between our RTCP reports (randomised 0.5–1.5 ×; default 5 s); `None`
+    /// sends none (the peer's reports are still read).
+    pub rtcp_interval: Option<Duration>,
 }
 
 impl SessionConfig {
@@ -184,6 +200,7 @@ impl SessionConfig {
             max_utterance_ms: 30_000,
             srtp: None,
             record: false,
+            rtcp_interval: Some(DEFAULT_RTCP_INTERVAL),
         }
     }
 }
@@ -359,7 +376,7 @@ pub struct MediaStats {
     pub bytes_received: u64,
     /// Datagrams that were not valid RTP.
     pub invalid_packets: u64,
-    /// RTCP packets that arrived on the RTP port (ignored).
+    /// RTCP packets that arrived on the RTP port (read like those on the RTCP port).
     pub rtcp_packets: u64,
     /// RTP packets with a payload type that is neither audio nor telephone-event (ignored).
     pub unknown_payload_packets: u64,
@@ -396,6 +413,33 @@ pub struct MediaStats {
     /// While bridged: frames dropped to keep the bridge delay bounded (a burst of more than
     /// the rings hold, or a stalled other side).
     pub bridge_frames_dropped: u64,
+    /// RTCP: reports sent and received, round-trip time, the peer's view of our stream.
+    pub rtcp: RtcpStats,
+}
+
+impl MediaStats {
+    /// Fraction (0–1) of the caller's audio packets lost: declared lost by the jitter buffer
+    /// (late arrivals included) over those expected. `None` before any arrived.
+    pub fn inbound_loss(&self) -> Option<f64> {
+        let j = &self.jitter;
+        let on_time = j.received.saturating_sub(j.duplicate + j.late);
+        let expected = on_time + j.lost;
+        (expected > 0).then(|| j.lost as f64 / expected as f64)
+    }
+
+    /// One-way mouth-to-ear delay estimate, ms: half the mean RTCP round-trip time (0 when none
+    /// was measured) plus the jitter buffer's delay plus one 20 ms packet.
+    pub fn one_way_delay_ms(&self) -> f64 {
+        self.rtcp.rtt_mean_ms.unwrap_or(0.0) / 2.0 + self.jitter.target_delay_ms + 20.0
+    }
+
+    /// E-model MOS estimate of the caller's audio (ITU-T G.107, G.711 constants; see
+    /// [`crate::rtcp`]) from [`inbound_loss`](Self::inbound_loss) and
+    /// [`one_way_delay_ms`](Self::one_way_delay_ms). `None` before any audio arrived.
+    pub fn mos(&self) -> Option<f64> {
+        let loss = self.inbound_loss()?;
+        Some(crate::rtcp::g711_mos(self.one_way_delay_ms(), loss))
+    }
 }
 
 /// The caller's audio path after the jitter buffer.
@@ -674,6 +718,14 @@ pub struct MediaSession {
     /// Frame rings while bridged to another session.
     bridge: Option<Box<BridgeState>>,
     stats: MediaStats,
+    /// RTCP state: reports due, the peer's last SR, figures from its reports.
+    rtcp: RtcpSession,
+    /// Whether we send reports (`rtcp_interval` set).
+    rtcp_enabled: bool,
+    /// Our latest report (SRTCP-protected when secured), until the driver collects it.
+    rtcp_tx: [u8; MAX_REPORT_LEN],
+    /// Length of the report in `rtcp_tx`; 0 when there is none to send.
+    rtcp_tx_len: usize,
 }
 
 impl std::fmt::Debug for MediaSession {
@@ -765,6 +817,14 @@ impl MediaSession {
             srtp: config.srtp.as_ref().map(SrtpSession::new),
             bridge: None,
             stats: MediaStats::default(),
+            rtcp: RtcpSession::new(
+                config.ssrc,
+                now,
+                config.rtcp_interval.unwrap_or(DEFAULT_RTCP_INTERVAL),
+            ),
+            rtcp_enabled: config.rtcp_interval.is_some(),
+            rtcp_tx: [0; MAX_REPORT_LEN],
+            rtcp_tx_len: 0,
             config,
         }
     }
@@ -845,6 +905,7 @@ impl MediaSession {
             Ok(_) | Err(PacketError::BadPadding { .. }) => {}
             Err(PacketError::Rtcp(_)) => {
                 self.stats.rtcp_packets += 1;
+                self.handle_secured_rtcp(now, datagram);
                 return;
             }
             Err(_) => {
@@ -875,7 +936,9 @@ impl MediaSession {
         let packet = match parse_rtp(datagram) {
             Ok(p) => p,
             Err(PacketError::Rtcp(_)) => {
+                // Only plain RTCP gets here: with SRTP it was recognised before unprotecting.
                 self.stats.rtcp_packets += 1;
+                let _ = self.rtcp.handle_compound(now, datagram);
                 return;
             }
             Err(_) => {
@@ -922,6 +985,118 @@ impl MediaSession {
             self.jitter.insert_placeholder(now, info);
         }
         self.drain_jitter(now);
+    }
+
+    /// Handles one datagram that arrived on our RTCP port (RTP port + 1) from `source`: a
+    /// compound RTCP packet (SRTCP on a secured call). Never panics, whatever the bytes;
+    /// unusable ones are counted in [`RtcpStats::invalid`]. `now` should be the arrival time
+    /// as closely as the driver knows it: it is `A` of the round-trip time.
+    pub fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        if !self.config.accept_from.is_empty() {
+            let ip = source.ip().to_canonical();
+            if !self.config.accept_from.iter().any(|net| net.contains(&ip)) {
+                self.stats.foreign_packets += 1;
+                return;
+            }
+        }
+        if self.srtp.is_some() {
+            self.handle_secured_rtcp(now, datagram);
+        } else {
+            let _ = self.rtcp.handle_compound(now, datagram);
+        }
+    }
+
+    /// Unprotects one SRTCP datagram, then reads the RTCP inside.
+    fn handle_secured_rtcp(&mut self, now: Instant, datagram: &[u8]) {
+        let Some(srtp) = &mut self.srtp else {
+            return;
+        };
+        match srtp.unprotect_rtcp(datagram) {
+            Ok(plain) => {
+                let _ = self.rtcp.handle_compound(now, &plain);
+            }
+            Err(error) => {
+                self.rtcp.on_invalid();
+                tracing::trace!(%error, "SRTCP packet dropped");
+            }
+        }
+    }
+
+    /// Places the session clock on the wall clock for the NTP timestamps of our sender
+    /// reports: `now` is `wall`. Without it they count from the Unix epoch at session start
+    /// (round-trip times are right either way).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.rtcp.set_wall_clock(now, wall);
+    }
+
+    /// Writes our RTCP report if one is due (see the module docs).
+    fn send_rtcp_if_due(&mut self, now: Instant) {
+        if !self.rtcp_enabled || now < self.rtcp.poll_timeout() {
+            return;
+        }
+        let jitter = self.jitter.stats();
+        let reception = match (self.jitter.ssrc(), self.jitter.extended_highest_sequence()) {
+            (Some(ssrc), Some(extended_highest_sequence)) => Some(ReceptionSnapshot {
+                ssrc,
+                extended_highest_sequence,
+                received: jitter
+                    .received
+                    .saturating_sub(jitter.duplicate + jitter.late),
+                lost: jitter.lost,
+                jitter: jitter.interarrival_jitter,
+            }),
+            _ => None,
+        };
+        // Our RTP timestamp at `now`: the next frame's, less the samples until it is due.
+        let ahead = self.next_send().saturating_duration_since(now);
+        let ahead_samples = (ahead.as_micros() * FRAME_SAMPLES as u128 / PTIME.as_micros()) as u32;
+        let sender = SenderSnapshot {
+            rtp_time: self.timestamp.wrapping_sub(ahead_samples),
+            packet_count: self.stats.packets_sent,
+        };
+        if self.remote.is_none() {
+            // Nobody to report to yet: try again an interval later.
+            self.rtcp.postpone(now);
+            return;
+        }
+        let len = match self
+            .rtcp
+            .write_report(now, reception, sender, &mut self.rtcp_tx)
+        {
+            Ok(len) => len,
+            Err(error) => {
+                tracing::warn!(%error, "RTCP report not written");
+                self.rtcp.postpone(now);
+                return;
+            }
+        };
+        self.rtcp_tx_len = len;
+        if let Some(srtp) = &mut self.srtp {
+            match srtp.protect_rtcp(&self.rtcp_tx[..len]) {
+                Ok(protected) if protected.len() <= MAX_REPORT_LEN => {
+                    self.rtcp_tx[..protected.len()].copy_from_slice(&protected);
+                    self.rtcp_tx_len = protected.len();
+                }
+                Ok(_) => self.rtcp_tx_len = 0,
+                Err(error) => {
+                    self.rtcp_tx_len = 0;
+                    self.stats.srtp_failures += 1;
+                    tracing::warn!(%error, "SRTCP protect failed; report not sent");
+                }
+            }
+        }
+    }
+
+    /// Our next RTCP report and where to send it (the peer's RTP address, port + 1), once;
+    /// the bytes are valid until the next call that takes `&mut self`.
+    pub fn poll_transmit_rtcp(&mut self) -> Option<(SocketAddr, &[u8])> {
+        if self.rtcp_tx_len == 0 {
+            return None;
+        }
+        let len = std::mem::take(&mut self.rtcp_tx_len);
+        let mut to = self.remote?;
+        to.set_port(to.port().checked_add(1)?);
+        Some((to, &self.rtcp_tx[..len]))
     }
 
     fn latch(&mut self, source: SocketAddr) {
@@ -992,6 +1167,7 @@ impl MediaSession {
             self.send_frame();
             self.ticks += 1;
         }
+        self.send_rtcp_if_due(now);
     }
 
     fn next_send(&self) -> Instant {
@@ -1127,6 +1303,7 @@ impl MediaSession {
     /// when the call is secured. Consumes one sequence number even if protection fails.
     fn commit_tx(&mut self, slot: usize, len: usize) {
         let buf = &mut self.tx[slot];
+        let plain_len = len;
         let mut len = len;
         let mut queued = true;
         if let Some(srtp) = &mut self.srtp {
@@ -1144,6 +1321,8 @@ impl MediaSession {
         }
         self.sequence_number = self.sequence_number.wrapping_add(1);
         if queued {
+            self.rtcp
+                .on_rtp_sent(plain_len.saturating_sub(RTP_HEADER_LEN));
             self.tx_len[slot] = len;
             self.tx_count += 1;
             self.stats.packets_sent += 1;
@@ -1164,6 +1343,9 @@ impl MediaSession {
         }
         if self.receiving && !self.timeout_reported {
             next = next.min(self.last_rtp + self.config.rtp_timeout);
+        }
+        if self.rtcp_enabled {
+            next = next.min(self.rtcp.poll_timeout());
         }
         next
     }
@@ -1231,6 +1413,7 @@ impl MediaSession {
     pub fn stats(&self) -> MediaStats {
         let mut stats = self.stats;
         stats.jitter = self.jitter.stats();
+        stats.rtcp = self.rtcp.stats();
         stats
     }
 
@@ -1333,5 +1516,7 @@ impl MediaSession {
 
 #[cfg(test)]
 mod bridge_tests;
+#[cfg(test)]
+mod rtcp_tests;
 #[cfg(test)]
 mod tests;
