@@ -19,9 +19,11 @@
 //! audio produced. Either side ending the bridge (unbridge, closing, a new bridge) shows in a
 //! flag both sides share; the other side ends its half on its next tick.
 //!
-//! RTP ports come in pairs (even RTP port, odd RTCP port reserved) from a configured range,
-//! bound on a configured address before the SDP answer is sent ([`MediaEngine::allocate_port`]),
-//! and released when the session closes.
+//! RTP ports come in pairs (even RTP port, odd RTCP port) from a configured range, both bound
+//! on a configured address before the SDP answer is sent ([`MediaEngine::allocate_port`]), and
+//! released when the session closes. Each tick also drains the session's RTCP socket (the
+//! arrival time of each report is read right then: it is part of the round-trip time) and
+//! sends the session's RTCP report, when one is due, from it.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -64,8 +66,7 @@ pub const BRIDGE_CHANNEL_FRAMES: usize = 4;
 pub struct EngineConfig {
     /// Address RTP sockets are bound on.
     pub bind_ip: IpAddr,
-    /// Inclusive port range; RTP uses its even ports, the following odd port is reserved for
-    /// RTCP.
+    /// Inclusive port range; RTP uses its even ports, RTCP the following odd port.
     pub port_range: (u16, u16),
     /// Number of shard threads (0 = number of CPU cores).
     pub shards: usize,
@@ -169,21 +170,26 @@ impl PortPool {
             }
             let port = (self.first_even + 2 * index as u32) as u16;
             let addr = SocketAddr::new(self.bind_ip, port);
-            let Ok(socket) = UdpSocket::bind(addr) else {
-                continue; // taken by someone else; try the next pair
+            let rtcp_addr = SocketAddr::new(self.bind_ip, port + 1);
+            let (Ok(socket), Ok(rtcp_socket)) = (UdpSocket::bind(addr), UdpSocket::bind(rtcp_addr))
+            else {
+                continue; // either port is taken by someone else; try the next pair
             };
-            socket
-                .set_nonblocking(true)
-                .map_err(|source| MediaError::Io {
-                    context: "set RTP socket non-blocking",
-                    addr: Some(addr),
-                    source,
-                })?;
+            for (socket, addr) in [(&socket, addr), (&rtcp_socket, rtcp_addr)] {
+                socket
+                    .set_nonblocking(true)
+                    .map_err(|source| MediaError::Io {
+                        context: "set RTP/RTCP socket non-blocking",
+                        addr: Some(addr),
+                        source,
+                    })?;
+            }
             state.in_use[index] = true;
             state.cursor = (index + 1) % self.pairs;
             return Ok(PortLease {
                 port,
                 socket: Some(socket),
+                rtcp_socket: Some(rtcp_socket),
                 pool: Arc::clone(self),
             });
         }
@@ -203,17 +209,19 @@ impl PortPool {
     }
 }
 
-/// A reserved RTP port pair with its bound RTP socket. Put `port()` in the SDP answer, then
-/// hand the lease to [`MediaEngine::open_session`]. Dropping it releases the port.
+/// A reserved RTP port pair with its bound RTP and RTCP sockets. Put `port()` in the SDP
+/// answer, then hand the lease to [`MediaEngine::open_session`]. Dropping it releases the
+/// ports.
 #[derive(Debug)]
 pub struct PortLease {
     port: u16,
     socket: Option<UdpSocket>,
+    rtcp_socket: Option<UdpSocket>,
     pool: Arc<PortPool>,
 }
 
 impl PortLease {
-    /// The RTP port (even); RTCP would be `port() + 1`.
+    /// The RTP port (even); RTCP is `port() + 1`.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -226,8 +234,9 @@ impl PortLease {
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        // Close the socket before the port becomes allocatable again.
+        // Close the sockets before the ports become allocatable again.
         self.socket.take();
+        self.rtcp_socket.take();
         self.pool.release(self.port);
     }
 }
@@ -999,7 +1008,9 @@ impl Shard {
                 } => {
                     // Start the session's clock on this shard's tick grid so that every tick
                     // sends exactly one packet.
-                    let session = MediaSession::new(*config, vad, tick);
+                    let mut session = MediaSession::new(*config, vad, tick);
+                    // NTP timestamps of our sender reports: wall-clock time.
+                    session.set_wall_clock(Instant::now(), std::time::SystemTime::now());
                     self.sessions.push(ShardSession {
                         id,
                         lease,
@@ -1104,6 +1115,19 @@ impl Shard {
                     Err(_) => break,
                 }
             }
+            if let Some(rtcp_socket) = s.lease.rtcp_socket.as_ref() {
+                for _ in 0..MAX_RECV_PER_TICK {
+                    match rtcp_socket.recv_from(buffer) {
+                        Ok((n, source)) => {
+                            // When it was read, not the tick: RTT is measured with it.
+                            s.session.handle_rtcp(Instant::now(), source, &buffer[..n]);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+            }
             s.session.handle_timeout(now);
             if let Some(end) = &s.bridge {
                 s.bridge_send_drops += end.send_frames(&mut s.session);
@@ -1118,6 +1142,12 @@ impl Shard {
                         counters.send_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+            }
+            if let Some((remote, bytes)) = s.session.poll_transmit_rtcp()
+                && let Some(rtcp_socket) = s.lease.rtcp_socket.as_ref()
+                && rtcp_socket.send_to(bytes, remote).is_err()
+            {
+                counters.send_errors.fetch_add(1, Ordering::Relaxed);
             }
             let session = &mut s.session;
             s.outbox

@@ -972,3 +972,125 @@ fn bridging_a_closed_session_fails_and_a_lost_command_ends_the_other_half() {
     });
     assert!(none.is_none());
 }
+
+#[test]
+fn rtcp_port_is_bound_with_the_rtp_port_and_pairs_with_a_taken_odd_port_are_skipped() {
+    let squatter = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 47401)).unwrap();
+    let engine = engine((47400, 47403), 1);
+    let lease = engine.allocate_port().unwrap();
+    assert_eq!(lease.port(), 47402, "47400/47401 has its RTCP port taken");
+    assert!(
+        std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 47403)).is_err(),
+        "the RTCP port is bound by the lease"
+    );
+    assert!(matches!(
+        engine.allocate_port(),
+        Err(MediaError::NoFreePort { .. })
+    ));
+    drop(lease);
+    assert!(std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 47403)).is_ok());
+    drop(squatter);
+}
+
+/// An even/odd pair of loopback sockets (a peer's RTP and RTCP ports).
+fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+    for port in (47700..47800).step_by(2) {
+        if let (Ok(rtp), Ok(rtcp)) = (
+            std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)),
+            std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port + 1)),
+        ) {
+            return (rtp, rtcp);
+        }
+    }
+    panic!("no free port pair in 47700..47800");
+}
+
+#[test]
+fn loopback_rtcp_reports_loss_and_measures_rtt_from_the_peers_reply() {
+    use crate::rtcp::{PT_SR, ReceptionSnapshot, RtcpSession, SenderSnapshot};
+    let engine = engine((47500, 47509), 1);
+    let lease = engine.allocate_port().unwrap();
+    let server: SocketAddr = (Ipv4Addr::LOCALHOST, lease.port()).into();
+    let server_rtcp: SocketAddr = (Ipv4Addr::LOCALHOST, lease.port() + 1).into();
+    let (client_rtp, client_rtcp) = socket_pair();
+    let config = SessionConfig {
+        remote: Some(client_rtp.local_addr().unwrap()),
+        rtcp_interval: Some(Duration::from_secs(2)),
+        ..SessionConfig::new(Law::Mu)
+    };
+    let handle = engine
+        .open_session(lease, config, Box::new(EnergyVad::default()))
+        .unwrap();
+    // Our RTP: 20 ms apart, every 10th packet not sent.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if i % 10 != 9 {
+                    let packet = rtp(0, i as u16, 160 * i, 0xFEED, &[0xFF; 160]);
+                    client_rtp.send_to(&packet, server).unwrap();
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    client_rtcp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut peer = RtcpSession::new(0xFEED, Instant::now(), Duration::from_secs(5));
+    let mut buf = [0u8; 1500];
+    // Two reports: the first may come before any loss is declared.
+    let mut report = None;
+    for _ in 0..2 {
+        let (n, from) = client_rtcp
+            .recv_from(&mut buf)
+            .expect("an RTCP report within 5 s");
+        assert_eq!(from, server_rtcp, "sent from our RTCP port");
+        assert_eq!(buf[1], PT_SR, "we send RTP, so an SR");
+        report = Some(peer.handle_compound(Instant::now(), &buf[..n]).unwrap());
+    }
+    let report = report.unwrap();
+    assert_eq!(report.blocks.len(), 1);
+    let block = report.blocks[0];
+    assert_eq!(block.ssrc, 0xFEED);
+    assert!((20..=32).contains(&block.fraction_lost), "{block:?}");
+    assert!(block.cumulative_lost >= 3, "{block:?}");
+    // Reply with an RR after holding the SR 30 ms; vaani's RTT excludes the hold.
+    std::thread::sleep(Duration::from_millis(30));
+    let reception = ReceptionSnapshot {
+        ssrc: report.sender.unwrap().ssrc,
+        extended_highest_sequence: 1,
+        received: 100,
+        lost: 0,
+        jitter: 0.0,
+    };
+    let sender_info = SenderSnapshot {
+        rtp_time: 0,
+        packet_count: 0,
+    };
+    let mut out = [0u8; 256];
+    let n = peer
+        .write_report(Instant::now(), Some(reception), sender_info, &mut out)
+        .unwrap();
+    client_rtcp.send_to(&out[..n], server_rtcp).unwrap();
+    let measured = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        handle.stats().rtcp.rtt_last_ms
+    });
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let rtt = measured.expect("RTT from our RR");
+    // Loopback: the time the report waited for the shard's tick, at most one 20 ms tick.
+    assert!((0.0..25.0).contains(&rtt), "{rtt} ms");
+    let stats = handle.stats();
+    assert_eq!(stats.rtcp.received, 1, "{:?}", stats.rtcp);
+    assert_eq!(stats.rtcp.peer_fraction_lost, Some(0.0));
+    assert!(stats.rtcp.sent >= 2);
+    assert!(
+        stats.mos().is_some_and(|mos| (3.0..4.0).contains(&mos)),
+        "{stats:?}"
+    );
+}
