@@ -2382,6 +2382,7 @@ impl Call {
             metrics.rtp_packets_received.inc_by(stats.packets_received);
             metrics.rtp_packets_sent.inc_by(stats.packets_sent);
             metrics.rtp_packets_lost.inc_by(stats.jitter.lost);
+            metrics.observe_media_quality(&stats);
             session.close();
             crate::call_media::media_stats_json(&stats)
         });

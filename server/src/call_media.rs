@@ -122,5 +122,56 @@ pub fn media_stats_json(stats: &vaani_media::MediaStats) -> serde_json::Value {
         // RFC 3550 interarrival jitter is kept in 8 kHz timestamp units.
         "interarrival_jitter_ms": jitter.interarrival_jitter / 8.0,
         "jitter_buffer_target_delay_ms": jitter.target_delay_ms,
+        // Call quality (RTCP, RFC 3550; E-model, ITU-T G.107 — see vaani_media::rtcp).
+        "jitter_ms": jitter.interarrival_jitter / 8.0,
+        "rtcp_sent": stats.rtcp.sent,
+        "rtcp_received": stats.rtcp.received,
+        "rtcp_invalid": stats.rtcp.invalid,
+        "rtt_ms": {
+            "last": stats.rtcp.rtt_last_ms,
+            "mean": stats.rtcp.rtt_mean_ms,
+            "samples": stats.rtcp.rtt_samples,
+        },
+        "peer_reported_loss": {
+            "fraction": stats.rtcp.peer_fraction_lost,
+            "cumulative": stats.rtcp.peer_cumulative_lost,
+            "jitter_ms": stats.rtcp.peer_jitter_ms,
+        },
+        "inbound_loss": stats.inbound_loss(),
+        "mos": stats.mos(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_stats_json_carries_rtcp_figures_and_mos() {
+        let mut stats = vaani_media::MediaStats::default();
+        let empty = media_stats_json(&stats);
+        assert_eq!(empty["rtcp_sent"], 0);
+        assert!(empty["mos"].is_null(), "no audio, no MOS: {empty}");
+        assert!(empty["rtt_ms"]["last"].is_null());
+        stats.jitter.received = 90;
+        stats.jitter.lost = 10;
+        stats.jitter.interarrival_jitter = 24.0;
+        stats.rtcp.sent = 4;
+        stats.rtcp.received = 3;
+        stats.rtcp.rtt_last_ms = Some(42.0);
+        stats.rtcp.rtt_mean_ms = Some(40.0);
+        stats.rtcp.peer_fraction_lost = Some(0.25);
+        stats.rtcp.peer_cumulative_lost = Some(7);
+        let json = media_stats_json(&stats);
+        assert_eq!(json["rtcp_sent"], 4);
+        assert_eq!(json["rtcp_received"], 3);
+        assert_eq!(json["rtt_ms"]["last"], 42.0);
+        assert_eq!(json["rtt_ms"]["mean"], 40.0);
+        assert_eq!(json["peer_reported_loss"]["fraction"], 0.25);
+        assert_eq!(json["peer_reported_loss"]["cumulative"], 7);
+        assert_eq!(json["jitter_ms"], 3.0);
+        assert_eq!(json["inbound_loss"], 0.1);
+        let mos = json["mos"].as_f64().expect("mos");
+        assert!((3.3..3.5).contains(&mos), "{mos}");
+    }
 }

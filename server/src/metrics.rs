@@ -1,5 +1,6 @@
-//! Prometheus metrics: active calls, calls by final status, RTP packets, plugin event time,
-//! per-turn latency by stage, per-call cost and the usage the cost is made of.
+//! Prometheus metrics: active calls, calls by final status, RTP and RTCP packets, call quality
+//! (MOS, round-trip time), plugin event time, per-turn latency by stage, per-call cost and the
+//! usage the cost is made of.
 //!
 //! Labels stay bounded: no tenant or call ids; engine labels are the server's configured
 //! engines and LLM model labels are the models in the `[pricing]` table (others are `other`).
@@ -30,6 +31,9 @@ const CALL_COST_BUCKETS: [f64; 12] = [
     0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 7.5, 10.0,
 ];
 
+/// Buckets for the E-model MOS of a call (1–4.5; 4.41 is a perfect G.711 call).
+const CALL_MOS_BUCKETS: [f64; 10] = [1.5, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4];
+
 /// The server's metrics, registered in their own registry.
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +49,12 @@ pub struct Metrics {
     pub rtp_packets_sent: IntCounter,
     /// RTP packets callers sent that never arrived (jitter-buffer loss).
     pub rtp_packets_lost: IntCounter,
+    /// RTCP compound packets, by direction (`sent`, `received`, `invalid`).
+    pub rtcp_packets_total: IntCounterVec,
+    /// E-model MOS estimate of each ended call that received audio.
+    pub call_mos: Histogram,
+    /// Mean RTCP round-trip time of each ended call that measured one, seconds.
+    pub call_rtt_seconds: Histogram,
     /// Time a plugin spent handling one event.
     pub plugin_event_seconds: Histogram,
     /// Plugin traps, timeouts and quota breaches that sent a call to its fallback.
@@ -86,6 +96,27 @@ impl Metrics {
         let rtp_packets_lost = IntCounter::new(
             "rtp_packets_lost_total",
             "RTP packets from callers declared lost by the jitter buffer",
+        )?;
+        let rtcp_packets_total = IntCounterVec::new(
+            Opts::new(
+                "rtcp_packets_total",
+                "RTCP compound packets, by direction (sent, received, invalid)",
+            ),
+            &["direction"],
+        )?;
+        let call_mos = Histogram::with_opts(
+            HistogramOpts::new(
+                "call_mos",
+                "E-model (ITU-T G.107) MOS estimate of each ended call's inbound audio",
+            )
+            .buckets(CALL_MOS_BUCKETS.to_vec()),
+        )?;
+        let call_rtt_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "call_rtt_seconds",
+                "Mean RTCP round-trip time of each ended call, seconds",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]),
         )?;
         let plugin_event_seconds = Histogram::with_opts(
             HistogramOpts::new(
@@ -140,6 +171,9 @@ impl Metrics {
         registry.register(Box::new(rtp_packets_received.clone()))?;
         registry.register(Box::new(rtp_packets_sent.clone()))?;
         registry.register(Box::new(rtp_packets_lost.clone()))?;
+        registry.register(Box::new(rtcp_packets_total.clone()))?;
+        registry.register(Box::new(call_mos.clone()))?;
+        registry.register(Box::new(call_rtt_seconds.clone()))?;
         registry.register(Box::new(plugin_event_seconds.clone()))?;
         registry.register(Box::new(plugin_failures_total.clone()))?;
         registry.register(Box::new(turn_latency_seconds.clone()))?;
@@ -155,6 +189,9 @@ impl Metrics {
             rtp_packets_received,
             rtp_packets_sent,
             rtp_packets_lost,
+            rtcp_packets_total,
+            call_mos,
+            call_rtt_seconds,
             plugin_event_seconds,
             plugin_failures_total,
             turn_latency_seconds,
@@ -163,6 +200,26 @@ impl Metrics {
             tts_characters_total,
             llm_tokens_total,
         })
+    }
+
+    /// Records the RTCP counts, MOS and round-trip time of one ended call.
+    pub fn observe_media_quality(&self, stats: &vaani_media::MediaStats) {
+        let rtcp = &stats.rtcp;
+        for (direction, count) in [
+            ("sent", rtcp.sent),
+            ("received", rtcp.received),
+            ("invalid", rtcp.invalid),
+        ] {
+            self.rtcp_packets_total
+                .with_label_values(&[direction])
+                .inc_by(count);
+        }
+        if let Some(mos) = stats.mos() {
+            self.call_mos.observe(mos);
+        }
+        if let Some(rtt_ms) = rtcp.rtt_mean_ms {
+            self.call_rtt_seconds.observe(rtt_ms / 1000.0);
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -219,6 +276,33 @@ mod tests {
             text.contains("vaani_plugin_failures_total{kind=\"timeout\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_call_quality() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.observe_media_quality(&vaani_media::MediaStats::default());
+        let mut stats = vaani_media::MediaStats::default();
+        stats.jitter.received = 100;
+        stats.rtcp.sent = 3;
+        stats.rtcp.received = 2;
+        stats.rtcp.rtt_mean_ms = Some(60.0);
+        metrics.observe_media_quality(&stats);
+        let text = metrics.render();
+        for expected in [
+            "vaani_rtcp_packets_total{direction=\"sent\"} 3",
+            "vaani_rtcp_packets_total{direction=\"received\"} 2",
+            "vaani_rtcp_packets_total{direction=\"invalid\"} 0",
+            // Only the call with audio has a MOS (no loss: 4.2–4.3 bucket with the delay).
+            "vaani_call_mos_count 1",
+            "vaani_call_mos_bucket{le=\"4.2\"} 0",
+            "vaani_call_mos_bucket{le=\"4.4\"} 1",
+            "vaani_call_rtt_seconds_count 1",
+            "vaani_call_rtt_seconds_bucket{le=\"0.05\"} 0",
+            "vaani_call_rtt_seconds_bucket{le=\"0.1\"} 1",
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+        }
     }
 
     #[test]
