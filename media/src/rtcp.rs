@@ -116,7 +116,7 @@ impl NtpTimestamp {
     }
 
     /// This timestamp `d` later (wrapping like NTP era arithmetic).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Self(self.0.wrapping_add(duration_to_ntp(d)))
     }
 
@@ -418,7 +418,7 @@ impl RtcpSession {
     pub fn ntp_at(&self, at: Instant) -> NtpTimestamp {
         let (anchor, ntp) = self.anchor;
         if at >= anchor {
-            ntp.add(at - anchor)
+            ntp.plus(at - anchor)
         } else {
             NtpTimestamp(ntp.0.wrapping_sub(duration_to_ntp(anchor - at)))
         }
@@ -567,11 +567,9 @@ impl RtcpSession {
         let received = r.received.saturating_sub(previous_received);
         let lost = r.lost.saturating_sub(previous_lost);
         let expected = received + lost;
-        let fraction_lost = if expected == 0 {
-            0
-        } else {
-            ((lost * 256) / expected).min(255) as u8
-        };
+        let fraction_lost = (lost * 256)
+            .checked_div(expected)
+            .map_or(0, |f| f.min(255) as u8);
         self.previous = Some((r.received, r.lost));
         let (last_sr, delay_since_last_sr) = match self.last_sr {
             Some((lsr, at)) => (
