@@ -775,7 +775,9 @@ impl Drop for RtpSink {
 }
 
 fn parse_rtp(data: &[u8], source: SocketAddr) -> Option<ReceivedRtp> {
-    if data.len() < 12 || data[0] >> 6 != 2 {
+    // RTCP (SR, RR, SDES, BYE, APP) is not RTP: vaani sends its reports to the RTP port + 1,
+    // which may be another sink's port.
+    if data.len() < 12 || data[0] >> 6 != 2 || (200..=204).contains(&data[1]) {
         return None;
     }
     let csrc = usize::from(data[0] & 0x0f);
