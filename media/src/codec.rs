@@ -10,14 +10,19 @@ pub enum Codec {
     /// G.722 at 64 kbit/s: 16 kHz audio fed straight to VAD and speech-to-text; playback is
     /// upsampled from 8 kHz before encoding. RTP clock 8000 Hz (RFC 3551), payload type 9.
     G722,
+    /// Opus (RFC 6716/7587), encoded and decoded at 16 kHz like G.722 (see [`crate::opus`]).
+    /// RTP clock 48000 Hz (960 units per 20 ms); dynamic payload type, 111 unless negotiated.
+    Opus,
 }
 
 impl Codec {
-    /// The static RTP payload type (RFC 3551): 0, 8 or 9.
+    /// The payload type to use when none was negotiated: the static one (RFC 3551: 0, 8 or
+    /// 9), or 111 for Opus, whose payload type is dynamic.
     pub fn static_payload_type(self) -> u8 {
         match self {
             Codec::G711(law) => law.static_payload_type(),
             Codec::G722 => crate::g722::PAYLOAD_TYPE,
+            Codec::Opus => crate::opus::OFFER_PAYLOAD_TYPE,
         }
     }
 
@@ -25,13 +30,26 @@ impl Codec {
     pub fn sample_rate(self) -> u32 {
         match self {
             Codec::G711(_) => 8000,
-            Codec::G722 => 16000,
+            Codec::G722 | Codec::Opus => 16000,
         }
     }
 
-    /// Decoded samples per RTP timestamp unit (the RTP clock is 8000 Hz for all of them).
-    pub fn samples_per_timestamp(self) -> usize {
-        (self.sample_rate() / 8000) as usize
+    /// RTP clock rate in Hz: 8000, or 48000 for Opus.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::G711(_) | Codec::G722 => 8000,
+            Codec::Opus => crate::opus::CLOCK_RATE,
+        }
+    }
+
+    /// RTP timestamp units per 20 ms packet (160, or 960 for Opus).
+    pub fn frame_units(self) -> u32 {
+        self.clock_rate() / 50
+    }
+
+    /// Whether the decoded audio is 16 kHz (G.722, Opus): it goes to the VAD as it is.
+    pub fn is_wideband(self) -> bool {
+        self.sample_rate() == 16000
     }
 }
 

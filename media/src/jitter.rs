@@ -6,7 +6,9 @@
 //! * In-order packets are released immediately, with no added delay.
 //! * A gap holds later packets until the missing one arrives or its deadline passes; then the
 //!   packet is declared lost, concealed (G.711 PLC: the last 20 ms repeated with a linear fade
-//!   for at most 60 ms, then silence) and playout moves on. A packet arriving after that is
+//!   for at most 60 ms, then silence; Opus: the frame is recovered from the next packet's
+//!   in-band FEC when that packet is already buffered and carries it, else the decoder's own
+//!   PLC for at most 60 ms) and playout moves on. A packet arriving after that is
 //!   counted late and dropped.
 //! * The deadline is NetEQ-style: the expected arrival of the missing packet (from the fastest
 //!   packet of the last ~2 s) plus a target delay = 95th percentile of the relative arrival delay
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 use crate::codec::Codec;
 use crate::g711::Law;
 use crate::g722::G722Decoder;
+use crate::opus::{self, OpusDecoder};
 
 /// Number of packets the buffer can hold ahead of the playout point.
 pub const CAPACITY: usize = 64;
@@ -38,7 +41,8 @@ pub const CAPACITY: usize = 64;
 const HISTORY: u64 = 1024;
 /// Longest single output frame; longer payloads are truncated.
 pub const MAX_FRAME_SAMPLES: usize = 1920;
-/// Fill frames (concealment, silence) are emitted in chunks of at most this many samples.
+/// Samples of 20 ms at 8 kHz. Fill frames (concealment, silence) are emitted in chunks of at
+/// most 20 ms; the concealment history holds 20 ms of up to 16 kHz audio (twice this).
 const FILL_CHUNK: usize = 160;
 /// Histogram bucket width for relative arrival delay.
 const BUCKET_MS: f64 = 5.0;
@@ -52,7 +56,8 @@ const SSRC_STRAGGLER_WINDOW: Duration = Duration::from_millis(500);
 /// Tuning of the [`JitterBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JitterConfig {
-    /// RTP clock rate of the audio payload (8000 for G.711).
+    /// RTP clock rate of the audio payload (8000 for G.711; [`JitterBuffer::with_codec`] sets
+    /// it from the codec: 48000 for Opus).
     pub clock_rate: u32,
     /// Target delay before any statistics exist (default 40 ms).
     pub initial_delay_ms: u32,
@@ -120,6 +125,15 @@ pub struct JitterStats {
     pub interarrival_jitter: f64,
     /// Current loss deadline (target delay), in milliseconds.
     pub target_delay_ms: f64,
+    /// Lost frames recovered from the next packet's in-band FEC (Opus LBRR) instead of being
+    /// concealed. Each is also counted in `lost`.
+    pub fec_recovered: u64,
+    /// Of `concealed_frames`, those synthesised by the codec's own PLC (Opus).
+    pub codec_plc_frames: u64,
+    /// Audio packets whose payload the decoder rejected (concealed in their place).
+    pub decode_errors: u64,
+    /// RTP clock rate the timestamp-unit counters are in (8000, or 48000 for Opus).
+    pub clock_rate: u32,
 }
 
 /// What happened to an inserted packet.
@@ -159,15 +173,17 @@ pub enum FrameKind {
     ConcealedSilence,
     /// Silence for a timestamp gap that is not loss (DTX, DTMF event on the same stream).
     Gap,
+    /// A lost frame recovered from the next packet's in-band FEC (Opus).
+    Recovered,
 }
 
 /// One frame of PCM released by the buffer, in media order: 8 kHz for G.711, 16 kHz for
-/// G.722.
+/// G.722 and Opus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterFrame<'a> {
     /// Where the audio came from.
     pub kind: FrameKind,
-    /// The samples (any length up to [`MAX_FRAME_SAMPLES`] timestamp units' worth).
+    /// The samples (any length up to [`MAX_FRAME_SAMPLES`] 8 kHz timestamp units' worth).
     pub pcm: &'a [i16],
 }
 
@@ -291,13 +307,13 @@ impl DelayEstimator {
     }
 }
 
-/// Reorder buffer with adaptive loss deadline and G.711 concealment; see the module docs.
+/// Reorder buffer with adaptive loss deadline and concealment; see the module docs.
 #[derive(Debug)]
 pub struct JitterBuffer {
     config: JitterConfig,
     decoder: Decoder,
-    /// Decoded samples per RTP timestamp unit (1 for G.711, 2 for G.722).
-    ratio: usize,
+    /// Rate of the decoded audio (8000 for G.711, 16000 for G.722 and Opus).
+    sample_rate: u32,
     slots: Vec<Slot>,
     buffered: usize,
     stream: Option<Stream>,
@@ -307,7 +323,7 @@ pub struct JitterBuffer {
     pcm: Vec<i16>,
     fill: Option<(FillKind, usize)>,
     loss_run_samples: usize,
-    /// The last 20 ms of received audio (the first `FILL_CHUNK * ratio` samples are used).
+    /// The last 20 ms of received audio (the first `sample_rate / 50` samples are used).
     recent: [i16; 2 * FILL_CHUNK],
     recent_len: usize,
     last_frame_samples: usize,
@@ -321,9 +337,13 @@ impl JitterBuffer {
     }
 
     /// Creates an empty buffer decoding `codec`. Timestamps, delays and the sample counters
-    /// of [`JitterStats`] are in RTP timestamp units (8 kHz for every codec); the released
-    /// PCM is at the codec's rate ([`Codec::sample_rate`]).
-    pub fn with_codec(config: JitterConfig, codec: Codec) -> Self {
+    /// of [`JitterStats`] are in RTP timestamp units (`config.clock_rate` is replaced by the
+    /// codec's clock: 8 kHz, 48 kHz for Opus); the released PCM is at the codec's rate
+    /// ([`Codec::sample_rate`]).
+    ///
+    /// Panics only if libopus cannot allocate an Opus decoder (out of memory).
+    pub fn with_codec(mut config: JitterConfig, codec: Codec) -> Self {
+        config.clock_rate = codec.clock_rate();
         let slots = (0..CAPACITY)
             .map(|_| Slot {
                 kind: SlotKind::Empty,
@@ -338,14 +358,18 @@ impl JitterBuffer {
             decoder: match codec {
                 Codec::G711(law) => Decoder::G711(law),
                 Codec::G722 => Decoder::G722(Box::default()),
+                Codec::Opus => Decoder::Opus(Box::new(
+                    OpusDecoder::new().expect("libopus creates a 16 kHz mono decoder"),
+                )),
             },
-            ratio: codec.samples_per_timestamp(),
+            sample_rate: codec.sample_rate(),
             slots,
             buffered: 0,
             stream: None,
             history: [0; (HISTORY / 64) as usize],
             stats: JitterStats {
                 target_delay_ms: config.initial_delay_ms as f64,
+                clock_rate: config.clock_rate,
                 ..JitterStats::default()
             },
             pcm: vec![0; 2 * MAX_FRAME_SAMPLES],
@@ -353,7 +377,7 @@ impl JitterBuffer {
             loss_run_samples: 0,
             recent: [0; 2 * FILL_CHUNK],
             recent_len: 0,
-            last_frame_samples: FILL_CHUNK,
+            last_frame_samples: codec.frame_units() as usize,
             previous_ssrc: None,
         }
     }
@@ -381,7 +405,7 @@ impl JitterBuffer {
         self.buffered
     }
 
-    /// Inserts a received audio packet (payload = G.711 bytes).
+    /// Inserts a received audio packet (payload = G.711, G.722 or Opus bytes).
     pub fn insert_audio(
         &mut self,
         now: Instant,
@@ -535,6 +559,7 @@ impl JitterBuffer {
 
     fn update_arrival_stats(&mut self, now: Instant, ext_ts: i64, payload: Option<&[u8]>) {
         let Some(payload) = payload else { return };
+        let units = self.payload_units(payload);
         let Some(stream) = &mut self.stream else {
             return;
         };
@@ -548,17 +573,37 @@ impl JitterBuffer {
             self.stats.interarrival_jitter += (d - self.stats.interarrival_jitter) / 16.0;
         }
         stream.last_transit = Some(transit);
-        let packet_ms = if payload.is_empty() {
+        let packet_ms = if units == 0 {
             20.0
         } else {
-            payload.len() as f64 * 1000.0 / rate
+            units as f64 * 1000.0 / rate
         };
         self.delay
             .update(arrival_s, arrival_s - media_s, packet_ms, &self.config);
     }
 
+    /// Timestamp units in `ms` milliseconds.
     fn samples(&self, ms: u32) -> usize {
         (ms as u64 * self.config.clock_rate as u64 / 1000) as usize
+    }
+
+    /// Decoded samples for `units` timestamp units.
+    fn units_to_samples(&self, units: usize) -> usize {
+        (units as u64 * self.sample_rate as u64 / self.config.clock_rate.max(1) as u64) as usize
+    }
+
+    /// Timestamp units for `samples` decoded samples.
+    fn samples_to_units(&self, samples: usize) -> usize {
+        (samples as u64 * self.config.clock_rate as u64 / self.sample_rate.max(1) as u64) as usize
+    }
+
+    /// Duration of an audio payload in timestamp units (0 when unknown): one byte per unit
+    /// for G.711 and G.722 (64 kbit/s), the TOC's duration for Opus.
+    fn payload_units(&self, payload: &[u8]) -> usize {
+        match self.decoder {
+            Decoder::G711(_) | Decoder::G722(_) => payload.len(),
+            Decoder::Opus(_) => opus::packet_duration_units(payload).map_or(0, |u| u as usize),
+        }
     }
 
     /// When the current gap will be given up on, if the buffer is waiting on one.
@@ -600,16 +645,17 @@ impl JitterBuffer {
     pub fn poll_frame(&mut self, now: Instant) -> Option<JitterFrame<'_>> {
         loop {
             if let Some((kind, remaining)) = self.fill {
-                let n = remaining.min(FILL_CHUNK);
+                let n = remaining.min(self.samples(20));
                 let frame_kind = self.synthesise(kind, n);
                 self.fill = if remaining > n {
                     Some((kind, remaining - n))
                 } else {
                     None
                 };
+                let len = self.units_to_samples(n);
                 return Some(JitterFrame {
                     kind: frame_kind,
-                    pcm: &self.pcm[..n * self.ratio],
+                    pcm: &self.pcm[..len],
                 });
             }
             let mut stream = self.stream?;
@@ -636,13 +682,24 @@ impl JitterBuffer {
                     self.stream = Some(stream);
                     continue;
                 }
+                let payload = &self.slots[index].payload;
                 let decoded = match &mut self.decoder {
-                    Decoder::G711(law) => law.decode(&self.slots[index].payload, &mut self.pcm),
-                    Decoder::G722(decoder) => {
-                        decoder.decode(&self.slots[index].payload, &mut self.pcm)
-                    }
+                    Decoder::G711(law) => Some(law.decode(payload, &mut self.pcm)),
+                    Decoder::G722(decoder) => Some(decoder.decode(payload, &mut self.pcm)),
+                    Decoder::Opus(decoder) => decoder
+                        .decode(payload, &mut self.pcm[..opus::MAX_PACKET_SAMPLES])
+                        .ok(),
                 };
-                let n = decoded / self.ratio;
+                let Some(decoded) = decoded else {
+                    // A payload the decoder rejects: conceal one packet's worth in its place.
+                    self.stats.decode_errors += 1;
+                    let units = self.last_frame_samples;
+                    stream.next_ts = stream.next_ts.max(ext_ts + units as i64);
+                    self.stream = Some(stream);
+                    self.fill = Some((FillKind::Lost, units));
+                    continue;
+                };
+                let n = self.samples_to_units(decoded);
                 stream.next_ts = stream.next_ts.max(ext_ts + n as i64);
                 self.stream = Some(stream);
                 self.remember(decoded);
@@ -694,45 +751,94 @@ impl JitterBuffer {
             stream.next_ts += per_packet;
             self.stream = Some(stream);
             if per_packet > 0 {
+                if let Some(n) = self.recover_with_fec(stream.next_seq, per_packet as usize) {
+                    self.remember(n);
+                    self.loss_run_samples = 0;
+                    return Some(JitterFrame {
+                        kind: FrameKind::Recovered,
+                        pcm: &self.pcm[..n],
+                    });
+                }
                 self.fill = Some((FillKind::Lost, per_packet as usize));
             }
         }
     }
 
+    /// Recovers the lost frame of `units` timestamp units before sequence number `next_seq`
+    /// from that packet's in-band FEC into `self.pcm`, if the packet is buffered, is Opus and
+    /// carries FEC; returns the samples written.
+    fn recover_with_fec(&mut self, next_seq: u64, units: usize) -> Option<usize> {
+        let n = self.units_to_samples(units);
+        let Decoder::Opus(decoder) = &mut self.decoder else {
+            return None;
+        };
+        let slot = &self.slots[(next_seq % CAPACITY as u64) as usize];
+        if slot.kind != SlotKind::Audio
+            || slot.ext_seq != next_seq
+            || n > opus::MAX_PACKET_SAMPLES
+            || !opus::has_inband_fec(&slot.payload)
+        {
+            return None;
+        }
+        let recovered = decoder.decode_fec(&slot.payload, &mut self.pcm[..n]).ok()?;
+        self.stats.fec_recovered += 1;
+        Some(recovered)
+    }
+
     /// Writes `units` timestamp units of fill into `self.pcm` and returns their kind.
     fn synthesise(&mut self, kind: FillKind, units: usize) -> FrameKind {
-        let n = units * self.ratio;
-        let cap = FILL_CHUNK * self.ratio;
+        let n = self.units_to_samples(units);
+        let cap = self.sample_rate as usize / 50;
         match kind {
             FillKind::Gap => {
                 self.pcm[..n].fill(0);
                 FrameKind::Gap
             }
             FillKind::Lost => {
-                let plc_max = self.samples(self.config.plc_max_ms) * self.ratio;
+                let plc_max = self.config.plc_max_ms as usize * self.sample_rate as usize / 1000;
                 let start = self.loss_run_samples;
-                let mut audible = false;
-                for i in 0..n {
-                    let k = start + i;
-                    let sample = if k < plc_max && self.recent_len > 0 {
-                        let source = self.recent[cap - self.recent_len + k % self.recent_len];
-                        let gain = 1.0 - k as f32 / plc_max as f32;
-                        (source as f32 * gain) as i16
-                    } else {
-                        0
-                    };
-                    audible |= k < plc_max && self.recent_len > 0;
-                    self.pcm[i] = sample;
-                }
-                let silent = if start >= plc_max || self.recent_len == 0 {
-                    n
-                } else {
-                    (start + n).saturating_sub(plc_max)
+                let (audible, silent) = match &mut self.decoder {
+                    Decoder::Opus(decoder) => {
+                        // The codec's PLC continues the signal and fades it itself.
+                        let audible_len = plc_max.saturating_sub(start).min(n);
+                        if audible_len > 0 {
+                            let len = opus::round_up_to_granule(audible_len).min(self.pcm.len());
+                            if decoder.conceal(&mut self.pcm[..len]).is_ok() {
+                                self.stats.codec_plc_frames += 1;
+                            } else {
+                                self.pcm[..audible_len].fill(0);
+                            }
+                        }
+                        self.pcm[audible_len..n].fill(0);
+                        (audible_len > 0, n - audible_len)
+                    }
+                    Decoder::G711(_) | Decoder::G722(_) => {
+                        let mut audible = false;
+                        for i in 0..n {
+                            let k = start + i;
+                            let sample = if k < plc_max && self.recent_len > 0 {
+                                let source =
+                                    self.recent[cap - self.recent_len + k % self.recent_len];
+                                let gain = 1.0 - k as f32 / plc_max as f32;
+                                (source as f32 * gain) as i16
+                            } else {
+                                0
+                            };
+                            audible |= k < plc_max && self.recent_len > 0;
+                            self.pcm[i] = sample;
+                        }
+                        let silent = if start >= plc_max || self.recent_len == 0 {
+                            n
+                        } else {
+                            (start + n).saturating_sub(plc_max)
+                        };
+                        (audible, silent)
+                    }
                 };
                 self.loss_run_samples += n;
                 self.stats.concealed_frames += 1;
                 self.stats.concealed_samples += units as u64;
-                self.stats.silent_concealed_samples += (silent / self.ratio) as u64;
+                self.stats.silent_concealed_samples += self.samples_to_units(silent) as u64;
                 if audible {
                     FrameKind::Concealed
                 } else {
@@ -744,7 +850,7 @@ impl JitterBuffer {
 
     /// Keeps the last 20 ms of received audio (`n` samples just decoded) for concealment.
     fn remember(&mut self, n: usize) {
-        let cap = FILL_CHUNK * self.ratio;
+        let cap = self.sample_rate as usize / 50;
         let recent = &mut self.recent[..cap];
         if n >= cap {
             recent.copy_from_slice(&self.pcm[n - cap..n]);
@@ -777,6 +883,7 @@ impl JitterBuffer {
 enum Decoder {
     G711(Law),
     G722(Box<G722Decoder>),
+    Opus(Box<OpusDecoder>),
 }
 
 fn ts_base(ts: u32) -> i64 {

@@ -1,4 +1,4 @@
-//! vaani media core: RTP, G.711 and G.722, jitter buffer, resampling, VAD, RFC 4733 DTMF, paced
+//! vaani media core: RTP, G.711, G.722 and Opus, jitter buffer, resampling, VAD, RFC 4733 DTMF, paced
 //! playout and bridging of two calls' audio ([`bridge`]), as sans-IO state machines
 //! ([`session::MediaSession`]) driven by a sharded UDP socket engine ([`engine::MediaEngine`]).
 
@@ -13,6 +13,7 @@ pub mod g711;
 pub mod g722;
 pub mod jitter;
 pub mod netsim;
+pub mod opus;
 pub mod packet;
 pub mod playout;
 pub mod recorder;

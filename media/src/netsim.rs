@@ -504,7 +504,9 @@ pub fn run_trace(name: &'static str, trace: &Trace, config: JitterConfig) -> Met
                     }
                     last_released = Some((ssrc, index));
                 }
-                FrameKind::Concealed | FrameKind::ConcealedSilence => concealed_samples += len,
+                FrameKind::Concealed | FrameKind::ConcealedSilence | FrameKind::Recovered => {
+                    concealed_samples += len
+                }
                 FrameKind::Gap => gap_samples += len,
             }
         }

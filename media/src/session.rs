@@ -1,14 +1,15 @@
 //! The sans-IO media session: one per call, driven with packets and the current time.
 //!
 //! Inbound: RTP → (audio payload type) [`JitterBuffer`] → G.711 decode → 8→16 kHz
-//! [`FrameResampler`] → [`Vad`] → [`SpeechDetector`] (G.722: decode to 16 kHz, which the VAD
-//! takes as it is; a 16→8 kHz resampler makes the narrowband frame that recording, bridging
+//! [`FrameResampler`] → [`Vad`] → [`SpeechDetector`] (G.722 and Opus: decode to 16 kHz, which
+//! the VAD takes as it is; a 16→8 kHz resampler makes the narrowband frame that recording, bridging
 //! and the barge-in level checks use); the telephone-event payload type →
 //! [`DtmfReceiver`]. Outbound: one RTP packet every 20 ms on a fixed schedule
 //! (`start + n × 20 ms`, never drifting), carrying the next [`PlayoutQueue`] frame or silence
 //! (silence is still sent so that symmetric RTP keeps NAT bindings open). Playback is 8 kHz
 //! PCM; a G.722 call upsamples each frame to 16 kHz and encodes it (160 bytes per 20 ms, RTP
-//! timestamp still += 160). Caller speech lasting
+//! timestamp still += 160), an Opus call does the same with [`OpusEncoder`] (variable-size
+//! packets, RTP timestamp += 960 on the 48 kHz clock). Caller speech lasting
 //! `barge_in.min_speech_ms` while an interruptible item plays flushes it in the same step.
 //! With [`SessionConfig::utterances`] on, each speech segment's 16 kHz audio is handed to the
 //! call as a [`MediaEvent::Utterance`] (for speech-to-text) right after `SpeechStopped`.
@@ -58,6 +59,7 @@ use crate::error::MediaError;
 use crate::g711::Law;
 use crate::g722::G722Encoder;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, PacketInfo};
+use crate::opus::OpusEncoder;
 use crate::packet::{PacketError, RTP_HEADER_LEN, parse_rtp, write_rtp_header};
 use crate::playout::{FRAME_SAMPLES, PlayoutEvent, PlayoutQueue};
 use crate::recorder::Recorder;
@@ -77,6 +79,7 @@ pub const PTIME: Duration = Duration::from_millis(20);
 const MAX_CATCH_UP: Duration = Duration::from_millis(60);
 /// Outbound packets the session can hold before the driver collects them.
 const TX_SLOTS: usize = 4;
+/// A 20 ms G.711 or G.722 packet; Opus packets are at most this long too.
 const TX_PACKET_LEN: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
 /// Room for one outbound packet, SRTP authentication tag included.
 const TX_SLOT_LEN: usize = TX_PACKET_LEN + MAX_AUTH_TAG_LEN;
@@ -127,7 +130,8 @@ impl Default for BargeInConfig {
 pub struct SessionConfig {
     /// The negotiated audio codec.
     pub codec: Codec,
-    /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA, 9 for G.722).
+    /// RTP payload type of the audio codec (0 for PCMU, 8 for PCMA, 9 for G.722, the
+    /// negotiated dynamic one for Opus).
     pub payload_type: u8,
     /// Negotiated `telephone-event` payload type, if any (Twilio 101, Exotel/sipp 96). Also
     /// the payload type of the DTMF we send; without it [`MediaSession::send_dtmf`] fails.
@@ -415,6 +419,8 @@ pub struct MediaStats {
     pub bridge_frames_dropped: u64,
     /// RTCP: reports sent and received, round-trip time, the peer's view of our stream.
     pub rtcp: RtcpStats,
+    /// Outbound frames the encoder failed on (not sent).
+    pub encode_errors: u64,
 }
 
 impl MediaStats {
@@ -473,20 +479,27 @@ struct Inbound {
     utterances: Option<UtteranceCollector>,
     /// Call recording, when on.
     recorder: Option<Recorder>,
-    /// G.722 calls: the 16 kHz frame being collected and its 16→8 kHz resampler.
+    /// G.722 and Opus calls: the 16 kHz frame being collected and its 16→8 kHz resampler.
     wideband: Option<Box<WidebandInbound>>,
 }
 
-/// The 16 kHz side of a G.722 call's inbound path.
+/// The 16 kHz side of a G.722 or Opus call's inbound path.
 struct WidebandInbound {
     pending: [i16; 2 * FRAME_SAMPLES],
     downsampler: FrameResampler,
 }
 
-/// The outbound encoder: G.711 straight from the 8 kHz frame, or G.722 after upsampling.
+/// The outbound encoder: G.711 straight from the 8 kHz frame, G.722 or Opus after upsampling.
 enum Encoder {
     G711(Law),
     G722(Box<WidebandOutbound>),
+    Opus(Box<OpusOutbound>),
+}
+
+/// The 16 kHz side of an Opus call's outbound path: 8 kHz frames → 16 kHz → Opus.
+struct OpusOutbound {
+    upsampler: FrameResampler,
+    encoder: OpusEncoder,
 }
 
 /// The 16 kHz side of a G.722 call's outbound path: 8 kHz frames → 16 kHz → G.722.
@@ -497,7 +510,7 @@ struct WidebandOutbound {
 
 impl Inbound {
     /// Feeds decoded caller audio (`pcm`: what the jitter buffer released for one packet;
-    /// 8 kHz, or 16 kHz for G.722); runs resampling, VAD and barge-in per 20 ms. While bridged each 20 ms frame is
+    /// 8 kHz, or 16 kHz for G.722 and Opus); runs resampling, VAD and barge-in per 20 ms. While bridged each 20 ms frame is
     /// also handed to `bridge`, and nothing barges in.
     fn push(
         &mut self,
@@ -702,6 +715,8 @@ pub struct MediaSession {
     frame: [i16; FRAME_SAMPLES],
     /// Encodes the outbound frames.
     encoder: Encoder,
+    /// RTP timestamp units per outbound 20 ms frame (160, or 960 for Opus).
+    frame_units: u32,
     tx: [[u8; TX_SLOT_LEN]; TX_SLOTS],
     /// Length of the packet in each slot (longer than `TX_PACKET_LEN` with SRTP).
     tx_len: [usize; TX_SLOTS],
@@ -787,7 +802,7 @@ impl MediaSession {
                 drained: 0,
                 utterances: utterance_limits.map(UtteranceCollector::new),
                 recorder: config.record.then(Recorder::new),
-                wideband: (config.codec == Codec::G722).then(|| {
+                wideband: config.codec.is_wideband().then(|| {
                     Box::new(WidebandInbound {
                         pending: [0; 2 * FRAME_SAMPLES],
                         downsampler: FrameResampler::new(16000, 8000, 2 * FRAME_SAMPLES)
@@ -805,7 +820,13 @@ impl MediaSession {
                         .expect("the 8 kHz → 16 kHz FFT resampler is always constructible"),
                     encoder: G722Encoder::new(),
                 })),
+                Codec::Opus => Encoder::Opus(Box::new(OpusOutbound {
+                    upsampler: FrameResampler::narrowband_to_wideband()
+                        .expect("the 8 kHz → 16 kHz FFT resampler is always constructible"),
+                    encoder: OpusEncoder::new().expect("libopus creates a 16 kHz VoIP encoder"),
+                })),
             },
+            frame_units: config.codec.frame_units(),
             tx: [[0; TX_SLOT_LEN]; TX_SLOTS],
             tx_len: [0; TX_SLOTS],
             tx_head: 0,
@@ -1161,7 +1182,7 @@ impl MediaSession {
                 self.stats.skipped_ticks += skipped;
                 self.timestamp = self
                     .timestamp
-                    .wrapping_add((skipped as u32).wrapping_mul(FRAME_SAMPLES as u32));
+                    .wrapping_add((skipped as u32).wrapping_mul(self.frame_units));
                 self.ticks = due;
             }
             self.send_frame();
@@ -1260,10 +1281,10 @@ impl MediaSession {
                 self.events.push_back(MediaEvent::DtmfSent { digits });
             }
         }
-        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.timestamp = self.timestamp.wrapping_add(self.frame_units);
     }
 
-    /// Queues the current `frame` as a G.711 or G.722 packet.
+    /// Queues the current `frame` as a G.711, G.722 or Opus packet.
     fn transmit_audio(&mut self, marker: bool) {
         let slot = self.tx_slot();
         let buf = &mut self.tx[slot];
@@ -1276,16 +1297,30 @@ impl MediaSession {
             self.config.ssrc,
         );
         let payload = &mut buf[header_len..TX_PACKET_LEN];
-        match &mut self.encoder {
+        let payload_len = match &mut self.encoder {
             Encoder::G711(law) => {
                 law.encode(&self.frame, payload);
+                payload.len()
             }
             Encoder::G722(wideband) => {
                 let wide = wideband.upsampler.process(&self.frame);
                 wideband.encoder.encode(wide, payload);
+                payload.len()
             }
-        }
-        self.commit_tx(slot, TX_PACKET_LEN);
+            Encoder::Opus(opus) => {
+                let wide = opus.upsampler.process(&self.frame);
+                match opus.encoder.encode(wide, payload) {
+                    Ok(len) => len,
+                    Err(error) => {
+                        // Not reachable with a 20 ms frame and a 160-byte buffer; never panic.
+                        self.stats.encode_errors += 1;
+                        tracing::warn!(%error, "Opus encode failed; packet not sent");
+                        return;
+                    }
+                }
+            }
+        };
+        self.commit_tx(slot, header_len + payload_len);
     }
 
     /// The transmit slot for the next packet; when the driver left every slot uncollected the

@@ -1968,3 +1968,227 @@ fn g722_playback_is_upsampled_and_encoded_with_an_8000_hz_clock() {
     // After the playback: silence, still G.722.
     assert!(decoded[320 * 25..].iter().all(|s| s.abs() < 50));
 }
+
+/// A voiced, speech-like 16 kHz signal (140 Hz with harmonics to 3.5 kHz, syllable-rate
+/// loudness swing), mean absolute amplitude well above [`AmplitudeVad`]'s 2000.
+fn voiced16k(n: u64) -> i16 {
+    let t = n as f64 / 16000.0;
+    let envelope = 0.75 + 0.25 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+    let mut sample = 0.0;
+    for harmonic in 1..=25 {
+        let f = 140.0 * harmonic as f64;
+        sample += (2.0 * std::f64::consts::PI * f * t).sin() / harmonic as f64;
+    }
+    (9000.0 * envelope * sample) as i16
+}
+
+/// `packets` 20 ms Opus packets (payload type 111, 960 timestamp units apart) of the 16 kHz
+/// `signal`, sample index in, from an encoder with in-band FEC on or off.
+fn opus_packets(packets: u64, fec: bool, signal: impl Fn(u64) -> i16) -> Vec<Vec<u8>> {
+    let mut encoder = crate::opus::OpusEncoder::new().unwrap();
+    encoder.set_inband_fec(fec).unwrap();
+    (0..packets)
+        .map(|i| {
+            let pcm: Vec<i16> = (0..320).map(|n| signal(i * 320 + n)).collect();
+            let mut payload = [0u8; 160];
+            let len = encoder.encode(&pcm, &mut payload).unwrap();
+            rtp(
+                111,
+                i as u16,
+                (i * 960) as u32,
+                CALLER_SSRC,
+                i == 0,
+                &payload[..len],
+            )
+        })
+        .collect()
+}
+
+fn opus_config() -> SessionConfig {
+    SessionConfig {
+        remote: Some(remote()),
+        ssrc: 0x0B05,
+        caller_audio_ms: 3000,
+        ..SessionConfig::new(Codec::Opus)
+    }
+}
+
+/// RMS of `pcm` in 20 ms (320-sample) frames.
+fn frame_levels(pcm: &[i16]) -> Vec<f64> {
+    pcm.chunks(320)
+        .map(|f| (f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len() as f64).sqrt())
+        .collect()
+}
+
+/// Delivers `packets` at 20 ms intervals except the indices in `lost`.
+fn deliver(h: &mut Harness, packets: Vec<Vec<u8>>, lost: &[usize]) {
+    for (i, packet) in packets.into_iter().enumerate() {
+        if !lost.contains(&i) {
+            h.arrivals.push_back((i as u64 * 20, remote(), packet));
+        }
+    }
+}
+
+#[test]
+fn opus_caller_speech_decodes_at_16_khz_with_a_48_khz_clock_and_barges_in() {
+    let mut h = Harness::new(opus_config());
+    assert_eq!(h.session.config().payload_type, 111);
+    // The agent is talking (interruptible) when the caller starts: 200 ms of silence, 1 s of
+    // speech, then silence.
+    let greeting: Vec<i16> = (0..8000 * 3)
+        .map(|n| ((n % 40) as i16 - 20) * 500)
+        .collect();
+    h.session.enqueue(7, greeting.into(), true);
+    let packets = opus_packets(100, true, |n| {
+        if (3200..19200).contains(&n) {
+            voiced16k(n)
+        } else {
+            0
+        }
+    });
+    deliver(&mut h, packets, &[]);
+    h.run_until(2100);
+
+    let mut wide = Vec::new();
+    h.session.drain_caller_audio(&mut wide);
+    let levels = frame_levels(&wide);
+    // 20 ms frames inside the speech (allowing for the codec's start-up) are speech-level;
+    // the leading silence decodes to silence.
+    assert!(levels[..8].iter().all(|&l| l < 100.0), "{levels:?}");
+    let voiced = levels[12..58].iter().filter(|&&l| l > 3000.0).count();
+    assert!(voiced >= 44, "{voiced} speech-level frames: {levels:?}");
+
+    let started = h.event_times(|e| matches!(e, MediaEvent::SpeechStarted { .. }));
+    assert_eq!(started.len(), 1, "{:?}", h.events);
+    assert_eq!(
+        h.event_times(|e| matches!(e, MediaEvent::BargeIn { .. }))
+            .len(),
+        1
+    );
+    let stats = h.session.stats();
+    assert_eq!(stats.barge_ins, 1);
+    assert_eq!(stats.jitter.clock_rate, 48_000);
+    // Counters in 48 kHz timestamp units: 100 packets × 960.
+    assert_eq!(stats.jitter.played_samples, 100 * 960);
+    assert_eq!(
+        (
+            stats.jitter.lost,
+            stats.jitter.concealed_frames,
+            stats.jitter.decode_errors
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(h.session.media_ms(), 2000);
+}
+
+#[test]
+fn opus_lost_packet_is_recovered_from_the_next_packets_fec() {
+    let mut h = Harness::new(opus_config());
+    let packets = opus_packets(60, true, voiced16k);
+    // libopus adds LBRR to frames it judges active speech: packet 21 carries packet 20's.
+    assert!(crate::opus::has_inband_fec(
+        parse_rtp(&packets[21]).unwrap().payload
+    ));
+    deliver(&mut h, packets, &[20]);
+    h.run_until(1300);
+    let stats = h.session.stats().jitter;
+    assert_eq!((stats.lost, stats.fec_recovered), (1, 1), "{stats:?}");
+    assert_eq!((stats.concealed_frames, stats.codec_plc_frames), (0, 0));
+    // No hole where packet 20 was: the recovered frame is speech-level like its neighbours.
+    let mut wide = Vec::new();
+    h.session.drain_caller_audio(&mut wide);
+    assert_eq!(wide.len(), 60 * 320);
+    let levels = frame_levels(&wide);
+    assert!(levels[20] > 0.5 * levels[19], "{levels:?}");
+    assert_eq!(stats.played_samples, 59 * 960);
+}
+
+#[test]
+fn opus_loss_without_fec_in_the_next_packet_uses_the_decoder_plc() {
+    // A peer that sends no FEC: one lost packet is concealed by the codec.
+    let mut h = Harness::new(opus_config());
+    deliver(&mut h, opus_packets(60, false, voiced16k), &[20]);
+    h.run_until(1300);
+    let stats = h.session.stats().jitter;
+    assert_eq!((stats.lost, stats.fec_recovered), (1, 0), "{stats:?}");
+    assert_eq!((stats.concealed_frames, stats.codec_plc_frames), (1, 1));
+    assert_eq!(stats.concealed_samples, 960);
+    let mut wide = Vec::new();
+    h.session.drain_caller_audio(&mut wide);
+    let levels = frame_levels(&wide);
+    assert!(levels[20] > 500.0, "PLC continues the voice: {levels:?}");
+
+    // Two in a row with FEC on: the first has no buffered successor carrying its FEC (PLC),
+    // the second is recovered from the packet after it.
+    let mut h = Harness::new(opus_config());
+    deliver(&mut h, opus_packets(60, true, voiced16k), &[19, 20]);
+    h.run_until(1300);
+    let stats = h.session.stats().jitter;
+    assert_eq!(
+        (stats.lost, stats.fec_recovered, stats.codec_plc_frames),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn opus_garbage_payload_is_counted_and_concealed_and_the_stream_goes_on() {
+    let mut h = Harness::new(opus_config());
+    let mut packets = opus_packets(50, true, voiced16k);
+    // Packet 20: a code-3 packet with zero frames, which libopus rejects; packet 21: empty.
+    packets[20] = rtp(111, 20, 20 * 960, CALLER_SSRC, false, &[(1 << 3) | 3, 0]);
+    packets[21] = rtp(111, 21, 21 * 960, CALLER_SSRC, false, &[]);
+    deliver(&mut h, packets, &[]);
+    h.run_until(1100);
+    let stats = h.session.stats();
+    assert_eq!(stats.jitter.decode_errors, 2, "{stats:?}");
+    assert_eq!(stats.jitter.concealed_frames, 2);
+    assert_eq!(stats.jitter.played_samples, 48 * 960);
+    assert_eq!(stats.invalid_packets, 0);
+    // Media time runs on through the bad packets.
+    let mut wide = Vec::new();
+    h.session.drain_caller_audio(&mut wide);
+    assert_eq!(wide.len(), 50 * 320);
+    assert!(frame_levels(&wide)[30..].iter().all(|&l| l > 1000.0));
+}
+
+#[test]
+fn opus_playback_is_encoded_at_16_khz_with_960_units_per_packet() {
+    let mut h = Harness::new(opus_config());
+    // 400 ms of a 1 kHz tone at 8 kHz, as text-to-speech hands it over.
+    let pcm8k: Vec<i16> = (0..3200)
+        .map(|n| (10000.0 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / 8000.0).sin()) as i16)
+        .collect();
+    h.session.enqueue(1, pcm8k.into(), true);
+    h.run_until(800);
+    assert!(h.sent.len() >= 40);
+    for pair in h.sent.windows(2) {
+        assert_eq!(pair[1].ts().wrapping_sub(pair[0].ts()), 960);
+    }
+    let mut decoder = crate::opus::OpusDecoder::new().unwrap();
+    let mut decoded = Vec::new();
+    for packet in &h.sent {
+        let rtp = parse_rtp(&packet.bytes).unwrap();
+        assert_eq!(rtp.header.payload_type, 111);
+        assert!(
+            (1..=160).contains(&rtp.payload.len()),
+            "{}",
+            rtp.payload.len()
+        );
+        let mut pcm = [0i16; crate::opus::MAX_PACKET_SAMPLES];
+        assert_eq!(decoder.decode(rtp.payload, &mut pcm).unwrap(), 320);
+        decoded.extend_from_slice(&pcm[..320]);
+    }
+    let tone = &decoded[320 * 4..320 * 18];
+    let level = amplitude_at(tone, 1000.0);
+    assert!(
+        (8000.0..12000.0).contains(&level),
+        "1 kHz amplitude {level:.0}"
+    );
+    assert!(amplitude_at(tone, 3000.0) < 500.0);
+    // After the playback: silence, still Opus.
+    assert!(
+        frame_levels(&decoded[320 * 26..])
+            .iter()
+            .all(|&l| l < 100.0)
+    );
+}
