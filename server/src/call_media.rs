@@ -8,8 +8,6 @@ use vaani_sandbox::PluginLimits;
 use vaani_sip::sdp::{AudioCodec, NegotiatedMedia};
 
 /// The codecs vaani can answer with, in the configured order of preference.
-///
-/// Opus may be configured ahead of its implementation; it is skipped here.
 pub fn codec_preference(config: &Config) -> Vec<AudioCodec> {
     codec_list(&config.media.codecs)
 }
@@ -22,7 +20,7 @@ pub fn codec_list(codecs: &[Codec]) -> Vec<AudioCodec> {
             Codec::Pcmu => Some(AudioCodec::Pcmu),
             Codec::Pcma => Some(AudioCodec::Pcma),
             Codec::G722 => Some(AudioCodec::G722),
-            Codec::Opus => None,
+            Codec::Opus => Some(AudioCodec::Opus),
         })
         .collect()
 }
@@ -33,6 +31,7 @@ pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionC
         AudioCodec::Pcmu => MediaCodec::G711(Law::Mu),
         AudioCodec::Pcma => MediaCodec::G711(Law::A),
         AudioCodec::G722 => MediaCodec::G722,
+        AudioCodec::Opus => MediaCodec::Opus,
     };
     let mut session = SessionConfig::new(codec);
     session.payload_type = negotiated.payload_type;
@@ -119,8 +118,14 @@ pub fn media_stats_json(stats: &vaani_media::MediaStats) -> serde_json::Value {
         "packets_reordered": jitter.reordered,
         "packets_duplicated": jitter.duplicate,
         "concealed_frames": jitter.concealed_frames,
-        // RFC 3550 interarrival jitter is kept in 8 kHz timestamp units.
-        "interarrival_jitter_ms": jitter.interarrival_jitter / 8.0,
+        // Opus: lost frames rebuilt from the next packet's in-band FEC, frames of the codec's
+        // own concealment (also in concealed_frames), payloads the decoder refused.
+        "fec_recovered_frames": jitter.fec_recovered,
+        "codec_plc_frames": jitter.codec_plc_frames,
+        "decode_errors": jitter.decode_errors,
+        // RFC 3550 interarrival jitter is kept in RTP timestamp units (8 kHz, Opus 48 kHz).
+        "interarrival_jitter_ms": jitter.interarrival_jitter * 1000.0
+            / f64::from(jitter.clock_rate.max(1)),
         "jitter_buffer_target_delay_ms": jitter.target_delay_ms,
         // Call quality (RTCP, RFC 3550; E-model, ITU-T G.107 — see vaani_media::rtcp).
         "jitter_ms": jitter.interarrival_jitter / 8.0,

@@ -1,4 +1,4 @@
-//! SDP offer/answer (RFC 3264) for G.711 audio with RFC 4733 telephone-events.
+//! SDP offer/answer (RFC 3264) for G.711, G.722 and Opus audio with RFC 4733 telephone-events.
 //!
 //! Offers are parsed with the `sdp` crate (webrtc-rs); answers are written out directly so the
 //! exact lines peers depend on (`c=` always present, `a=ptime`, mirrored direction) are explicit.
@@ -16,6 +16,15 @@ use crate::sdes::{CryptoAttribute, SrtpSuite};
 /// The telephone-event payload type of our first offer (what Twilio uses too).
 pub const OFFER_DTMF_PAYLOAD_TYPE: u8 = 101;
 
+/// The dynamic payload type of Opus in our own offers (what WebRTC stacks use); an answer to
+/// an offer uses the offerer's.
+pub const OFFER_OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// The `a=fmtp` parameters we send for Opus (RFC 7587 §7): we decode in-band FEC, so the peer
+/// should send it; we decode at 16 kHz, so wider audio would be wasted bandwidth; mono.
+pub const OPUS_FMTP: &str =
+    "minptime=10;useinbandfec=1;maxplaybackrate=16000;sprop-maxcapturerate=16000;stereo=0";
+
 /// Largest SDP body we try to parse.
 const MAX_SDP_SIZE: usize = 16 * 1024;
 
@@ -29,15 +38,20 @@ pub enum AudioCodec {
     /// G.722 wideband (16 kHz audio), static payload type 9, `G722/8000` (RFC 3551 keeps the
     /// 8000 Hz RTP clock).
     G722,
+    /// Opus (RFC 7587): dynamic payload type, `opus/48000/2` (the RTP clock is always 48 kHz),
+    /// `a=fmtp` [`OPUS_FMTP`].
+    Opus,
 }
 
 impl AudioCodec {
-    /// The static RTP payload type (RFC 3551).
+    /// The payload type we offer: the static one (RFC 3551), or [`OFFER_OPUS_PAYLOAD_TYPE`]
+    /// for Opus, which has none.
     pub fn static_payload_type(self) -> u8 {
         match self {
             AudioCodec::Pcmu => 0,
             AudioCodec::Pcma => 8,
             AudioCodec::G722 => 9,
+            AudioCodec::Opus => OFFER_OPUS_PAYLOAD_TYPE,
         }
     }
 
@@ -47,12 +61,34 @@ impl AudioCodec {
             AudioCodec::Pcmu => "PCMU",
             AudioCodec::Pcma => "PCMA",
             AudioCodec::G722 => "G722",
+            AudioCodec::Opus => "opus",
         }
     }
 
-    /// RTP clock rate in Hz.
+    /// RTP clock rate in Hz: 8000, or 48000 for Opus.
     pub fn clock_rate(self) -> u32 {
-        8000
+        match self {
+            AudioCodec::Opus => 48_000,
+            _ => 8000,
+        }
+    }
+
+    /// The value of our `a=rtpmap` for this codec on `payload_type` (`0 PCMU/8000`,
+    /// `111 opus/48000/2`).
+    fn rtpmap(self, payload_type: u8) -> String {
+        match self {
+            AudioCodec::Opus => format!("{payload_type} opus/48000/2"),
+            _ => format!(
+                "{payload_type} {}/{}",
+                self.encoding_name(),
+                self.clock_rate()
+            ),
+        }
+    }
+
+    /// Our `a=fmtp` parameters for this codec, if it has any.
+    fn fmtp(self) -> Option<&'static str> {
+        (self == AudioCodec::Opus).then_some(OPUS_FMTP)
     }
 }
 
@@ -358,6 +394,14 @@ fn negotiate(
                     None
                 }
             }
+            // RFC 7587 §7: always `opus/48000/2`, whatever the audio is; a dynamic type only.
+            Some(map)
+                if map.clock_rate == 48_000
+                    && pt >= 96
+                    && map.encoding.eq_ignore_ascii_case("opus") =>
+            {
+                Some(AudioCodec::Opus)
+            }
             Some(_) => None,
             None => match pt {
                 0 => Some(AudioCodec::Pcmu),
@@ -472,10 +516,12 @@ fn render_body(
         }
         let _ = write!(
             body,
-            "\r\na=rtpmap:{} {}/8000\r\n",
-            media.payload_type,
-            media.codec.encoding_name()
+            "\r\na=rtpmap:{}\r\n",
+            media.codec.rtpmap(media.payload_type)
         );
+        if let Some(fmtp) = media.codec.fmtp() {
+            let _ = write!(body, "a=fmtp:{} {fmtp}\r\n", media.payload_type);
+        }
         if let Some(dtmf) = media.dtmf_payload_type {
             let _ = write!(body, "a=rtpmap:{dtmf} telephone-event/8000\r\n");
             if let Some(fmtp) = &shape.dtmf_fmtp {
@@ -617,7 +663,8 @@ impl SdpSession {
     }
 
     /// Our first offer, for a call we place (RFC 3264 §5): every codec of `preference` with its
-    /// static payload type, `telephone-event/8000` on payload type 101 (events 0-16),
+    /// static payload type (Opus on [`OFFER_OPUS_PAYLOAD_TYPE`] with [`OPUS_FMTP`]),
+    /// `telephone-event/8000` on payload type 101 (events 0-16),
     /// `a=ptime:20`, `sendrecv`, plain RTP. Take the peer's answer with
     /// [`accept_answer`](Self::accept_answer). An empty `preference` offers PCMU and PCMA.
     pub fn offer_initial(
@@ -687,10 +734,12 @@ impl SdpSession {
         for codec in &codecs {
             let _ = write!(
                 body,
-                "a=rtpmap:{} {}/8000\r\n",
-                codec.static_payload_type(),
-                codec.encoding_name()
+                "a=rtpmap:{}\r\n",
+                codec.rtpmap(codec.static_payload_type())
             );
+            if let Some(fmtp) = codec.fmtp() {
+                let _ = write!(body, "a=fmtp:{} {fmtp}\r\n", codec.static_payload_type());
+            }
         }
         let _ = write!(
             body,

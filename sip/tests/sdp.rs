@@ -722,3 +722,119 @@ fn our_offer_includes_g722_when_configured() {
     let plain = vaani_sip::SdpSession::offer_initial(&[AudioCodec::Pcmu], local_ip(), 30000, 5);
     assert!(!plain.local_sdp().contains("G722"));
 }
+
+/// A wideband softphone's offer: Opus on dynamic type 109 (not the usual 111) with FEC, G.722,
+/// PCMU, and telephone-event at both clocks.
+const OPUS_OFFER: &str = "v=0\r\n\
+o=- 2 2 IN IP4 192.0.2.8\r\n\
+s=-\r\n\
+c=IN IP4 192.0.2.8\r\n\
+t=0 0\r\n\
+m=audio 4002 RTP/AVP 109 9 0 110 101\r\n\
+a=rtpmap:109 opus/48000/2\r\n\
+a=fmtp:109 minptime=10;useinbandfec=1\r\n\
+a=rtpmap:9 G722/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:110 telephone-event/48000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=ptime:20\r\n";
+
+#[test]
+fn opus_is_answered_on_the_offerers_payload_type_with_fec_requested() {
+    let preference = [AudioCodec::Opus, AudioCodec::G722, AudioCodec::Pcmu];
+    let (media, answer) = answer_offer(OPUS_OFFER, &preference, local_ip(), 30000, 7).unwrap();
+    assert_eq!((media.codec, media.payload_type), (AudioCodec::Opus, 109));
+    assert_eq!(media.dtmf_payload_type, Some(101));
+    let lines = lines(&answer);
+    assert!(
+        lines.contains(&"m=audio 30000 RTP/AVP 109 101"),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"a=rtpmap:109 opus/48000/2"), "{lines:?}");
+    let fmtp = lines
+        .iter()
+        .find(|l| l.starts_with("a=fmtp:109 "))
+        .expect("an fmtp for opus");
+    assert!(fmtp.contains("useinbandfec=1"), "{fmtp}");
+    assert!(fmtp.contains("maxplaybackrate=16000"), "{fmtp}");
+    assert!(
+        lines.contains(&"a=rtpmap:101 telephone-event/8000"),
+        "{lines:?}"
+    );
+    assert!(
+        !answer.contains("G722") && !answer.contains("PCMU"),
+        "{answer}"
+    );
+    assert_eq!(AudioCodec::Opus.clock_rate(), 48_000);
+    assert_eq!(AudioCodec::Opus.encoding_name(), "opus");
+}
+
+#[test]
+fn opus_takes_its_place_in_the_preference_order() {
+    // G.722 preferred: the offer's Opus is not taken.
+    let (media, _) = answer_offer(
+        OPUS_OFFER,
+        &[AudioCodec::G722, AudioCodec::Opus],
+        local_ip(),
+        1,
+        1,
+    )
+    .unwrap();
+    assert_eq!(media.codec, AudioCodec::G722);
+    // Not configured: never chosen, even when it is all the offer has.
+    let only_opus = OPUS_OFFER.replace("RTP/AVP 109 9 0 110 101", "RTP/AVP 109 101");
+    let refused = answer_offer(
+        &only_opus,
+        &[AudioCodec::Pcmu, AudioCodec::G722],
+        local_ip(),
+        1,
+        1,
+    );
+    assert!(
+        matches!(refused, Err(SdpError::NoCommonCodec { .. })),
+        "{refused:?}"
+    );
+    let (media, _) = answer_offer(&only_opus, &[AudioCodec::Opus], local_ip(), 1, 1).unwrap();
+    assert_eq!((media.codec, media.payload_type), (AudioCodec::Opus, 109));
+    // Opus has no static payload type: without its rtpmap, or at another clock, or on a
+    // static number, it is not Opus.
+    let bare = only_opus.replace("a=rtpmap:109 opus/48000/2\r\n", "");
+    assert!(answer_offer(&bare, &[AudioCodec::Opus], local_ip(), 1, 1).is_err());
+    let odd = only_opus.replace("opus/48000/2", "opus/16000/1");
+    assert!(answer_offer(&odd, &[AudioCodec::Opus], local_ip(), 1, 1).is_err());
+    let static_number = only_opus
+        .replace("RTP/AVP 109 101", "RTP/AVP 3 101")
+        .replace("rtpmap:109", "rtpmap:3");
+    assert!(answer_offer(&static_number, &[AudioCodec::Opus], local_ip(), 1, 1).is_err());
+    // The encoding name is case-insensitive.
+    let upper = only_opus.replace("opus/48000/2", "OPUS/48000/2");
+    assert!(answer_offer(&upper, &[AudioCodec::Opus], local_ip(), 1, 1).is_ok());
+}
+
+#[test]
+fn our_offer_includes_opus_on_a_dynamic_payload_type_when_configured() {
+    let mut offer = vaani_sip::SdpSession::offer_initial(
+        &[AudioCodec::Opus, AudioCodec::Pcmu],
+        local_ip(),
+        30000,
+        5,
+    );
+    let sdp = offer.local_sdp().to_string();
+    assert!(sdp.contains("m=audio 30000 RTP/AVP 111 0 101\r\n"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:111 opus/48000/2\r\n"), "{sdp}");
+    assert!(
+        sdp.contains("a=fmtp:111 minptime=10;useinbandfec=1"),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=rtpmap:0 PCMU/8000\r\n"), "{sdp}");
+    // The peer answering with our offer picks Opus on 111 (round trip through the parser).
+    let (media, answer) = answer_offer(&sdp, &[AudioCodec::Opus], local_ip(), 1, 1).unwrap();
+    assert_eq!((media.codec, media.payload_type), (AudioCodec::Opus, 111));
+    // We take that answer: Opus is in force.
+    let agreed = offer.accept_answer(&answer).unwrap();
+    assert_eq!((agreed.codec, agreed.payload_type), (AudioCodec::Opus, 111));
+    // Not configured: not offered.
+    let plain = vaani_sip::SdpSession::offer_initial(&[AudioCodec::Pcmu], local_ip(), 30000, 5);
+    assert!(!plain.local_sdp().to_ascii_lowercase().contains("opus"));
+}
