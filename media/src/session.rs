@@ -196,7 +196,10 @@ impl SessionConfig {
             rtp_timeout: Duration::from_secs(30),
             vad: VadConfig::default(),
             barge_in: BargeInConfig::default(),
-            jitter: JitterConfig::default(),
+            jitter: JitterConfig {
+                clock_rate: codec.clock_rate(),
+                ..JitterConfig::default()
+            },
             caller_audio_ms: 0,
             utterances: false,
             utterance_preroll_ms: 300,
