@@ -12,15 +12,15 @@ pub fn codec_preference(config: &Config) -> Vec<AudioCodec> {
     codec_list(&config.media.codecs)
 }
 
-/// The codecs of `codecs` vaani can answer with, in order.
+/// The SDP codecs of the configured `codecs` (every configured codec is implemented), in order.
 pub fn codec_list(codecs: &[Codec]) -> Vec<AudioCodec> {
     codecs
         .iter()
-        .filter_map(|codec| match codec {
-            Codec::Pcmu => Some(AudioCodec::Pcmu),
-            Codec::Pcma => Some(AudioCodec::Pcma),
-            Codec::G722 => Some(AudioCodec::G722),
-            Codec::Opus => Some(AudioCodec::Opus),
+        .map(|codec| match codec {
+            Codec::Pcmu => AudioCodec::Pcmu,
+            Codec::Pcma => AudioCodec::Pcma,
+            Codec::G722 => AudioCodec::G722,
+            Codec::Opus => AudioCodec::Opus,
         })
         .collect()
 }
