@@ -2192,3 +2192,45 @@ fn opus_playback_is_encoded_at_16_khz_with_960_units_per_packet() {
             .all(|&l| l < 100.0)
     );
 }
+
+#[test]
+fn opus_40_ms_packets_play_in_20_ms_frames_and_a_lost_one_is_rebuilt_from_fec() {
+    // A peer packing 40 ms per packet (ptime 40): 1920 timestamp units each.
+    let mut encoder = crate::opus::OpusEncoder::new().unwrap();
+    let packets: Vec<Vec<u8>> = (0..30u64)
+        .map(|i| {
+            let pcm: Vec<i16> = (0..640).map(|n| voiced16k(i * 640 + n)).collect();
+            let mut payload = [0u8; 400];
+            let len = encoder.encode(&pcm, &mut payload).unwrap();
+            rtp(
+                111,
+                i as u16,
+                (i * 1920) as u32,
+                CALLER_SSRC,
+                i == 0,
+                &payload[..len],
+            )
+        })
+        .collect();
+    assert!(crate::opus::has_inband_fec(
+        parse_rtp(&packets[11]).unwrap().payload
+    ));
+    let mut h = Harness::new(opus_config());
+    for (i, packet) in packets.into_iter().enumerate() {
+        if i != 10 {
+            h.arrivals.push_back((i as u64 * 40, remote(), packet));
+        }
+    }
+    h.run_until(1300);
+    let stats = h.session.stats().jitter;
+    assert_eq!((stats.lost, stats.fec_recovered), (1, 1), "{stats:?}");
+    assert_eq!(stats.concealed_frames, 0);
+    assert_eq!(stats.played_samples, 29 * 1920);
+    let mut wide = Vec::new();
+    h.session.drain_caller_audio(&mut wide);
+    assert_eq!(wide.len(), 30 * 640);
+    let levels = frame_levels(&wide);
+    // The 40 ms rebuilt from FEC (frames 20 and 21) is voice, not a hole.
+    assert!(levels[20] > 500.0 && levels[21] > 500.0, "{levels:?}");
+    assert_eq!(h.session.media_ms(), 1200);
+}
