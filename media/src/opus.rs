@@ -31,6 +31,8 @@ pub const FRAME_UNITS: u32 = 960;
 /// in an answer the offerer's payload type is used instead.
 pub const OFFER_PAYLOAD_TYPE: u8 = 111;
 /// Encoder complexity (0–10); media.md measured 86 µs per 20 ms at 5 vs 186 µs at 9 (16 kHz).
+/// `benches/opus.rs` on speech-like input: ≈ 150 µs per 20 ms with in-band FEC, ≈ 118 µs
+/// without; decoding ≈ 9 µs, FEC recovery ≈ 10 µs.
 pub const COMPLEXITY: u8 = 5;
 /// Target bitrate of our encoder (bit/s): wideband SILK with room for the LBRR copy.
 pub const BITRATE: i32 = 24_000;
