@@ -36,6 +36,7 @@ pub fn session_config(config: &Config, negotiated: &NegotiatedMedia) -> SessionC
     let mut session = SessionConfig::new(codec);
     session.payload_type = negotiated.payload_type;
     session.dtmf_payload_type = negotiated.dtmf_payload_type;
+    session.dtmf_sender.clock_rate = negotiated.dtmf_clock_rate;
     session.remote = negotiated.remote_rtp;
     session.srtp = negotiated.srtp.as_ref().map(srtp_keys);
     session.rtp_timeout = Duration::from_secs(config.media.rtp_timeout_secs);

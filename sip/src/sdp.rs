@@ -143,8 +143,12 @@ pub struct NegotiatedMedia {
     pub codec: AudioCodec,
     /// Its payload type (as offered; normally the static 0 or 8).
     pub payload_type: u8,
-    /// The offered `telephone-event/8000` payload type, echoed in the answer.
+    /// The offered `telephone-event` payload type, echoed in the answer: the one at the audio
+    /// codec's clock (RFC 4733 §2.1: `telephone-event/48000` with Opus) if offered, else the
+    /// `telephone-event/8000` one.
     pub dtmf_payload_type: Option<u8>,
+    /// The RTP clock of that telephone-event (8000, or 48000): event durations count in it.
+    pub dtmf_clock_rate: u32,
     /// Where to send RTP (`c=` and `m=`); `None` when the offer has `c=0.0.0.0` (hold) or no
     /// usable address.
     pub remote_rtp: Option<SocketAddr>,
@@ -422,13 +426,19 @@ fn negotiate(
         .ok_or_else(|| SdpError::NoCommonCodec {
             offered: audio.media_name.formats.join(" "),
         })?;
-    let dtmf_payload_type = offered.iter().copied().find(|pt| {
-        rtpmaps.iter().any(|m| {
-            m.payload_type == *pt
-                && m.encoding.eq_ignore_ascii_case("telephone-event")
-                && m.clock_rate == 8000
+    let telephone_event = |clock_rate: u32| {
+        offered.iter().copied().find(|pt| {
+            rtpmaps.iter().any(|m| {
+                m.payload_type == *pt
+                    && m.encoding.eq_ignore_ascii_case("telephone-event")
+                    && m.clock_rate == clock_rate
+            })
         })
-    });
+    };
+    let (dtmf_payload_type, dtmf_clock_rate) = match telephone_event(codec.clock_rate()) {
+        Some(pt) => (Some(pt), codec.clock_rate()),
+        None => (telephone_event(8000), 8000),
+    };
     let dtmf_fmtp = dtmf_payload_type.and_then(|pt| fmtp_for(&audio.attributes, pt));
 
     let remote_ip = audio
@@ -463,6 +473,7 @@ fn negotiate(
             codec,
             payload_type,
             dtmf_payload_type,
+            dtmf_clock_rate,
             remote_rtp,
             ptime_ms,
             direction,
@@ -523,7 +534,11 @@ fn render_body(
             let _ = write!(body, "a=fmtp:{} {fmtp}\r\n", media.payload_type);
         }
         if let Some(dtmf) = media.dtmf_payload_type {
-            let _ = write!(body, "a=rtpmap:{dtmf} telephone-event/8000\r\n");
+            let _ = write!(
+                body,
+                "a=rtpmap:{dtmf} telephone-event/{}\r\n",
+                media.dtmf_clock_rate
+            );
             if let Some(fmtp) = &shape.dtmf_fmtp {
                 let _ = write!(body, "a=fmtp:{dtmf} {fmtp}\r\n");
             }
@@ -762,6 +777,7 @@ impl SdpSession {
                 codec: first,
                 payload_type: first.static_payload_type(),
                 dtmf_payload_type: Some(OFFER_DTMF_PAYLOAD_TYPE),
+                dtmf_clock_rate: 8000,
                 remote_rtp: None,
                 ptime_ms: 20,
                 direction: MediaDirection::SendRecv,

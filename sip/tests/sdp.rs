@@ -745,10 +745,11 @@ fn opus_is_answered_on_the_offerers_payload_type_with_fec_requested() {
     let preference = [AudioCodec::Opus, AudioCodec::G722, AudioCodec::Pcmu];
     let (media, answer) = answer_offer(OPUS_OFFER, &preference, local_ip(), 30000, 7).unwrap();
     assert_eq!((media.codec, media.payload_type), (AudioCodec::Opus, 109));
-    assert_eq!(media.dtmf_payload_type, Some(101));
+    // telephone-event at the audio's 48 kHz clock (see the telephone-event test below).
+    assert_eq!(media.dtmf_payload_type, Some(110));
     let lines = lines(&answer);
     assert!(
-        lines.contains(&"m=audio 30000 RTP/AVP 109 101"),
+        lines.contains(&"m=audio 30000 RTP/AVP 109 110"),
         "{lines:?}"
     );
     assert!(lines.contains(&"a=rtpmap:109 opus/48000/2"), "{lines:?}");
@@ -759,7 +760,7 @@ fn opus_is_answered_on_the_offerers_payload_type_with_fec_requested() {
     assert!(fmtp.contains("useinbandfec=1"), "{fmtp}");
     assert!(fmtp.contains("maxplaybackrate=16000"), "{fmtp}");
     assert!(
-        lines.contains(&"a=rtpmap:101 telephone-event/8000"),
+        lines.contains(&"a=rtpmap:110 telephone-event/48000"),
         "{lines:?}"
     );
     assert!(
@@ -837,4 +838,47 @@ fn our_offer_includes_opus_on_a_dynamic_payload_type_when_configured() {
     // Not configured: not offered.
     let plain = vaani_sip::SdpSession::offer_initial(&[AudioCodec::Pcmu], local_ip(), 30000, 5);
     assert!(!plain.local_sdp().to_ascii_lowercase().contains("opus"));
+}
+
+#[test]
+fn an_opus_call_takes_telephone_event_at_48000_when_offered_else_8000() {
+    // OPUS_OFFER carries both: Opus gets the 48 kHz one (RFC 4733 §2.1, the audio's clock).
+    let (media, answer) = answer_offer(OPUS_OFFER, &[AudioCodec::Opus], local_ip(), 1, 1).unwrap();
+    assert_eq!(
+        (media.dtmf_payload_type, media.dtmf_clock_rate),
+        (Some(110), 48_000)
+    );
+    let lines = lines(&answer);
+    assert!(lines.contains(&"m=audio 1 RTP/AVP 109 110"), "{lines:?}");
+    assert!(
+        lines.contains(&"a=rtpmap:110 telephone-event/48000"),
+        "{lines:?}"
+    );
+    // G.722 from the same offer keeps the 8 kHz one.
+    let (media, _) = answer_offer(OPUS_OFFER, &[AudioCodec::G722], local_ip(), 1, 1).unwrap();
+    assert_eq!(
+        (media.dtmf_payload_type, media.dtmf_clock_rate),
+        (Some(101), 8000)
+    );
+    // Only the 8 kHz one offered: Opus uses it.
+    let only_8k = OPUS_OFFER
+        .replace(" 110 101", " 101")
+        .replace("a=rtpmap:110 telephone-event/48000\r\n", "");
+    let (media, answer) = answer_offer(&only_8k, &[AudioCodec::Opus], local_ip(), 1, 1).unwrap();
+    assert_eq!(
+        (media.dtmf_payload_type, media.dtmf_clock_rate),
+        (Some(101), 8000)
+    );
+    assert!(
+        answer.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+        "{answer}"
+    );
+    // Only the 48 kHz one offered: a G.711 call has no DTMF.
+    let only_48k = OPUS_OFFER.replace(" 110 101", " 110").replace(
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+        "",
+    );
+    let (media, answer) = answer_offer(&only_48k, &[AudioCodec::Pcmu], local_ip(), 1, 1).unwrap();
+    assert_eq!(media.dtmf_payload_type, None);
+    assert!(!answer.contains("telephone-event"), "{answer}");
 }

@@ -9,7 +9,8 @@
 //!
 //! * `tone_ms / 20` update packets (default 8), all carrying the RTP timestamp of the frame in
 //!   which the event started; the marker bit on the first only; duration 160, 320, … (8 kHz
-//!   units, each packet covers the event up to the end of its frame); E bit clear;
+//!   units, each packet covers the event up to the end of its frame; 960, 1920, … with
+//!   `telephone-event/48000` on an Opus call); E bit clear;
 //! * then [`END_PACKETS`] end packets (E bit set, the final duration, the same timestamp): the
 //!   end is retransmitted so that one lost packet does not lose the key release (§2.5.1.4);
 //! * then `gap_ms / 20` frames (default 3) without telephone-events before the next digit
@@ -30,8 +31,6 @@ use std::collections::VecDeque;
 
 use super::{char_to_event, event_to_char};
 
-/// RTP timestamp units per 20 ms frame at the 8 kHz telephone-event clock.
-const FRAME_UNITS: u16 = 160;
 /// Milliseconds per frame.
 const FRAME_MS: u32 = 20;
 
@@ -45,7 +44,8 @@ pub const MAX_QUEUED_DIGITS: usize = 64;
 /// at least 40 ms of tone and of pause.
 pub const MIN_TONE_MS: u32 = 40;
 /// Longest tone accepted: its duration, 8 units per ms, must fit the 16-bit duration field
-/// without the long-event segmentation of RFC 4733 §2.5.1.3.
+/// without the long-event segmentation of RFC 4733 §2.5.1.3. At a 48 kHz event clock the
+/// field holds at most 1360 ms, and longer tones are cut to that.
 pub const MAX_TONE_MS: u32 = 8_000;
 /// Longest pause between digits accepted.
 pub const MAX_GAP_MS: u32 = 10_000;
@@ -61,6 +61,9 @@ pub struct DtmfSenderConfig {
     pub gap_ms: u32,
     /// The volume field: power level in −dBm0, 0..=63 (default 10; larger values are capped).
     pub volume: u8,
+    /// RTP clock of the negotiated `telephone-event` (default 8000; 48000 when an Opus call
+    /// negotiated `telephone-event/48000`): event durations count in its units.
+    pub clock_rate: u32,
 }
 
 impl Default for DtmfSenderConfig {
@@ -69,6 +72,7 @@ impl Default for DtmfSenderConfig {
             tone_ms: 160,
             gap_ms: 60,
             volume: 10,
+            clock_rate: 8000,
         }
     }
 }
@@ -134,7 +138,7 @@ pub struct TelephoneEvent {
     pub end: bool,
     /// Power level in −dBm0 (0..=63).
     pub volume: u8,
-    /// Event duration so far in timestamp units (8 kHz).
+    /// Event duration so far in timestamp units (of the telephone-event clock).
     pub duration: u16,
 }
 
@@ -188,6 +192,8 @@ enum State {
 /// module docs for the packet pattern.
 #[derive(Debug, Clone)]
 pub struct DtmfSender {
+    /// Timestamp units per 20 ms frame at the event clock (160, or 960 at 48 kHz).
+    frame_units: u16,
     tone_frames: u16,
     gap_frames: u32,
     volume: u8,
@@ -207,8 +213,12 @@ impl DtmfSender {
     pub fn new(config: DtmfSenderConfig) -> Self {
         let tone_ms = config.tone_ms.clamp(MIN_TONE_MS, MAX_TONE_MS);
         let gap_ms = config.gap_ms.clamp(MIN_TONE_MS, MAX_GAP_MS);
+        let frame_units = (config.clock_rate.clamp(8000, 48_000) * FRAME_MS / 1000) as u16;
+        // The 16-bit duration field bounds the tone at the event clock.
+        let max_tone_frames = u16::MAX / frame_units;
         Self {
-            tone_frames: tone_ms.div_ceil(FRAME_MS) as u16,
+            frame_units,
+            tone_frames: (tone_ms.div_ceil(FRAME_MS) as u16).min(max_tone_frames),
             gap_frames: gap_ms.div_ceil(FRAME_MS),
             volume: config.volume.min(63),
             queue: VecDeque::with_capacity(MAX_QUEUED_DIGITS),
@@ -290,7 +300,7 @@ impl DtmfSender {
                         event,
                         end: sent > tone,
                         volume: self.volume,
-                        duration: sent.min(tone) * FRAME_UNITS,
+                        duration: sent.min(tone) * self.frame_units,
                     };
                     if sent >= tone + END_PACKETS {
                         self.finish_digit(event);
@@ -445,6 +455,7 @@ mod tests {
             tone_ms: 90, // → 100 ms: 5 packets
             gap_ms: 100,
             volume: 200,
+            ..DtmfSenderConfig::default()
         });
         s.queue("00").unwrap();
         let frames = run(&mut s, 0, 25);
@@ -461,6 +472,7 @@ mod tests {
             tone_ms: 0,
             gap_ms: 0,
             volume: 0,
+            ..DtmfSenderConfig::default()
         });
         tiny.queue("12").unwrap();
         let frames = run(&mut tiny, 0, 12);
@@ -573,5 +585,30 @@ mod tests {
         assert_eq!(got, "0123456789*#ABCD55");
         assert_eq!(rx.digits_reported(), 18);
         assert_eq!(s.poll_sent().as_deref(), Some("0123456789*#ABCD55"));
+    }
+    #[test]
+    fn a_48_khz_event_clock_counts_durations_in_960_unit_frames() {
+        let mut s = DtmfSender::new(DtmfSenderConfig {
+            clock_rate: 48_000,
+            ..DtmfSenderConfig::default()
+        });
+        s.queue("5").unwrap();
+        let ev = events(&run(&mut s, 0, 11));
+        assert_eq!(ev.len(), 11);
+        assert_eq!(ev[0].duration, 960);
+        assert_eq!(ev[7].duration, 8 * 960);
+        assert!(ev[8..].iter().all(|e| e.end && e.duration == 8 * 960));
+
+        // The 16-bit duration field holds 68 frames (1360 ms) at 48 kHz: longer tones are cut.
+        let mut long = DtmfSender::new(DtmfSenderConfig {
+            tone_ms: 5000,
+            clock_rate: 48_000,
+            ..DtmfSenderConfig::default()
+        });
+        long.queue("9").unwrap();
+        let ev = events(&run(&mut long, 0, 71));
+        assert_eq!(ev.len(), 71);
+        assert_eq!(ev[67].duration, 68 * 960);
+        assert!(!ev[67].end && ev[68].end);
     }
 }

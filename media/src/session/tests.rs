@@ -1449,6 +1449,7 @@ fn dtmf_digits_are_separated_by_the_gap() {
             tone_ms: 100,
             gap_ms: 120,
             volume: 20,
+            ..crate::dtmf::DtmfSenderConfig::default()
         },
         ..dtmf_config()
     });
@@ -2233,4 +2234,30 @@ fn opus_40_ms_packets_play_in_20_ms_frames_and_a_lost_one_is_rebuilt_from_fec() 
     // The 40 ms rebuilt from FEC (frames 20 and 21) is voice, not a hole.
     assert!(levels[20] > 500.0 && levels[21] > 500.0, "{levels:?}");
     assert_eq!(h.session.media_ms(), 1200);
+}
+
+#[test]
+fn opus_dtmf_at_a_48_khz_event_clock_counts_960_units_per_frame() {
+    let mut config = opus_config();
+    config.dtmf_payload_type = Some(DTMF_PT);
+    config.dtmf_sender.clock_rate = 48_000;
+    let mut h = Harness::new(config);
+    h.session.send_dtmf(h.t0, "7").unwrap();
+    h.run_until(400);
+    let payloads = dtmf_payloads(&h.sent);
+    assert_eq!(payloads.len(), 11, "{payloads:?}");
+    assert_eq!(payloads[0], (7, false, 960));
+    assert_eq!(payloads[7], (7, false, 8 * 960));
+    assert!(payloads[8..].iter().all(|&p| p == (7, true, 8 * 960)));
+    // The event's timestamp is its first frame's on the 48 kHz audio clock; audio after it
+    // carries on 960 units per frame as if the event frames had been audio.
+    let first = &h.sent[0];
+    for (i, p) in h.sent.iter().enumerate() {
+        let tick_ts = first.ts().wrapping_add(960 * i as u32);
+        if pt(&p.bytes) == DTMF_PT {
+            assert_eq!(p.ts(), first.ts(), "event packet {i}");
+        } else {
+            assert_eq!(p.ts(), tick_ts, "audio packet {i}");
+        }
+    }
 }
