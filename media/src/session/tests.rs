@@ -2261,3 +2261,28 @@ fn opus_dtmf_at_a_48_khz_event_clock_counts_960_units_per_frame() {
         }
     }
 }
+
+#[test]
+fn opus_reordered_packets_are_played_in_order_without_fec_or_plc() {
+    let mut h = Harness::new(opus_config());
+    let mut packets = opus_packets(40, true, voiced16k);
+    // Packet 21 (at index 20 now) overtakes packet 20, which comes 12 ms late: within the
+    // loss deadline (at least 20 ms), so nothing is concealed or rebuilt.
+    packets.swap(20, 21);
+    for (i, packet) in packets.into_iter().enumerate() {
+        let at = match i {
+            20 => 405,
+            21 => 412,
+            _ => i as u64 * 20,
+        };
+        h.arrivals.push_back((at, remote(), packet));
+    }
+    h.run_until(900);
+    let stats = h.session.stats().jitter;
+    assert_eq!(stats.reordered, 1, "{stats:?}");
+    assert_eq!(
+        (stats.lost, stats.fec_recovered, stats.concealed_frames),
+        (0, 0, 0)
+    );
+    assert_eq!(stats.played_samples, 40 * 960);
+}
