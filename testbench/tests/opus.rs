@@ -5,6 +5,9 @@
 //! caller speech sent back from the same socket is heard: it barges in. One speech packet is
 //! held back, and vaani rebuilds it from the next packet's in-band FEC.
 //!
+//! A call vaani places through a trunk configured the same way offers Opus first on PT 111
+//! (sipp as the callee checks the offer and answers Opus), and its greeting goes out as Opus.
+//!
 //! This test is the caller's RTP endpoint (the SDP media port is rewritten to an [`RtpSink`]):
 //! it learns vaani's media address from the agent's packets, streams Opus silence paced at
 //! 20 ms, and once the agent is audibly speaking sends espeak-ng speech encoded at 16 kHz.
@@ -17,7 +20,7 @@ use vaani_media::opus::{
     FRAME_SAMPLES, FRAME_UNITS, MAX_PACKET_SAMPLES, OpusDecoder, OpusEncoder, has_inband_fec,
 };
 use vaani_testbench::audio::SPEECH_RMS;
-use vaani_testbench::{ReceivedRtp, RtpSink, ServerSpec, Sipp, VaaniServer};
+use vaani_testbench::{ReceivedRtp, RtpSink, ServerSpec, Sipp, VaaniServer, free_port};
 
 const PTIME: Duration = Duration::from_millis(20);
 const CLINIC: &str = "+918000000001";
@@ -286,5 +289,47 @@ fn an_opus_call_is_answered_in_opus_and_speech_flows_both_ways_with_fec() {
         "caller speech sent {:?} after the greeting started was not heard:\n{detail:#}\n{}",
         onset.elapsed(),
         server.log()
+    );
+}
+
+#[test]
+fn a_placed_call_offers_opus_first_and_greets_the_callee_in_opus() {
+    let callee_port = free_port();
+    let mut spec = ServerSpec::demo();
+    spec.trunk_toml = format!(
+        "codecs = [\"opus\", \"PCMU\"]\n[trunks.outbound]\nuri = \"sip:127.0.0.1:{callee_port}\"\n\
+         caller_id = \"+918000000099\"\n"
+    );
+    let server = VaaniServer::start(&spec);
+    let sink = RtpSink::start();
+    let callee_sipp = Sipp::new("uas_opus.xml")
+        .substitute("m=audio [media_port]", format!("m=audio {}", sink.port));
+    let callee =
+        std::thread::spawn(move || callee_sipp.run_uas(callee_port, Duration::from_secs(40)));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = server.api_post(
+        "/api/v1/calls",
+        &serde_json::json!({ "tenant": "echo", "to": "+919876543210" }),
+    );
+    assert_eq!(status, 202, "{body:#}");
+    callee.join().expect("sipp thread").assert_success();
+
+    // vaani's audio reached the address of the callee's Opus answer, as Opus.
+    let packets = sink.packets();
+    let Some(first) = packets.first() else {
+        panic!("no RTP from vaani:\n{}", server.log());
+    };
+    let agent = agent_packets(&sink, first.source);
+    assert!(agent.len() > 100, "{} packets", agent.len());
+    assert!(
+        agent.iter().all(|p| p.payload_type == OPUS_PT),
+        "not all Opus: {:?}",
+        agent.iter().map(|p| p.payload_type).collect::<Vec<_>>()
+    );
+    let levels = decoded_levels(&agent);
+    let voiced = levels.iter().filter(|&&l| l > SPEECH_RMS).count();
+    assert!(
+        voiced >= 25,
+        "only {voiced} speech-level packets: {levels:?}"
     );
 }
