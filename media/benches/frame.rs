@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vaani_media::g722::{FRAME_BYTES, FRAME_SAMPLES, G722Decoder, G722Encoder};
 use vaani_media::jitter::{JitterBuffer, JitterConfig, PacketInfo};
+use vaani_media::opus::OpusEncoder;
 use vaani_media::packet::{RTP_HEADER_LEN, write_rtp_header};
 use vaani_media::resample::FrameResampler;
 use vaani_media::{Codec, EarshotVad, EnergyVad, Law, MediaSession, SessionConfig, Vad};
@@ -121,6 +122,15 @@ fn call_bench(c: &mut Criterion, name: &str, codec: Codec, vad: fn() -> Box<dyn 
             G722Encoder::new().encode(&tone(16000), &mut bytes);
             bytes
         }
+        Codec::Opus => {
+            let mut bytes = vec![0u8; 400];
+            let mut encoder = OpusEncoder::new().expect("Opus encoder");
+            let n = encoder
+                .encode(&tone(16000), &mut bytes)
+                .expect("Opus encodes a tone");
+            bytes.truncate(n);
+            bytes
+        }
     };
     // Twenty seconds of agent audio (one batch) (8 kHz, as the speech stack produces it).
     let agent: Arc<[i16]> = tone(8000).repeat(1000).into();
@@ -143,7 +153,7 @@ fn call_bench(c: &mut Criterion, name: &str, codec: Codec, vad: fn() -> Box<dyn 
                         false,
                         codec.static_payload_type(),
                         k as u16,
-                        (k * 160) as u32,
+                        (k as u32).wrapping_mul(codec.frame_units()),
                         0xF00D,
                     );
                     packet[RTP_HEADER_LEN..].copy_from_slice(&payload);
@@ -189,6 +199,7 @@ fn bench(c: &mut Criterion) {
     call_bench(c, "pcmu_earshot_vad", Codec::G711(Law::Mu), earshot);
     call_bench(c, "pcmu_energy_vad", Codec::G711(Law::Mu), energy);
     call_bench(c, "g722_earshot_vad", Codec::G722, earshot);
+    call_bench(c, "opus_earshot_vad", Codec::Opus, earshot);
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,5 @@
-//! The media path allocates nothing per packet in steady state: after a warm-up, a G.711 or
-//! G.722 session (earshot VAD, playback running, utterances on) takes a packet, ticks and sends
+//! The media path allocates nothing per packet in steady state: after a warm-up, a G.711,
+//! G.722 or Opus session (earshot VAD, playback running, utterances on) takes a packet, ticks and sends
 //! its packet every 20 ms without a single heap allocation; only the RTCP report every ~5 s
 //! may allocate (the `rtcp` crate builds it in a few small buffers). Counted with a global allocator
 //! wrapper, on the measuring thread only (the test harness allocates on its own threads).
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vaani_media::g722::{FRAME_BYTES, G722Encoder};
+use vaani_media::opus::OpusEncoder;
 use vaani_media::packet::{RTP_HEADER_LEN, write_rtp_header};
 use vaani_media::{Codec, EarshotVad, Law, MediaSession, SessionConfig};
 
@@ -103,6 +104,15 @@ fn steady_state_allocations(codec: Codec) -> (u64, u64, u64) {
             G722Encoder::new().encode(&tone(16000), &mut bytes);
             bytes
         }
+        Codec::Opus => {
+            let mut bytes = vec![0u8; 400];
+            let mut encoder = OpusEncoder::new().expect("Opus encoder");
+            let n = encoder
+                .encode(&tone(16000), &mut bytes)
+                .expect("Opus encodes a tone");
+            bytes.truncate(n);
+            bytes
+        }
     };
     let total = 1500;
     let packets: Vec<Vec<u8>> = (0..total)
@@ -113,7 +123,7 @@ fn steady_state_allocations(codec: Codec) -> (u64, u64, u64) {
                 false,
                 codec.static_payload_type(),
                 n as u16,
-                (n * 160) as u32,
+                (n as u32).wrapping_mul(codec.frame_units()),
                 0xF00D,
             );
             packet[RTP_HEADER_LEN..].copy_from_slice(&payload);
@@ -151,6 +161,17 @@ fn a_g711_session_allocates_nothing_per_packet_in_steady_state() {
 #[test]
 fn a_g722_session_allocates_nothing_per_packet_in_steady_state() {
     let (allocations, sent, reports) = steady_state_allocations(Codec::G722);
+    assert!(sent >= 999, "{sent} packets sent in 1000 ticks");
+    assert!((2..=6).contains(&reports), "{reports} RTCP reports in 20 s");
+    assert!(
+        allocations <= reports * ALLOCATIONS_PER_REPORT,
+        "{allocations} allocations in 1000 steps with {reports} RTCP reports"
+    );
+}
+
+#[test]
+fn an_opus_session_allocates_nothing_per_packet_in_steady_state() {
+    let (allocations, sent, reports) = steady_state_allocations(Codec::Opus);
     assert!(sent >= 999, "{sent} packets sent in 1000 ticks");
     assert!((2..=6).contains(&reports), "{reports} RTCP reports in 20 s");
     assert!(

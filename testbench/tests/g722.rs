@@ -190,11 +190,24 @@ fn a_g722_call_is_answered_in_g722_and_wideband_speech_flows_both_ways() {
     );
     let mut by_sequence = agent.clone();
     by_sequence.sort_by_key(|p| p.sequence);
-    for pair in by_sequence.windows(2) {
-        if pair[1].sequence == pair[0].sequence.wrapping_add(1) {
-            assert_eq!(pair[1].timestamp.wrapping_sub(pair[0].timestamp), 160);
-        }
-    }
+    // Consecutive packets step 160 units; a whole number of frames more where vaani's media
+    // shard fell behind and skipped ticks (a loaded machine), which must stay rare.
+    let steps: Vec<u32> = by_sequence
+        .windows(2)
+        .filter(|pair| pair[1].sequence == pair[0].sequence.wrapping_add(1))
+        .map(|pair| pair[1].timestamp.wrapping_sub(pair[0].timestamp))
+        .collect();
+    assert!(
+        steps.len() > 100,
+        "{} consecutive packet pairs",
+        steps.len()
+    );
+    assert!(
+        steps.iter().all(|&step| step > 0 && step % 160 == 0),
+        "timestamp steps not in 160-unit frames: {steps:?}"
+    );
+    let exact = steps.iter().filter(|&&step| step == 160).count();
+    assert!(exact * 20 >= steps.len() * 19, "{steps:?}");
     let levels = decoded_levels(&agent);
     let voiced = levels.iter().filter(|&&l| l > SPEECH_RMS).count();
     assert!(
