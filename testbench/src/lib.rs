@@ -18,6 +18,8 @@ use serde_json::Value;
 
 pub mod audio;
 pub mod fake_llm;
+pub mod load;
+pub mod procstat;
 
 /// The repository root (the parent of `testbench/`).
 pub fn repo_root() -> PathBuf {
@@ -37,8 +39,14 @@ pub fn vaani_binary() -> PathBuf {
     if let Ok(path) = std::env::var("VAANI_BIN") {
         return PathBuf::from(path);
     }
-    // Test executables live in <target>/<profile>/deps/; binaries in <target>/<profile>/.
+    // Test executables live in <target>/<profile>/deps/; binaries in <target>/<profile>/,
+    // next to the benchmark binaries (`capacity`, `cps`).
     let exe = std::env::current_exe().expect("current test executable");
+    if let Some(sibling) = exe.parent().map(|dir| dir.join("vaani"))
+        && sibling.exists()
+    {
+        return sibling;
+    }
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
@@ -171,6 +179,9 @@ pub struct ServerSpec {
     pub sip_toml: String,
     /// Environment variables for the server process (e.g. a trunk's password).
     pub env: Vec<(String, String)>,
+    /// `[media] rtp_ports` as an inclusive range; `None`: 400 ports at a random base in
+    /// 20000-39999 (200 calls).
+    pub rtp_ports: Option<(u16, u16)>,
 }
 
 impl ServerSpec {
@@ -187,6 +198,7 @@ impl ServerSpec {
             media_toml: String::new(),
             sip_toml: String::new(),
             env: Vec::new(),
+            rtp_ports: None,
         }
     }
 }
@@ -211,7 +223,8 @@ impl VaaniServer {
         let sip_port = free_port();
         let http_port = free_port();
         let rtp_base = 20000 + 2 * (rand_u16() % 10000);
-        let config = render_config(spec, sip_port, http_port, rtp_base, dir.path());
+        let rtp_ports = spec.rtp_ports.unwrap_or((rtp_base, rtp_base + 399));
+        let config = render_config(spec, sip_port, http_port, rtp_ports, dir.path());
         let config_path = dir.path().join("vaani.toml");
         std::fs::write(&config_path, config).expect("write config");
 
@@ -219,9 +232,10 @@ impl VaaniServer {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info,vaani=debug")
             .env("NO_COLOR", "1")
+            // After the defaults, so that a spec can quieten the log (the benchmarks do).
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -393,6 +407,11 @@ impl VaaniServer {
         None
     }
 
+    /// The server's process id (for reading its CPU time and memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -446,7 +465,7 @@ fn render_config(
     spec: &ServerSpec,
     sip_port: u16,
     http_port: u16,
-    rtp_base: u16,
+    (rtp_base, rtp_end): (u16, u16),
     dir: &Path,
 ) -> String {
     let cidrs = spec
@@ -489,7 +508,6 @@ allowed_cidrs = [{cidrs}]
 {trunk_toml}
 "#,
         trunk_toml = spec.trunk_toml,
-        rtp_end = rtp_base + 399,
         rtp_timeout = spec.rtp_timeout_secs,
         media_toml = spec.media_toml,
         sip_toml = spec.sip_toml,
