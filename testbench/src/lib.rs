@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod audio;
+pub mod bench;
+pub mod capacity;
+pub mod cps;
 pub mod fake_llm;
 pub mod load;
 pub mod procstat;
