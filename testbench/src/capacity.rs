@@ -52,8 +52,9 @@ pub struct CapacityOptions {
     pub baseline: bool,
     /// Threads of the UDP echo baseline (vaani's media shards default to the core count).
     pub baseline_shards: usize,
-    /// Stop after the first step whose calls did not all come up, or lost packets, or missed
-    /// the pacing target (the CPU target alone does not stop the ramp).
+    /// Stop after the first saturated step ([`CapacityStep::saturated`]: calls not up or failed,
+    /// or packets lost). Missing only the pacing or CPU target does not stop the ramp: on a busy
+    /// machine pacing shows other processes' load first.
     pub stop_on_failure: bool,
 }
 
@@ -169,6 +170,16 @@ impl CapacityStep {
         (echo > 0.0).then(|| self.cpu_percent_per_call() / echo)
     }
 
+    /// Whether vaani could not carry this step: calls did not come up or failed, or packets
+    /// were lost in either direction.
+    pub fn saturated(&self) -> bool {
+        self.calls_up < self.calls
+            || self.sipp_failed > 0
+            || self.sipp_exit != 0
+            || self.inbound_lost() > 0
+            || self.window_stats.gaps > 0
+    }
+
     /// What this step missed, besides the CPU target: calls not up or failed, loss (either
     /// direction), pacing.
     pub fn capacity_failures(&self) -> Vec<String> {
@@ -212,6 +223,8 @@ impl CapacityStep {
 pub struct CapacityReport {
     /// The vaani binary measured.
     pub vaani_binary: String,
+    /// vaani's CPU with no call, percent of one core (its tickers and timers).
+    pub vaani_idle_cpu_percent: f64,
     /// Steps run, in order.
     pub steps: Vec<CapacityStep>,
 }
@@ -232,7 +245,10 @@ impl CapacityReport {
     /// The report as markdown: one table row per step and a summary.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("vaani binary: `{}`\n\n", self.vaani_binary));
+        out.push_str(&format!(
+            "vaani binary: `{}`; idle (no call): {:.1} % of a core\n\n",
+            self.vaani_binary, self.vaani_idle_cpu_percent
+        ));
         out.push_str(
             "| calls | up | vaani CPU % | CPU %/call | calls/core | RSS MiB | RSS KiB/call \
              | in sent | in lost | out recv | out lost | pacing p50 ms | p99 ms | max ms \
@@ -320,8 +336,13 @@ pub fn run_capacity(options: &CapacityOptions) -> Result<CapacityReport, BenchEr
     let server = VaaniServer::start(&server_spec(max_calls));
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss = process_rss(server.pid())?;
+    let idle_before = process_cpu(server.pid())?;
+    let idle_started = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_cpu = process_cpu(server.pid())?.saturating_sub(idle_before);
     let mut report = CapacityReport {
         vaani_binary: crate::vaani_binary().display().to_string(),
+        vaani_idle_cpu_percent: percent_of_core(idle_cpu, idle_started.elapsed()),
         steps: Vec::new(),
     };
     for &calls in &options.steps {
@@ -345,7 +366,7 @@ pub fn run_capacity(options: &CapacityOptions) -> Result<CapacityReport, BenchEr
                 .map(|r| format!(", {r:.1}× the UDP echo"))
                 .unwrap_or_default()
         );
-        let stop = options.stop_on_failure && !step.capacity_failures().is_empty();
+        let stop = options.stop_on_failure && step.saturated();
         report.steps.push(step);
         if stop {
             break;
@@ -533,17 +554,20 @@ mod tests {
         let mut s = step(100, 50.0); // 0.5 % per call
         assert_eq!(s.capacity_failures(), Vec::<String>::new());
         assert_eq!(s.failures().len(), 1);
-        s.inbound_received = 990;
         s.window_stats.pacing.record(5_000_000);
+        assert!(!s.saturated(), "late packets alone do not saturate");
+        s.inbound_received = 990;
         let failures = s.capacity_failures();
         assert_eq!(failures.len(), 2, "{failures:?}");
         assert_eq!(s.inbound_lost(), 10);
+        assert!(s.saturated());
     }
 
     #[test]
     fn the_report_names_the_highest_passing_step() {
         let report = CapacityReport {
             vaani_binary: "vaani".into(),
+            vaani_idle_cpu_percent: 1.0,
             steps: vec![step(100, 5.0), step(200, 10.0), step(400, 80.0)],
         };
         assert_eq!(report.highest_passing().map(|s| s.calls), Some(200));
