@@ -1,6 +1,7 @@
 //! Pieces the `capacity` and `cps` benchmarks share: the server they run against, a sipp load
 //! run in the background with its statistics, and reading vaani's Prometheus counters.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -268,6 +269,28 @@ pub fn percent_of_core(cpu: Duration, window: Duration) -> f64 {
         return 0.0;
     }
     100.0 * cpu.as_secs_f64() / window.as_secs_f64()
+}
+
+/// CPU per thread name over the window, percent of one core, largest first (under 0.5 % left
+/// out).
+pub fn thread_shares(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+    window: Duration,
+) -> Vec<(String, f64)> {
+    let mut shares: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, cpu)| {
+            let earlier = before.get(name).copied().unwrap_or_default();
+            (
+                name.trim_end_matches('-').to_string(),
+                percent_of_core(cpu.saturating_sub(earlier), window),
+            )
+        })
+        .filter(|(_, pct)| *pct >= 0.5)
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
 }
 
 #[cfg(test)]

@@ -17,14 +17,13 @@
 //! count and 20 ms tick, every packet sent straight back — the cost of the socket I/O alone on
 //! this machine. vaani's cost is reported as a ratio of it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::VaaniServer;
 use crate::bench::{
     BenchError, SippLoad, SippLoadSpec, metric, percent_of_core, scrape_metrics, server_spec,
-    wait_until_idle,
+    thread_shares, wait_until_idle,
 };
 use crate::load::{LoadStats, RtpLoadGenerator, UdpEcho};
 use crate::procstat::{
@@ -251,12 +250,12 @@ impl CapacityReport {
         ));
         out.push_str(
             "| calls | up | vaani CPU % | CPU %/call | calls/core | RSS MiB | RSS KiB/call \
-             | in sent | in lost | out recv | out lost | pacing p50 ms | p99 ms | max ms \
+             | in sent | in lost | out recv | out lost | kernel UDP drops | pacing p50 ms | p99 ms | max ms \
              | gen CPU % | sipp CPU % | echo CPU %/call | vaani/echo | vaani threads (% of a core) \
              | verdict |\n",
         );
         out.push_str(
-            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
         );
         for s in &self.steps {
             let pacing = &s.window_stats.pacing;
@@ -274,7 +273,7 @@ impl CapacityReport {
                 failures.join("; ")
             };
             out.push_str(&format!(
-                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
+                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
                 s.calls,
                 s.calls_up,
                 s.vaani_cpu_percent,
@@ -286,6 +285,7 @@ impl CapacityReport {
                 s.inbound_lost(),
                 s.window_stats.received,
                 s.window_stats.gaps,
+                s.kernel_udp_drops,
                 ms(pacing.quantile(0.5)),
                 ms(pacing.quantile(0.99)),
                 ms(pacing.max()),
@@ -484,28 +484,6 @@ fn run_step(
         kernel_udp_drops,
         baseline: None,
     })
-}
-
-/// CPU per thread name over the window, percent of one core, largest first (under 0.5 % left
-/// out).
-fn thread_shares(
-    before: &BTreeMap<String, Duration>,
-    after: &BTreeMap<String, Duration>,
-    window: Duration,
-) -> Vec<(String, f64)> {
-    let mut shares: Vec<(String, f64)> = after
-        .iter()
-        .map(|(name, cpu)| {
-            let earlier = before.get(name).copied().unwrap_or_default();
-            (
-                name.trim_end_matches('-').to_string(),
-                percent_of_core(cpu.saturating_sub(earlier), window),
-            )
-        })
-        .filter(|(_, pct)| *pct >= 0.5)
-        .collect();
-    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
-    shares
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use crate::VaaniServer;
 use crate::bench::{
-    BenchError, SippLoad, SippLoadSpec, percent_of_core, server_spec, wait_until_idle,
+    BenchError, SippLoad, SippLoadSpec, percent_of_core, server_spec, thread_shares,
+    wait_until_idle,
 };
-use crate::procstat::{process_cpu, raise_open_file_limit};
+use crate::procstat::{process_cpu, raise_open_file_limit, thread_cpu_by_name};
 
 /// Slack on top of the planned duration before a rate counts as not sustained.
 const SLACK: Duration = Duration::from_secs(3);
@@ -61,6 +62,8 @@ pub struct CpsStep {
     pub planned: Duration,
     /// vaani's CPU over the step, percent of one core.
     pub vaani_cpu_percent: f64,
+    /// vaani's CPU by thread name over the step, percent of one core, largest first.
+    pub vaani_threads: Vec<(String, f64)>,
     /// sipp's CPU over the step, percent of one core.
     pub sipp_cpu_percent: f64,
     /// Whether vaani had no active call left within 30 s after sipp finished.
@@ -108,11 +111,12 @@ impl CpsReport {
         let mut out = format!("vaani binary: `{}`\n\n", self.vaani_binary);
         out.push_str(
             "| CPS asked | calls | successful | failed | elapsed s | planned s | achieved CPS \
-             | vaani CPU % | sipp CPU % | sustained |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+             | vaani CPU % | sipp CPU % | vaani threads (% of a core) | sustained |\n\
+             |--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
         );
         for s in &self.steps {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {} |\n",
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |\n",
                 s.rate,
                 s.calls,
                 s.successful,
@@ -122,6 +126,12 @@ impl CpsReport {
                 s.achieved_rate(),
                 s.vaani_cpu_percent,
                 s.sipp_cpu_percent,
+                s.vaani_threads
+                    .iter()
+                    .take(4)
+                    .map(|(name, pct)| format!("{name} {pct:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if s.sustained() { "yes" } else { "no" },
             ));
         }
@@ -190,6 +200,7 @@ fn run_rate(
     let planned = Duration::from_secs_f64(calls as f64 / f64::from(rate));
     let timeout = planned * 3 + Duration::from_secs(30);
     let vaani_before = process_cpu(server.pid())?;
+    let threads_before = thread_cpu_by_name(server.pid())?;
     let sipp = SippLoad::start(
         server,
         &SippLoadSpec {
@@ -227,6 +238,7 @@ fn run_rate(
     let (sipp_exit, counts) = sipp.wait(timeout + Duration::from_secs(10));
     let elapsed = started.elapsed();
     let vaani_cpu = process_cpu(server.pid())?.saturating_sub(vaani_before);
+    let threads_after = thread_cpu_by_name(server.pid())?;
     done.store(true, Ordering::Release);
     let _ = poller.join();
     let sipp_cpu = sipp_cpu.lock().map(|c| *c).unwrap_or_default();
@@ -240,6 +252,7 @@ fn run_rate(
         elapsed,
         planned,
         vaani_cpu_percent: percent_of_core(vaani_cpu, elapsed),
+        vaani_threads: thread_shares(&threads_before, &threads_after, elapsed),
         sipp_cpu_percent: percent_of_core(sipp_cpu, elapsed),
         drained,
     })
@@ -298,6 +311,7 @@ mod tests {
             elapsed: Duration::from_secs(elapsed_s),
             planned: Duration::from_secs(10),
             vaani_cpu_percent: 50.0,
+            vaani_threads: vec![("vaani-calls".into(), 40.0)],
             sipp_cpu_percent: 5.0,
             drained: true,
         }
