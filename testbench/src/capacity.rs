@@ -169,6 +169,16 @@ impl CapacityStep {
         (echo > 0.0).then(|| self.cpu_percent_per_call() / echo)
     }
 
+    /// Packets vaani should have sent in the window (one per call per 20 ms) beyond those that
+    /// arrived, allowing one per call for the window's edges. vaani skips the ticks its shards
+    /// fell behind on without spending sequence numbers, so this, not the sequence gaps, shows
+    /// an overloaded shard.
+    pub fn outbound_shortfall(&self) -> u64 {
+        let per_call = self.window.as_secs_f64() / crate::load::PACKET_INTERVAL.as_secs_f64();
+        let expected = (per_call * self.calls_up as f64) as u64;
+        expected.saturating_sub(self.window_stats.received + self.calls_up as u64)
+    }
+
     /// Whether vaani could not carry this step: calls did not come up or failed, or packets
     /// were lost in either direction.
     pub fn saturated(&self) -> bool {
@@ -177,6 +187,7 @@ impl CapacityStep {
             || self.sipp_exit != 0
             || self.inbound_lost() > 0
             || self.window_stats.gaps > 0
+            || self.outbound_shortfall() > 0
     }
 
     /// What this step missed, besides the CPU target: calls not up or failed, loss (either
@@ -194,6 +205,12 @@ impl CapacityStep {
         }
         if self.inbound_lost() > 0 {
             failures.push(format!("inbound loss {}", self.inbound_lost()));
+        }
+        if self.outbound_shortfall() > 0 {
+            failures.push(format!(
+                "outbound short by {} packets (ticks skipped)",
+                self.outbound_shortfall()
+            ));
         }
         if self.window_stats.gaps > 0 {
             failures.push(format!("outbound loss {}", self.window_stats.gaps));
@@ -250,12 +267,12 @@ impl CapacityReport {
         ));
         out.push_str(
             "| calls | up | vaani CPU % | CPU %/call | calls/core | RSS MiB | RSS KiB/call \
-             | in sent | in lost | out recv | out lost | kernel UDP drops | pacing p50 ms | p99 ms | max ms \
+             | in sent | in lost | out recv | out short | out lost | kernel UDP drops | pacing p50 ms | p99 ms | max ms \
              | gen CPU % | sipp CPU % | echo CPU %/call | vaani/echo | vaani threads (% of a core) \
              | verdict |\n",
         );
         out.push_str(
-            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
         );
         for s in &self.steps {
             let pacing = &s.window_stats.pacing;
@@ -273,7 +290,7 @@ impl CapacityReport {
                 failures.join("; ")
             };
             out.push_str(&format!(
-                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
+                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
                 s.calls,
                 s.calls_up,
                 s.vaani_cpu_percent,
@@ -284,6 +301,7 @@ impl CapacityReport {
                 s.inbound_sent,
                 s.inbound_lost(),
                 s.window_stats.received,
+                s.outbound_shortfall(),
                 s.window_stats.gaps,
                 s.kernel_udp_drops,
                 ms(pacing.quantile(0.5)),
@@ -354,12 +372,13 @@ pub fn run_capacity(options: &CapacityOptions) -> Result<CapacityReport, BenchEr
         let mut step = run_step(&server, calls, options, idle_rss)?;
         step.baseline = baseline;
         eprintln!(
-            "capacity: {} calls: {} up, vaani {:.1} % CPU ({:.3} %/call), in lost {}, out lost {}, pacing p99 {:.2} ms{}",
+            "capacity: {} calls: {} up, vaani {:.1} % CPU ({:.3} %/call), in lost {}, out short {}, out lost {}, pacing p99 {:.2} ms{}",
             step.calls,
             step.calls_up,
             step.vaani_cpu_percent,
             step.cpu_percent_per_call(),
             step.inbound_lost(),
+            step.outbound_shortfall(),
             step.window_stats.gaps,
             ms(step.window_stats.pacing.quantile(0.99)),
             step.cost_ratio()
@@ -504,7 +523,10 @@ mod tests {
             vaani_idle_rss: 100 << 20,
             generator_cpu_percent: 1.0,
             sipp_cpu_percent: 0.5,
-            window_stats: LoadStats::default(),
+            window_stats: LoadStats {
+                received: calls as u64 * 500,
+                ..LoadStats::default()
+            },
             inbound_sent: 1000,
             inbound_received: 1000,
             inbound_jitter_lost: 0,
@@ -537,6 +559,13 @@ mod tests {
         s.inbound_received = 990;
         let failures = s.capacity_failures();
         assert_eq!(failures.len(), 2, "{failures:?}");
+        assert_eq!(s.inbound_lost(), 10);
+        s.inbound_received = 1000;
+        // 10 s at 50 packets/s for 100 calls is 50,000; 1 per call is allowed for the edges.
+        s.window_stats.received = 40_000;
+        assert_eq!(s.outbound_shortfall(), 9_900);
+        assert!(s.saturated());
+        s.inbound_received = 990;
         assert_eq!(s.inbound_lost(), 10);
         assert!(s.saturated());
     }
