@@ -84,17 +84,20 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until vaani reports no active call (up to `limit`); returns whether it got there.
-pub fn wait_until_idle(server: &VaaniServer, limit: Duration) -> bool {
+/// Waits until vaani reports no active call (up to `limit`); returns the active calls it last
+/// reported (0: idle; `u64::MAX`: `/metrics` never answered).
+pub fn wait_until_idle(server: &VaaniServer, limit: Duration) -> u64 {
     let deadline = Instant::now() + limit;
+    let mut active = u64::MAX;
     loop {
-        if let Ok(text) = scrape_metrics(server)
-            && metric(&text, "vaani_active_calls") == 0.0
-        {
-            return true;
+        if let Ok(text) = scrape_metrics(server) {
+            active = metric(&text, "vaani_active_calls").max(0.0) as u64;
+            if active == 0 {
+                return 0;
+            }
         }
         if Instant::now() > deadline {
-            return false;
+            return active;
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -66,8 +66,8 @@ pub struct CpsStep {
     pub vaani_threads: Vec<(String, f64)>,
     /// sipp's CPU over the step, percent of one core.
     pub sipp_cpu_percent: f64,
-    /// Whether vaani had no active call left within 30 s after sipp finished.
-    pub drained: bool,
+    /// Calls vaani still reported active 30 s after sipp finished (`vaani_active_calls`).
+    pub left_active: u64,
 }
 
 impl CpsStep {
@@ -87,7 +87,7 @@ impl CpsStep {
             && self.sipp_exit == 0
             && self.successful == self.calls
             && self.elapsed <= self.planned + self.planned / 4 + SLACK
-            && self.drained
+            && self.left_active == 0
     }
 }
 
@@ -111,12 +111,12 @@ impl CpsReport {
         let mut out = format!("vaani binary: `{}`\n\n", self.vaani_binary);
         out.push_str(
             "| CPS asked | calls | successful | failed | elapsed s | planned s | achieved CPS \
-             | vaani CPU % | sipp CPU % | vaani threads (% of a core) | sustained |\n\
-             |--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+             | vaani CPU % | sipp CPU % | vaani threads (% of a core) | left active | sustained |\n\
+             |--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|\n",
         );
         for s in &self.steps {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |\n",
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} |\n",
                 s.rate,
                 s.calls,
                 s.successful,
@@ -132,6 +132,7 @@ impl CpsReport {
                     .map(|(name, pct)| format!("{name} {pct:.0}"))
                     .collect::<Vec<_>>()
                     .join(", "),
+                s.left_active,
                 if s.sustained() { "yes" } else { "no" },
             ));
         }
@@ -163,7 +164,7 @@ pub fn run_cps(options: &CpsOptions) -> Result<CpsReport, BenchError> {
     for &rate in &options.rates {
         let step = run_rate(&server, sink.port, rate, options, concurrent)?;
         eprintln!(
-            "cps: {} CPS: {}/{} ok, {} failed, {:.1} s (planned {:.1} s), vaani {:.0} % CPU, {}",
+            "cps: {} CPS: {}/{} ok, {} failed, {:.1} s (planned {:.1} s), vaani {:.0} % CPU, {} left active, {}",
             step.rate,
             step.successful,
             step.calls,
@@ -171,6 +172,7 @@ pub fn run_cps(options: &CpsOptions) -> Result<CpsReport, BenchError> {
             step.elapsed.as_secs_f64(),
             step.planned.as_secs_f64(),
             step.vaani_cpu_percent,
+            step.left_active,
             if step.sustained() {
                 "sustained"
             } else {
@@ -242,7 +244,7 @@ fn run_rate(
     done.store(true, Ordering::Release);
     let _ = poller.join();
     let sipp_cpu = sipp_cpu.lock().map(|c| *c).unwrap_or_default();
-    let drained = wait_until_idle(server, Duration::from_secs(30));
+    let left_active = wait_until_idle(server, Duration::from_secs(30));
     Ok(CpsStep {
         rate,
         calls,
@@ -254,7 +256,7 @@ fn run_rate(
         vaani_cpu_percent: percent_of_core(vaani_cpu, elapsed),
         vaani_threads: thread_shares(&threads_before, &threads_after, elapsed),
         sipp_cpu_percent: percent_of_core(sipp_cpu, elapsed),
-        drained,
+        left_active,
     })
 }
 
@@ -313,7 +315,7 @@ mod tests {
             vaani_cpu_percent: 50.0,
             vaani_threads: vec![("vaani-calls".into(), 40.0)],
             sipp_cpu_percent: 5.0,
-            drained: true,
+            left_active: 0,
         }
     }
 

@@ -53,6 +53,6 @@ fn cps_benchmark_reports_a_tiny_rate() {
     assert_eq!(step.failed, 0, "{step:?}");
     assert_eq!(step.successful, 10, "{step:?}");
     assert_eq!(step.sipp_exit, 0, "{step:?}");
-    assert!(step.drained, "{step:?}");
+    assert_eq!(step.left_active, 0, "{step:?}");
     assert!(report.to_markdown().contains("| 5 | 10 | 10 | 0 |"));
 }
