@@ -114,6 +114,26 @@ pub struct SippCounts {
     pub failed: u64,
 }
 
+/// The first lines of sipp's `_errors.log` in `dir` (why calls failed), at most `max` bytes.
+pub fn sipp_error_summary(dir: &Path, max: usize) -> String {
+    let mut summary = String::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with("_errors.log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    if summary.len() + line.len() > max {
+                        return summary;
+                    }
+                    summary.push_str(line);
+                    summary.push('\n');
+                }
+            }
+        }
+    }
+    summary
+}
+
 /// A sipp run in the background (its own scratch directory); killed on drop.
 pub struct SippLoad {
     child: Child,
@@ -204,9 +224,9 @@ impl SippLoad {
         self.started
     }
 
-    /// Waits for sipp to exit (killing it after `limit`); returns its exit code (-1 when killed)
-    /// and its final counts.
-    pub fn wait(mut self, limit: Duration) -> (i32, SippCounts) {
+    /// Waits for sipp to exit (killing it after `limit`); returns its exit code (-1 when killed),
+    /// its final counts and the start of its error log.
+    pub fn wait(mut self, limit: Duration) -> (i32, SippCounts, String) {
         let deadline = Instant::now() + limit;
         let code = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -219,7 +239,11 @@ impl SippLoad {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        (code, read_sipp_counts(&self.dir.path().join("stats.csv")))
+        (
+            code,
+            read_sipp_counts(&self.dir.path().join("stats.csv")),
+            sipp_error_summary(self.dir.path(), 600),
+        )
     }
 
     /// The scratch directory (sipp's logs).

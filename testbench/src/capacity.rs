@@ -477,7 +477,10 @@ fn run_step(
     std::thread::sleep(Duration::from_millis(200));
     let inbound_sent = generator.totals().sent;
     let sipp_limit = hold + ramp + Duration::from_secs(60);
-    let (sipp_exit, counts) = sipp.wait(sipp_limit);
+    let (sipp_exit, counts, errors) = sipp.wait(sipp_limit);
+    if counts.failed > 0 || sipp_exit != 0 {
+        eprintln!("capacity: {calls} calls: sipp's errors begin with:\n{errors}");
+    }
     drop(generator);
     wait_until_idle(server, Duration::from_secs(30));
     let after = scrape_metrics(server)?;

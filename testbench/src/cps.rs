@@ -3,6 +3,13 @@
 //! each rate runs for a fixed time, and counts as sustained when every call completed, none
 //! failed and sipp finished within a quarter of the planned time plus a few seconds (it did not
 //! fall behind). vaani's CPU over each rate is reported beside it.
+//!
+//! Over UDP vaani's SIP endpoint keeps every ended call for 64 × T1 = 32 s to absorb
+//! retransmissions, in a table of at most `vaani_sip::endpoint::MAX_CALLS` (10,000) calls; a
+//! full table answers `503`. So a rate is only *sustained* if it runs longer than that (the
+//! table reaches its steady size, rate × 32 s), and each rate starts after the previous one's
+//! calls have left the table: by default every rate runs 40 s after a 33 s drain. Shorter
+//! `--duration`s measure bursts.
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -28,6 +35,9 @@ pub struct CpsOptions {
     pub duration: Duration,
     /// How long each call stays up between ACK and BYE.
     pub hold: Duration,
+    /// Wait before each rate after the first, so that the previous rate's ended calls have left
+    /// vaani's SIP call table (64 × T1 = 32 s over UDP).
+    pub drain: Duration,
     /// Stop after the first rate that was not sustained.
     pub stop_on_failure: bool,
 }
@@ -35,9 +45,10 @@ pub struct CpsOptions {
 impl Default for CpsOptions {
     fn default() -> Self {
         Self {
-            rates: vec![50, 100, 200, 300, 400, 500, 600, 800, 1000],
-            duration: Duration::from_secs(10),
+            rates: vec![100, 200, 300, 400, 500, 600],
+            duration: Duration::from_secs(40),
             hold: Duration::ZERO,
+            drain: Duration::from_secs(33),
             stop_on_failure: true,
         }
     }
@@ -161,7 +172,10 @@ pub fn run_cps(options: &CpsOptions) -> Result<CpsReport, BenchError> {
         vaani_binary: crate::vaani_binary().display().to_string(),
         steps: Vec::new(),
     };
-    for &rate in &options.rates {
+    for (index, &rate) in options.rates.iter().enumerate() {
+        if index > 0 {
+            std::thread::sleep(options.drain);
+        }
         let step = run_rate(&server, sink.port, rate, options, concurrent)?;
         eprintln!(
             "cps: {} CPS: {}/{} ok, {} failed, {:.1} s (planned {:.1} s), vaani {:.0} % CPU, {} left active, {}",
@@ -237,7 +251,10 @@ fn run_rate(
             }
         })
     };
-    let (sipp_exit, counts) = sipp.wait(timeout + Duration::from_secs(10));
+    let (sipp_exit, counts, errors) = sipp.wait(timeout + Duration::from_secs(10));
+    if counts.failed > 0 || sipp_exit != 0 {
+        eprintln!("cps: {rate} CPS: sipp's errors begin with:\n{errors}");
+    }
     let elapsed = started.elapsed();
     let vaani_cpu = process_cpu(server.pid())?.saturating_sub(vaani_before);
     let threads_after = thread_cpu_by_name(server.pid())?;

@@ -44,6 +44,7 @@ fn cps_benchmark_reports_a_tiny_rate() {
         rates: vec![5],
         duration: Duration::from_secs(2),
         hold: Duration::ZERO,
+        drain: Duration::ZERO,
         stop_on_failure: false,
     };
     let report = run_cps(&options).expect("cps benchmark runs");

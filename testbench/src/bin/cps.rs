@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --bins -p vaani -p vaani-testbench
 //! cargo run -p vaani-testbench --bin cps -- [--rates 50,100,200] [--max-rate N]
-//!     [--duration SECS] [--hold-ms MS] [--keep-going]
+//!     [--duration SECS] [--drain SECS] [--hold-ms MS] [--keep-going]
 //! ```
 //!
 //! The vaani binary is the one next to this executable (same profile), or `VAANI_BIN`.
@@ -16,7 +16,7 @@ use std::time::Duration;
 use vaani_testbench::cps::{CpsOptions, run_cps};
 
 const USAGE: &str = "usage: cps [--rates N,N,...] [--max-rate N] [--duration SECS] \
-                     [--hold-ms MS] [--keep-going]";
+                     [--drain SECS] [--hold-ms MS] [--keep-going]";
 
 fn parse(args: &[String]) -> Result<CpsOptions, String> {
     let mut options = CpsOptions::default();
@@ -42,6 +42,7 @@ fn parse(args: &[String]) -> Result<CpsOptions, String> {
             "--max-rate" => max_rate = Some(number(value()?)? as u32),
             "--duration" => options.duration = Duration::from_secs(number(value()?)?),
             "--hold-ms" => options.hold = Duration::from_millis(number(value()?)?),
+            "--drain" => options.drain = Duration::from_secs(number(value()?)?),
             "--keep-going" => options.stop_on_failure = false,
             "--help" | "-h" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
