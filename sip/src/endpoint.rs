@@ -27,9 +27,13 @@ mod transfer;
 pub use outbound::{OutboundCall, OutboundFailure};
 pub use transfer::TRANSFER_TIMEOUT;
 
-/// Most calls (including ones lingering to absorb retransmissions) held at once; further INVITEs
-/// get `503`.
+/// Most calls in progress (not counting ended ones lingering to absorb retransmissions) held
+/// at once; further INVITEs get `503`.
 pub const MAX_CALLS: usize = 10_000;
+
+/// Most ended calls kept to absorb retransmissions (64 × T1 = 32 s each over UDP, so this
+/// allows about 1,500 call setups per second sustained); beyond it, new INVITEs get `503` too.
+pub const MAX_LINGERING_CALLS: usize = 50_000;
 
 /// An INVITE the application never answers is given up after this long (like a proxy's Timer C):
 /// the endpoint answers `480` and reports `CallCancelled`.
@@ -498,6 +502,8 @@ pub struct SipEndpoint {
     config: EndpointConfig,
     next_key: u64,
     calls: HashMap<CallKey, Call>,
+    /// Calls in `calls` that are `Terminated` (lingering only to absorb retransmissions).
+    lingering: usize,
     by_tx: HashMap<TxKey, CallKey>,
     by_dialog: HashMap<DialogKey, CallKey>,
     by_bye_branch: HashMap<String, CallKey>,
@@ -581,6 +587,7 @@ impl SipEndpoint {
             config,
             next_key: 1,
             calls: HashMap::new(),
+            lingering: 0,
             by_tx: HashMap::new(),
             by_dialog: HashMap::new(),
             by_bye_branch: HashMap::new(),
@@ -600,6 +607,18 @@ impl SipEndpoint {
     /// Number of calls held (including ones lingering to absorb retransmissions).
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Number of ended calls held only to absorb retransmissions.
+    pub fn lingering_call_count(&self) -> usize {
+        self.lingering
+    }
+
+    /// Whether a new call must be refused: [`MAX_CALLS`] in progress or
+    /// [`MAX_LINGERING_CALLS`] ended ones still held.
+    fn call_table_full(&self) -> bool {
+        self.calls.len() - self.lingering.min(self.calls.len()) >= MAX_CALLS
+            || self.lingering >= MAX_LINGERING_CALLS
     }
 
     /// Feed one received message: a UDP datagram, or one complete message framed off a TCP
@@ -1144,7 +1163,7 @@ impl SipEndpoint {
         if self.reject_required_extensions(transport, connection, &req) {
             return;
         }
-        if self.calls.len() >= MAX_CALLS {
+        if self.call_table_full() {
             tracing::warn!(%source, "call table full; answering 503");
             self.respond_stateless(
                 transport,
@@ -1306,6 +1325,7 @@ impl SipEndpoint {
             Phase::Completed => {
                 // ACK for our non-2xx: absorbed by the server transaction (Timer I).
                 call.phase = Phase::Terminated;
+                self.lingering += 1;
                 call.response_retransmit = None;
                 call.timer_h = None;
                 call.remove_at = Some(if call.transport.is_reliable() {
@@ -1571,6 +1591,7 @@ impl SipEndpoint {
             }
             Phase::Accepted | Phase::Confirmed => {
                 call.phase = Phase::Terminated;
+                self.lingering += 1;
                 call.response_retransmit = None;
                 call.timer_h = None;
                 call.reinvite = None;
@@ -1722,6 +1743,9 @@ impl SipEndpoint {
         };
         if let Some(bye) = call.bye.take() {
             self.by_bye_branch.remove(&bye.branch);
+        }
+        if call.phase != Phase::Terminated {
+            self.lingering += 1;
         }
         call.phase = Phase::Terminated;
         call.remove_at = Some(remove_at);
@@ -1948,6 +1972,7 @@ impl SipEndpoint {
                 }
                 Phase::Completed => {
                     call.phase = Phase::Terminated;
+                    self.lingering += 1;
                     call.remove_at = Some(now);
                 }
                 _ => {}
@@ -1985,6 +2010,9 @@ impl SipEndpoint {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
+        if call.phase == Phase::Terminated {
+            self.lingering = self.lingering.saturating_sub(1);
+        }
         if self.by_tx.get(&call.tx_key) == Some(&key) {
             self.by_tx.remove(&call.tx_key);
         }

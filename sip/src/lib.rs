@@ -26,8 +26,8 @@ mod transport;
 pub use digest::DigestCredentials;
 pub use driver::{SipCommand, SipDriver, SipDriverConfig};
 pub use endpoint::{
-    ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, OutboundCall,
-    OutboundFailure, SipEndpoint, SipEvent, TRANSFER_TIMEOUT,
+    ANSWER_TIMEOUT, CallEndReason, EndpointConfig, IncomingCall, MAX_CALLS, MAX_LINGERING_CALLS,
+    OutboundCall, OutboundFailure, SipEndpoint, SipEvent, TRANSFER_TIMEOUT,
 };
 pub use error::SipError;
 pub use sdes::{CryptoAttribute, SdesError, SrtpSuite};

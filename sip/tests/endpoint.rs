@@ -1001,3 +1001,68 @@ fn no_panic_on_random_truncated_and_mutated_input() {
     assert_eq!(sent.len(), 1);
     assert_eq!(status(&sent[0]), Some(100));
 }
+
+/// Calls that ended linger 32 s to absorb retransmissions; they do not count against
+/// `MAX_CALLS`, so a sustained setup rate above `MAX_CALLS / 32 s` (≈ 312 per second) is not
+/// refused with `503`.
+#[test]
+fn ended_calls_lingering_for_retransmissions_do_not_fill_the_call_table() {
+    let mut h = Harness::new();
+    let ended = vaani_sip::MAX_CALLS + 50;
+    for n in 0..ended {
+        let call_id = format!("linger-{n}");
+        let branch = format!("z9hG4bKinv{n}");
+        h.recv(
+            &Invite {
+                call_id: &call_id,
+                branch: &branch,
+                ..Default::default()
+            }
+            .to_bytes(),
+        );
+        let key = match h.events().as_slice() {
+            [SipEvent::IncomingCall(call)] => call.key,
+            other => panic!("call {n}: expected one IncomingCall, got {other:?}"),
+        };
+        h.ep.accept(h.now, key, session()).unwrap();
+        let sent = h.transmits();
+        assert_eq!(status(sent.last().unwrap()), Some(200), "call {n}");
+        let tag = tag_of(&header(sent.last().unwrap(), "To")).unwrap();
+        let ack_branch = format!("z9hG4bKack{n}");
+        let bye_branch = format!("z9hG4bKbye{n}");
+        for (method, branch, cseq) in [
+            ("ACK", &ack_branch, 15623387),
+            ("BYE", &bye_branch, 15623388),
+        ] {
+            h.recv(
+                &Req {
+                    call_id: &call_id,
+                    ..Req::new(method, branch, cseq, Some(&tag))
+                }
+                .to_bytes(),
+            );
+        }
+        let sent = h.transmits();
+        assert_eq!(status(&sent[0]), Some(200), "call {n}: BYE answered");
+        h.events();
+    }
+    assert_eq!(h.ep.call_count(), ended);
+    assert_eq!(h.ep.lingering_call_count(), ended);
+
+    // A new call is taken, not refused.
+    h.recv(
+        &Invite {
+            branch: "z9hG4bKfresh",
+            ..Default::default()
+        }
+        .to_bytes(),
+    );
+    let sent = h.transmits();
+    assert_eq!(status(&sent[0]), Some(100), "{}", first_line(&sent[0]));
+    assert!(matches!(h.events().as_slice(), [SipEvent::IncomingCall(_)]));
+
+    // After 64 × T1 the ended calls are gone; the one in progress stays.
+    h.advance_to(Duration::from_secs(40));
+    assert_eq!(h.ep.lingering_call_count(), 0);
+    assert_eq!(h.ep.call_count(), 1);
+}

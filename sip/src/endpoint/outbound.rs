@@ -197,7 +197,7 @@ impl SipEndpoint {
     /// from the peer, re-INVITEs and session timers work the same) or
     /// [`SipEvent::OutboundFailed`]. [`hangup`](Self::hangup) before the answer cancels.
     pub fn place_call(&mut self, now: Instant, call: OutboundCall) -> Result<CallKey, SipError> {
-        if self.calls.len() >= MAX_CALLS {
+        if self.call_table_full() {
             return Err(SipError::TooManyCalls);
         }
         let request_uri = parse_request_uri(&call.request_uri)?;
@@ -519,6 +519,9 @@ impl SipEndpoint {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if call.phase != Phase::Terminated {
+            self.lingering += 1;
+        }
         call.phase = Phase::Terminated;
         call.remove_at = Some(remove_at);
         call.end_reported = true;
