@@ -32,6 +32,11 @@ fn tone(rate: usize) -> Vec<i16> {
         .collect()
 }
 
+/// 20 ms of digital silence at `rate` Hz (a caller who is listening).
+fn silence(rate: usize) -> Vec<i16> {
+    vec![0; rate / 50]
+}
+
 fn codec_steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_20ms_frame");
     group.throughput(Throughput::Elements(1));
@@ -73,6 +78,10 @@ fn codec_steps(c: &mut Criterion) {
     group.bench_function("vad_earshot", |b| {
         b.iter(|| earshot.speech_probability(black_box(&wide)))
     });
+    let quiet = [0i16; 320];
+    group.bench_function("vad_earshot_silence_gated", |b| {
+        b.iter(|| earshot.speech_probability(black_box(&quiet)))
+    });
     let mut energy = EnergyVad::default();
     group.bench_function("vad_energy", |b| {
         b.iter(|| energy.speech_probability(black_box(&wide)))
@@ -103,7 +112,13 @@ fn codec_steps(c: &mut Criterion) {
 
 /// A whole call per 20 ms: the caller's packet through the session's inbound pipeline, the
 /// session's tick, and its outbound packet carrying playback audio (re-queued as it drains).
-fn call_bench(c: &mut Criterion, name: &str, codec: Codec, vad: fn() -> Box<dyn Vad>) {
+fn call_bench(
+    c: &mut Criterion,
+    name: &str,
+    codec: Codec,
+    vad: fn() -> Box<dyn Vad>,
+    caller: fn(usize) -> Vec<i16>,
+) {
     let phone = SocketAddr::from(([192, 0, 2, 1], 30_000));
     let t0 = Instant::now();
     let config = SessionConfig {
@@ -114,19 +129,19 @@ fn call_bench(c: &mut Criterion, name: &str, codec: Codec, vad: fn() -> Box<dyn 
     let payload: Vec<u8> = match codec {
         Codec::G711(law) => {
             let mut bytes = vec![0u8; 160];
-            law.encode(&tone(8000), &mut bytes);
+            law.encode(&caller(8000), &mut bytes);
             bytes
         }
         Codec::G722 => {
             let mut bytes = vec![0u8; FRAME_BYTES];
-            G722Encoder::new().encode(&tone(16000), &mut bytes);
+            G722Encoder::new().encode(&caller(16000), &mut bytes);
             bytes
         }
         Codec::Opus => {
             let mut bytes = vec![0u8; 400];
             let mut encoder = OpusEncoder::new().expect("Opus encoder");
             let n = encoder
-                .encode(&tone(16000), &mut bytes)
+                .encode(&caller(16000), &mut bytes)
                 .expect("Opus encodes a tone");
             bytes.truncate(n);
             bytes
@@ -196,10 +211,17 @@ fn earshot() -> Box<dyn Vad> {
 
 fn bench(c: &mut Criterion) {
     codec_steps(c);
-    call_bench(c, "pcmu_earshot_vad", Codec::G711(Law::Mu), earshot);
-    call_bench(c, "pcmu_energy_vad", Codec::G711(Law::Mu), energy);
-    call_bench(c, "g722_earshot_vad", Codec::G722, earshot);
-    call_bench(c, "opus_earshot_vad", Codec::Opus, earshot);
+    call_bench(c, "pcmu_earshot_vad", Codec::G711(Law::Mu), earshot, tone);
+    call_bench(
+        c,
+        "pcmu_earshot_vad_silent_caller",
+        Codec::G711(Law::Mu),
+        earshot,
+        silence,
+    );
+    call_bench(c, "pcmu_energy_vad", Codec::G711(Law::Mu), energy, tone);
+    call_bench(c, "g722_earshot_vad", Codec::G722, earshot, tone);
+    call_bench(c, "opus_earshot_vad", Codec::Opus, earshot, tone);
 }
 
 criterion_group!(benches, bench);

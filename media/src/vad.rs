@@ -15,14 +15,22 @@ pub trait Vad: Send {
 /// Number of samples earshot scores at a time (16 ms at 16 kHz).
 pub const EARSHOT_FRAME: usize = 256;
 
+/// Input whose every sample is within ±this (−54 dBFS peak) is not speech: the detector scores
+/// it 0 without running the network. Digital silence, a muted or idle line and the quiet
+/// between a caller's sentences fall under it; the quietest speech peaks far above it.
+pub const SILENCE_PEAK: i16 = 64;
+
 /// The default detector: earshot (pure Rust neural VAD, weights compiled in, ~9 µs per 20 ms).
 /// Buffers input into 256-sample frames; returns the mean score of the frames completed by this
-/// call, or the previous score if none completed.
+/// call, or the previous score if none completed. Input under [`SILENCE_PEAK`] scores 0 at
+/// once (the network is the largest cost of a call's media path, and half of a phone call is
+/// the caller listening); the partial frame buffered before it is dropped.
 pub struct EarshotVad {
     detector: Box<earshot::Detector>,
     pending: [i16; EARSHOT_FRAME],
     pending_len: usize,
     last: f32,
+    gated: u64,
 }
 
 impl EarshotVad {
@@ -33,7 +41,14 @@ impl EarshotVad {
             pending: [0; EARSHOT_FRAME],
             pending_len: 0,
             last: 0.0,
+            gated: 0,
         }
+    }
+
+    /// Calls answered 0 without running the network because the input was under
+    /// [`SILENCE_PEAK`].
+    pub fn gated_calls(&self) -> u64 {
+        self.gated
     }
 }
 
@@ -53,6 +68,15 @@ impl std::fmt::Debug for EarshotVad {
 
 impl Vad for EarshotVad {
     fn speech_probability(&mut self, mut pcm16k: &[i16]) -> f32 {
+        if pcm16k
+            .iter()
+            .all(|&s| (-SILENCE_PEAK..=SILENCE_PEAK).contains(&s))
+        {
+            self.gated += 1;
+            self.pending_len = 0;
+            self.last = 0.0;
+            return 0.0;
+        }
         let mut sum = 0.0f32;
         let mut count = 0u32;
         while !pcm16k.is_empty() {
@@ -388,9 +412,32 @@ mod tests {
         assert!(last < 0.5, "silence scored {last}");
         // A short chunk that completes no 256-sample frame returns the previous score.
         let mut v = EarshotVad::new();
-        assert_eq!(v.speech_probability(&[0; 100]), 0.0);
+        let quiet_noise: Vec<i16> = (0..320)
+            .map(|i| if i % 2 == 0 { 200 } else { -200 })
+            .collect();
+        assert_eq!(v.speech_probability(&quiet_noise[..100]), 0.0);
         assert_eq!(v.pending_len, 100);
-        v.speech_probability(&[0; 200]);
+        v.speech_probability(&quiet_noise[..200]);
         assert_eq!(v.pending_len, 44);
+        assert_eq!(v.gated_calls(), 0);
+    }
+
+    #[test]
+    fn earshot_gates_input_under_the_silence_peak() {
+        let mut v = EarshotVad::new();
+        let noise: Vec<i16> = (0..320).map(|i| ((i * 37) % 129) as i16 - 64).collect();
+        assert_eq!(v.speech_probability(&noise), 0.0);
+        assert_eq!(v.speech_probability(&[0; 320]), 0.0);
+        assert_eq!(v.gated_calls(), 2);
+        // One sample above the peak and the network runs (and buffers what it was given).
+        let mut loud = noise.clone();
+        loud[10] = SILENCE_PEAK + 1;
+        v.speech_probability(&loud[..100]);
+        assert_eq!(v.gated_calls(), 2);
+        assert_eq!(v.pending_len, 100);
+        // Silence after it drops the partial frame.
+        v.speech_probability(&[0; 320]);
+        assert_eq!(v.pending_len, 0);
+        assert_eq!(v.gated_calls(), 3);
     }
 }
