@@ -61,7 +61,8 @@ pub struct JitterConfig {
     pub clock_rate: u32,
     /// Target delay before any statistics exist (default 40 ms).
     pub initial_delay_ms: u32,
-    /// Lower clamp of the target delay (default 20 ms).
+    /// Lower clamp of the target delay (default 40 ms: a 20 ms floor lets a packet one tick
+    /// late, or reordered by one packet time, go lost; see `docs/benchmarks.md`).
     pub min_delay_ms: u32,
     /// Upper clamp of the target delay (default 200 ms).
     pub max_delay_ms: u32,
@@ -83,7 +84,7 @@ impl Default for JitterConfig {
         Self {
             clock_rate: 8000,
             initial_delay_ms: 40,
-            min_delay_ms: 20,
+            min_delay_ms: 40,
             max_delay_ms: 200,
             quantile: 0.95,
             forget_factor: 0.983,

@@ -155,16 +155,14 @@ fn frequent_reordering_raises_the_deadline_and_loses_nothing() {
 }
 
 #[test]
-fn rare_reordering_is_traded_for_delay_by_design() {
-    // 1 % of packets overtaken by their successor lies beyond the 95th percentile, and at the
-    // 20 ms floor the deadline cannot hold a packet more than one packet time behind: nearly
-    // all of them are late (see docs/benchmarks.md). Bound the damage: never more than the
-    // reordered packets, nothing else lost.
+fn rare_reordering_within_the_floor_is_not_lost() {
+    // 1 % of packets overtaken by their successor lies beyond the 95th percentile, so the
+    // target stays on its floor; the 40 ms floor still holds a packet one packet time behind
+    // (a 20 ms floor lost nearly all of them: see docs/benchmarks.md).
     let m = measure("reorder 1% by 25ms");
     assert!(m.reordered > 10);
-    assert!(m.late <= m.reordered, "late {} of {}", m.late, m.reordered);
-    assert_eq!(m.lost, m.late);
-    assert!(m.stats.target_delay_ms <= 25.0);
+    assert_eq!((m.lost, m.late), (0, 0));
+    assert!(m.stats.target_delay_ms <= 45.0);
 }
 
 #[test]
@@ -204,7 +202,7 @@ fn sender_clock_drift_does_not_grow_delay() {
             m.added_last_10s_ms
         );
         assert!(
-            m.stats.target_delay_ms <= 30.0,
+            m.stats.target_delay_ms <= 45.0,
             "{name}: target {}",
             m.stats.target_delay_ms
         );
@@ -219,7 +217,7 @@ fn delay_spike_costs_a_few_packets_and_the_target_comes_back() {
     assert!(m.late <= 15, "late {}", m.late);
     assert_eq!(m.lost, m.late);
     assert!(
-        m.stats.target_delay_ms <= 30.0,
+        m.stats.target_delay_ms <= 45.0,
         "target back near the floor 39 s after the spike: {}",
         m.stats.target_delay_ms
     );
@@ -292,6 +290,7 @@ fn the_bounds_catch_a_mistuned_buffer() {
         .find(|p| p.name == "jitter 40ms uniform")
         .unwrap();
     let config = vaani_media::jitter::JitterConfig {
+        min_delay_ms: 20,
         max_delay_ms: 20,
         initial_delay_ms: 20,
         ..netsim::default_config()
