@@ -642,19 +642,19 @@ impl Sipp {
 
     /// Run sipp against `target`, calling `service` (the dialled number), and wait for it.
     pub fn run(self, target: SocketAddr, service: &str, limit: Duration) -> SippRun {
-        self.execute(Some(target), Some(service), free_port(), limit)
+        self.execute(Some(target), Some(service), None, limit)
     }
 
     /// Run sipp as a UAS (callee) on 127.0.0.1:`sip_port` and wait for it; vaani calls it.
     pub fn run_uas(self, sip_port: u16, limit: Duration) -> SippRun {
-        self.execute(None, None, sip_port, limit)
+        self.execute(None, None, Some(sip_port), limit)
     }
 
     fn execute(
         self,
         target: Option<SocketAddr>,
         service: Option<&str>,
-        sip_port: u16,
+        sip_port: Option<u16>,
         limit: Duration,
     ) -> SippRun {
         let source = repo_root().join("testbench/scenarios").join(&self.scenario);
@@ -670,31 +670,33 @@ impl Sipp {
         }
         let scenario = self.dir.path().join(&self.scenario);
         std::fs::write(&scenario, text).expect("write scenario");
-        let media_port = free_port();
-        let mut command = Command::new("sipp");
-        command.current_dir(self.dir.path());
-        if let Some(target) = target {
-            command.arg(target.to_string());
-        }
-        command.arg("-sf").arg(&scenario);
-        if let Some(service) = service {
-            command.arg("-s").arg(service);
-        }
-        command
-            .args(["-i", &self.local_ip, "-mi", &self.local_ip])
-            .args(["-p", &sip_port.to_string(), "-mp", &media_port.to_string()])
-            .args(["-nostdin", "-trace_err", "-trace_msg"])
-            .args(["-timeout", &format!("{}s", limit.as_secs().max(1))])
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if !self.args.iter().any(|a| a == "-m") {
-            command.args(["-m", "1"]);
-        }
-        let output = command
-            .output()
-            .expect("run sipp (installed by the set-up as Debian package sip-tester)");
+        // sipp binds its media port and the three after it (RTCP, video RTP/RTCP); a port that
+        // was free when chosen can be taken by a parallel test before sipp binds it. sipp then
+        // exits at once, having sent nothing: run it again on other ports.
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            let output = self.spawn(
+                target,
+                service,
+                sip_port.unwrap_or_else(free_port),
+                limit,
+                &scenario,
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let bind_failed = !output.status.success()
+                && (stderr.contains("errno = 98") || stderr.contains("Address already in use"));
+            if !bind_failed || attempt == 5 {
+                break output;
+            }
+            if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().ends_with(".log") {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+        };
         let mut errors = String::new();
         let mut messages = String::new();
         if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
@@ -714,6 +716,44 @@ impl Sipp {
             errors,
             messages,
         }
+    }
+}
+
+impl Sipp {
+    /// One sipp process on `sip_port` and a fresh media port, waited for.
+    fn spawn(
+        &self,
+        target: Option<SocketAddr>,
+        service: Option<&str>,
+        sip_port: u16,
+        limit: Duration,
+        scenario: &Path,
+    ) -> std::process::Output {
+        let media_port = free_port();
+        let mut command = Command::new("sipp");
+        command.current_dir(self.dir.path());
+        if let Some(target) = target {
+            command.arg(target.to_string());
+        }
+        command.arg("-sf").arg(scenario);
+        if let Some(service) = service {
+            command.arg("-s").arg(service);
+        }
+        command
+            .args(["-i", &self.local_ip, "-mi", &self.local_ip])
+            .args(["-p", &sip_port.to_string(), "-mp", &media_port.to_string()])
+            .args(["-nostdin", "-trace_err", "-trace_msg"])
+            .args(["-timeout", &format!("{}s", limit.as_secs().max(1))])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !self.args.iter().any(|a| a == "-m") {
+            command.args(["-m", "1"]);
+        }
+        command
+            .output()
+            .expect("run sipp (installed by the set-up as Debian package sip-tester)")
     }
 }
 
