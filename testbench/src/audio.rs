@@ -132,6 +132,14 @@ pub fn write_hibari_phrases(
     std::fs::write(dir.join(name), encoded).expect("write caller audio");
 }
 
+/// Root-mean-square level of linear PCM (0 for none).
+pub fn pcm_rms(pcm: &[i16]) -> f64 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+}
+
 /// Root-mean-square level of one G.711 payload after decoding.
 pub fn payload_rms(law: Law, payload: &[u8]) -> f64 {
     if payload.is_empty() {

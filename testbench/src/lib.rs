@@ -824,6 +824,43 @@ impl RtpSink {
     pub fn packets(&self) -> Vec<ReceivedRtp> {
         self.packets.lock().map(|p| p.clone()).unwrap_or_default()
     }
+
+    /// The packets that came from `source`, in arrival order.
+    pub fn packets_from(&self, source: SocketAddr) -> Vec<ReceivedRtp> {
+        let mut packets: Vec<ReceivedRtp> = self
+            .packets()
+            .into_iter()
+            .filter(|p| p.source == source)
+            .collect();
+        packets.sort_by_key(|p| p.arrival);
+        packets
+    }
+}
+
+/// Asserts that consecutive packets (by sequence number) step the RTP timestamp by one
+/// `frame_units` frame: a whole number of frames more is allowed where vaani's media shard
+/// fell behind and skipped ticks (a loaded machine), but must stay under 5 % of the steps.
+pub fn assert_timestamp_steps(packets: &[ReceivedRtp], frame_units: u32) {
+    let mut by_sequence = packets.to_vec();
+    by_sequence.sort_by_key(|p| p.sequence);
+    let steps: Vec<u32> = by_sequence
+        .windows(2)
+        .filter(|pair| pair[1].sequence == pair[0].sequence.wrapping_add(1))
+        .map(|pair| pair[1].timestamp.wrapping_sub(pair[0].timestamp))
+        .collect();
+    assert!(
+        steps.len() > 100,
+        "{} consecutive packet pairs",
+        steps.len()
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|&step| step > 0 && step % frame_units == 0),
+        "timestamp steps not in {frame_units}-unit frames: {steps:?}"
+    );
+    let exact = steps.iter().filter(|&&step| step == frame_units).count();
+    assert!(exact * 20 >= steps.len() * 19, "{steps:?}");
 }
 
 impl Drop for RtpSink {

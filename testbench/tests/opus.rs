@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use vaani_media::opus::{
     FRAME_SAMPLES, FRAME_UNITS, MAX_PACKET_SAMPLES, OpusDecoder, OpusEncoder, has_inband_fec,
 };
-use vaani_testbench::audio::SPEECH_RMS;
+use vaani_testbench::audio::{SPEECH_RMS, pcm_rms};
 use vaani_testbench::{ReceivedRtp, RtpSink, ServerSpec, Sipp, VaaniServer, free_port};
 
 const PTIME: Duration = Duration::from_millis(20);
@@ -59,33 +59,15 @@ fn caller_speech(dir: &Path) -> Vec<Vec<i16>> {
         .collect();
     let first = frames
         .iter()
-        .position(|f| rms(f) > SPEECH_RMS)
+        .position(|f| pcm_rms(f) > SPEECH_RMS)
         .expect("espeak-ng produced speech");
     frames[first..].to_vec()
-}
-
-fn rms(pcm: &[i16]) -> f64 {
-    if pcm.is_empty() {
-        return 0.0;
-    }
-    (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
 }
 
 fn encode(encoder: &mut OpusEncoder, pcm16k: &[i16]) -> Vec<u8> {
     let mut payload = [0u8; MAX_PAYLOAD];
     let n = encoder.encode(pcm16k, &mut payload).expect("opus encode");
     payload[..n].to_vec()
-}
-
-/// vaani's audio packets in the order it sent them.
-fn agent_packets(sink: &RtpSink, from: SocketAddr) -> Vec<ReceivedRtp> {
-    let mut packets: Vec<ReceivedRtp> = sink
-        .packets()
-        .into_iter()
-        .filter(|p| p.source == from)
-        .collect();
-    packets.sort_by_key(|p| p.arrival);
-    packets
 }
 
 /// The level of each of vaani's Opus packets, decoded in order with one decoder.
@@ -96,7 +78,7 @@ fn decoded_levels(packets: &[ReceivedRtp]) -> Vec<f64> {
         .iter()
         .filter(|p| p.payload_type == OPUS_PT)
         .map(|p| match decoder.decode(&p.payload, &mut pcm) {
-            Ok(n) => rms(&pcm[..n]),
+            Ok(n) => pcm_rms(&pcm[..n]),
             Err(error) => panic!("vaani sent an undecodable Opus packet: {error}"),
         })
         .collect()
@@ -186,7 +168,7 @@ fn an_opus_call_is_answered_in_opus_and_speech_flows_both_ways_with_fec() {
     let give_up = Instant::now() + Duration::from_secs(6);
     loop {
         stream.send(&sink, &encode(&mut silence_encoder, &silence));
-        let levels = decoded_levels(&agent_packets(&sink, vaani_media));
+        let levels = decoded_levels(&sink.packets_from(vaani_media));
         if levels.len() >= 10 && levels[levels.len() - 10..].iter().all(|&l| l > SPEECH_RMS) {
             break;
         }
@@ -212,7 +194,7 @@ fn an_opus_call_is_answered_in_opus_and_speech_flows_both_ways_with_fec() {
     run.assert_success();
 
     // Everything vaani sent is Opus: PT 111, at most 160 bytes.
-    let agent = agent_packets(&sink, vaani_media);
+    let agent = sink.packets_from(vaani_media);
     assert!(agent.len() > 100, "{} packets", agent.len());
     assert!(
         agent
@@ -224,28 +206,7 @@ fn an_opus_call_is_answered_in_opus_and_speech_flows_both_ways_with_fec() {
             .map(|p| (p.payload_type, p.payload.len()))
             .collect::<Vec<_>>()
     );
-    let mut by_sequence = agent.clone();
-    by_sequence.sort_by_key(|p| p.sequence);
-    // Consecutive packets step 960 units; a whole number of frames more where vaani's media
-    // shard fell behind and skipped ticks (a loaded machine), which must stay rare.
-    let steps: Vec<u32> = by_sequence
-        .windows(2)
-        .filter(|pair| pair[1].sequence == pair[0].sequence.wrapping_add(1))
-        .map(|pair| pair[1].timestamp.wrapping_sub(pair[0].timestamp))
-        .collect();
-    assert!(
-        steps.len() > 100,
-        "{} consecutive packet pairs",
-        steps.len()
-    );
-    assert!(
-        steps
-            .iter()
-            .all(|&step| step > 0 && step % FRAME_UNITS == 0),
-        "timestamp steps not in 960-unit frames: {steps:?}"
-    );
-    let exact = steps.iter().filter(|&&step| step == FRAME_UNITS).count();
-    assert!(exact * 20 >= steps.len() * 19, "{steps:?}");
+    vaani_testbench::assert_timestamp_steps(&agent, FRAME_UNITS);
     let levels = decoded_levels(&agent);
     let voiced = levels.iter().filter(|&&l| l > SPEECH_RMS).count();
     assert!(
@@ -319,7 +280,7 @@ fn a_placed_call_offers_opus_first_and_greets_the_callee_in_opus() {
     let Some(first) = packets.first() else {
         panic!("no RTP from vaani:\n{}", server.log());
     };
-    let agent = agent_packets(&sink, first.source);
+    let agent = sink.packets_from(first.source);
     assert!(agent.len() > 100, "{} packets", agent.len());
     assert!(
         agent.iter().all(|p| p.payload_type == OPUS_PT),
