@@ -82,8 +82,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// Engine-wide counters for metrics.
+/// One shard's counters for metrics (each shard has its own, on its own cache lines, so the
+/// shards never write the same line; the engine sums them).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct Counters {
     packets_in: AtomicU64,
     packets_out: AtomicU64,
@@ -387,6 +389,7 @@ impl Drop for BridgeEnd {
 struct ShardHandle {
     commands: SyncSender<Command>,
     load: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -394,7 +397,6 @@ struct EngineInner {
     shards: Vec<ShardHandle>,
     ports: Arc<PortPool>,
     active: Arc<AtomicUsize>,
-    counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     next_id: AtomicU64,
 }
@@ -437,12 +439,12 @@ impl MediaEngine {
             config.shards
         };
         let active = Arc::new(AtomicUsize::new(0));
-        let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut shards = Vec::with_capacity(shard_count);
         for index in 0..shard_count {
             let (tx, rx) = sync_channel(COMMAND_QUEUE_CAPACITY);
             let load = Arc::new(AtomicUsize::new(0));
+            let counters = Arc::new(Counters::default());
             let shard = Shard {
                 commands: rx,
                 sessions: Vec::new(),
@@ -458,6 +460,7 @@ impl MediaEngine {
             shards.push(ShardHandle {
                 commands: tx,
                 load,
+                counters,
                 thread: Mutex::new(Some(thread)),
             });
         }
@@ -467,7 +470,6 @@ impl MediaEngine {
                 shards,
                 ports,
                 active,
-                counters,
                 stop,
                 next_id: AtomicU64::new(1),
             }),
@@ -512,7 +514,7 @@ impl MediaEngine {
         shard.commands.try_send(command).map_err(command_error)?;
         shard.load.fetch_add(1, Ordering::Relaxed);
         self.inner.active.fetch_add(1, Ordering::Relaxed);
-        self.inner
+        shard
             .counters
             .sessions_opened
             .fetch_add(1, Ordering::Relaxed);
@@ -533,19 +535,21 @@ impl MediaEngine {
 
     /// Engine-wide counters.
     pub fn counters(&self) -> EngineCounters {
-        let c = &self.inner.counters;
-        EngineCounters {
-            packets_in: c.packets_in.load(Ordering::Relaxed),
-            packets_out: c.packets_out.load(Ordering::Relaxed),
-            bytes_in: c.bytes_in.load(Ordering::Relaxed),
-            bytes_out: c.bytes_out.load(Ordering::Relaxed),
-            packets_lost: c.packets_lost.load(Ordering::Relaxed),
-            packets_late: c.packets_late.load(Ordering::Relaxed),
-            send_errors: c.send_errors.load(Ordering::Relaxed),
-            events_dropped: c.events_dropped.load(Ordering::Relaxed),
-            sessions_opened: c.sessions_opened.load(Ordering::Relaxed),
-            sessions_closed: c.sessions_closed.load(Ordering::Relaxed),
+        let mut total = EngineCounters::default();
+        for shard in &self.inner.shards {
+            let c = &shard.counters;
+            total.packets_in += c.packets_in.load(Ordering::Relaxed);
+            total.packets_out += c.packets_out.load(Ordering::Relaxed);
+            total.bytes_in += c.bytes_in.load(Ordering::Relaxed);
+            total.bytes_out += c.bytes_out.load(Ordering::Relaxed);
+            total.packets_lost += c.packets_lost.load(Ordering::Relaxed);
+            total.packets_late += c.packets_late.load(Ordering::Relaxed);
+            total.send_errors += c.send_errors.load(Ordering::Relaxed);
+            total.events_dropped += c.events_dropped.load(Ordering::Relaxed);
+            total.sessions_opened += c.sessions_opened.load(Ordering::Relaxed);
+            total.sessions_closed += c.sessions_closed.load(Ordering::Relaxed);
         }
+        total
     }
 }
 

@@ -1094,3 +1094,62 @@ fn loopback_rtcp_reports_loss_and_measures_rtt_from_the_peers_reply() {
         "{stats:?}"
     );
 }
+
+/// Sessions closing in the middle of a shard's list move its last session into their slot:
+/// every remaining session's socket must still be read, bursts included, and the shards'
+/// counters add up.
+#[tokio::test]
+async fn sessions_keep_receiving_after_others_close_and_move_slots() {
+    let engine = engine((47800, 47819), 2);
+    let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        let lease = engine.allocate_port().unwrap();
+        let handle = engine
+            .open_session(
+                lease,
+                SessionConfig::new(Law::Mu),
+                Box::new(EnergyVad::default()),
+            )
+            .unwrap();
+        handles.push(handle);
+    }
+    let send = |handle: &SessionHandle, seq: u16| {
+        let server: SocketAddr = (Ipv4Addr::LOCALHOST, handle.port).into();
+        client
+            .send_to(
+                &rtp(0, seq, 160 * u32::from(seq), 0xAB, &[0xFF; 160]),
+                server,
+            )
+            .unwrap();
+    };
+    for handle in &handles {
+        send(handle, 0);
+    }
+    assert!(wait_for(|| handles.iter().all(|h| h.stats().packets_received == 1)).await);
+    // Close the first and the third: the fifth moves to slot 0, the fourth to slot 2.
+    let third = handles.remove(2);
+    let first = handles.remove(0);
+    third.close();
+    first.close();
+    assert!(wait_for(|| engine.active_sessions() == 3).await);
+    for seq in 1..=3 {
+        for handle in &handles {
+            send(handle, seq);
+        }
+    }
+    assert!(
+        wait_for(|| handles.iter().all(|h| h.stats().packets_received == 4)).await,
+        "{:?}",
+        handles
+            .iter()
+            .map(|h| h.stats().packets_received)
+            .collect::<Vec<_>>()
+    );
+    // A burst of more than one datagram per tick on one socket is all read.
+    for seq in 4..24 {
+        send(&handles[0], seq);
+    }
+    assert!(wait_for(|| handles[0].stats().packets_received == 24).await);
+    assert_eq!(engine.counters().packets_in, 5 + 9 + 20);
+}
