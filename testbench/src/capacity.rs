@@ -25,7 +25,7 @@ use crate::bench::{
     BenchError, SippLoad, SippLoadSpec, metric, percent_of_core, scrape_metrics, server_spec,
     thread_shares, wait_until_idle,
 };
-use crate::load::{LoadStats, RtpLoadGenerator, UdpEcho};
+use crate::load::{CallerAudio, LoadStats, RtpLoadGenerator, UdpEcho};
 use crate::procstat::{
     UdpDropCounters, own_thread_cpu, process_cpu, process_rss, raise_open_file_limit,
     thread_cpu_by_name,
@@ -47,6 +47,8 @@ pub struct CapacityOptions {
     pub settle: Duration,
     /// Length of the measuring window.
     pub window: Duration,
+    /// What the simulated callers send (silence: listening; noise: the VAD runs as for speech).
+    pub caller_audio: CallerAudio,
     /// Run the UDP echo baseline at every step.
     pub baseline: bool,
     /// Threads of the UDP echo baseline (vaani's media shards default to the core count).
@@ -64,6 +66,7 @@ impl Default for CapacityOptions {
             setup_rate: 100,
             settle: Duration::from_secs(5),
             window: Duration::from_secs(10),
+            caller_audio: CallerAudio::Silence,
             baseline: true,
             baseline_shards: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -126,8 +129,12 @@ pub struct CapacityStep {
     pub inbound_sent: u64,
     /// Packets vaani counted as received over the whole step (`vaani_rtp_packets_received_total`).
     pub inbound_received: u64,
-    /// Packets vaani's jitter buffers declared lost over the whole step.
+    /// Packets vaani's jitter buffers declared lost over the whole step (call setup included).
     pub inbound_jitter_lost: u64,
+    /// Packets vaani's jitter buffers declared lost in the measuring window only (all calls up).
+    pub window_jitter_lost: u64,
+    /// Packets vaani received in the measuring window.
+    pub window_received: u64,
     /// Datagrams the kernel dropped (system-wide) during the window.
     pub kernel_udp_drops: u64,
     /// The UDP echo baseline at the same number of calls.
@@ -241,6 +248,8 @@ pub struct CapacityReport {
     pub vaani_binary: String,
     /// vaani's CPU with no call, percent of one core (its tickers and timers).
     pub vaani_idle_cpu_percent: f64,
+    /// What the simulated callers sent.
+    pub caller_audio: CallerAudio,
     /// Steps run, in order.
     pub steps: Vec<CapacityStep>,
 }
@@ -262,17 +271,24 @@ impl CapacityReport {
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "vaani binary: `{}`; idle (no call): {:.1} % of a core\n\n",
-            self.vaani_binary, self.vaani_idle_cpu_percent
+            "vaani binary: `{}`; idle (no call): {:.1} % of a core; callers send {}\n\n",
+            self.vaani_binary,
+            self.vaani_idle_cpu_percent,
+            match self.caller_audio {
+                CallerAudio::Silence =>
+                    "digital silence (listening: the VAD gate skips the network)",
+                CallerAudio::Noise =>
+                    "white noise at −30 dBFS (the VAD network runs, as for speech)",
+            }
         ));
         out.push_str(
             "| calls | up | vaani CPU % | CPU %/call | calls/core | RSS MiB | RSS KiB/call \
-             | in sent | in lost | out recv | out short | out lost | kernel UDP drops | pacing p50 ms | p99 ms | max ms \
+             | in sent | in lost | in lost (window) | gen late ticks | out recv | out short | out lost | kernel UDP drops | pacing p50 ms | p99 ms | max ms \
              | gen CPU % | sipp CPU % | echo CPU %/call | vaani/echo | vaani threads (% of a core) \
              | verdict |\n",
         );
         out.push_str(
-            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
         );
         for s in &self.steps {
             let pacing = &s.window_stats.pacing;
@@ -290,7 +306,7 @@ impl CapacityReport {
                 failures.join("; ")
             };
             out.push_str(&format!(
-                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
+                "| {} | {} | {:.1} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
                 s.calls,
                 s.calls_up,
                 s.vaani_cpu_percent,
@@ -300,6 +316,8 @@ impl CapacityReport {
                 s.rss_per_call() as f64 / 1024.0,
                 s.inbound_sent,
                 s.inbound_lost(),
+                s.window_jitter_lost,
+                s.window_stats.late_ticks,
                 s.window_stats.received,
                 s.outbound_shortfall(),
                 s.window_stats.gaps,
@@ -361,6 +379,7 @@ pub fn run_capacity(options: &CapacityOptions) -> Result<CapacityReport, BenchEr
     let mut report = CapacityReport {
         vaani_binary: crate::vaani_binary().display().to_string(),
         vaani_idle_cpu_percent: percent_of_core(idle_cpu, idle_started.elapsed()),
+        caller_audio: options.caller_audio,
         steps: Vec::new(),
     };
     for &calls in &options.steps {
@@ -397,7 +416,7 @@ pub fn run_capacity(options: &CapacityOptions) -> Result<CapacityReport, BenchEr
 fn run_baseline(calls: usize, options: &CapacityOptions) -> Result<BaselineStep, BenchError> {
     let echo = UdpEcho::start(calls, options.baseline_shards)?;
     let peers: Vec<Option<SocketAddr>> = echo.addresses().iter().copied().map(Some).collect();
-    let generator = RtpLoadGenerator::start(&peers)?;
+    let generator = RtpLoadGenerator::start(&peers, options.caller_audio)?;
     std::thread::sleep(Duration::from_secs(1));
     let window = options.window.min(Duration::from_secs(5));
     let cpu_before = echo.cpu();
@@ -422,7 +441,7 @@ fn run_step(
     idle_rss: u64,
 ) -> Result<CapacityStep, BenchError> {
     let before = scrape_metrics(server)?;
-    let generator = RtpLoadGenerator::start(&vec![None; calls])?;
+    let generator = RtpLoadGenerator::start(&vec![None; calls], options.caller_audio)?;
     let ramp = Duration::from_secs_f64(calls as f64 / f64::from(options.setup_rate.max(1)));
     let establish_limit = ramp + Duration::from_secs(15);
     let hold = establish_limit + options.settle + options.window + Duration::from_secs(2);
@@ -456,11 +475,13 @@ fn run_step(
     let sipp_before = process_cpu(sipp.pid()).unwrap_or_default();
     let generator_before = own_thread_cpu(generator.thread_id()).unwrap_or_default();
     let drops_before = UdpDropCounters::read()?;
+    let window_before = scrape_metrics(server)?;
     generator.start_window();
     let started = Instant::now();
     std::thread::sleep(options.window);
     let window_stats = generator.take_window();
     let window = started.elapsed();
+    let window_after = scrape_metrics(server)?;
     let vaani_cpu = process_cpu(pid)?.saturating_sub(vaani_before);
     let threads_after = thread_cpu_by_name(pid)?;
     let sipp_cpu = process_cpu(sipp.pid())
@@ -485,6 +506,8 @@ fn run_step(
     wait_until_idle(server, Duration::from_secs(30));
     let after = scrape_metrics(server)?;
     let delta = |name: &str| (metric(&after, name) - metric(&before, name)).max(0.0) as u64;
+    let window_delta =
+        |name: &str| (metric(&window_after, name) - metric(&window_before, name)).max(0.0) as u64;
 
     Ok(CapacityStep {
         calls,
@@ -503,6 +526,8 @@ fn run_step(
         inbound_sent,
         inbound_received: delta("vaani_rtp_packets_received_total"),
         inbound_jitter_lost: delta("vaani_rtp_packets_lost_total"),
+        window_jitter_lost: window_delta("vaani_rtp_packets_lost_total"),
+        window_received: window_delta("vaani_rtp_packets_received_total"),
         kernel_udp_drops,
         baseline: None,
     })
@@ -533,6 +558,8 @@ mod tests {
             inbound_sent: 1000,
             inbound_received: 1000,
             inbound_jitter_lost: 0,
+            window_jitter_lost: 0,
+            window_received: 1000,
             kernel_udp_drops: 0,
             baseline: Some(BaselineStep {
                 cpu_percent: cpu / 4.0,
@@ -578,6 +605,7 @@ mod tests {
         let report = CapacityReport {
             vaani_binary: "vaani".into(),
             vaani_idle_cpu_percent: 1.0,
+            caller_audio: CallerAudio::Silence,
             steps: vec![step(100, 5.0), step(200, 10.0), step(400, 80.0)],
         };
         assert_eq!(report.highest_passing().map(|s| s.calls), Some(200));

@@ -3,8 +3,9 @@
 //! sipp 3.6.1 sends every call's RTP from one port (reference trunks.md §3) and cannot time what
 //! comes back, so media is driven here instead: one UDP socket per call, one thread with one
 //! 20 ms ticker. Each tick it reads everything that arrived on every socket, then sends one
-//! 172-byte G.711 µ-law packet (digital silence, so that no speech reaches speech-to-text) to
-//! each call's peer. The peer address is given, or learnt from the first packet the peer sends
+//! 172-byte G.711 µ-law packet to each call's peer: digital silence (a caller who listens) or
+//! white noise at −30 dBFS ([`CallerAudio`]: a caller whose audio runs the VAD network, as
+//! speech does, without being speech that would reach speech-to-text). The peer address is given, or learnt from the first packet the peer sends
 //! (vaani sends from the port in its SDP answer as soon as the call is up).
 //!
 //! Arrival times come from the kernel (`SO_TIMESTAMPNS`), stamped when the datagram reached the
@@ -27,6 +28,45 @@ const PACKET_LEN: usize = 172;
 const BUCKET_NS: u64 = 10_000;
 /// Errors at or above this go into the last bucket.
 const HISTOGRAM_BUCKETS: usize = 20_000;
+
+/// What the simulated callers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallerAudio {
+    /// µ-law digital silence: vaani's VAD gate skips the network (a listening caller).
+    #[default]
+    Silence,
+    /// Gaussian white noise at −30 dBFS RMS: above the VAD gate, so the network runs on every
+    /// frame as it does while a caller talks.
+    Noise,
+}
+
+/// Distinct noise payloads the generator cycles through.
+const NOISE_PAYLOADS: usize = 50;
+
+/// `NOISE_PAYLOADS` × 160 µ-law bytes of white noise at about −30 dBFS RMS (seeded: the
+/// same on every run).
+fn noise_payloads() -> Vec<[u8; PACKET_LEN - 12]> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    // Sum of four uniforms: near-Gaussian with variance 4/12; scale to RMS 1036 (−30 dBFS).
+    let scale = 1036.0 / (4.0f64 / 12.0).sqrt();
+    (0..NOISE_PAYLOADS)
+        .map(|_| {
+            let mut payload = [0u8; PACKET_LEN - 12];
+            for byte in &mut payload {
+                let sample = (uniform() + uniform() + uniform() + uniform() - 2.0) * scale;
+                *byte = vaani_media::g711::linear_to_ulaw(sample as i16);
+            }
+            payload
+        })
+        .collect()
+}
 
 /// Why the generator could not start.
 #[derive(Debug)]
@@ -170,7 +210,7 @@ impl RtpLoadGenerator {
     /// Binds one socket per entry of `peers` on 127.0.0.1 and starts sending as soon as each
     /// peer is known (`None`: learnt from the first packet that arrives on that socket).
     /// Sending starts enabled; measuring starts disabled.
-    pub fn start(peers: &[Option<SocketAddr>]) -> Result<Self, LoadError> {
+    pub fn start(peers: &[Option<SocketAddr>], audio: CallerAudio) -> Result<Self, LoadError> {
         let mut endpoints = Vec::with_capacity(peers.len());
         let mut ports = Vec::with_capacity(peers.len());
         for (index, peer) in peers.iter().enumerate() {
@@ -206,7 +246,7 @@ impl RtpLoadGenerator {
                 .spawn(move || {
                     // SAFETY: gettid has no preconditions.
                     thread_id.store(unsafe { libc::gettid() }, Ordering::Release);
-                    run(endpoints, &control, &stop);
+                    run(endpoints, audio, &control, &stop);
                 })
                 .map_err(LoadError::Socket)?
         };
@@ -340,10 +380,20 @@ fn receive(socket: &UdpSocket, buffer: &mut [u8]) -> Option<(usize, i64, Option<
     }
 }
 
-fn run(mut endpoints: Vec<Endpoint>, control: &Mutex<Control>, stop: &AtomicBool) {
+fn run(
+    mut endpoints: Vec<Endpoint>,
+    audio: CallerAudio,
+    control: &Mutex<Control>,
+    stop: &AtomicBool,
+) {
     let mut packet = [0xFFu8; PACKET_LEN]; // µ-law digital silence after the header
     packet[0] = 0x80; // V=2
     packet[1] = 0; // PT 0 (PCMU)
+    let noise = match audio {
+        CallerAudio::Silence => Vec::new(),
+        CallerAudio::Noise => noise_payloads(),
+    };
+    let mut tick_count = 0usize;
     let mut buffer = [0u8; 2048];
     let mut next_tick = Instant::now();
     while !stop.load(Ordering::Acquire) {
@@ -364,7 +414,8 @@ fn run(mut endpoints: Vec<Endpoint>, control: &Mutex<Control>, stop: &AtomicBool
             c.window.ticks += 1;
             c.window.late_ticks += u64::from(late);
         }
-        for endpoint in &mut endpoints {
+        tick_count = tick_count.wrapping_add(1);
+        for (index, endpoint) in endpoints.iter_mut().enumerate() {
             while let Some((len, arrival_ns, source)) = receive(&endpoint.socket, &mut buffer) {
                 if endpoint.peer.is_none()
                     && let Some(source) = source
@@ -410,6 +461,9 @@ fn run(mut endpoints: Vec<Endpoint>, control: &Mutex<Control>, stop: &AtomicBool
             let Some(peer) = endpoint.peer else {
                 continue;
             };
+            if !noise.is_empty() {
+                packet[12..].copy_from_slice(&noise[(tick_count + index) % noise.len()]);
+            }
             packet[2..4].copy_from_slice(&endpoint.sequence.to_be_bytes());
             packet[4..8].copy_from_slice(&endpoint.timestamp.to_be_bytes());
             packet[8..12].copy_from_slice(&endpoint.ssrc.to_be_bytes());
@@ -541,10 +595,38 @@ mod tests {
     }
 
     #[test]
+    fn noise_payloads_are_minus_30_dbfs_and_above_the_vad_gate() {
+        let payloads = noise_payloads();
+        assert_eq!(payloads.len(), NOISE_PAYLOADS);
+        let samples: Vec<i16> = payloads
+            .iter()
+            .flatten()
+            .map(|&b| vaani_media::g711::Law::Mu.decode_sample(b))
+            .collect();
+        let rms = (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
+            / samples.len() as f64)
+            .sqrt();
+        let dbfs = 20.0 * (rms / 32768.0).log10();
+        assert!((-31.5..=-28.5).contains(&dbfs), "{dbfs:.1} dBFS");
+        for payload in &payloads {
+            let peak = payload
+                .iter()
+                .map(|&b| vaani_media::g711::Law::Mu.decode_sample(b).unsigned_abs())
+                .max()
+                .unwrap();
+            assert!(
+                peak > vaani_media::vad::SILENCE_PEAK as u16 * 4,
+                "peak {peak}"
+            );
+        }
+        assert_ne!(payloads[0], payloads[1]);
+    }
+
+    #[test]
     fn generator_counts_an_echo_without_loss() {
         let echo = UdpEcho::start(3, 2).unwrap();
         let peers: Vec<Option<SocketAddr>> = echo.addresses().iter().copied().map(Some).collect();
-        let generator = RtpLoadGenerator::start(&peers).unwrap();
+        let generator = RtpLoadGenerator::start(&peers, CallerAudio::Silence).unwrap();
         assert_eq!(generator.ports().len(), 3);
         assert_eq!(generator.peers_known(), 3);
         generator.start_window();
@@ -562,7 +644,7 @@ mod tests {
 
     #[test]
     fn generator_learns_an_unknown_peer_from_its_first_packet() {
-        let generator = RtpLoadGenerator::start(&[None]).unwrap();
+        let generator = RtpLoadGenerator::start(&[None], CallerAudio::Noise).unwrap();
         assert_eq!(generator.peers_known(), 0);
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

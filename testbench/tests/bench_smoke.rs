@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vaani_testbench::capacity::{CapacityOptions, run_capacity};
 use vaani_testbench::cps::{CpsOptions, run_cps};
+use vaani_testbench::load::CallerAudio;
 
 #[test]
 fn capacity_benchmark_reports_a_tiny_ramp() {
@@ -14,6 +15,7 @@ fn capacity_benchmark_reports_a_tiny_ramp() {
         setup_rate: 20,
         settle: Duration::from_millis(500),
         window: Duration::from_secs(2),
+        caller_audio: CallerAudio::Silence,
         baseline: true,
         baseline_shards: 2,
         stop_on_failure: false,
@@ -28,6 +30,7 @@ fn capacity_benchmark_reports_a_tiny_ramp() {
     // Audio went both ways and vaani counted what it received.
     assert!(step.inbound_sent > 0, "{step:?}");
     assert!(step.inbound_received > 0, "{step:?}");
+    assert!(step.window_received > 0, "{step:?}");
     assert!(step.window_stats.received > 0, "{step:?}");
     assert!(step.window_stats.pacing.count() > 0, "{step:?}");
     assert!(step.vaani_cpu_percent > 0.0, "{step:?}");

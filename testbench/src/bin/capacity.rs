@@ -3,8 +3,7 @@
 //!
 //! ```text
 //! cargo build --bins -p vaani -p vaani-testbench
-//! cargo run -p vaani-testbench --bin capacity -- [--steps 50,100,200] [--max-calls N]
-//!     [--setup-rate CPS] [--settle SECS] [--window SECS] [--no-baseline] [--keep-going]
+//! cargo run -p vaani-testbench --bin capacity -- --help
 //! ```
 //!
 //! The vaani binary is the one next to this executable (same profile), or `VAANI_BIN`.
@@ -12,65 +11,80 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use vaani_testbench::capacity::{CapacityOptions, run_capacity};
+use vaani_testbench::load::CallerAudio;
 
-const USAGE: &str = "usage: capacity [--steps N,N,...] [--max-calls N] [--setup-rate CPS] \
-                     [--settle SECS] [--window SECS] [--no-baseline] [--keep-going]";
+/// Ramps concurrent G.711 calls against vaani and reports CPU, RSS, loss and pacing per step.
+#[derive(Debug, Parser)]
+#[command(name = "capacity")]
+struct Args {
+    /// Concurrent calls per step (default 50,100,200,400,800,1200,1600,2000).
+    #[arg(long, value_delimiter = ',')]
+    steps: Option<Vec<usize>>,
+    /// Drop steps above N and end the ramp at N.
+    #[arg(long, value_name = "N")]
+    max_calls: Option<usize>,
+    /// Calls sipp starts per second while ramping up a step.
+    #[arg(long, value_name = "CPS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    setup_rate: u32,
+    /// Seconds between the last call being up and the measuring window.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    settle: u64,
+    /// Seconds of the measuring window.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    window: u64,
+    /// What the simulated callers send: digital `silence` (a listening caller) or `noise` at
+    /// −30 dBFS (a caller whose audio runs the VAD network, as when talking).
+    #[arg(long, value_name = "AUDIO", default_value = "silence", value_parser = parse_audio)]
+    caller_audio: CallerAudio,
+    /// Skip the UDP echo baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Run every step even after one saturated.
+    #[arg(long)]
+    keep_going: bool,
+}
 
-fn parse(args: &[String]) -> Result<CapacityOptions, String> {
-    let mut options = CapacityOptions::default();
-    let mut max_calls = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{arg} needs a value"))
-        };
-        let number = |text: String| -> Result<u64, String> {
-            text.parse::<u64>()
-                .map_err(|_| format!("{arg}: `{text}` is not a number"))
-        };
-        match arg.as_str() {
-            "--steps" => {
-                options.steps = value()?
-                    .split(',')
-                    .map(|n| number(n.trim().to_string()).map(|n| n as usize))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--max-calls" => max_calls = Some(number(value()?)? as usize),
-            "--setup-rate" => options.setup_rate = number(value()?)? as u32,
-            "--settle" => options.settle = Duration::from_secs(number(value()?)?),
-            "--window" => options.window = Duration::from_secs(number(value()?)?),
-            "--no-baseline" => options.baseline = false,
-            "--keep-going" => options.stop_on_failure = false,
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
+fn parse_audio(text: &str) -> Result<CallerAudio, String> {
+    match text {
+        "silence" => Ok(CallerAudio::Silence),
+        "noise" => Ok(CallerAudio::Noise),
+        other => Err(format!("`{other}`: expected silence or noise")),
     }
-    if let Some(max) = max_calls {
-        options.steps.retain(|&n| n <= max);
-        if options.steps.last() != Some(&max) {
+}
+
+impl Args {
+    fn into_options(self) -> Result<CapacityOptions, String> {
+        let mut options = CapacityOptions::default();
+        if let Some(steps) = self.steps {
+            options.steps = steps;
+        }
+        if let Some(max) = self.max_calls {
+            options.steps.retain(|&n| n <= max);
             options.steps.push(max);
         }
+        options.steps.retain(|&n| n > 0);
+        options.steps.sort_unstable();
+        options.steps.dedup();
+        if options.steps.is_empty() {
+            return Err("need at least one step above 0 calls".to_string());
+        }
+        options.setup_rate = self.setup_rate;
+        options.settle = Duration::from_secs(self.settle);
+        options.window = Duration::from_secs(self.window);
+        options.caller_audio = self.caller_audio;
+        options.baseline = !self.no_baseline;
+        options.stop_on_failure = !self.keep_going;
+        Ok(options)
     }
-    options.steps.retain(|&n| n > 0);
-    options.steps.sort_unstable();
-    options.steps.dedup();
-    if options.steps.is_empty() || options.setup_rate == 0 || options.window.is_zero() {
-        return Err(format!(
-            "need at least one step, a setup rate and a window\n{USAGE}"
-        ));
-    }
-    Ok(options)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
+    let options = match Args::parse().into_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}");
+            eprintln!("capacity: {message}");
             return ExitCode::from(2);
         }
     };

@@ -4,8 +4,7 @@
 //!
 //! ```text
 //! cargo build --bins -p vaani -p vaani-testbench
-//! cargo run -p vaani-testbench --bin cps -- [--rates 50,100,200] [--max-rate N]
-//!     [--duration SECS] [--drain SECS] [--hold-ms MS] [--keep-going]
+//! cargo run -p vaani-testbench --bin cps -- --help
 //! ```
 //!
 //! The vaani binary is the one next to this executable (same profile), or `VAANI_BIN`.
@@ -13,62 +12,63 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use vaani_testbench::cps::{CpsOptions, run_cps};
 
-const USAGE: &str = "usage: cps [--rates N,N,...] [--max-rate N] [--duration SECS] \
-                     [--drain SECS] [--hold-ms MS] [--keep-going]";
+/// Finds the highest call setup rate vaani sustains with no failed call.
+#[derive(Debug, Parser)]
+#[command(name = "cps")]
+struct Args {
+    /// Calls per second to try (default 100,200,300,400,500,600).
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<u32>>,
+    /// Drop rates above N and end at N.
+    #[arg(long, value_name = "N")]
+    max_rate: Option<u32>,
+    /// Seconds each rate runs.
+    #[arg(long, value_name = "SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    duration: u64,
+    /// Milliseconds each call stays up between ACK and BYE.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    hold_ms: u64,
+    /// Seconds to wait before each rate after the first (ended calls leave vaani's SIP call
+    /// table after 32 s over UDP).
+    #[arg(long, value_name = "SECS", default_value_t = 33)]
+    drain: u64,
+    /// Try every rate even after one was not sustained.
+    #[arg(long)]
+    keep_going: bool,
+}
 
-fn parse(args: &[String]) -> Result<CpsOptions, String> {
-    let mut options = CpsOptions::default();
-    let mut max_rate = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{arg} needs a value"))
-        };
-        let number = |text: String| -> Result<u64, String> {
-            text.parse::<u64>()
-                .map_err(|_| format!("{arg}: `{text}` is not a number"))
-        };
-        match arg.as_str() {
-            "--rates" => {
-                options.rates = value()?
-                    .split(',')
-                    .map(|n| number(n.trim().to_string()).map(|n| n as u32))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--max-rate" => max_rate = Some(number(value()?)? as u32),
-            "--duration" => options.duration = Duration::from_secs(number(value()?)?),
-            "--hold-ms" => options.hold = Duration::from_millis(number(value()?)?),
-            "--drain" => options.drain = Duration::from_secs(number(value()?)?),
-            "--keep-going" => options.stop_on_failure = false,
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+impl Args {
+    fn into_options(self) -> Result<CpsOptions, String> {
+        let mut options = CpsOptions::default();
+        if let Some(rates) = self.rates {
+            options.rates = rates;
         }
-    }
-    if let Some(max) = max_rate {
-        options.rates.retain(|&n| n <= max);
-        if options.rates.last() != Some(&max) {
+        if let Some(max) = self.max_rate {
+            options.rates.retain(|&n| n <= max);
             options.rates.push(max);
         }
+        options.rates.retain(|&n| n > 0);
+        options.rates.sort_unstable();
+        options.rates.dedup();
+        if options.rates.is_empty() {
+            return Err("need at least one rate above 0".to_string());
+        }
+        options.duration = Duration::from_secs(self.duration);
+        options.hold = Duration::from_millis(self.hold_ms);
+        options.drain = Duration::from_secs(self.drain);
+        options.stop_on_failure = !self.keep_going;
+        Ok(options)
     }
-    options.rates.retain(|&n| n > 0);
-    options.rates.sort_unstable();
-    options.rates.dedup();
-    if options.rates.is_empty() || options.duration.is_zero() {
-        return Err(format!("need at least one rate and a duration\n{USAGE}"));
-    }
-    Ok(options)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
+    let options = match Args::parse().into_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("{message}");
+            eprintln!("cps: {message}");
             return ExitCode::from(2);
         }
     };
