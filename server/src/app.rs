@@ -199,6 +199,9 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         shards: config.media.effective_shards(),
     })
     .context("starting the media engine")?;
+    metrics
+        .register_media_engine(media.clone())
+        .context("registering the media engine's metrics")?;
 
     let tts = load_synthesizer(&config)?;
 

@@ -222,6 +222,18 @@ impl Metrics {
         }
     }
 
+    /// Exports the media engine's live counters, read at every scrape: packets received, sent,
+    /// declared lost and late by the jitter buffers of calls in progress as well as ended
+    /// ones (`vaani_media_*`, the registry adds the prefix; the `vaani_rtp_*` counters grow
+    /// only when a call ends), and the sessions open.
+    pub fn register_media_engine(
+        &self,
+        engine: vaani_media::MediaEngine,
+    ) -> prometheus::Result<()> {
+        let collector = MediaEngineCollector::new(engine)?;
+        self.registry.register(Box::new(collector))
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -236,9 +248,133 @@ impl Metrics {
     }
 }
 
+/// Reads [`vaani_media::MediaEngine::counters`] when Prometheus gathers.
+struct MediaEngineCollector {
+    engine: vaani_media::MediaEngine,
+    received: IntCounter,
+    sent: IntCounter,
+    lost: IntCounter,
+    late: IntCounter,
+    sessions: IntGauge,
+}
+
+impl MediaEngineCollector {
+    fn new(engine: vaani_media::MediaEngine) -> prometheus::Result<Self> {
+        Ok(Self {
+            engine,
+            received: IntCounter::new(
+                "media_rtp_packets_received_total",
+                "RTP datagrams the media engine received (calls in progress included)",
+            )?,
+            sent: IntCounter::new(
+                "media_rtp_packets_sent_total",
+                "RTP packets the media engine sent (calls in progress included)",
+            )?,
+            lost: IntCounter::new(
+                "media_rtp_packets_lost_total",
+                "Caller RTP packets the jitter buffers declared lost (calls in progress included)",
+            )?,
+            late: IntCounter::new(
+                "media_rtp_packets_late_total",
+                "Caller RTP packets that arrived after their jitter-buffer deadline",
+            )?,
+            sessions: IntGauge::new(
+                "media_sessions",
+                "Media sessions open in the engine's shards",
+            )?,
+        })
+    }
+}
+
+/// Raises `counter` to `value` (never lowers it: concurrent scrapes cannot make it go back).
+fn advance(counter: &IntCounter, value: u64) {
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
+    }
+}
+
+impl prometheus::core::Collector for MediaEngineCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        [
+            self.received.desc(),
+            self.sent.desc(),
+            self.lost.desc(),
+            self.late.desc(),
+            self.sessions.desc(),
+        ]
+        .concat()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let counters = self.engine.counters();
+        advance(&self.received, counters.packets_in);
+        advance(&self.sent, counters.packets_out);
+        advance(&self.lost, counters.packets_lost);
+        advance(&self.late, counters.packets_late);
+        self.sessions
+            .set(i64::try_from(self.engine.active_sessions()).unwrap_or(i64::MAX));
+        [
+            self.received.collect(),
+            self.sent.collect(),
+            self.lost.collect(),
+            self.late.collect(),
+            self.sessions.collect(),
+        ]
+        .concat()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_engine_counters_are_read_at_every_scrape() {
+        let metrics = Metrics::new().expect("metrics");
+        let engine = vaani_media::MediaEngine::start(vaani_media::EngineConfig {
+            bind_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port_range: (47900, 47909),
+            shards: 1,
+        })
+        .expect("engine");
+        metrics
+            .register_media_engine(engine.clone())
+            .expect("registered");
+        let text = metrics.render();
+        assert!(
+            text.contains("\nvaani_media_rtp_packets_received_total 0"),
+            "{text}"
+        );
+        assert!(text.contains("\nvaani_media_sessions 0"), "{text}");
+        let lease = engine.allocate_port().expect("port");
+        let server = lease.local_addr();
+        let _session = engine
+            .open_session(
+                lease,
+                vaani_media::SessionConfig::new(vaani_media::Law::Mu),
+                Box::new(vaani_media::EnergyVad::default()),
+            )
+            .expect("session");
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+        let mut packet = [0xFFu8; 172];
+        packet[0] = 0x80;
+        for seq in 0..3u16 {
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            client.send_to(&packet, server).expect("send");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let text = metrics.render();
+            if text.contains("\nvaani_media_rtp_packets_received_total 3")
+                && text.contains("\nvaani_media_sessions 1")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 
     #[test]
     fn renders_every_family_with_the_prefix() {

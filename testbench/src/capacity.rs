@@ -526,8 +526,8 @@ fn run_step(
         inbound_sent,
         inbound_received: delta("vaani_rtp_packets_received_total"),
         inbound_jitter_lost: delta("vaani_rtp_packets_lost_total"),
-        window_jitter_lost: window_delta("vaani_rtp_packets_lost_total"),
-        window_received: window_delta("vaani_rtp_packets_received_total"),
+        window_jitter_lost: window_delta("vaani_media_rtp_packets_lost_total"),
+        window_received: window_delta("vaani_media_rtp_packets_received_total"),
         kernel_udp_drops,
         baseline: None,
     })
