@@ -1,0 +1,76 @@
+//! The HTTP surface: health, readiness, Prometheus metrics and the calls API.
+//!
+//! `GET /api/v1/calls/{id}` returns the call with `transcript`, `extractions`, `events`,
+//! `turns` (per-turn latency), `cost` (the priced ledger), `latency` (a summary over the
+//! turns), `summary` and `sentiment` (`positive`, `neutral` or `negative`; both `null` until
+//! the call is summarised) and `recording` (`duration_ms`, `created_at_ms`; `null` when the
+//! call was not recorded); `GET /api/v1/calls` lists calls with their `cost_inr`.
+//! `GET /api/v1/calls/{id}/recording` downloads the call's recording (`audio/wav`, two
+//! channels: caller, agent), `404` when it has none; `GET /api/v1/recordings` lists the
+//! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
+//!
+//! One module per thing served: [`health`] (health, readiness, metrics), [`calls`],
+//! [`recordings`]; [`auth`] checks the bearer key and [`error`] shapes every error answer.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Deserialize;
+use vaani_store::Store;
+
+use crate::metrics::Metrics;
+
+mod auth;
+mod calls;
+mod error;
+mod health;
+mod recordings;
+#[cfg(test)]
+mod tests;
+
+use error::ApiError;
+
+/// What the HTTP handlers share.
+pub struct HttpState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub operator_key: String,
+    /// Set once SIP, media and plugins are up.
+    pub ready: AtomicBool,
+    /// Where `POST /api/v1/calls` sends the calls to place (`None`: not served).
+    pub dialer: Option<tokio::sync::mpsc::Sender<crate::outbound::DialRequest>>,
+}
+
+/// The router for every HTTP endpoint.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v1/calls",
+            get(calls::list_calls).post(calls::place_call),
+        )
+        .route("/api/v1/calls/{id}", get(calls::get_call))
+        .route(
+            "/api/v1/calls/{id}/recording",
+            get(recordings::get_recording),
+        )
+        .route("/api/v1/recordings", get(recordings::list_recordings))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// The query of the list endpoints: `?limit=` (1..=500, default 50) and `?tenant=`.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+    tenant: Option<String>,
+}
