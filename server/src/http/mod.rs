@@ -10,7 +10,8 @@
 //! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`calls`],
-//! [`recordings`]; [`auth`] checks the bearer key and [`error`] shapes every error answer.
+//! [`recordings`]; [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and
+//! [`error`] shapes every error answer as JSON.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -19,13 +20,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
-use vaani_store::Store;
+use vaani_store::{CallFilter, Store};
 
 use crate::metrics::Metrics;
 
 mod auth;
 mod calls;
 mod error;
+mod extract;
 mod health;
 mod recordings;
 #[cfg(test)]
@@ -60,12 +62,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
             get(recordings::get_recording),
         )
         .route("/api/v1/recordings", get(recordings::list_recordings))
-        .fallback(not_found)
+        .fallback(error::no_such_endpoint)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// The query of the list endpoints: `?limit=` (1..=500, default 50) and `?tenant=`.
@@ -73,4 +72,22 @@ async fn not_found() -> ApiError {
 struct ListQuery {
     limit: Option<u32>,
     tenant: Option<String>,
+}
+
+impl ListQuery {
+    /// The store filter; `400 invalid_limit` when `limit` is out of range.
+    fn into_filter(self) -> Result<CallFilter, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if limit == 0 || limit > 500 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_limit",
+                "limit must be between 1 and 500",
+            ));
+        }
+        Ok(CallFilter {
+            tenant: self.tenant,
+            limit,
+        })
+    }
 }

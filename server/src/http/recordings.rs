@@ -3,40 +3,26 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use vaani_store::CallFilter;
 
-use super::auth::authorize;
+use super::auth::Caller;
 use super::error::{ApiError, internal};
+use super::extract::{ApiPath, ApiQuery};
 use super::{HttpState, ListQuery};
 
 /// Recordings, newest first (`?limit=` 1..=500, default 50; `?tenant=`).
 pub(super) async fn list_recordings(
     State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&state, &headers)?;
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if limit == 0 || limit > 500 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
-    let filter = CallFilter {
-        tenant: query.tenant,
-        limit,
-    };
+    let filter = query.into_filter()?;
     let recordings = state
         .store
-        .list_recordings(&scope, &filter)
+        .list_recordings(&caller.scope, &filter)
         .await
         .map_err(internal)?;
     Ok(Json(json!({ "recordings": recordings })).into_response())
@@ -46,10 +32,9 @@ pub(super) async fn list_recordings(
 /// recorded, another tenant's call, or deleted by retention).
 pub(super) async fn get_recording(
     State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let scope = authorize(&state, &headers)?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -59,7 +44,7 @@ pub(super) async fn get_recording(
     };
     let recording = state
         .store
-        .recording_for_call(&scope, &id)
+        .recording_for_call(&caller.scope, &id)
         .await
         .map_err(internal)?
         .ok_or_else(not_found)?;

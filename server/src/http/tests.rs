@@ -1,21 +1,76 @@
 //! In-process tests of the HTTP API.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::response::Response;
 use serde_json::json;
-use vaani_store::Store;
+use tower::ServiceExt;
+use vaani_store::{CallDirection, CallStatus, NewCall, Sentiment, Store, Tenant, TenantStatus};
 
-use super::calls::get_call;
-use super::recordings::{get_recording, list_recordings};
-use super::{HttpState, ListQuery};
+use super::{HttpState, router};
 use crate::metrics::Metrics;
-use std::sync::Arc;
-use vaani_store::{CallDirection, CallStatus, NewCall, Sentiment, Tenant, TenantStatus};
 
 const KEY: &str = "operator-secret";
+
+/// Sends one request through the whole router (routing, extractors, fallbacks, layers).
+async fn send(
+    state: &Arc<HttpState>,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Response {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    router(state.clone())
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// GET with the operator key.
+async fn get(state: &Arc<HttpState>, uri: &str) -> Response {
+    send(state, Method::GET, uri, Some(KEY), None, Body::empty()).await
+}
+
+async fn body_bytes(response: Response) -> axum::body::Bytes {
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+}
+
+/// Asserts the documented error answer: the status, a JSON content type and exactly
+/// `{"error": {"code", "message"}}` with the expected code and a non-empty message.
+async fn assert_error(response: Response, status: StatusCode, code: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status, "status for {code}");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "content type for {code}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    let error = body.as_object().unwrap();
+    assert_eq!(error.len(), 1, "{body}");
+    let fields = error["error"].as_object().unwrap();
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["code", "message"], "{body}");
+    assert_eq!(fields["code"], json!(code), "{body}");
+    assert!(
+        !fields["message"].as_str().unwrap().is_empty(),
+        "empty message: {body}"
+    );
+    body
+}
 
 async fn state_with_call() -> (Arc<HttpState>, String) {
     let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -55,19 +110,9 @@ async fn state_with_call() -> (Arc<HttpState>, String) {
 }
 
 async fn call_json(state: &Arc<HttpState>, call_id: &str) -> serde_json::Value {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        header::HeaderValue::from_str(&format!("Bearer {KEY}")).unwrap(),
-    );
-    let response = get_call(State(state.clone()), headers, Path(call_id.to_owned()))
-        .await
-        .unwrap_or_else(|e| e.into_response());
+    let response = get(state, &format!("/api/v1/calls/{call_id}")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
+    serde_json::from_slice(&body_bytes(response).await).unwrap()
 }
 
 /// The call detail keeps every field it had and only gains `summary` and `sentiment`.
@@ -137,14 +182,8 @@ async fn call_detail_json_only_gains_summary_and_sentiment() {
 }
 
 async fn recording_response(state: &Arc<HttpState>, call_id: &str, key: &str) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
-    );
-    get_recording(State(state.clone()), headers, Path(call_id.to_owned()))
-        .await
-        .unwrap_or_else(|e| e.into_response())
+    let uri = format!("/api/v1/calls/{call_id}/recording");
+    send(state, Method::GET, &uri, Some(key), None, Body::empty()).await
 }
 
 #[tokio::test]
@@ -152,9 +191,7 @@ async fn a_recording_downloads_as_wav_and_is_404_when_absent() {
     let (state, call_id) = state_with_call().await;
     let response = recording_response(&state, &call_id, KEY).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let body = body_bytes(response).await;
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"]["code"], json!("recording_not_found"));
     assert_eq!(
@@ -178,30 +215,15 @@ async fn a_recording_downloads_as_wav_and_is_404_when_absent() {
     let response = recording_response(&state, &call_id, KEY).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "audio/wav");
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let body = body_bytes(response).await;
     assert_eq!(&body[..], b"RIFF....WAVE");
     assert_eq!(
         call_json(&state, &call_id).await["recording"]["duration_ms"],
         json!(1_000)
     );
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        header::HeaderValue::from_str(&format!("Bearer {KEY}")).unwrap(),
-    );
-    let query = Ok(Query(ListQuery {
-        limit: None,
-        tenant: Some("a".into()),
-    }));
-    let response = list_recordings(State(state.clone()), headers, query)
-        .await
-        .unwrap_or_else(|e| e.into_response());
+    let response = get(&state, "/api/v1/recordings?tenant=a").await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let body = body_bytes(response).await;
     let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         listed,
@@ -217,4 +239,185 @@ async fn a_recording_downloads_as_wav_and_is_404_when_absent() {
     std::fs::remove_file(&path).unwrap();
     let response = recording_response(&state, &call_id, KEY).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// A body that `POST /api/v1/calls` accepts; the test state has no dialer, so it reaches the
+/// handler and is answered `503 unavailable`.
+fn place_call_body() -> String {
+    json!({ "tenant": "a", "to": "+919800000002" }).to_string()
+}
+
+async fn post_call(
+    state: &Arc<HttpState>,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Response {
+    send(
+        state,
+        Method::POST,
+        "/api/v1/calls",
+        key,
+        content_type,
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_method_the_path_does_not_serve_is_405_json_with_allow() {
+    let (state, call_id) = state_with_call().await;
+    let response = send(
+        &state,
+        Method::DELETE,
+        "/api/v1/calls",
+        Some(KEY),
+        None,
+        Body::empty(),
+    )
+    .await;
+    let allow = response.headers()[header::ALLOW]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let body = assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["message"],
+        json!("DELETE is not allowed on /api/v1/calls")
+    );
+    // Without a key too: the method is wrong whoever asks.
+    let uri = format!("/api/v1/calls/{call_id}");
+    let response = send(&state, Method::PUT, &uri, None, None, Body::empty()).await;
+    assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415_json() {
+    let (state, _) = state_with_call().await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let response = post_call(&state, Some(KEY), content_type, place_call_body()).await;
+        assert_error(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    // The same body with the JSON content type gets through to the handler.
+    let response = post_call(
+        &state,
+        Some(KEY),
+        Some("application/json"),
+        place_call_body(),
+    )
+    .await;
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+}
+
+#[tokio::test]
+async fn broken_or_misshapen_json_is_400_json() {
+    let (state, _) = state_with_call().await;
+    for (body, code) in [
+        (r#"{"tenant": "a", "to": "#, "invalid_json"),
+        ("not json", "invalid_json"),
+        (r#"{"tenant": "a"}"#, "invalid_body"),
+        (r#"{"tenant": "a", "to": 5}"#, "invalid_body"),
+        (
+            r#"{"tenant": "a", "to": "+919800000002", "colour": "red"}"#,
+            "invalid_body",
+        ),
+        ("[]", "invalid_body"),
+    ] {
+        let response = post_call(&state, Some(KEY), Some("application/json"), body).await;
+        assert_error(response, StatusCode::BAD_REQUEST, code).await;
+    }
+}
+
+#[tokio::test]
+async fn the_key_is_checked_before_the_body_or_query() {
+    let (state, _) = state_with_call().await;
+    let response = post_call(&state, None, Some("application/json"), "not json").await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let response = post_call(&state, Some("wrong"), None, "not json").await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let response = send(
+        &state,
+        Method::GET,
+        "/api/v1/calls?limit=abc",
+        None,
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn bad_query_and_path_parameters_are_400_json() {
+    let (state, _) = state_with_call().await;
+    for uri in [
+        "/api/v1/calls?limit=abc",
+        "/api/v1/calls?limit=-1",
+        "/api/v1/calls?limit=99999999999",
+        "/api/v1/recordings?limit=ten",
+    ] {
+        assert_error(
+            get(&state, uri).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        )
+        .await;
+    }
+    for uri in ["/api/v1/calls?limit=0", "/api/v1/recordings?limit=501"] {
+        assert_error(
+            get(&state, uri).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+        )
+        .await;
+    }
+    // `%FF` is not UTF-8, so the id cannot be a string.
+    for uri in ["/api/v1/calls/%FF", "/api/v1/calls/%FF/recording"] {
+        assert_error(
+            get(&state, uri).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_stay_404_json() {
+    let (state, _) = state_with_call().await;
+    for uri in [
+        "/api/v1/nope",
+        "/api/v2/calls",
+        "/api/v1/calls/x/y/z",
+        "/nope",
+    ] {
+        assert_error(get(&state, uri).await, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    assert_error(
+        get(&state, "/api/v1/calls/0190-nope").await,
+        StatusCode::NOT_FOUND,
+        "call_not_found",
+    )
+    .await;
 }
