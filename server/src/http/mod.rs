@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
@@ -46,6 +47,11 @@ pub struct HttpState {
     pub dialer: Option<tokio::sync::mpsc::Sender<crate::outbound::DialRequest>>,
 }
 
+/// The largest request body the JSON endpoints read: 64 KiB. A larger body is answered
+/// `413 payload_too_large`. A route that takes more (an upload) sets its own limit with
+/// `.layer(DefaultBodyLimit::max(bytes))` on its method router, which overrides this one.
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+
 /// The router for every HTTP endpoint.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
@@ -64,6 +70,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/recordings", get(recordings::list_recordings))
         .fallback(error::no_such_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)
 }
 

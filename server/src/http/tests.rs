@@ -10,7 +10,7 @@ use serde_json::json;
 use tower::ServiceExt;
 use vaani_store::{CallDirection, CallStatus, NewCall, Sentiment, Store, Tenant, TenantStatus};
 
-use super::{HttpState, router};
+use super::{HttpState, JSON_BODY_LIMIT, router};
 use crate::metrics::Metrics;
 
 const KEY: &str = "operator-secret";
@@ -420,4 +420,29 @@ async fn unknown_paths_stay_404_json() {
         "call_not_found",
     )
     .await;
+}
+
+/// A `POST /api/v1/calls` body of exactly `len` bytes: valid JSON of the right shape, padded
+/// with spaces.
+fn padded_place_call_body(len: usize) -> String {
+    let mut body = place_call_body();
+    assert!(body.len() <= len);
+    body.extend(std::iter::repeat_n(' ', len - body.len()));
+    body
+}
+
+#[tokio::test]
+async fn a_json_body_over_64_kib_is_413_json() {
+    let (state, _) = state_with_call().await;
+    assert_eq!(JSON_BODY_LIMIT, 64 * 1024);
+    // At the limit the body is read and reaches the handler.
+    let body = padded_place_call_body(JSON_BODY_LIMIT);
+    let response = post_call(&state, Some(KEY), Some("application/json"), body).await;
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    // One byte more is refused, and so is a body far over axum's implicit 2 MB.
+    for len in [JSON_BODY_LIMIT + 1, 3 << 20] {
+        let body = padded_place_call_body(len);
+        let response = post_call(&state, Some(KEY), Some("application/json"), body).await;
+        assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    }
 }
