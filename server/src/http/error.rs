@@ -7,7 +7,7 @@
 //! endpoint). `code` is for programs and stays stable; `message` is for people and may change.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -59,10 +59,23 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
             }
-            rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-            // The body could not be read (the client went away, a broken chunk).
+            JsonRejection::BytesRejection(rejection) => rejection.into(),
             _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message),
         }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return payload_too_large();
+        }
+        // The body could not be read (the client went away, a broken chunk).
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            rejection.body_text(),
+        )
     }
 }
 

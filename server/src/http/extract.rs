@@ -1,7 +1,8 @@
-//! Extractors for the `/api/v1` handlers: axum's `Json`, `Query` and `Path` whose rejections
+//! Extractors for the `/api/v1` handlers: axum's `Json`, `Bytes`, `Query` and `Path` whose rejections
 //! answer with the API's JSON error body ([`ApiError`]) instead of axum's plain text.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -24,6 +25,28 @@ where
             .await
             .map_err(ApiError::from)?;
         Ok(Self(value))
+    }
+}
+
+/// A raw request body (an upload), limited by the endpoint's body limit
+/// (`Endpoint::body_limit`); `413 payload_too_large` when over it.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the first user is the plugin upload route")
+)]
+pub(super) struct ApiBytes(pub Bytes);
+
+impl<S> FromRequest<S> for ApiBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Self(bytes))
     }
 }
 

@@ -9,8 +9,8 @@
 //! channels: caller, agent), `404` when it has none; `GET /api/v1/recordings` lists the
 //! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
 //!
-//! One module per thing served: [`health`] (health, readiness, metrics), [`calls`],
-//! [`recordings`]; [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and
+//! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
+//! OpenAPI document), [`calls`], [`recordings`]; [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and
 //! [`error`] shapes every error answer as JSON.
 
 use std::sync::Arc;
@@ -18,8 +18,9 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Deserialize;
 use vaani_store::{CallFilter, Store};
 
@@ -30,6 +31,7 @@ mod calls;
 mod error;
 mod extract;
 mod health;
+mod openapi;
 mod recordings;
 #[cfg(test)]
 mod tests;
@@ -48,26 +50,88 @@ pub struct HttpState {
 }
 
 /// The largest request body the JSON endpoints read: 64 KiB. A larger body is answered
-/// `413 payload_too_large`. A route that takes more (an upload) sets its own limit with
-/// `.layer(DefaultBodyLimit::max(bytes))` on its method router, which overrides this one.
+/// `413 payload_too_large`. An endpoint that takes more (an upload) sets its own limit with
+/// [`Endpoint::body_limit`], which overrides this one.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Every endpoint the server answers. The router is built from this list and nothing else,
+/// and a test checks it against `openapi.json` both ways: add a new endpoint here and document
+/// it there.
+fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/healthz", health::healthz),
+        Endpoint::new(Method::GET, "/readyz", health::readyz),
+        Endpoint::new(Method::GET, "/metrics", health::metrics),
+        Endpoint::new(Method::GET, "/api/v1/openapi.json", openapi::document),
+        Endpoint::new(Method::GET, "/api/v1/calls", calls::list_calls),
+        Endpoint::new(Method::POST, "/api/v1/calls", calls::place_call),
+        Endpoint::new(Method::GET, "/api/v1/calls/{id}", calls::get_call),
+        Endpoint::new(
+            Method::GET,
+            "/api/v1/calls/{id}/recording",
+            recordings::get_recording,
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/api/v1/recordings",
+            recordings::list_recordings,
+        ),
+    ]
+}
+
+/// One endpoint: a method on a path, and the handler that answers it.
+struct Endpoint {
+    method: Method,
+    /// The path with `{name}` parameters (the same syntax in axum and OpenAPI).
+    path: &'static str,
+    handler: MethodRouter<Arc<HttpState>>,
+}
+
+impl Endpoint {
+    /// `method` on `path`, answered by `handler`.
+    ///
+    /// # Panics
+    /// If `method` is one axum cannot route (an extension method): a bug in [`endpoints`],
+    /// seen when the server starts and in every router test.
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<HttpState>>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        Self {
+            method,
+            path,
+            handler: on(filter, handler),
+        }
+    }
+
+    /// Lets this endpoint read bodies of up to `bytes` instead of [`JSON_BODY_LIMIT`]
+    /// (for uploads).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the first user is the plugin upload route")
+    )]
+    fn body_limit(mut self, bytes: usize) -> Self {
+        self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
+        self
+    }
+}
 
 /// The router for every HTTP endpoint.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route(
-            "/api/v1/calls",
-            get(calls::list_calls).post(calls::place_call),
-        )
-        .route("/api/v1/calls/{id}", get(calls::get_call))
-        .route(
-            "/api/v1/calls/{id}/recording",
-            get(recordings::get_recording),
-        )
-        .route("/api/v1/recordings", get(recordings::list_recordings))
+    router_for(endpoints(), state)
+}
+
+/// The router serving `endpoints`, with the JSON fallbacks and the default body limit.
+fn router_for(endpoints: Vec<Endpoint>, state: Arc<HttpState>) -> Router {
+    let mut router = Router::new();
+    for endpoint in endpoints {
+        tracing::debug!(method = %endpoint.method, path = endpoint.path, "HTTP endpoint");
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    router
         .fallback(error::no_such_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

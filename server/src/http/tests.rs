@@ -1,5 +1,6 @@
 //! In-process tests of the HTTP API.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -10,7 +11,8 @@ use serde_json::json;
 use tower::ServiceExt;
 use vaani_store::{CallDirection, CallStatus, NewCall, Sentiment, Store, Tenant, TenantStatus};
 
-use super::{HttpState, JSON_BODY_LIMIT, router};
+use super::openapi::OPENAPI_JSON;
+use super::{Endpoint, HttpState, JSON_BODY_LIMIT, endpoints, router, router_for};
 use crate::metrics::Metrics;
 
 const KEY: &str = "operator-secret";
@@ -445,4 +447,449 @@ async fn a_json_body_over_64_kib_is_413_json() {
         let response = post_call(&state, Some(KEY), Some("application/json"), body).await;
         assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     }
+}
+
+#[tokio::test]
+async fn an_endpoint_with_its_own_body_limit_overrides_the_json_limit() {
+    let (state, _) = state_with_call().await;
+    async fn length(super::extract::ApiBytes(body): super::extract::ApiBytes) -> String {
+        body.len().to_string()
+    }
+    let big = 4 * JSON_BODY_LIMIT;
+    let endpoints = vec![
+        Endpoint::new(Method::POST, "/small", length),
+        Endpoint::new(Method::POST, "/upload", length).body_limit(big),
+        Endpoint::new(Method::GET, "/upload", length),
+    ];
+    let app = router_for(endpoints, state);
+    let post = |uri: &'static str, len: usize| {
+        let request = Request::post(uri)
+            .body(Body::from(vec![b'x'; len]))
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+    let response = post("/upload", big).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(&body_bytes(response).await[..], big.to_string().as_bytes());
+    let response = post("/upload", big + 1).await.unwrap();
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    let response = post("/small", JSON_BODY_LIMIT + 1).await.unwrap();
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // The limit wraps the one method only; the path's other answers are unchanged.
+    let response = app
+        .clone()
+        .oneshot(Request::delete("/upload").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+/// The OpenAPI document, parsed.
+fn openapi() -> serde_json::Value {
+    serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+}
+
+/// The methods an OpenAPI path item may hold.
+const OPENAPI_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Every `(METHOD, path)` the document describes.
+fn documented_operations(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if OPENAPI_METHODS.contains(&method.as_str()) {
+                operations.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+/// `path` with every `{name}` parameter replaced by `x`.
+fn sample_uri(path: &str) -> String {
+    let mut uri = String::new();
+    let mut in_parameter = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_parameter = true;
+                uri.push('x');
+            }
+            '}' => in_parameter = false,
+            c if !in_parameter => uri.push(c),
+            _ => {}
+        }
+    }
+    uri
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key() {
+    let (state, _) = state_with_call().await;
+    let uri = "/api/v1/openapi.json";
+    let response = send(&state, Method::GET, uri, None, None, Body::empty()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let served: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_eq!(served, openapi());
+    assert_eq!(served["openapi"], json!("3.1.0"));
+    assert_eq!(
+        served["components"]["securitySchemes"]["bearer"],
+        json!({
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The operator key (`[http] operator_key`)."
+        })
+    );
+    assert_eq!(served["security"], json!([{ "bearer": [] }]));
+    for path in [
+        "/api/v1/calls",
+        "/api/v1/calls/{id}",
+        "/api/v1/calls/{id}/recording",
+        "/api/v1/recordings",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(served["paths"].get(path).is_some(), "{path} missing");
+    }
+}
+
+/// Later steps add endpoints: each must be in `endpoints()` (what the router serves) and in
+/// `openapi.json`, with the same methods.
+#[tokio::test]
+async fn every_served_endpoint_is_documented_and_every_documented_one_is_served() {
+    let doc = openapi();
+    let documented = documented_operations(&doc);
+    let served: BTreeSet<(String, String)> = endpoints()
+        .iter()
+        .map(|endpoint| (endpoint.method.to_string(), endpoint.path.to_owned()))
+        .collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "served but not in openapi.json: {undocumented:?}; in openapi.json but not served: \
+         {unserved:?}"
+    );
+
+    // The router really answers them, and answers nothing else on those paths.
+    let (state, _) = state_with_call().await;
+    let paths: BTreeSet<&str> = documented.iter().map(|(_, path)| path.as_str()).collect();
+    for path in paths {
+        let uri = sample_uri(path);
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let is_documented = documented.contains(&(method.to_string(), path.to_owned()));
+            let response = send(&state, method.clone(), &uri, None, None, Body::empty()).await;
+            let status = response.status();
+            if is_documented {
+                assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+                if status == StatusCode::NOT_FOUND {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&body_bytes(response).await).unwrap();
+                    assert_ne!(body["error"]["code"], json!("not_found"), "{method} {uri}");
+                }
+            } else {
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            }
+        }
+    }
+}
+
+/// Every `$ref` in `value` (recursively).
+fn refs<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::Object(object) => {
+            for (key, value) in object {
+                match (key.as_str(), value) {
+                    ("$ref", serde_json::Value::String(target)) => found.push(target),
+                    _ => refs(value, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+        _ => {}
+    }
+}
+
+/// `value`, or what it points to when it is a `{"$ref": "#/..."}`.
+fn resolve<'a>(doc: &'a serde_json::Value, value: &'a serde_json::Value) -> &'a serde_json::Value {
+    match value.get("$ref").and_then(|target| target.as_str()) {
+        Some(target) => doc
+            .pointer(target.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("dangling $ref {target}")),
+        None => value,
+    }
+}
+
+#[test]
+fn the_openapi_document_is_consistent() {
+    let doc = openapi();
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        assert!(target.starts_with("#/components/"), "{target}");
+        assert!(
+            doc.pointer(target.trim_start_matches('#')).is_some(),
+            "dangling $ref {target}"
+        );
+    }
+    let mut operation_ids = BTreeSet::new();
+    for (method, path) in documented_operations(&doc) {
+        let operation = &doc["paths"][&path][method.to_lowercase()];
+        let id = operation["operationId"].as_str().expect("operationId");
+        assert!(operation_ids.insert(id.to_owned()), "{id} twice");
+        // Every `{name}` in the path is a declared path parameter, and nothing more.
+        let declared: BTreeSet<String> = operation["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|parameter| resolve(&doc, parameter))
+            .filter(|parameter| parameter["in"] == "path")
+            .map(|parameter| parameter["name"].as_str().unwrap().to_owned())
+            .collect();
+        let in_path: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(declared, in_path, "{method} {path}");
+        // The API needs the key (and documents its 401); health, metrics and this document
+        // do not.
+        let open = path == "/api/v1/openapi.json" || !path.starts_with("/api/v1/");
+        if open {
+            assert_eq!(operation["security"], json!([]), "{method} {path}");
+        } else {
+            assert!(operation.get("security").is_none(), "{method} {path}");
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {path}"
+            );
+            assert!(
+                operation["responses"].get("default").is_some(),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+/// The JSON schema of the answer `status` to `method path`, as a validator.
+fn response_validator(path: &str, method: &str, status: &str) -> jsonschema::Validator {
+    let doc = openapi();
+    let response = resolve(&doc, &doc["paths"][path][method]["responses"][status]);
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status}: no JSON schema"
+    );
+    let mut schema = schema.clone();
+    // Resolve `#/components/...` against the document.
+    schema["components"] = doc["components"].clone();
+    jsonschema::validator_for(&schema).expect("a valid JSON schema")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, instance: &serde_json::Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?} in {instance:#}");
+}
+
+/// The properties a schema (or its `allOf` parts) declares.
+fn declared_properties(doc: &serde_json::Value, schema: &serde_json::Value) -> BTreeSet<String> {
+    let schema = resolve(doc, schema);
+    let mut properties: BTreeSet<String> = schema["properties"]
+        .as_object()
+        .map(|object| object.keys().cloned().collect())
+        .unwrap_or_default();
+    for part in schema["allOf"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        properties.extend(declared_properties(doc, part));
+    }
+    properties
+}
+
+fn keys(value: &serde_json::Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn answers_match_the_documented_schemas() {
+    let doc = openapi();
+    let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let (state, call_id) = state_with_call().await;
+    state
+        .store
+        .set_recording(&vaani_store::Recording {
+            tenant_id: "a".to_owned(),
+            call_id: call_id.clone(),
+            path: "/nonexistent.wav".to_owned(),
+            duration_ms: 1_000,
+            created_at_ms: 20_000,
+        })
+        .await
+        .unwrap();
+
+    // A finished call with one of everything, so every nested schema is checked.
+    let store = &state.store;
+    let line = vaani_store::NewTranscriptLine {
+        speaker: vaani_store::Speaker::Caller,
+        text: "Two dosas, please.".to_owned(),
+        start_ms: 1_000,
+        end_ms: 2_000,
+        confidence: Some(0.9),
+    };
+    store
+        .add_transcript_line("a", &call_id, &line)
+        .await
+        .unwrap();
+    let order = json!({ "items": ["dosa", "dosa"] });
+    store
+        .add_extraction("a", &call_id, "order", &order)
+        .await
+        .unwrap();
+    store
+        .add_call_event("a", &call_id, 11_000, "dtmf", "5")
+        .await
+        .unwrap();
+    let outcome = vaani_store::CallOutcome {
+        status: CallStatus::Completed,
+        ended_at_ms: 30_000,
+        end_reason: "caller_hangup".to_owned(),
+        media_stats: Some(json!({ "mos": 4.3 })),
+        error: None,
+    };
+    let turn = vaani_store::CallTurn {
+        caller_text: Some("Two dosas, please.".to_owned()),
+        total_ms: Some(640),
+        ..Default::default()
+    };
+    let report = vaani_store::CallReport {
+        turns: vec![turn],
+        cost_inr_micros: 1_250_000,
+        cost: json!({ "total_inr": 1.25 }),
+        latency: json!({ "count": 1 }),
+    };
+    store
+        .finish_call_with_report("a", &call_id, &outcome, &report)
+        .await
+        .unwrap();
+    store
+        .set_call_summary("a", &call_id, "Ordered.", Some(Sentiment::Positive))
+        .await
+        .unwrap();
+
+    let detail = call_json(&state, &call_id).await;
+    for list in ["transcript", "extractions", "events", "turns"] {
+        assert_eq!(detail[list].as_array().unwrap().len(), 1, "{list}");
+    }
+    assert_valid(
+        &response_validator("/api/v1/calls/{id}", "get", "200"),
+        &detail,
+    );
+    assert_eq!(
+        keys(&detail),
+        declared_properties(&doc, &schema("CallDetail"))
+    );
+    assert_eq!(
+        keys(&detail["recording"]),
+        declared_properties(&doc, &schema("Recording"))
+    );
+
+    let response = get(&state, "/api/v1/calls").await;
+    let listed: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_valid(&response_validator("/api/v1/calls", "get", "200"), &listed);
+    assert_eq!(
+        keys(&listed["calls"][0]),
+        declared_properties(&doc, &schema("ListedCall"))
+    );
+    assert_eq!(listed["calls"][0]["cost_inr"], json!(1.25));
+
+    let response = get(&state, "/api/v1/recordings").await;
+    let listed: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_valid(
+        &response_validator("/api/v1/recordings", "get", "200"),
+        &listed,
+    );
+    assert_eq!(listed["recordings"].as_array().unwrap().len(), 1);
+
+    // Error answers, each against the response the document gives for its status.
+    let errors = [
+        (
+            get(&state, "/api/v1/calls?limit=0").await,
+            "/api/v1/calls",
+            "get",
+        ),
+        (
+            send(
+                &state,
+                Method::GET,
+                "/api/v1/calls",
+                None,
+                None,
+                Body::empty(),
+            )
+            .await,
+            "/api/v1/calls",
+            "get",
+        ),
+        (
+            get(&state, "/api/v1/calls/nope").await,
+            "/api/v1/calls/{id}",
+            "get",
+        ),
+        (
+            get(&state, &format!("/api/v1/calls/{call_id}/recording")).await,
+            "/api/v1/calls/{id}/recording",
+            "get",
+        ),
+        (
+            post_call(&state, Some(KEY), None, place_call_body()).await,
+            "/api/v1/calls",
+            "post",
+        ),
+        (
+            post_call(
+                &state,
+                Some(KEY),
+                Some("application/json"),
+                place_call_body(),
+            )
+            .await,
+            "/api/v1/calls",
+            "post",
+        ),
+    ];
+    for (response, path, method) in errors {
+        let status = response.status().as_str().to_owned();
+        assert!(
+            doc["paths"][path][method]["responses"]
+                .get(&status)
+                .is_some(),
+            "{method} {path}: {status} is not documented"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+        assert_valid(&response_validator(path, method, &status), &body);
+    }
+    // The Error schema is strict enough to refuse something else.
+    let error = response_validator("/api/v1/calls", "get", "default");
+    assert!(!error.is_valid(&json!({ "message": "no code" })));
+    assert!(!error.is_valid(&listed));
 }
