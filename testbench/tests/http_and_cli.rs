@@ -53,6 +53,29 @@ fn health_metrics_and_api_authentication() {
     assert_eq!(status, 404, "{body}");
     let error: Value = serde_json::from_str(&body).expect("JSON error body");
     assert_eq!(error["error"]["code"], "call_not_found", "{body}");
+
+    // axum's own rejections answer with the JSON error body too.
+    let (status, body) = server.api_post("/api/v1/recordings", &serde_json::json!({}));
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let padding = "x".repeat(65 * 1024);
+    let (status, body) = server.api_post(
+        "/api/v1/calls",
+        &serde_json::json!({ "tenant": "echo", "to": "+919876543210", "from": padding }),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+
+    // The OpenAPI document, without a key.
+    let (status, body) = server
+        .http_get("/api/v1/openapi.json", None)
+        .expect("openapi.json");
+    assert_eq!(status, 200, "{body}");
+    let document: Value = serde_json::from_str(&body).expect("OpenAPI JSON");
+    assert_eq!(document["openapi"], "3.1.0", "{body}");
+    for path in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/recordings"] {
+        assert!(document["paths"][path].is_object(), "{path} missing");
+    }
 }
 
 #[test]
