@@ -9,9 +9,15 @@
 //! channels: caller, agent), `404` when it has none; `GET /api/v1/recordings` lists the
 //! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
 //!
+//! `GET /api/v1/openapi.json` serves the OpenAPI 3.1 document of all of this.
+//!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
-//! OpenAPI document), [`calls`], [`recordings`]; [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and
-//! [`error`] shapes every error answer as JSON.
+//! OpenAPI document), [`calls`], [`recordings`]. [`auth`] checks the bearer key, [`extract`]
+//! wraps axum's extractors and [`error`] shapes every error answer as JSON.
+//!
+//! To add an endpoint: write the handler in the module of what it serves (taking
+//! [`auth::Caller`] and the `Api*` extractors, returning `Result<_, ApiError>`), list it in
+//! [`endpoints`] and describe it in `openapi.json`; the tests fail until both agree.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
