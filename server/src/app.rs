@@ -171,9 +171,12 @@ pub fn serve(config: Config) -> Result<()> {
 
 async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
-    let store = Store::connect(&config.store.url)
-        .await
-        .with_context(|| format!("opening the store at {}", config.store.url))?;
+    let store = Store::connect(&config.store.url).await.with_context(|| {
+        format!(
+            "opening the store at {}",
+            vaani_store::redact_url(&config.store.url)
+        )
+    })?;
     let recovered = store
         .mark_unfinished_calls_failed(now_unix_ms())
         .await

@@ -32,14 +32,17 @@ impl Store {
         tenant_id: &str,
         phone: &str,
     ) -> Result<Option<Caller>, StoreError> {
-        sqlx::query_as::<_, Caller>(
-            "SELECT tenant_id, phone, name, memory_json, first_call_at, last_call_at, call_count
-             FROM callers WHERE tenant_id = $1 AND phone = $2",
-        )
-        .bind(tenant_id)
-        .bind(phone)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, Caller>(
+                "SELECT tenant_id, phone, name, memory_json, first_call_at, last_call_at,
+                        call_count
+                 FROM callers WHERE tenant_id = $1 AND phone = $2",
+            )
+            .bind(tenant_id)
+            .bind(phone)
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(StoreError::query("get_caller"))
     }
 
@@ -55,25 +58,28 @@ impl Store {
         name: Option<&str>,
         memory_json: Option<&str>,
     ) -> Result<Caller, StoreError> {
-        sqlx::query_as::<_, Caller>(
-            "INSERT INTO callers
-                 (tenant_id, phone, name, memory_json, first_call_at, last_call_at, call_count)
-             VALUES ($1, $2, $3, $4, $5, $5, 1)
-             ON CONFLICT (tenant_id, phone) DO UPDATE SET
-                 call_count = callers.call_count + 1,
-                 last_call_at = excluded.last_call_at,
-                 name = COALESCE(excluded.name, callers.name),
-                 memory_json = COALESCE(excluded.memory_json, callers.memory_json)
-             RETURNING tenant_id, phone, name, memory_json, first_call_at, last_call_at,
-                       call_count",
-        )
-        .bind(tenant_id)
-        .bind(phone)
-        .bind(name)
-        .bind(memory_json)
-        .bind(at_ms)
-        .fetch_one(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, Caller>(
+                "INSERT INTO callers
+                     (tenant_id, phone, name, memory_json, first_call_at, last_call_at,
+                      call_count)
+                 VALUES ($1, $2, $3, $4, $5, $5, 1)
+                 ON CONFLICT (tenant_id, phone) DO UPDATE SET
+                     call_count = callers.call_count + 1,
+                     last_call_at = excluded.last_call_at,
+                     name = COALESCE(excluded.name, callers.name),
+                     memory_json = COALESCE(excluded.memory_json, callers.memory_json)
+                 RETURNING tenant_id, phone, name, memory_json, first_call_at, last_call_at,
+                           call_count",
+            )
+            .bind(tenant_id)
+            .bind(phone)
+            .bind(name)
+            .bind(memory_json)
+            .bind(at_ms)
+            .fetch_one(pool)
+            .await
+        })
         .map_err(StoreError::missing_parent(
             "record_caller_call",
             "tenant",

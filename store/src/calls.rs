@@ -328,23 +328,26 @@ pub const SERVER_RESTART_END_REASON: &str = "server_restart";
 impl Store {
     /// Insert a new call. Fails with `NotFound` if the tenant does not exist.
     pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO calls (id, tenant_id, external_id, direction, caller, dialled, status,
-                                started_at, plugin_name, plugin_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&call.id)
-        .bind(&call.tenant_id)
-        .bind(call.external_id.as_deref())
-        .bind(call.direction.as_str())
-        .bind(&call.caller)
-        .bind(&call.dialled)
-        .bind(call.status.as_str())
-        .bind(call.started_at_ms)
-        .bind(call.plugin_name.as_deref())
-        .bind(call.plugin_version.as_deref())
-        .execute(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO calls (id, tenant_id, external_id, direction, caller, dialled, status,
+                                    started_at, plugin_name, plugin_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&call.id)
+            .bind(&call.tenant_id)
+            .bind(call.external_id.as_deref())
+            .bind(call.direction.as_str())
+            .bind(&call.caller)
+            .bind(&call.dialled)
+            .bind(call.status.as_str())
+            .bind(call.started_at_ms)
+            .bind(call.plugin_name.as_deref())
+            .bind(call.plugin_version.as_deref())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::missing_parent(
             "insert_call",
             "tenant",
@@ -361,18 +364,21 @@ impl Store {
         call_id: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE calls SET answered_at = $3,
-                 status = CASE WHEN status = 'ringing' THEN 'in_progress' ELSE status END
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(at_ms)
-        .execute(&self.pool)
-        .await
+        let changed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE calls SET answered_at = $3,
+                     status = CASE WHEN status = 'ringing' THEN 'in_progress' ELSE status END
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(at_ms)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::query("mark_answered"))?;
-        require_call(done.rows_affected(), call_id)
+        require_call(changed, call_id)
     }
 
     /// Record which plugin (name and version) handles the call.
@@ -383,18 +389,21 @@ impl Store {
         plugin_name: &str,
         plugin_version: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE calls SET plugin_name = $3, plugin_version = $4
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(plugin_name)
-        .bind(plugin_version)
-        .execute(&self.pool)
-        .await
+        let changed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE calls SET plugin_name = $3, plugin_version = $4
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(plugin_name)
+            .bind(plugin_version)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::query("set_call_plugin"))?;
-        require_call(done.rows_affected(), call_id)
+        require_call(changed, call_id)
     }
 
     /// Append one received DTMF digit (`0-9`, `*`, `#`, `A-D`) to the call's digit string.
@@ -404,15 +413,17 @@ impl Store {
         call_id: &str,
         digit: char,
     ) -> Result<(), StoreError> {
-        let done =
+        let changed = with_pool!(self, pool => {
             sqlx::query("UPDATE calls SET dtmf = dtmf || $3 WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
                 .bind(call_id)
                 .bind(digit.to_string())
-                .execute(&self.pool)
+                .execute(pool)
                 .await
-                .map_err(StoreError::query("append_dtmf"))?;
-        require_call(done.rows_affected(), call_id)
+                .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::query("append_dtmf"))?;
+        require_call(changed, call_id)
     }
 
     /// Write how the call ended.
@@ -423,22 +434,25 @@ impl Store {
         outcome: &CallOutcome,
     ) -> Result<(), StoreError> {
         let media_stats = outcome.media_stats.as_ref().map(|v| v.to_string());
-        let done = sqlx::query(
-            "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
-                              error = $7
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(outcome.status.as_str())
-        .bind(outcome.ended_at_ms)
-        .bind(&outcome.end_reason)
-        .bind(media_stats)
-        .bind(outcome.error.as_deref())
-        .execute(&self.pool)
-        .await
+        let changed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
+                                  error = $7
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(outcome.status.as_str())
+            .bind(outcome.ended_at_ms)
+            .bind(&outcome.end_reason)
+            .bind(media_stats)
+            .bind(outcome.error.as_deref())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::query("finish_call"))?;
-        require_call(done.rows_affected(), call_id)
+        require_call(changed, call_id)
     }
 
     /// Calls visible to `scope`, narrowed by `filter`, newest first.
@@ -455,28 +469,32 @@ impl Store {
         let limit = i64::from(filter.effective_limit());
         let rows = match tenant {
             Some(tenant_id) => {
-                sqlx::query_as::<_, CallRow>(
-                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error, cost_inr_micros
-                     FROM calls WHERE tenant_id = $1
-                     ORDER BY started_at DESC, id DESC LIMIT $2",
-                )
-                .bind(tenant_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, CallRow>(
+                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                                plugin_version, media_stats, error, cost_inr_micros
+                         FROM calls WHERE tenant_id = $1
+                         ORDER BY started_at DESC, id DESC LIMIT $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                })
             }
             None => {
-                sqlx::query_as::<_, CallRow>(
-                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error, cost_inr_micros
-                     FROM calls ORDER BY started_at DESC, id DESC LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, CallRow>(
+                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                                plugin_version, media_stats, error, cost_inr_micros
+                         FROM calls ORDER BY started_at DESC, id DESC LIMIT $1",
+                    )
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                })
             }
         }
         .map_err(StoreError::query("list_calls"))?;
@@ -492,27 +510,31 @@ impl Store {
     ) -> Result<Option<CallDetail>, StoreError> {
         let row = match scope.tenant_id() {
             Some(tenant_id) => {
-                sqlx::query_as::<_, CallRow>(
-                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error, cost_inr_micros
-                     FROM calls WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant_id)
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, CallRow>(
+                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                                plugin_version, media_stats, error, cost_inr_micros
+                         FROM calls WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(call_id)
+                    .fetch_optional(pool)
+                    .await
+                })
             }
             None => {
-                sqlx::query_as::<_, CallRow>(
-                    "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                            started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                            plugin_version, media_stats, error, cost_inr_micros
-                     FROM calls WHERE id = $1",
-                )
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, CallRow>(
+                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                                plugin_version, media_stats, error, cost_inr_micros
+                         FROM calls WHERE id = $1",
+                    )
+                    .bind(call_id)
+                    .fetch_optional(pool)
+                    .await
+                })
             }
         }
         .map_err(StoreError::query("get_call"))?;
@@ -548,17 +570,20 @@ impl Store {
     /// mark it `failed` with end reason `server_restart` at `now_ms`.
     /// Not tenant-scoped (an operator maintenance task). Returns how many calls changed.
     pub async fn mark_unfinished_calls_failed(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE calls SET status = 'failed', ended_at = $1, end_reason = $2,
-                 error = COALESCE(error, 'the server stopped before the call ended')
-             WHERE status IN ('ringing', 'in_progress')",
-        )
-        .bind(now_ms)
-        .bind(SERVER_RESTART_END_REASON)
-        .execute(&self.pool)
-        .await
+        let changed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE calls SET status = 'failed', ended_at = $1, end_reason = $2,
+                     error = COALESCE(error, 'the server stopped before the call ended')
+                 WHERE status IN ('ringing', 'in_progress')",
+            )
+            .bind(now_ms)
+            .bind(SERVER_RESTART_END_REASON)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
-        let count = done.rows_affected();
+        let count = changed;
         if count > 0 {
             tracing::warn!(
                 count,

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names a backend this build does not support.
-    #[error("unsupported database URL {url:?}: expected sqlite://PATH or sqlite::memory:")]
+    #[error(
+        "unsupported database URL {url:?}: expected sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl {
-        /// The URL as given.
+        /// The URL as given, with any password replaced by `***` ([`crate::redact_url`]).
         url: String,
     },
     /// The directory for a SQLite database file could not be created.
@@ -22,7 +24,7 @@ pub enum StoreError {
     /// Opening the database failed.
     #[error("cannot open database {url}: {source}")]
     Connect {
-        /// The URL as given.
+        /// The URL as given, with any password replaced by `***` ([`crate::redact_url`]).
         url: String,
         /// The driver error.
         source: sqlx::Error,

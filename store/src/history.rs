@@ -115,17 +115,20 @@ impl Store {
         summary: &str,
         sentiment: Option<Sentiment>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE calls SET summary = $3, sentiment = $4 WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(summary)
-        .bind(sentiment.map(Sentiment::as_str))
-        .execute(&self.pool)
-        .await
+        let changed = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE calls SET summary = $3, sentiment = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(summary)
+            .bind(sentiment.map(Sentiment::as_str))
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::query("set_call_summary"))?;
-        require_call(done.rows_affected(), call_id)
+        require_call(changed, call_id)
     }
 
     /// The summary and sentiment of a call `scope` may see; `None` if there is no such call
@@ -137,19 +140,23 @@ impl Store {
     ) -> Result<Option<(String, Option<Sentiment>)>, StoreError> {
         let row: Option<(Option<String>, Option<String>)> = match scope.tenant_id() {
             Some(tenant_id) => {
-                sqlx::query_as(
-                    "SELECT summary, sentiment FROM calls WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant_id)
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT summary, sentiment FROM calls WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(call_id)
+                    .fetch_optional(pool)
+                    .await
+                })
             }
             None => {
-                sqlx::query_as("SELECT summary, sentiment FROM calls WHERE id = $1")
-                    .bind(call_id)
-                    .fetch_optional(&self.pool)
-                    .await
+                with_pool!(self, pool => {
+                    sqlx::query_as("SELECT summary, sentiment FROM calls WHERE id = $1")
+                        .bind(call_id)
+                        .fetch_optional(pool)
+                        .await
+                })
             }
         }
         .map_err(StoreError::query("call_summary"))?;
@@ -166,13 +173,14 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<(Option<String>, Option<Sentiment>), StoreError> {
-        let row: Option<(Option<String>, Option<String>)> =
+        let row: Option<(Option<String>, Option<String>)> = with_pool!(self, pool => {
             sqlx::query_as("SELECT summary, sentiment FROM calls WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
                 .bind(call_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(pool)
                 .await
-                .map_err(StoreError::query("summary_for_call"))?;
+        })
+        .map_err(StoreError::query("summary_for_call"))?;
         let (summary, sentiment) = row.unwrap_or((None, None));
         Ok((summary, parse_sentiment(sentiment)?))
     }
@@ -194,23 +202,25 @@ impl Store {
             return Ok(Vec::new());
         }
         // One statement, so the calls and their extractions come from the same snapshot.
-        let rows = sqlx::query_as::<_, PastCallRow>(
-            "SELECT c.id, c.started_at, c.answered_at, c.ended_at, c.summary,
-                    e.schema_id, e.data
-             FROM (SELECT tenant_id, id, started_at, answered_at, ended_at, summary
-                   FROM calls
-                   WHERE tenant_id = $1 AND caller = $2 AND id <> $3
-                   ORDER BY started_at DESC, id DESC
-                   LIMIT $4) AS c
-             LEFT JOIN extractions AS e ON e.tenant_id = c.tenant_id AND e.call_id = c.id
-             ORDER BY c.started_at DESC, c.id DESC, e.created_at, e.id",
-        )
-        .bind(tenant_id)
-        .bind(caller)
-        .bind(exclude_call_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, PastCallRow>(
+                "SELECT c.id, c.started_at, c.answered_at, c.ended_at, c.summary,
+                        e.schema_id, e.data
+                 FROM (SELECT tenant_id, id, started_at, answered_at, ended_at, summary
+                       FROM calls
+                       WHERE tenant_id = $1 AND caller = $2 AND id <> $3
+                       ORDER BY started_at DESC, id DESC
+                       LIMIT $4) AS c
+                 LEFT JOIN extractions AS e ON e.tenant_id = c.tenant_id AND e.call_id = c.id
+                 ORDER BY c.started_at DESC, c.id DESC, e.created_at, e.id",
+            )
+            .bind(tenant_id)
+            .bind(caller)
+            .bind(exclude_call_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("recent_calls"))?;
 
         let mut calls: Vec<PastCall> = Vec::new();

@@ -5,14 +5,30 @@
 //!
 //! The API is backend-neutral: no sqlx type appears in a signature (only as the
 //! `source` of a [`StoreError`]), times are unix milliseconds (`i64`) and JSON
-//! travels as [`serde_json::Value`]. SQLite is the backend today; the SQL is
-//! kept portable (numbered `$N` binds, `ON CONFLICT … DO UPDATE`, `RETURNING`)
-//! so PostgreSQL can run the same statements.
+//! travels as [`serde_json::Value`]. Two backends serve the same API: SQLite (the
+//! embedded default) and PostgreSQL, chosen by the URL given to [`Store::connect`].
+//! The SQL is written once and runs unchanged on both (numbered `$N` binds,
+//! `ON CONFLICT … DO UPDATE`, `RETURNING`, BIGINT/TEXT/DOUBLE PRECISION/BYTEA columns);
+//! `with_pool!` expands each query once per backend. The store test suite runs on both.
 //!
 //! Tenant isolation: every write takes the owning `tenant_id` and every read
 //! takes either a `tenant_id` or a [`Scope`]. The one query that is by nature
 //! not tenant-scoped is [`Store::tenant_for_number`], the routing lookup that
 //! finds the tenant for a dialled number.
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the body is
+/// expanded once per backend, so one SQL text and one `#[derive(FromRow)]` row type serve
+/// both. Everything the body returns must have the same type on both backends (map driver
+/// results such as `rows_affected()` inside the body). `?` and `return` act on the
+/// enclosing function.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
 
 mod callers;
 mod calls;
@@ -31,19 +47,29 @@ pub use calls::{
     CallStatus, CallTurn, DEFAULT_CALL_LIMIT, Extraction, MAX_CALL_LIMIT, NewCall,
     NewTranscriptLine, SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
 };
+pub use connect::redact_url;
 pub use error::StoreError;
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
 pub use recordings::Recording;
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;
 
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 
 /// Handle to the database: a connection pool plus the repository methods.
 /// Cheap to clone; all clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+/// The connection pool of whichever backend [`Store::connect`] opened.
+#[derive(Clone, Debug)]
+enum Pool {
+    /// An embedded SQLite database (a file, or in memory).
+    Sqlite(SqlitePool),
+    /// A PostgreSQL server.
+    Postgres(PgPool),
 }
 
 /// Who is asking, for reads that an operator may do across tenants.

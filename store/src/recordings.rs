@@ -46,20 +46,23 @@ impl Store {
     /// Records (or replaces) the recording of a call. `NotFound` if the tenant has no such
     /// call.
     pub async fn set_recording(&self, recording: &Recording) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO recordings (tenant_id, call_id, path, duration_ms, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant_id, call_id) DO UPDATE SET
-                 path = excluded.path, duration_ms = excluded.duration_ms,
-                 created_at = excluded.created_at",
-        )
-        .bind(&recording.tenant_id)
-        .bind(&recording.call_id)
-        .bind(&recording.path)
-        .bind(recording.duration_ms)
-        .bind(recording.created_at_ms)
-        .execute(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO recordings (tenant_id, call_id, path, duration_ms, created_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, call_id) DO UPDATE SET
+                     path = excluded.path, duration_ms = excluded.duration_ms,
+                     created_at = excluded.created_at",
+            )
+            .bind(&recording.tenant_id)
+            .bind(&recording.call_id)
+            .bind(&recording.path)
+            .bind(recording.duration_ms)
+            .bind(recording.created_at_ms)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::missing_parent(
             "set_recording",
             "call",
@@ -76,23 +79,27 @@ impl Store {
     ) -> Result<Option<Recording>, StoreError> {
         let row = match scope.tenant_id() {
             Some(tenant_id) => {
-                sqlx::query_as::<_, RecordingRow>(
-                    "SELECT tenant_id, call_id, path, duration_ms, created_at
-                     FROM recordings WHERE tenant_id = $1 AND call_id = $2",
-                )
-                .bind(tenant_id)
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, RecordingRow>(
+                        "SELECT tenant_id, call_id, path, duration_ms, created_at
+                         FROM recordings WHERE tenant_id = $1 AND call_id = $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(call_id)
+                    .fetch_optional(pool)
+                    .await
+                })
             }
             None => {
-                sqlx::query_as::<_, RecordingRow>(
-                    "SELECT tenant_id, call_id, path, duration_ms, created_at
-                     FROM recordings WHERE call_id = $1",
-                )
-                .bind(call_id)
-                .fetch_optional(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, RecordingRow>(
+                        "SELECT tenant_id, call_id, path, duration_ms, created_at
+                         FROM recordings WHERE call_id = $1",
+                    )
+                    .bind(call_id)
+                    .fetch_optional(pool)
+                    .await
+                })
             }
         }
         .map_err(StoreError::query("recording_for_call"))?;
@@ -114,24 +121,28 @@ impl Store {
         let limit = i64::from(filter.effective_limit());
         let rows = match tenant {
             Some(tenant_id) => {
-                sqlx::query_as::<_, RecordingRow>(
-                    "SELECT tenant_id, call_id, path, duration_ms, created_at
-                     FROM recordings WHERE tenant_id = $1
-                     ORDER BY created_at DESC, call_id DESC LIMIT $2",
-                )
-                .bind(tenant_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, RecordingRow>(
+                        "SELECT tenant_id, call_id, path, duration_ms, created_at
+                         FROM recordings WHERE tenant_id = $1
+                         ORDER BY created_at DESC, call_id DESC LIMIT $2",
+                    )
+                    .bind(tenant_id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                })
             }
             None => {
-                sqlx::query_as::<_, RecordingRow>(
-                    "SELECT tenant_id, call_id, path, duration_ms, created_at
-                     FROM recordings ORDER BY created_at DESC, call_id DESC LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
+                with_pool!(self, pool => {
+                    sqlx::query_as::<_, RecordingRow>(
+                        "SELECT tenant_id, call_id, path, duration_ms, created_at
+                         FROM recordings ORDER BY created_at DESC, call_id DESC LIMIT $1",
+                    )
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                })
             }
         }
         .map_err(StoreError::query("list_recordings"))?;
@@ -146,16 +157,18 @@ impl Store {
         before_ms: i64,
         limit: u32,
     ) -> Result<Vec<Recording>, StoreError> {
-        let rows = sqlx::query_as::<_, RecordingRow>(
-            "SELECT tenant_id, call_id, path, duration_ms, created_at
-             FROM recordings WHERE tenant_id = $1 AND created_at < $2
-             ORDER BY created_at LIMIT $3",
-        )
-        .bind(tenant_id)
-        .bind(before_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, RecordingRow>(
+                "SELECT tenant_id, call_id, path, duration_ms, created_at
+                 FROM recordings WHERE tenant_id = $1 AND created_at < $2
+                 ORDER BY created_at LIMIT $3",
+            )
+            .bind(tenant_id)
+            .bind(before_ms)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("recordings_before"))?;
         Ok(rows.into_iter().map(Recording::from).collect())
     }
@@ -166,12 +179,15 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM recordings WHERE tenant_id = $1 AND call_id = $2")
-            .bind(tenant_id)
-            .bind(call_id)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::query("delete_recording"))?;
-        Ok(done.rows_affected() > 0)
+        let changed = with_pool!(self, pool => {
+            sqlx::query("DELETE FROM recordings WHERE tenant_id = $1 AND call_id = $2")
+                .bind(tenant_id)
+                .bind(call_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::query("delete_recording"))?;
+        Ok(changed > 0)
     }
 }

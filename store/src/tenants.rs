@@ -84,28 +84,32 @@ impl Store {
     /// Insert a tenant, or update its name and status if it exists
     /// (`created_at_ms` of an existing tenant is kept).
     pub async fn upsert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, status = excluded.status",
-        )
-        .bind(&tenant.id)
-        .bind(&tenant.name)
-        .bind(tenant.status.as_str())
-        .bind(tenant.created_at_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("upsert_tenant"))?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, status = excluded.status",
+            )
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.status.as_str())
+            .bind(tenant.created_at_ms)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(StoreError::query("upsert_tenant"))
     }
 
     /// The tenant with this id, if any.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
-        sqlx::query_as::<_, TenantRow>(
-            "SELECT id, name, status, created_at FROM tenants WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, TenantRow>(
+                "SELECT id, name, status, created_at FROM tenants WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(StoreError::query("get_tenant"))?
         .map(Tenant::try_from)
         .transpose()
@@ -113,11 +117,13 @@ impl Store {
 
     /// Every tenant, ordered by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        sqlx::query_as::<_, TenantRow>(
-            "SELECT id, name, status, created_at FROM tenants ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, TenantRow>(
+                "SELECT id, name, status, created_at FROM tenants ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("list_tenants"))?
         .into_iter()
         .map(Tenant::try_from)

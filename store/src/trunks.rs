@@ -42,28 +42,34 @@ impl Store {
     /// Insert a trunk, or replace its name and address list if it exists.
     pub async fn upsert_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
         let cidrs = serde_json::Value::from(trunk.allowed_cidrs.clone()).to_string();
-        sqlx::query(
-            "INSERT INTO trunks (id, name, allowed_cidrs) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                                            allowed_cidrs = excluded.allowed_cidrs",
-        )
-        .bind(&trunk.id)
-        .bind(&trunk.name)
-        .bind(cidrs)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::query("upsert_trunk"))?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO trunks (id, name, allowed_cidrs) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                                                allowed_cidrs = excluded.allowed_cidrs",
+            )
+            .bind(&trunk.id)
+            .bind(&trunk.name)
+            .bind(&cidrs)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(StoreError::query("upsert_trunk"))
     }
 
     /// The trunk with this id, if any.
     pub async fn get_trunk(&self, id: &str) -> Result<Option<Trunk>, StoreError> {
-        sqlx::query_as::<_, TrunkRow>("SELECT id, name, allowed_cidrs FROM trunks WHERE id = $1")
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, TrunkRow>(
+                "SELECT id, name, allowed_cidrs FROM trunks WHERE id = $1",
+            )
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await
-            .map_err(StoreError::query("get_trunk"))?
-            .map(Trunk::try_from)
-            .transpose()
+        })
+        .map_err(StoreError::query("get_trunk"))?
+        .map(Trunk::try_from)
+        .transpose()
     }
 }

@@ -175,21 +175,24 @@ impl Store {
         line: &NewTranscriptLine,
     ) -> Result<String, StoreError> {
         let id = new_id();
-        sqlx::query(
-            "INSERT INTO transcript_lines
-                 (id, tenant_id, call_id, speaker, text, start_ms, end_ms, confidence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(line.speaker.as_str())
-        .bind(&line.text)
-        .bind(line.start_ms)
-        .bind(line.end_ms)
-        .bind(line.confidence)
-        .execute(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO transcript_lines
+                     (id, tenant_id, call_id, speaker, text, start_ms, end_ms, confidence)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(line.speaker.as_str())
+            .bind(&line.text)
+            .bind(line.start_ms)
+            .bind(line.end_ms)
+            .bind(line.confidence)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::missing_parent(
             "add_transcript_line",
             "call",
@@ -209,18 +212,21 @@ impl Store {
         data: &serde_json::Value,
     ) -> Result<String, StoreError> {
         let id = new_id();
-        sqlx::query(
-            "INSERT INTO extractions (id, tenant_id, call_id, schema_id, data, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(schema_id)
-        .bind(data.to_string())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO extractions (id, tenant_id, call_id, schema_id, data, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(schema_id)
+            .bind(data.to_string())
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::missing_parent(
             "add_extraction",
             "call",
@@ -240,18 +246,21 @@ impl Store {
         detail: &str,
     ) -> Result<String, StoreError> {
         let id = new_id();
-        sqlx::query(
-            "INSERT INTO call_events (id, tenant_id, call_id, at_ms, kind, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(at_ms)
-        .bind(kind)
-        .bind(detail)
-        .execute(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO call_events (id, tenant_id, call_id, at_ms, kind, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(tenant_id)
+            .bind(call_id)
+            .bind(at_ms)
+            .bind(kind)
+            .bind(detail)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
         .map_err(StoreError::missing_parent(
             "add_call_event",
             "call",
@@ -265,15 +274,17 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
-        sqlx::query_as::<_, TranscriptRow>(
-            "SELECT id, call_id, speaker, text, start_ms, end_ms, confidence
-             FROM transcript_lines WHERE tenant_id = $1 AND call_id = $2
-             ORDER BY start_ms, id",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .fetch_all(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, TranscriptRow>(
+                "SELECT id, call_id, speaker, text, start_ms, end_ms, confidence
+                 FROM transcript_lines WHERE tenant_id = $1 AND call_id = $2
+                 ORDER BY start_ms, id",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("transcript_for_call"))?
         .into_iter()
         .map(TranscriptLine::try_from)
@@ -285,15 +296,17 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<Vec<Extraction>, StoreError> {
-        sqlx::query_as::<_, ExtractionRow>(
-            "SELECT id, call_id, schema_id, data, created_at
-             FROM extractions WHERE tenant_id = $1 AND call_id = $2
-             ORDER BY created_at, id",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .fetch_all(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, ExtractionRow>(
+                "SELECT id, call_id, schema_id, data, created_at
+                 FROM extractions WHERE tenant_id = $1 AND call_id = $2
+                 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("extractions_for_call"))?
         .into_iter()
         .map(Extraction::try_from)
@@ -305,15 +318,17 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<Vec<CallEvent>, StoreError> {
-        sqlx::query_as::<_, CallEvent>(
-            "SELECT id, call_id, at_ms, kind, detail
-             FROM call_events WHERE tenant_id = $1 AND call_id = $2
-             ORDER BY at_ms, id",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .fetch_all(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, CallEvent>(
+                "SELECT id, call_id, at_ms, kind, detail
+                 FROM call_events WHERE tenant_id = $1 AND call_id = $2
+                 ORDER BY at_ms, id",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("events_for_call"))
     }
 }

@@ -121,61 +121,65 @@ impl Store {
         report: &CallReport,
     ) -> Result<(), StoreError> {
         let media_stats = outcome.media_stats.as_ref().map(|v| v.to_string());
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query("finish_call_with_report"))?;
-        let done = sqlx::query(
-            "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
-                              error = $7, cost_inr_micros = $8, cost_json = $9, latency_json = $10
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .bind(outcome.status.as_str())
-        .bind(outcome.ended_at_ms)
-        .bind(&outcome.end_reason)
-        .bind(media_stats)
-        .bind(outcome.error.as_deref())
-        .bind(report.cost_inr_micros)
-        .bind(report.cost.to_string())
-        .bind(report.latency.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query("finish_call_with_report"))?;
-        require_call(done.rows_affected(), call_id)?;
-        for turn in &report.turns {
-            sqlx::query(
-                "INSERT INTO call_turns
-                     (tenant_id, call_id, turn_index, speech_end_ms, caller_text, transcript_ms,
-                      plugin_ms, llm_first_token_ms, tts_first_audio_ms, first_rtp_ms, total_ms,
-                      server_added_ms, stt_processing_ms, tts_synthesis_ms, superseded)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        with_pool!(self, pool => {
+            let mut tx = pool
+                .begin()
+                .await
+                .map_err(StoreError::query("finish_call_with_report"))?;
+            let changed = sqlx::query(
+                "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
+                                  error = $7, cost_inr_micros = $8, cost_json = $9,
+                                  latency_json = $10
+                 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant_id)
             .bind(call_id)
-            .bind(turn.index)
-            .bind(turn.speech_end_ms)
-            .bind(turn.caller_text.as_deref())
-            .bind(turn.transcript_ms)
-            .bind(turn.plugin_ms)
-            .bind(turn.llm_first_token_ms)
-            .bind(turn.tts_first_audio_ms)
-            .bind(turn.first_rtp_ms)
-            .bind(turn.total_ms)
-            .bind(turn.server_added_ms)
-            .bind(turn.stt_processing_ms)
-            .bind(turn.tts_synthesis_ms)
-            .bind(i64::from(turn.superseded))
+            .bind(outcome.status.as_str())
+            .bind(outcome.ended_at_ms)
+            .bind(&outcome.end_reason)
+            .bind(media_stats.as_deref())
+            .bind(outcome.error.as_deref())
+            .bind(report.cost_inr_micros)
+            .bind(report.cost.to_string())
+            .bind(report.latency.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(StoreError::query("finish_call_with_report"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(StoreError::query("finish_call_with_report"))?;
-        Ok(())
+            .map_err(StoreError::query("finish_call_with_report"))?
+            .rows_affected();
+            // Dropping `tx` on the way out rolls back.
+            require_call(changed, call_id)?;
+            for turn in &report.turns {
+                sqlx::query(
+                    "INSERT INTO call_turns
+                         (tenant_id, call_id, turn_index, speech_end_ms, caller_text,
+                          transcript_ms, plugin_ms, llm_first_token_ms, tts_first_audio_ms,
+                          first_rtp_ms, total_ms, server_added_ms, stt_processing_ms,
+                          tts_synthesis_ms, superseded)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(tenant_id)
+                .bind(call_id)
+                .bind(turn.index)
+                .bind(turn.speech_end_ms)
+                .bind(turn.caller_text.as_deref())
+                .bind(turn.transcript_ms)
+                .bind(turn.plugin_ms)
+                .bind(turn.llm_first_token_ms)
+                .bind(turn.tts_first_audio_ms)
+                .bind(turn.first_rtp_ms)
+                .bind(turn.total_ms)
+                .bind(turn.server_added_ms)
+                .bind(turn.stt_processing_ms)
+                .bind(turn.tts_synthesis_ms)
+                .bind(i64::from(turn.superseded))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query("finish_call_with_report"))?;
+            }
+            tx.commit()
+                .await
+                .map_err(StoreError::query("finish_call_with_report"))
+        })
     }
 
     /// The tenant's call's turns, in order (empty if it has none or is not the tenant's).
@@ -184,17 +188,19 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<Vec<CallTurn>, StoreError> {
-        let rows = sqlx::query_as::<_, TurnRow>(
-            "SELECT turn_index, speech_end_ms, caller_text, transcript_ms, plugin_ms,
-                    llm_first_token_ms, tts_first_audio_ms, first_rtp_ms, total_ms,
-                    server_added_ms, stt_processing_ms, tts_synthesis_ms, superseded
-             FROM call_turns WHERE tenant_id = $1 AND call_id = $2
-             ORDER BY turn_index",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .fetch_all(&self.pool)
-        .await
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, TurnRow>(
+                "SELECT turn_index, speech_end_ms, caller_text, transcript_ms, plugin_ms,
+                        llm_first_token_ms, tts_first_audio_ms, first_rtp_ms, total_ms,
+                        server_added_ms, stt_processing_ms, tts_synthesis_ms, superseded
+                 FROM call_turns WHERE tenant_id = $1 AND call_id = $2
+                 ORDER BY turn_index",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(StoreError::query("turns_for_call"))?;
         Ok(rows.into_iter().map(CallTurn::from).collect())
     }
@@ -206,13 +212,15 @@ impl Store {
         tenant_id: &str,
         call_id: &str,
     ) -> Result<ReportJson, StoreError> {
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT cost_json, latency_json FROM calls WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(call_id)
-        .fetch_optional(&self.pool)
-        .await
+        let row: Option<(Option<String>, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT cost_json, latency_json FROM calls WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(call_id)
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(StoreError::query("report_json_for_call"))?;
         let (cost, latency) = row.unwrap_or((None, None));
         Ok(ReportJson {
