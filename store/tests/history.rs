@@ -1,16 +1,27 @@
 //! Call summaries and sentiment, and a caller's recent calls with their extractions.
 
+#[macro_use]
+mod common;
+
 use serde_json::json;
 use vaani_store::{
     CallDirection, CallOutcome, CallStatus, MAX_RECENT_CALLS, NewCall, PastCall, Scope, Sentiment,
     Store, StoreError, Tenant, TenantStatus, new_id,
 };
 
+on_sqlite_and_postgres!(
+    summary_round_trips_and_shows_in_the_call_detail,
+    another_tenant_cannot_set_or_read_the_summary,
+    unknown_call_is_not_found,
+    recent_calls_are_the_callers_own_newest_first_with_extractions,
+    recent_calls_returns_at_most_twenty,
+);
+
 const ASHA: &str = "+919800000001";
 const RAVI: &str = "+919800000002";
 
-async fn store_with_tenants() -> Store {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+/// Stores tenants `a` and `b`.
+async fn add_tenants(store: &Store) {
     for id in ["a", "b"] {
         store
             .upsert_tenant(&Tenant {
@@ -22,7 +33,6 @@ async fn store_with_tenants() -> Store {
             .await
             .unwrap();
     }
-    store
 }
 
 /// Inserts a ringing call from `caller` to tenant `tenant_id`; returns its id.
@@ -85,9 +95,8 @@ fn assert_call_not_found(err: StoreError, call_id: &str) {
     );
 }
 
-#[tokio::test]
-async fn summary_round_trips_and_shows_in_the_call_detail() {
-    let store = store_with_tenants().await;
+async fn summary_round_trips_and_shows_in_the_call_detail(store: Store) {
+    add_tenants(&store).await;
     let id = call_from(&store, "a", ASHA, 10_000).await;
     let a = Scope::Tenant("a".into());
 
@@ -149,9 +158,8 @@ async fn summary_round_trips_and_shows_in_the_call_detail() {
     assert_eq!(detail.sentiment, None);
 }
 
-#[tokio::test]
-async fn another_tenant_cannot_set_or_read_the_summary() {
-    let store = store_with_tenants().await;
+async fn another_tenant_cannot_set_or_read_the_summary(store: Store) {
+    add_tenants(&store).await;
     let id = call_from(&store, "a", ASHA, 10_000).await;
     store
         .set_call_summary(
@@ -186,9 +194,8 @@ async fn another_tenant_cannot_set_or_read_the_summary() {
     );
 }
 
-#[tokio::test]
-async fn unknown_call_is_not_found() {
-    let store = store_with_tenants().await;
+async fn unknown_call_is_not_found(store: Store) {
+    add_tenants(&store).await;
     let err = store
         .set_call_summary("a", "no-such-call", "x", None)
         .await
@@ -210,9 +217,8 @@ async fn unknown_call_is_not_found() {
     );
 }
 
-#[tokio::test]
-async fn recent_calls_are_the_callers_own_newest_first_with_extractions() {
-    let store = store_with_tenants().await;
+async fn recent_calls_are_the_callers_own_newest_first_with_extractions(store: Store) {
+    add_tenants(&store).await;
 
     // Asha's calls to tenant a: answered at 1 s, unanswered at 2 s, summarised at 3 s,
     // and the call in progress at 5 s.
@@ -347,9 +353,8 @@ async fn recent_calls_are_the_callers_own_newest_first_with_extractions() {
     );
 }
 
-#[tokio::test]
-async fn recent_calls_returns_at_most_twenty() {
-    let store = store_with_tenants().await;
+async fn recent_calls_returns_at_most_twenty(store: Store) {
+    add_tenants(&store).await;
     let mut calls = Vec::new();
     for i in 0..25 {
         let id = call_from(&store, "a", ASHA, 1_000 * (i + 1)).await;

@@ -1,12 +1,22 @@
 //! Call recordings: stored per call, tenant-scoped, listed for the retention sweep.
 
+#[macro_use]
+mod common;
+
 use vaani_store::{
     CallDirection, CallFilter, CallStatus, NewCall, Recording, Scope, Store, StoreError, Tenant,
     TenantStatus, new_id,
 };
 
-async fn store_with_tenants() -> Store {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+on_sqlite_and_postgres!(
+    a_recording_is_seen_by_its_tenant_and_the_operator_only,
+    a_recording_needs_the_tenants_own_call,
+    retention_lists_a_tenants_old_recordings_and_deletes_them,
+    recordings_are_listed_newest_first_within_the_scope,
+);
+
+/// Stores tenants `a` and `b`.
+async fn add_tenants(store: &Store) {
     for id in ["a", "b"] {
         store
             .upsert_tenant(&Tenant {
@@ -18,7 +28,6 @@ async fn store_with_tenants() -> Store {
             .await
             .unwrap();
     }
-    store
 }
 
 async fn call(store: &Store, tenant_id: &str) -> String {
@@ -51,9 +60,8 @@ fn recording(tenant_id: &str, call_id: &str, created_at_ms: i64) -> Recording {
     }
 }
 
-#[tokio::test]
-async fn a_recording_is_seen_by_its_tenant_and_the_operator_only() {
-    let store = store_with_tenants().await;
+async fn a_recording_is_seen_by_its_tenant_and_the_operator_only(store: Store) {
+    add_tenants(&store).await;
     let id = call(&store, "a").await;
     let unrecorded = call(&store, "a").await;
     store
@@ -107,9 +115,8 @@ async fn a_recording_is_seen_by_its_tenant_and_the_operator_only() {
     );
 }
 
-#[tokio::test]
-async fn a_recording_needs_the_tenants_own_call() {
-    let store = store_with_tenants().await;
+async fn a_recording_needs_the_tenants_own_call(store: Store) {
+    add_tenants(&store).await;
     let id = call(&store, "a").await;
     let error = store
         .set_recording(&recording("b", &id, 50_000))
@@ -130,9 +137,8 @@ async fn a_recording_needs_the_tenants_own_call() {
     assert_eq!(got.created_at_ms, 2);
 }
 
-#[tokio::test]
-async fn retention_lists_a_tenants_old_recordings_and_deletes_them() {
-    let store = store_with_tenants().await;
+async fn retention_lists_a_tenants_old_recordings_and_deletes_them(store: Store) {
+    add_tenants(&store).await;
     let old = call(&store, "a").await;
     let new = call(&store, "a").await;
     let other = call(&store, "b").await;
@@ -172,9 +178,8 @@ async fn retention_lists_a_tenants_old_recordings_and_deletes_them() {
     );
 }
 
-#[tokio::test]
-async fn recordings_are_listed_newest_first_within_the_scope() {
-    let store = store_with_tenants().await;
+async fn recordings_are_listed_newest_first_within_the_scope(store: Store) {
+    add_tenants(&store).await;
     let first = call(&store, "a").await;
     let second = call(&store, "a").await;
     let other = call(&store, "b").await;

@@ -1,4 +1,8 @@
-//! Every repository function, run against an in-memory database and a file database.
+//! Every repository function, run against an in-memory SQLite database, a SQLite file
+//! database and a PostgreSQL database.
+
+#[macro_use]
+mod common;
 
 use std::path::PathBuf;
 
@@ -33,7 +37,8 @@ impl Drop for TempDb {
     }
 }
 
-/// Runs each listed `async fn(Store)` once on `sqlite::memory:` and once on a temp file.
+/// Runs each listed `async fn(Store)` on `sqlite::memory:`, on a SQLite temp file and on a
+/// fresh PostgreSQL database.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -51,6 +56,16 @@ macro_rules! on_both_backends {
                 async fn $name() {
                     let db = super::TempDb::new();
                     let store = vaani_store::Store::connect(&db.url()).await.unwrap();
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::common::postgres_store().await;
                     super::$name(store.clone()).await;
                     store.close().await;
                 }
@@ -731,17 +746,16 @@ async fn clones_share_one_database(store: Store) {
     store.ping().await.unwrap();
 }
 
-#[tokio::test]
-async fn file_database_keeps_data_across_reconnect() {
-    let db = TempDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+/// Stores a call through one store on `url`, closes it, and finds the call through another
+/// (which re-runs the already applied migrations).
+async fn data_survives_reconnect(url: &str) {
+    let store = Store::connect(url).await.unwrap();
     store.upsert_tenant(&tenant("a")).await.unwrap();
     let call = new_call("a", 1);
     store.insert_call(&call).await.unwrap();
     store.close().await;
 
-    // Reconnecting re-runs the (already applied) migrations and sees the data.
-    let again = Store::connect(&db.url()).await.unwrap();
+    let again = Store::connect(url).await.unwrap();
     assert!(
         again
             .get_call(&Scope::Operator, &call.id)
@@ -750,6 +764,72 @@ async fn file_database_keeps_data_across_reconnect() {
             .is_some()
     );
     again.close().await;
+}
+
+#[tokio::test]
+async fn file_database_keeps_data_across_reconnect() {
+    let db = TempDb::new();
+    data_survives_reconnect(&db.url()).await;
+}
+
+#[tokio::test]
+async fn postgres_database_keeps_data_across_reconnect() {
+    let db = common::TestDatabase::create().await;
+    data_survives_reconnect(db.url()).await;
+}
+
+#[tokio::test]
+async fn postgresql_scheme_is_accepted_too() {
+    let db = common::TestDatabase::create().await;
+    let url = db.url().replacen("postgres://", "postgresql://", 1);
+    assert!(url.starts_with("postgresql://"), "{url}");
+    let store = Store::connect(&url).await.unwrap();
+    store.upsert_tenant(&tenant("a")).await.unwrap();
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_databases_are_separate() {
+    let (one, _one_db) = common::postgres_store().await;
+    let (two, _two_db) = common::postgres_store().await;
+    one.upsert_tenant(&tenant("a")).await.unwrap();
+    assert!(two.get_tenant("a").await.unwrap().is_none());
+    one.close().await;
+    two.close().await;
+}
+
+#[tokio::test]
+async fn the_test_database_is_dropped_even_when_the_test_panics() {
+    let (store, db) = common::postgres_store().await;
+    let name = db.name().to_owned();
+    assert!(common::database_exists(&name).await);
+    // A failing test: it panics while holding the guard and an open pool.
+    let failed = tokio::spawn(async move {
+        let _db = db;
+        store.upsert_tenant(&tenant("a")).await.unwrap();
+        panic!("a test failing on purpose");
+    })
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    assert!(!common::database_exists(&name).await, "{name} was dropped");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_connect_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = Store::connect("postgres://vaani:hunter2@127.0.0.1:1/vaani")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://vaani:***@127.0.0.1:1/vaani"),
+        "{shown}"
+    );
+    // The cause is named, not only the pool's timeout.
+    assert!(shown.contains("refused"), "{shown}");
 }
 
 #[tokio::test]

@@ -1,13 +1,23 @@
 //! Per-turn latency rows, the cost ledger and the latency summary written when a call ends.
 
+#[macro_use]
+mod common;
+
 use serde_json::json;
 use vaani_store::{
     CallDirection, CallOutcome, CallReport, CallStatus, CallTurn, NewCall, Scope, Store,
     StoreError, Tenant, TenantStatus, new_id,
 };
 
-async fn store_with_tenants() -> Store {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+on_sqlite_and_postgres!(
+    report_round_trips_with_the_call,
+    turns_are_tenant_scoped,
+    another_tenants_report_is_refused_and_writes_nothing,
+    a_failed_turn_insert_rolls_the_whole_report_back,
+);
+
+/// Stores tenants `a` and `b`.
+async fn add_tenants(store: &Store) {
     for id in ["a", "b"] {
         store
             .upsert_tenant(&Tenant {
@@ -19,7 +29,6 @@ async fn store_with_tenants() -> Store {
             .await
             .unwrap();
     }
-    store
 }
 
 async fn answered_call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
@@ -94,9 +103,8 @@ fn report() -> CallReport {
     }
 }
 
-#[tokio::test]
-async fn report_round_trips_with_the_call() {
-    let store = store_with_tenants().await;
+async fn report_round_trips_with_the_call(store: Store) {
+    add_tenants(&store).await;
     let id = answered_call(&store, "a", 10_000).await;
 
     // Before the end: no figures yet.
@@ -143,9 +151,8 @@ async fn report_round_trips_with_the_call() {
     assert_eq!(value["cost_inr_micros"], 1_234_567);
 }
 
-#[tokio::test]
-async fn turns_are_tenant_scoped() {
-    let store = store_with_tenants().await;
+async fn turns_are_tenant_scoped(store: Store) {
+    add_tenants(&store).await;
     let id = answered_call(&store, "a", 10_000).await;
     store
         .finish_call_with_report("a", &id, &outcome(), &report())
@@ -161,9 +168,8 @@ async fn turns_are_tenant_scoped() {
     );
 }
 
-#[tokio::test]
-async fn another_tenants_report_is_refused_and_writes_nothing() {
-    let store = store_with_tenants().await;
+async fn another_tenants_report_is_refused_and_writes_nothing(store: Store) {
+    add_tenants(&store).await;
     let id = answered_call(&store, "a", 10_000).await;
     let error = store
         .finish_call_with_report("b", &id, &outcome(), &report())
@@ -183,9 +189,8 @@ async fn another_tenants_report_is_refused_and_writes_nothing() {
     assert_eq!(call.cost, None);
 }
 
-#[tokio::test]
-async fn a_failed_turn_insert_rolls_the_whole_report_back() {
-    let store = store_with_tenants().await;
+async fn a_failed_turn_insert_rolls_the_whole_report_back(store: Store) {
+    add_tenants(&store).await;
     let id = answered_call(&store, "a", 10_000).await;
     let mut duplicate = report();
     duplicate.turns[1].index = 0;
@@ -215,11 +220,9 @@ async fn a_failed_turn_insert_rolls_the_whole_report_back() {
     assert_eq!(store.turns_for_call("a", &id).await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn report_survives_reopening_a_file_database() {
-    let dir = std::env::temp_dir().join(format!("vaani-store-report-{}", new_id()));
-    let url = format!("sqlite://{}", dir.join("vaani.db").display());
-    let store = Store::connect(&url).await.unwrap();
+/// Writes a report through one store on `url`, closes it, and reads it back through another.
+async fn report_survives_reopening(url: &str) {
+    let store = Store::connect(url).await.unwrap();
     store
         .upsert_tenant(&Tenant {
             id: "a".to_owned(),
@@ -235,7 +238,7 @@ async fn report_survives_reopening_a_file_database() {
         .await
         .unwrap();
     store.close().await;
-    let reopened = Store::connect(&url).await.unwrap();
+    let reopened = Store::connect(url).await.unwrap();
     let call = reopened
         .get_call(&Scope::Operator, &id)
         .await
@@ -244,5 +247,17 @@ async fn report_survives_reopening_a_file_database() {
     assert_eq!(call.turns, turns());
     assert_eq!(call.call.cost_inr_micros, Some(1_234_567));
     reopened.close().await;
+}
+
+#[tokio::test]
+async fn report_survives_reopening_a_file_database() {
+    let dir = std::env::temp_dir().join(format!("vaani-store-report-{}", new_id()));
+    report_survives_reopening(&format!("sqlite://{}", dir.join("vaani.db").display())).await;
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn report_survives_reconnecting_to_postgres() {
+    let db = common::TestDatabase::create().await;
+    report_survives_reopening(db.url()).await;
 }
