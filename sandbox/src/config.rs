@@ -10,6 +10,8 @@ pub struct HostConfig {
     /// Epoch tick; the granularity at which running plugins are time-sliced and
     /// their wall-clock budget is checked.
     pub epoch_tick: Duration,
+    /// How instance memory is allocated.
+    pub allocation: InstanceAllocation,
 }
 
 impl Default for HostConfig {
@@ -17,8 +19,36 @@ impl Default for HostConfig {
         HostConfig {
             max_instances: 1000,
             epoch_tick: Duration::from_millis(1),
+            allocation: InstanceAllocation::Pooling,
         }
     }
+}
+
+impl HostConfig {
+    /// The tenant-independent configuration of a process that only compiles and
+    /// describes uploads (`vaani compile-plugin`): one instance at a time,
+    /// allocated on demand. Its engine produces artifacts any pooling host loads:
+    /// the allocation strategy is not part of the engine's compatibility hash.
+    pub fn compile_only() -> HostConfig {
+        HostConfig {
+            max_instances: 1,
+            allocation: InstanceAllocation::OnDemand,
+            ..HostConfig::default()
+        }
+    }
+}
+
+/// How a host allocates instance memories, tables and stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceAllocation {
+    /// Slots preallocated for [`HostConfig::max_instances`] instances: fast
+    /// instantiation, but it reserves terabytes of address space up front
+    /// (each memory slot is a 4 GiB reservation plus guards). For servers.
+    #[default]
+    Pooling,
+    /// Each instance maps its memory when it is created. For a short-lived
+    /// process under an address-space limit, such as the compile child.
+    OnDemand,
 }
 
 /// Largest linear memory any plugin may have: the pooling allocator's slot size.

@@ -30,13 +30,21 @@ pub enum LoadError {
     /// The bytes are a precompiled artifact, which is never accepted from tenants.
     #[error("precompiled artifacts are not accepted; upload the .wasm component")]
     Precompiled,
+    /// The bytes are not a binary WebAssembly component: text format (WAT), a
+    /// core module, or not WebAssembly at all.
+    #[error("not a binary WebAssembly component: {0}")]
+    NotAComponent(String),
     /// The bytes are not a valid WebAssembly component, or compilation failed.
     #[error("component does not compile: {0}")]
     Compile(String),
     /// The component imports something the host does not provide (e.g. `wasi:filesystem`),
-    /// or does not export the `vaani:agent` world.
+    /// or mixes `vaani:agent` versions.
     #[error("component does not fit the vaani:agent world: {0}")]
     Link(String),
+    /// The component does not export `vaani:agent/handler`, or its exports do
+    /// not match the functions and types of its world version.
+    #[error("component does not fit the vaani:agent world: {0}")]
+    MissingExport(String),
     /// The component was built against a world version this host does not serve.
     #[error("component was built for vaani:agent {0}, which this host does not serve")]
     UnsupportedWorldVersion(String),
@@ -54,6 +62,45 @@ pub enum LoadError {
         /// What is wrong with it.
         message: String,
     },
+    /// A precompiled artifact was made by an engine with other settings (another
+    /// wasmtime version, target or configuration): recompile it from the component.
+    #[error(
+        "precompiled artifact was built for engine {artifact}, this engine is {engine}; recompile it"
+    )]
+    IncompatibleArtifact {
+        /// Compatibility hash recorded with the artifact.
+        artifact: String,
+        /// Compatibility hash of this engine.
+        engine: String,
+    },
+    /// A precompiled artifact does not match what was recorded when it was made
+    /// (its SHA-256, or the component it claims to come from), or does not deserialize.
+    #[error("precompiled artifact is damaged: {0}")]
+    CorruptArtifact(String),
+}
+
+impl LoadError {
+    /// A stable, machine-readable code for this refusal (for API answers and the
+    /// `vaani compile-plugin` protocol). Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::TooLarge { .. } => "too_large",
+            LoadError::Precompiled => "precompiled_artifact",
+            LoadError::NotAComponent(_) => "not_a_component",
+            LoadError::Compile(_) => "compile_failed",
+            LoadError::Link(_) => "link_failed",
+            LoadError::MissingExport(_) => "missing_export",
+            LoadError::UnsupportedWorldVersion(_) => "unsupported_world",
+            LoadError::Describe(failure) => match failure.kind {
+                FailureKind::Timeout | FailureKind::OutOfFuel => "describe_timeout",
+                _ => "describe_trapped",
+            },
+            LoadError::InvalidInfo(_) => "invalid_info",
+            LoadError::InvalidSchema { .. } => "invalid_schema",
+            LoadError::IncompatibleArtifact { .. } => "incompatible_artifact",
+            LoadError::CorruptArtifact(_) => "corrupt_artifact",
+        }
+    }
 }
 
 /// How a plugin instance failed. Every failure poisons the instance.

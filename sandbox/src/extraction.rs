@@ -18,7 +18,7 @@ pub const MAX_JSON_DEPTH: usize = 32;
 const MAX_VIOLATION_MESSAGE_BYTES: usize = 256;
 
 /// An extraction schema a plugin declared in `describe()`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SchemaInfo {
     /// Id the plugin submits against.
     pub id: String,

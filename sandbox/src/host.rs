@@ -8,16 +8,19 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmFeatures};
 
-use crate::config::{HostConfig, MAX_COMPONENT_BYTES, POOL_MAX_MEMORY_BYTES, PluginLimits};
+use crate::config::{
+    HostConfig, InstanceAllocation, MAX_COMPONENT_BYTES, POOL_MAX_MEMORY_BYTES, PluginLimits,
+};
 use crate::error::{FailureKind, LoadError, PluginFailure, SandboxError};
 use crate::extraction::{ExtractionSchemas, SchemaInfo};
 use crate::kv::{KvError, KvStore};
 use crate::state::HostState;
-use crate::world::{self, AgentPre, RawInfo};
+use crate::world::{self, AgentPre, RawInfo, RawSchema, WorldVersion};
 
 /// Wasm stack available to guest code.
 const MAX_WASM_STACK: usize = 256 << 10;
@@ -38,7 +41,7 @@ const MAX_NAME_BYTES: usize = 64;
 const MAX_SCHEMA_BYTES: usize = 64 << 10;
 
 /// What a plugin's `describe()` reported, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginInfo {
     /// Plugin name.
     pub name: String,
@@ -71,6 +74,51 @@ impl fmt::Debug for LoadedPlugin {
             .field("world_version", &self.world_version)
             .finish_non_exhaustive()
     }
+}
+
+/// A plugin compiled ahead of time by [`PluginHost::precompile`]: the native
+/// artifact and what is known about it. Store it beside the component it came
+/// from and load it with [`PluginHost::load_precompiled`].
+#[derive(Clone, PartialEq)]
+pub struct PrecompiledPlugin {
+    /// What the artifact is and which engine made it.
+    pub manifest: ArtifactManifest,
+    /// The engine's serialized compilation of the component (an ELF image with
+    /// native code): what [`Engine::precompile_component`] produces.
+    pub artifact: Vec<u8>,
+}
+
+impl fmt::Debug for PrecompiledPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrecompiledPlugin")
+            .field("manifest", &self.manifest)
+            .field("artifact_bytes", &self.artifact.len())
+            .finish()
+    }
+}
+
+/// Metadata of a [`PrecompiledPlugin`]; plain data, serializable as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactManifest {
+    /// What `describe()` reported when the component was compiled.
+    pub info: PluginInfo,
+    /// Lowercase hex SHA-256 of the component (wasm) bytes the artifact was made from.
+    pub content_hash: String,
+    /// The `vaani:agent` version the component targets.
+    pub world_version: String,
+    /// [`PluginHost::compatibility_hash`] of the engine that made the artifact.
+    pub compatibility_hash: String,
+    /// Lowercase hex SHA-256 of the artifact bytes, as produced.
+    pub artifact_hash: String,
+}
+
+/// A component compiled in memory, linked and described.
+struct CheckedComponent {
+    component: Component,
+    version: WorldVersion,
+    pre: AgentPre,
+    info: PluginInfo,
+    schemas: Arc<ExtractionSchemas>,
 }
 
 /// Counters of the compiled-plugin cache.
@@ -164,6 +212,24 @@ fn disabled_features() -> WasmFeatures {
         | WasmFeatures::CM_GC
 }
 
+/// Feeds a `Hash` implementation into SHA-256, for a digest that is the same in
+/// every process running this binary (unlike `DefaultHasher`, it is also stable
+/// across Rust releases, so stored artifacts survive a rebuild with a new toolchain
+/// as long as the engine is the same).
+struct Sha256Hasher(Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
 fn engine_config(config: &HostConfig) -> Config {
     let n = config.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
@@ -178,6 +244,8 @@ fn engine_config(config: &HostConfig) -> Config {
         .max_memory_size(POOL_MAX_MEMORY_BYTES)
         .table_elements(10_000);
 
+    // Everything that shapes compiled code must be the same for both allocation
+    // strategies, or artifacts from the compile child would not load here.
     let mut cfg = Config::new();
     cfg.epoch_interruption(true)
         .consume_fuel(true)
@@ -185,7 +253,10 @@ fn engine_config(config: &HostConfig) -> Config {
         .async_stack_size(ASYNC_STACK)
         .wasm_component_model(true)
         .wasm_features(disabled_features(), false)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .allocation_strategy(match config.allocation {
+            InstanceAllocation::Pooling => InstanceAllocationStrategy::Pooling(pool),
+            InstanceAllocation::OnDemand => InstanceAllocationStrategy::OnDemand,
+        });
     cfg
 }
 
@@ -266,63 +337,209 @@ impl PluginHost {
     /// one for identical bytes (by SHA-256). Runs `describe()` under the default
     /// limits and compiles every declared JSON Schema.
     ///
+    /// Compilation happens in this process, so only use it for components the
+    /// operator supplied (the configuration file, tests). It also accepts the
+    /// WebAssembly text format. Tenant uploads go through [`precompile`](Self::precompile)
+    /// in a resource-limited child process instead.
+    ///
     /// This blocks for the compilation (100 ms+ for a real plugin) and for
     /// `describe()` (run on a short-lived thread of its own): call it from
     /// `spawn_blocking` or a dedicated thread, never on the media path.
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedPlugin>, LoadError> {
-        if wasm.len() > MAX_COMPONENT_BYTES {
-            return Err(LoadError::TooLarge {
-                size: wasm.len(),
-                max: MAX_COMPONENT_BYTES,
-            });
-        }
-        if Engine::detect_precompiled(wasm).is_some() {
-            return Err(LoadError::Precompiled);
-        }
-        let content_hash = hex(&Sha256::digest(wasm));
+        check_size_and_kind(wasm)?;
+        let wasm = wat::parse_bytes(wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        check_binary_component(&wasm)?;
+        let content_hash = hex(&Sha256::digest(&wasm));
         if let Some(plugin) = self.cached(&content_hash) {
             self.inner.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(plugin);
         }
+        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+        let checked = self.compile_and_check(&wasm)?;
+        Ok(self.insert(LoadedPlugin {
+            info: checked.info,
+            content_hash,
+            world_version: checked.version.as_str().to_string(),
+            pre: checked.pre,
+            schemas: checked.schemas,
+        }))
+    }
 
+    /// Checks and compiles an uploaded component the way [`load`](Self::load)
+    /// does (size limit, world version, imports and exports, `describe()` under
+    /// the default limits, every JSON Schema), and returns the compiled artifact
+    /// with what `describe()` reported instead of a loaded plugin.
+    ///
+    /// Stricter than `load`: only binary components are accepted (no text
+    /// format, no core modules, no precompiled artifacts).
+    ///
+    /// Compile-time resource exhaustion is outside wasmtime's threat model, so a
+    /// server runs this in a child process with resource limits (`vaani
+    /// compile-plugin`), on a host made with [`HostConfig::compile_only`]. It
+    /// does not touch the cache.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<PrecompiledPlugin, LoadError> {
+        check_size_and_kind(wasm)?;
+        check_binary_component(wasm)?;
+        let content_hash = hex(&Sha256::digest(wasm));
+        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
+        let checked = self.compile_and_check(wasm)?;
+        // The in-memory compilation serialized is exactly what
+        // `Engine::precompile_component` returns for these bytes; reusing it
+        // saves compiling twice.
+        let artifact = checked.component.serialize().map_err(|e| {
+            LoadError::Compile(format!("serializing the compiled component: {e:#}"))
+        })?;
+        Ok(PrecompiledPlugin {
+            manifest: ArtifactManifest {
+                info: checked.info,
+                content_hash,
+                world_version: checked.version.as_str().to_string(),
+                compatibility_hash: self.compatibility_hash(),
+                artifact_hash: hex(&Sha256::digest(&artifact)),
+            },
+            artifact,
+        })
+    }
+
+    /// Loads a plugin from an artifact made by [`precompile`](Self::precompile),
+    /// or returns the cached plugin with the same content hash. Checks that
+    /// this engine can run the artifact (compatibility hash), that the artifact
+    /// is intact (its SHA-256), links it and compiles its schemas again;
+    /// `describe()` is not run again: the manifest's info is used (validated again).
+    ///
+    /// Takes about a millisecond for a real plugin: no compilation happens.
+    ///
+    /// # Safety
+    ///
+    /// The artifact is native code that runs in this process without further
+    /// verification (wasmtime's `Component::deserialize` only checks its format
+    /// and engine settings). The caller must make sure that `plugin` was made by
+    /// `precompile` of this program (in this process, or in a `vaani
+    /// compile-plugin` child of the same executable) and reached here only through
+    /// channels and storage tenants cannot write: never artifact bytes from an
+    /// upload or an API caller. The checks here catch a different wasmtime
+    /// version or engine configuration (compatibility hash, which wasmtime checks
+    /// again itself) and accidental truncation or corruption (artifact SHA-256);
+    /// they cannot catch deliberate tampering by someone who can also rewrite
+    /// the manifest.
+    pub unsafe fn load_precompiled(
+        &self,
+        plugin: &PrecompiledPlugin,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let manifest = &plugin.manifest;
+        let engine_hash = self.compatibility_hash();
+        if manifest.compatibility_hash != engine_hash {
+            return Err(LoadError::IncompatibleArtifact {
+                artifact: manifest.compatibility_hash.clone(),
+                engine: engine_hash,
+            });
+        }
+        let artifact_hash = hex(&Sha256::digest(&plugin.artifact));
+        if manifest.artifact_hash != artifact_hash {
+            return Err(LoadError::CorruptArtifact(format!(
+                "its SHA-256 is {artifact_hash}, {} was recorded",
+                manifest.artifact_hash
+            )));
+        }
+        if !is_sha256_hex(&manifest.content_hash) {
+            return Err(LoadError::CorruptArtifact(format!(
+                "content hash {:?} is not a SHA-256",
+                manifest.content_hash
+            )));
+        }
+        if let Some(loaded) = self.cached(&manifest.content_hash) {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(loaded);
+        }
+        // SAFETY: the caller guarantees (see `# Safety`) that the artifact was
+        // produced by `precompile` of this program and kept where tenants cannot
+        // write; the SHA-256 above shows it is the same bytes, and the
+        // compatibility hash that this engine has the settings it was made for.
+        let component = unsafe { Component::deserialize(&self.inner.engine, &plugin.artifact) }
+            .map_err(|e| LoadError::CorruptArtifact(format!("{e:#}")))?;
+        let version = world::detect(&self.inner.engine, &component, None)?;
+        if version.as_str() != manifest.world_version {
+            return Err(LoadError::CorruptArtifact(format!(
+                "the manifest says vaani:agent {}, the artifact exports {}",
+                manifest.world_version,
+                version.as_str()
+            )));
+        }
+        let pre = self.link(&component, version)?;
+        let info = validate_info(raw_info(&manifest.info))?;
+        let schemas = Arc::new(ExtractionSchemas::compile(&info.schemas)?);
+        Ok(self.insert(LoadedPlugin {
+            info,
+            content_hash: manifest.content_hash.clone(),
+            world_version: manifest.world_version.clone(),
+            pre,
+            schemas,
+        }))
+    }
+
+    /// Identifies everything about this engine that shapes compiled code
+    /// (target, compiler flags, wasm features, tunables, wasmtime version):
+    /// lowercase hex SHA-256 of `Engine::precompile_compatibility_hash`. An
+    /// artifact loads only into an engine with the same hash. The allocation
+    /// strategy is not part of it, so a [`HostConfig::compile_only`] host and
+    /// a pooling host agree.
+    pub fn compatibility_hash(&self) -> String {
+        use std::hash::Hash;
+        let mut hasher = Sha256Hasher(Sha256::new());
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        hex(&hasher.0.finalize())
+    }
+
+    /// Compiles a binary component in memory, checks its world, links it, runs
+    /// `describe()` and compiles the declared schemas.
+    fn compile_and_check(&self, wasm: &[u8]) -> Result<CheckedComponent, LoadError> {
         let recorded_version = world_version(wasm)?;
         if let Some(version) = &recorded_version
             && !SUPPORTED_WORLD_VERSIONS.contains(&version.as_str())
         {
             return Err(LoadError::UnsupportedWorldVersion(version.clone()));
         }
-
-        self.inner.compiled.fetch_add(1, Ordering::Relaxed);
-        let component = Component::new(&self.inner.engine, wasm)
+        let component = Component::from_binary(&self.inner.engine, wasm)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let version = world::detect(&self.inner.engine, &component, recorded_version.as_deref())?;
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre =
-            AgentPre::new(version, instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-
+        let pre = self.link(&component, version)?;
         let raw = self.describe_on_own_thread(&pre)?;
         let info = validate_info(raw)?;
         let schemas = Arc::new(ExtractionSchemas::compile(&info.schemas)?);
-        let plugin = Arc::new(LoadedPlugin {
-            info,
-            content_hash: content_hash.clone(),
-            world_version: version.as_str().to_string(),
+        Ok(CheckedComponent {
+            component,
+            version,
             pre,
+            info,
             schemas,
-        });
+        })
+    }
 
+    /// Resolves the component's imports against the lean linker and checks its
+    /// exports against the bindings of `version`.
+    fn link(&self, component: &Component, version: WorldVersion) -> Result<AgentPre, LoadError> {
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        AgentPre::new(version, instance_pre).map_err(|e| LoadError::MissingExport(format!("{e:#}")))
+    }
+
+    /// Caches a freshly loaded plugin, or returns the copy another thread
+    /// cached for the same bytes meanwhile.
+    fn insert(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
+        let plugin = Arc::new(plugin);
         let mut cache = self.lock_cache();
         cache.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(existing) = cache.get(&content_hash).and_then(Weak::upgrade) {
-            // Another thread loaded the same bytes meanwhile; share its copy.
-            return Ok(existing);
+        if let Some(existing) = cache.get(&plugin.content_hash).and_then(Weak::upgrade) {
+            return existing;
         }
-        cache.insert(content_hash, Arc::downgrade(&plugin));
-        Ok(plugin)
+        cache.insert(plugin.content_hash.clone(), Arc::downgrade(&plugin));
+        plugin
     }
 
     /// Cache counters (compilations and hits).
@@ -415,6 +632,69 @@ impl PluginHost {
             .describe(&mut store)
             .await
             .map_err(|e| crate::instance::classify(e, store.data_mut()))
+    }
+}
+
+/// Refuses inputs that are too large or are precompiled artifacts.
+fn check_size_and_kind(wasm: &[u8]) -> Result<(), LoadError> {
+    if wasm.len() > MAX_COMPONENT_BYTES {
+        return Err(LoadError::TooLarge {
+            size: wasm.len(),
+            max: MAX_COMPONENT_BYTES,
+        });
+    }
+    if Engine::detect_precompiled(wasm).is_some() {
+        return Err(LoadError::Precompiled);
+    }
+    Ok(())
+}
+
+/// Accepts only the binary encoding of a component (preamble `\0asm`, version
+/// 0x0d, layer 1); says what the bytes are otherwise.
+fn check_binary_component(wasm: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if wasm.len() < 8 || &wasm[..4] != MAGIC {
+        let text = wasm
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'(' || *b == b';');
+        return Err(LoadError::NotAComponent(if text {
+            "the WebAssembly text format is not accepted; upload the binary .wasm component"
+                .to_string()
+        } else {
+            "the bytes do not start with the WebAssembly preamble".to_string()
+        }));
+    }
+    match &wasm[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(LoadError::NotAComponent(
+            "this is a core module; build a component (target wasm32-wasip2)".to_string(),
+        )),
+        other => Err(LoadError::NotAComponent(format!(
+            "unknown WebAssembly version and layer {other:02x?}"
+        ))),
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Turns validated info back into what `describe()` returns, to validate info
+/// that was stored with an artifact the same way as fresh output.
+fn raw_info(info: &PluginInfo) -> RawInfo {
+    RawInfo {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        schemas: info
+            .schemas
+            .iter()
+            .map(|schema| RawSchema {
+                id: schema.id.clone(),
+                description: schema.description.clone(),
+                json_schema: schema.json_schema.to_string(),
+            })
+            .collect(),
     }
 }
 
@@ -578,6 +858,7 @@ mod tests {
         let host = PluginHost::new(HostConfig {
             max_instances: 4,
             epoch_tick: Duration::from_millis(1),
+            ..HostConfig::default()
         });
         assert!(host.is_ok(), "{:?}", host.err());
     }
@@ -587,6 +868,7 @@ mod tests {
         let host = PluginHost::new(HostConfig {
             max_instances: 2,
             epoch_tick: Duration::from_millis(1),
+            ..HostConfig::default()
         })
         .unwrap();
         assert!(matches!(
@@ -602,10 +884,15 @@ mod tests {
         let host = PluginHost::new(HostConfig {
             max_instances: 2,
             epoch_tick: Duration::from_millis(1),
+            ..HostConfig::default()
         })
         .unwrap();
         let empty_core_module = b"\0asm\x01\0\0\0";
         let err = host.load(empty_core_module).unwrap_err();
-        assert!(matches!(err, LoadError::Compile(_)), "{err:?}");
+        assert!(matches!(err, LoadError::NotAComponent(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "not a binary WebAssembly component: this is a core module; build a component (target wasm32-wasip2)"
+        );
     }
 }

@@ -11,6 +11,12 @@
 //! [`PluginInstance`] that turns call [`Event`]s into [`Action`]s under
 //! per-tenant [`PluginLimits`].
 //!
+//! Uploads are compiled out of process: a child with resource limits runs
+//! [`PluginHost::precompile`] on a [`HostConfig::compile_only`] host (size,
+//! binary-component, world, link, `describe()` and schema checks, then the
+//! serialized native artifact), and the server loads the result with
+//! [`PluginHost::load_precompiled`] (about a millisecond, no compilation).
+//!
 //! Isolation: pooling allocator with a 32 MiB memory cap, 256 KiB wasm stack,
 //! epoch interruption with per-tick yields (a looping plugin cannot stall other
 //! calls on the same runtime), fuel per event, hostcall data caps, per-call
@@ -32,11 +38,11 @@ mod world_v0_2;
 mod world_v0_3;
 
 pub use config::{
-    HostConfig, MAX_ACTIONS_PER_EVENT, MAX_COMPONENT_BYTES, MAX_DTMF_DIGITS, MAX_EXTRACTION_BYTES,
-    MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES,
-    MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES, MAX_SUMMARY_BYTES,
-    MAX_TRANSFER_SUMMARY_BYTES, MAX_TRANSFER_TARGET_BYTES, POOL_MAX_MEMORY_BYTES, PluginLimits,
-    TIMER_RANGE_MS,
+    HostConfig, InstanceAllocation, MAX_ACTIONS_PER_EVENT, MAX_COMPONENT_BYTES, MAX_DTMF_DIGITS,
+    MAX_EXTRACTION_BYTES, MAX_FETCH_BODY_BYTES, MAX_FETCH_URL_BYTES, MAX_KV_KEY_BYTES,
+    MAX_KV_VALUE_BYTES, MAX_LLM_REQUEST_BYTES, MAX_LOG_MESSAGE_BYTES, MAX_MEMORY_JSON_BYTES,
+    MAX_SUMMARY_BYTES, MAX_TRANSFER_SUMMARY_BYTES, MAX_TRANSFER_TARGET_BYTES,
+    POOL_MAX_MEMORY_BYTES, PluginLimits, TIMER_RANGE_MS,
 };
 pub use error::{FailureKind, LoadError, PluginFailure, SandboxError};
 pub use event::{
@@ -49,8 +55,8 @@ pub use extraction::{
     ExtractionRejection, ExtractionSchemas, MAX_JSON_DEPTH, MAX_VIOLATIONS, SchemaInfo, Violation,
 };
 pub use host::{
-    CacheStats, LoadedPlugin, PluginHost, PluginInfo, SUPPORTED_WORLD_VERSIONS,
-    WORLD_VERSION_SECTION,
+    ArtifactManifest, CacheStats, LoadedPlugin, PluginHost, PluginInfo, PrecompiledPlugin,
+    SUPPORTED_WORLD_VERSIONS, WORLD_VERSION_SECTION,
 };
 pub use instance::{InstanceStats, PluginInstance};
 pub use kv::{KvError, KvStore, MemoryKv, MemoryKvLimits};

@@ -78,7 +78,7 @@ pub(crate) fn detect(
         .collect();
     let version = match exported.as_slice() {
         [] => {
-            return Err(LoadError::Link(
+            return Err(LoadError::MissingExport(
                 "the component does not export vaani:agent/handler".to_string(),
             ));
         }

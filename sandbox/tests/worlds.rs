@@ -583,7 +583,7 @@ fn a_component_of_an_unknown_world_version_is_refused_at_load() {
     let not_an_agent = FUTURE_WORLD.replace("vaani:agent/handler@0.9.0", "acme:other/handler");
     let err = host.load(not_an_agent.as_bytes()).unwrap_err();
     assert!(
-        matches!(&err, LoadError::Link(m) if m.contains("does not export vaani:agent/handler")),
+        matches!(&err, LoadError::MissingExport(m) if m.contains("does not export vaani:agent/handler")),
         "{err:?}"
     );
 }

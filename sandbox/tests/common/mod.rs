@@ -33,6 +33,7 @@ pub fn host_with(max_instances: u32) -> PluginHost {
     PluginHost::new(HostConfig {
         max_instances,
         epoch_tick: Duration::from_millis(1),
+        ..HostConfig::default()
     })
     .expect("plugin host")
 }
