@@ -15,7 +15,7 @@
 //! [`PluginHost::precompile`] on a [`HostConfig::compile_only`] host (size,
 //! binary-component, world, link, `describe()` and schema checks, then the
 //! serialized native artifact), and the server loads the result with
-//! [`PluginHost::load_precompiled`] (about a millisecond, no compilation).
+//! [`PluginHost::load_precompiled`] (no code generation).
 //!
 //! Isolation: pooling allocator with a 32 MiB memory cap, 256 KiB wasm stack,
 //! epoch interruption with per-tick yields (a looping plugin cannot stall other
