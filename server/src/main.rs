@@ -1,7 +1,8 @@
 //! `vaani`: the SIP/RTP media server for AI phone agents.
 //!
 //! `vaani serve --config PATH` runs the server; `vaani check-config --config PATH` validates a
-//! configuration and reports every error with its key path.
+//! configuration and reports every error with its key path. `vaani compile-plugin` (hidden) is
+//! the resource-limited child that compiles uploaded plugins (see `plugin_compile`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ mod http;
 mod inbound_auth;
 mod metrics;
 mod outbound;
+// The parent side has no caller until `POST /api/v1/plugins` (issue 6, step 14).
+#[allow(dead_code)]
+mod plugin_compile;
 mod recording;
 mod routing;
 mod tenant_kv;
@@ -52,11 +56,21 @@ enum Command {
         #[arg(long, default_value = "config/vaani.toml")]
         config: PathBuf,
     },
+    /// Compile an uploaded plugin and write the artifact to standard output.
+    /// Run by the server as a resource-limited child (see plugin_compile.rs),
+    /// not by people.
+    #[command(hide = true)]
+    CompilePlugin {
+        /// The component; standard input when absent.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::CompilePlugin { wasm } => plugin_compile::run_child(wasm.as_deref()),
         Command::CheckConfig { config } => match vaani_config::Config::load(&config) {
             Ok(loaded) => {
                 println!(
