@@ -21,6 +21,7 @@ mod conversation;
 mod error;
 mod http;
 mod lenient;
+mod log;
 mod media;
 mod outbound;
 mod pricing;
@@ -48,6 +49,7 @@ pub use conversation::{
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HttpConfig;
+pub use log::{LogConfig, LogFormat};
 pub use media::{Codec, MediaConfig, PortRange, UnknownCodec};
 pub use outbound::{OutboundConfig, SrtpPolicy};
 pub use pricing::{
@@ -87,6 +89,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `[pricing]`: the INR price table for each call's cost ledger.
     pub pricing: PricingConfig,
+    /// `[log]`: the shape of log lines (JSON or text).
+    pub log: LogConfig,
     /// `[[trunks]]`: SIP providers.
     pub trunks: Vec<TrunkConfig>,
     /// `[[tenants]]`: businesses, their numbers and plugins.
@@ -232,6 +236,10 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         Some(s) => s.check(c),
         None => pricing::RawPricing::default().check(&mut silent),
     };
+    let log = match raw.log {
+        Some(s) => s.check(c),
+        None => log::RawLog::default().check(&mut silent),
+    };
 
     let trunks_complete = raw.trunks.iter().all(Option::is_some);
     let mut trunks = Vec::new();
@@ -309,6 +317,7 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         speech,
         sandbox,
         pricing,
+        log,
         trunks,
         tenants,
         config_dir: c.config_dir().to_path_buf(),

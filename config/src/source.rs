@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ConfigError;
 use crate::http::RawHttp;
+use crate::log::RawLog;
 use crate::media::RawMedia;
 use crate::pricing::RawPricing;
 use crate::sandbox::RawSandbox;
@@ -27,8 +28,9 @@ pub const ENV_PREFIX: &str = "VAANI_";
 /// Separator between section and key in an override's name (`VAANI_HTTP__LISTEN`).
 pub const ENV_SEPARATOR: &str = "__";
 
-const SECTIONS: [&str; 10] = [
-    "sip", "media", "vad", "http", "store", "speech", "sandbox", "pricing", "trunks", "tenants",
+const SECTIONS: [&str; 11] = [
+    "sip", "media", "vad", "http", "store", "speech", "sandbox", "pricing", "log", "trunks",
+    "tenants",
 ];
 
 /// The configuration as written. `None` marks a section (or array element)
@@ -43,6 +45,7 @@ pub(crate) struct RawConfig {
     pub(crate) speech: Option<RawSpeech>,
     pub(crate) sandbox: Option<RawSandbox>,
     pub(crate) pricing: Option<RawPricing>,
+    pub(crate) log: Option<RawLog>,
     pub(crate) trunks: Vec<Option<RawTrunk>>,
     pub(crate) tenants: Vec<Option<RawTenant>>,
 }
@@ -98,6 +101,7 @@ pub(crate) fn read_raw(
         speech: Some(RawSpeech::default()),
         sandbox: Some(RawSandbox::default()),
         pricing: Some(RawPricing::default()),
+        log: Some(RawLog::default()),
         trunks: Vec::new(),
         tenants: Vec::new(),
     };
@@ -115,6 +119,7 @@ pub(crate) fn read_raw(
             "speech" => raw.speech = section(errors, key, &value),
             "sandbox" => raw.sandbox = section(errors, key, &value),
             "pricing" => raw.pricing = section(errors, key, &value),
+            "log" => raw.log = section(errors, key, &value),
             "trunks" => raw.trunks = array_of_tables(errors, key, &value),
             _ => raw.tenants = array_of_tables(errors, key, &value),
         }
