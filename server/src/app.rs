@@ -138,15 +138,23 @@ impl AppState {
     }
 }
 
-/// Installs the log subscriber: `RUST_LOG` filter, one line per event.
-pub fn init_tracing() {
+/// Installs the log subscriber: `RUST_LOG` filter (default `info`), one line per event, as
+/// `[log] format` says: a flat JSON object carrying the fields of the enclosing spans
+/// ([`crate::logging::FlatJson`]), or plain text.
+pub fn init_tracing(format: vaani_config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        vaani_config::LogFormat::Text => builder.try_init(),
+        vaani_config::LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(crate::logging::FlatJson)
+            .try_init(),
+    };
 }
 
 /// Runs the server until interrupted.
@@ -380,7 +388,12 @@ fn route_sip_event(
             }
             let state = state.clone();
             let active = active.clone();
-            let span = tracing::info_span!("call", sip_call_id = %incoming.call_id);
+            // `tenant_id` is recorded once admission maps the dialled number to a tenant.
+            let span = tracing::info_span!(
+                "call",
+                sip_call_id = %incoming.call_id,
+                tenant_id = tracing::field::Empty
+            );
             calls.spawn(
                 async move {
                     let _entry = ActiveEntry { active, key };

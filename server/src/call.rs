@@ -236,6 +236,9 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
                     .map(|r| (candidate, r.clone()))
             })
     });
+    if let Some((_, route)) = &route {
+        tracing::Span::current().record("tenant_id", route.tenant_id.as_str());
+    }
     let Some((dialled, route)) = route else {
         if !known_source {
             return Err(forbidden(format!(

@@ -20,6 +20,7 @@ mod egress;
 mod generation;
 mod http;
 mod inbound_auth;
+mod logging;
 mod metrics;
 mod outbound;
 // The parent side has no caller until `POST /api/v1/plugins` (issue 6, step 14).
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            app::init_tracing();
+            app::init_tracing(loaded.log.format);
             match app::serve(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

@@ -30,6 +30,9 @@ impl FromRequestParts<Arc<HttpState>> for Caller {
     ) -> Result<Self, ApiError> {
         let key = bearer_key(&parts.headers)?;
         let scope = scope_for_key(state, key).await?;
+        if let Some(tenant) = scope.tenant_id() {
+            tracing::Span::current().record("tenant_id", tenant);
+        }
         Ok(Caller { scope })
     }
 }

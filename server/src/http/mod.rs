@@ -141,7 +141,24 @@ fn router_for(endpoints: Vec<Endpoint>, state: Arc<HttpState>) -> Router {
         .fallback(error::no_such_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(in_request_span))
         .with_state(state)
+}
+
+/// Runs each request inside an `http_request` span (`method`, `path`, and `tenant_id` once
+/// [`auth::Caller`] has checked a tenant's key), so its log lines say what they belong to.
+async fn in_request_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        path = request.uri().path(),
+        tenant_id = tracing::field::Empty
+    );
+    next.run(request).instrument(span).await
 }
 
 /// The query of the list endpoints: `?limit=` (1..=500, default 50) and `?tenant=`.
