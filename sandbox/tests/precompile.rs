@@ -35,18 +35,6 @@ fn load_own(
     unsafe { host.load_precompiled(plugin) }
 }
 
-/// A minimal component exporting `vaani:agent/handler` of a version this host
-/// does not serve (the same as in worlds.rs).
-const FUTURE_WORLD: &str = r#"
-(component
-  (core module $m
-    (func (export "describe") (result i32) unreachable))
-  (core instance $i (instantiate $m))
-  (func $describe (result u32) (canon lift (core func $i "describe")))
-  (instance $h (export "describe" (func $describe)))
-  (export "vaani:agent/handler@0.9.0" (instance $h)))
-"#;
-
 /// A component of the real `vaani:agent@<version>` world, built from the WIT
 /// in plugin-sdk with a core module in which every export (`describe` too) is
 /// `unreachable`.
@@ -130,7 +118,9 @@ async fn echo_and_clinic_round_trip_from_a_compile_only_host_to_a_pooling_host()
 fn text_format_core_modules_and_artifacts_are_not_components() {
     let host = compile_host();
 
-    let err = host.precompile(FUTURE_WORLD.as_bytes()).unwrap_err();
+    let err = host
+        .precompile(common::FUTURE_WORLD.as_bytes())
+        .unwrap_err();
     assert!(matches!(err, LoadError::NotAComponent(_)), "{err:?}");
     assert_eq!(err.code(), "not_a_component");
     assert_eq!(
@@ -161,14 +151,14 @@ fn text_format_core_modules_and_artifacts_are_not_components() {
     assert_eq!(err.code(), "precompiled_artifact");
 
     // `load` still takes text, for operator-supplied files and tests.
-    let err = host.load(FUTURE_WORLD.as_bytes()).unwrap_err();
+    let err = host.load(common::FUTURE_WORLD.as_bytes()).unwrap_err();
     assert_eq!(err.code(), "unsupported_world");
 }
 
 #[test]
 fn a_component_of_another_world_is_refused_with_its_code() {
     let host = compile_host();
-    let future = wat::parse_str(FUTURE_WORLD).unwrap();
+    let future = wat::parse_str(common::FUTURE_WORLD).unwrap();
     let err = host.precompile(&future).unwrap_err();
     assert!(
         matches!(&err, LoadError::UnsupportedWorldVersion(v) if v == "0.9.0"),
@@ -180,9 +170,10 @@ fn a_component_of_another_world_is_refused_with_its_code() {
         "component was built for vaani:agent 0.9.0, which this host does not serve"
     );
 
-    let other =
-        wat::parse_str(FUTURE_WORLD.replace("vaani:agent/handler@0.9.0", "acme:other/handler"))
-            .unwrap();
+    let other = wat::parse_str(
+        common::FUTURE_WORLD.replace("vaani:agent/handler@0.9.0", "acme:other/handler"),
+    )
+    .unwrap();
     let err = host.precompile(&other).unwrap_err();
     assert_eq!(err.code(), "missing_export");
     assert_eq!(

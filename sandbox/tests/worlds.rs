@@ -555,22 +555,10 @@ async fn expect_input_and_set_summary_are_checked() {
     );
 }
 
-/// A minimal component that exports `vaani:agent/handler` of a version this
-/// host does not serve.
-const FUTURE_WORLD: &str = r#"
-(component
-  (core module $m
-    (func (export "describe") (result i32) unreachable))
-  (core instance $i (instantiate $m))
-  (func $describe (result u32) (canon lift (core func $i "describe")))
-  (instance $h (export "describe" (func $describe)))
-  (export "vaani:agent/handler@0.9.0" (instance $h)))
-"#;
-
 #[test]
 fn a_component_of_an_unknown_world_version_is_refused_at_load() {
     let host = host();
-    let err = host.load(FUTURE_WORLD.as_bytes()).unwrap_err();
+    let err = host.load(common::FUTURE_WORLD.as_bytes()).unwrap_err();
     assert!(
         matches!(&err, LoadError::UnsupportedWorldVersion(v) if v == "0.9.0"),
         "{err:?}"
@@ -580,7 +568,8 @@ fn a_component_of_an_unknown_world_version_is_refused_at_load() {
         "component was built for vaani:agent 0.9.0, which this host does not serve"
     );
 
-    let not_an_agent = FUTURE_WORLD.replace("vaani:agent/handler@0.9.0", "acme:other/handler");
+    let not_an_agent =
+        common::FUTURE_WORLD.replace("vaani:agent/handler@0.9.0", "acme:other/handler");
     let err = host.load(not_an_agent.as_bytes()).unwrap_err();
     assert!(
         matches!(&err, LoadError::MissingExport(m) if m.contains("does not export vaani:agent/handler")),

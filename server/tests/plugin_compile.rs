@@ -69,17 +69,9 @@ fn compile_bomb(additions: usize) -> Vec<u8> {
     wat::parse_str(&text).expect("bomb WAT")
 }
 
-/// A minimal component exporting `vaani:agent/handler` of a version this host
-/// does not serve.
-const FUTURE_WORLD: &str = r#"
-(component
-  (core module $m
-    (func (export "describe") (result i32) unreachable))
-  (core instance $i (instantiate $m))
-  (func $describe (result u32) (canon lift (core func $i "describe")))
-  (instance $h (export "describe" (func $describe)))
-  (export "vaani:agent/handler@0.9.0" (instance $h)))
-"#;
+/// A minimal component exporting `vaani:agent/handler` of a version this host does not serve
+/// (the sandbox tests' fixture).
+const FUTURE_WORLD: &str = include_str!("../../sandbox/tests/common/future_world.wat");
 
 fn rejection(result: Result<plugin_compile::CompiledPlugin, CompileError>) -> (String, String) {
     match result {

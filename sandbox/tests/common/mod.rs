@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use vaani_sandbox::*;
 
+/// A minimal component exporting `vaani:agent/handler` of a version this host does not serve.
+pub const FUTURE_WORLD: &str = include_str!("future_world.wat");
+
 /// Reads `plugins/dist/<name>.wasm`; fails the test (never skips) if it is missing.
 pub fn wasm(name: &str) -> Vec<u8> {
     let path = std::env::var_os("CARGO_MANIFEST_DIR")
