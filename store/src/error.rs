@@ -49,6 +49,13 @@ pub enum StoreError {
         /// Its id.
         id: String,
     },
+    /// Concurrent writers kept taking what this write needed (a plugin version number, the
+    /// activation to roll back); trying again later may succeed.
+    #[error("{operation} lost to concurrent writes; try again")]
+    Busy {
+        /// The repository method.
+        operation: &'static str,
+    },
     /// A stored value could not be decoded (bad enum text or JSON).
     #[error("column {column} holds an invalid value {value:?}")]
     InvalidValue {

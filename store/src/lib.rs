@@ -1,4 +1,4 @@
-//! Persistence for vaani: tenants, trunks, phone numbers, callers, calls and
+//! Persistence for vaani: tenants, trunks, phone numbers, plugin versions, callers, calls and
 //! everything recorded during a call (transcript, extractions, events, turn latency, cost
 //! ledger, summary and sentiment), plus a per-tenant key-value store for plugins, and each
 //! caller's call history for greeting a returning caller.
@@ -37,6 +37,7 @@ mod error;
 mod history;
 mod kv;
 mod numbers;
+mod plugins;
 mod recordings;
 mod tenants;
 mod trunks;
@@ -50,6 +51,7 @@ pub use calls::{
 pub use connect::redact_url;
 pub use error::StoreError;
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
+pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};
 pub use recordings::Recording;
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;
