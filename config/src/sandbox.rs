@@ -45,6 +45,12 @@ pub struct SandboxConfig {
     pub max_says_per_call: u32,
     /// Most pending timers per call. Default 16.
     pub max_timers: u32,
+    /// CPU seconds one plugin upload's compilation may use. Default 30.
+    pub compile_cpu_secs: u64,
+    /// Memory (heap) one plugin upload's compilation may use, MiB. Default 1024.
+    pub compile_memory_mib: u64,
+    /// Wall-clock time one plugin upload's compilation may take, seconds. Default 60.
+    pub compile_timeout_secs: u64,
 }
 
 impl SandboxConfig {
@@ -74,6 +80,9 @@ pub(crate) struct RawSandbox {
     hostcall_fuel_kib: u32,
     max_says_per_call: u32,
     max_timers: u32,
+    compile_cpu_secs: u64,
+    compile_memory_mib: u64,
+    compile_timeout_secs: u64,
 }
 
 impl Default for RawSandbox {
@@ -87,6 +96,9 @@ impl Default for RawSandbox {
             hostcall_fuel_kib: 128,
             max_says_per_call: 200,
             max_timers: 16,
+            compile_cpu_secs: 30,
+            compile_memory_mib: 1024,
+            compile_timeout_secs: 60,
         }
     }
 }
@@ -116,6 +128,19 @@ impl RawSandbox {
             u32::MAX,
         );
         c.in_range("sandbox.max_timers", self.max_timers, 1, 10_000);
+        c.in_range("sandbox.compile_cpu_secs", self.compile_cpu_secs, 1, 3600);
+        c.in_range(
+            "sandbox.compile_memory_mib",
+            self.compile_memory_mib,
+            64,
+            64 * 1024,
+        );
+        c.in_range(
+            "sandbox.compile_timeout_secs",
+            self.compile_timeout_secs,
+            1,
+            3600,
+        );
         SandboxConfig {
             max_instances: self.max_instances,
             memory_mib: self.memory_mib,
@@ -125,6 +150,9 @@ impl RawSandbox {
             hostcall_fuel_kib: self.hostcall_fuel_kib,
             max_says_per_call: self.max_says_per_call,
             max_timers: self.max_timers,
+            compile_cpu_secs: self.compile_cpu_secs,
+            compile_memory_mib: self.compile_memory_mib,
+            compile_timeout_secs: self.compile_timeout_secs,
         }
     }
 }

@@ -359,6 +359,14 @@ fn defaults_fill_everything_but_the_operator_key() {
         ),
         (100_000_000, 128, 200, 16)
     );
+    assert_eq!(
+        (
+            s.compile_cpu_secs,
+            s.compile_memory_mib,
+            s.compile_timeout_secs
+        ),
+        (30, 1024, 60)
+    );
     assert!(config.trunks.is_empty());
     assert!(config.tenants.is_empty());
 
@@ -861,5 +869,34 @@ fn turn_taking_silences_default_and_are_checked() {
                 .iter()
                 .any(|l| l.contains("expecting_number_ms") || l.contains("guess")),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn plugin_compile_limits_are_checked() {
+    let text = format!(
+        "{MINIMAL}\n[sandbox]\ncompile_cpu_secs = 2\ncompile_memory_mib = 256\ncompile_timeout_secs = 5\n"
+    );
+    let sandbox = parse(&text).expect("compile limits in range").sandbox;
+    assert_eq!(
+        (
+            sandbox.compile_cpu_secs,
+            sandbox.compile_memory_mib,
+            sandbox.compile_timeout_secs
+        ),
+        (2, 256, 5)
+    );
+
+    let text = format!(
+        "{MINIMAL}\n[sandbox]\ncompile_cpu_secs = 0\ncompile_memory_mib = 10\ncompile_timeout_secs = 7200\n"
+    );
+    let errors = parse(&text).unwrap_err();
+    assert_eq!(
+        error_lines(&errors),
+        [
+            "sandbox.compile_cpu_secs: 0 is out of range (expected 1..=3600)",
+            "sandbox.compile_memory_mib: 10 is out of range (expected 64..=65536)",
+            "sandbox.compile_timeout_secs: 7200 is out of range (expected 1..=3600)",
+        ]
     );
 }

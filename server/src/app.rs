@@ -280,6 +280,13 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         operator_key: state.config.http.operator_key.clone(),
         ready: Default::default(),
         dialer: Some(dial_tx),
+        plugin_uploads: Some(crate::http::PluginUploads::new(
+            crate::plugin_compile::PluginCompiler::current_exe(compile_limits(
+                &state.config.sandbox,
+            ))
+            .context("finding this executable to compile plugin uploads with")?,
+            state.plugins.clone(),
+        )),
     });
     let listener = tokio::net::TcpListener::bind(state.config.http.listen)
         .await
@@ -843,4 +850,14 @@ async fn load_tenants(
         tenants.insert(tenant.id.clone(), Arc::new(runtime));
     }
     Ok(tenants)
+}
+
+/// The limits of each plugin upload's compile child, from `[sandbox]`.
+fn compile_limits(sandbox: &vaani_config::SandboxConfig) -> crate::plugin_compile::CompileLimits {
+    crate::plugin_compile::CompileLimits {
+        cpu_seconds: sandbox.compile_cpu_secs,
+        data_bytes: sandbox.compile_memory_mib << 20,
+        wall_timeout: Duration::from_secs(sandbox.compile_timeout_secs),
+        ..crate::plugin_compile::CompileLimits::default()
+    }
 }

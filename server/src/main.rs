@@ -24,7 +24,6 @@ mod logging;
 mod metrics;
 mod outbound;
 // The parent side has no caller until `POST /api/v1/plugins` (issue 6, step 14).
-#[allow(dead_code)]
 mod plugin_compile;
 mod recording;
 mod routing;

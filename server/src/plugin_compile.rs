@@ -35,8 +35,8 @@
 //! `code` is [`LoadError::code`] (or `resource_limit` when wasmtime could not
 //! map memory under the limits) and `message` its exact text.
 //!
-//! Nothing is wired to HTTP yet: `POST /api/v1/plugins` (issue 6, step 14) will
-//! call [`PluginCompiler::compile`] and store the manifest and artifact.
+//! `POST /api/v1/plugins` (server/src/http/plugins.rs) calls
+//! [`PluginCompiler::compile`] and stores the manifest and artifact.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -210,11 +210,6 @@ impl PluginCompiler {
     /// A compiler that runs `executable` (a `vaani` binary) as the child.
     pub fn with_executable(executable: PathBuf, limits: CompileLimits) -> PluginCompiler {
         PluginCompiler { executable, limits }
-    }
-
-    /// The limits each child runs under.
-    pub fn limits(&self) -> &CompileLimits {
-        &self.limits
     }
 
     /// Compiles `wasm` in a child. Oversized uploads are refused without

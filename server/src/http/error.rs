@@ -6,6 +6,8 @@
 //! the wrong shape), `invalid_query` (400), `invalid_path` (400) and `not_found` (404, no such
 //! endpoint). `code` is for programs and stays stable; `message` is for people and may change.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{Method, StatusCode, Uri, header};
@@ -16,15 +18,21 @@ use serde_json::json;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: Cow<'static, str>,
     message: String,
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answer; `code` is one of the documented codes (a few, such as a rejected
+    /// plugin's, come from the component that refused).
+    pub(super) fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
         }
     }

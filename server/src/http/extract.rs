@@ -30,10 +30,6 @@ where
 
 /// A raw request body (an upload), limited by the endpoint's body limit
 /// (`Endpoint::body_limit`); `413 payload_too_large` when over it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the first user is the plugin upload route")
-)]
 pub(super) struct ApiBytes(pub Bytes);
 
 impl<S> FromRequest<S> for ApiBytes

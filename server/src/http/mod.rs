@@ -11,8 +11,11 @@
 //!
 //! `GET /api/v1/openapi.json` serves the OpenAPI 3.1 document of all of this.
 //!
+//! `/api/v1/plugins` takes a tenant's plugin uploads (compiled in a resource-limited child),
+//! lists its versions, activates one and rolls back ([`plugins`]).
+//!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
-//! OpenAPI document), [`calls`], [`recordings`]. [`auth`] checks the bearer key, [`extract`]
+//! OpenAPI document), [`calls`], [`recordings`], [`plugins`]. [`auth`] checks the bearer key, [`extract`]
 //! wraps axum's extractors and [`error`] shapes every error answer as JSON.
 //!
 //! To add an endpoint: write the handler in the module of what it serves (taking
@@ -38,11 +41,13 @@ mod error;
 mod extract;
 mod health;
 mod openapi;
+mod plugins;
 mod recordings;
 #[cfg(test)]
 mod tests;
 
 use error::ApiError;
+pub use plugins::PluginUploads;
 
 /// What the HTTP handlers share.
 pub struct HttpState {
@@ -53,6 +58,8 @@ pub struct HttpState {
     pub ready: AtomicBool,
     /// Where `POST /api/v1/calls` sends the calls to place (`None`: not served).
     pub dialer: Option<tokio::sync::mpsc::Sender<crate::outbound::DialRequest>>,
+    /// Compiles and checks plugin uploads (`None`: `POST /api/v1/plugins` is not served).
+    pub plugin_uploads: Option<PluginUploads>,
 }
 
 /// The largest request body the JSON endpoints read: 64 KiB. A larger body is answered
@@ -81,6 +88,20 @@ fn endpoints() -> Vec<Endpoint> {
             Method::GET,
             "/api/v1/recordings",
             recordings::list_recordings,
+        ),
+        Endpoint::new(Method::GET, "/api/v1/plugins", plugins::list_plugins),
+        Endpoint::new(Method::POST, "/api/v1/plugins", plugins::upload_plugin)
+            .body_limit(plugins::MAX_COMPONENT_BYTES),
+        Endpoint::new(
+            Method::POST,
+            "/api/v1/plugins/rollback",
+            plugins::roll_back_plugin,
+        ),
+        Endpoint::new(Method::GET, "/api/v1/plugins/{id}", plugins::get_plugin),
+        Endpoint::new(
+            Method::POST,
+            "/api/v1/plugins/{id}/activate",
+            plugins::activate_plugin,
         ),
     ]
 }
@@ -115,10 +136,6 @@ impl Endpoint {
 
     /// Lets this endpoint read bodies of up to `bytes` instead of [`JSON_BODY_LIMIT`]
     /// (for uploads).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the first user is the plugin upload route")
-    )]
     fn body_limit(mut self, bytes: usize) -> Self {
         self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
         self

@@ -107,6 +107,7 @@ async fn state_with_call() -> (Arc<HttpState>, String) {
         operator_key: KEY.to_owned(),
         ready: AtomicBool::new(true),
         dialer: None,
+        plugin_uploads: None,
     });
     (state, call_id)
 }
@@ -892,4 +893,99 @@ async fn answers_match_the_documented_schemas() {
     let error = response_validator("/api/v1/calls", "get", "default");
     assert!(!error.is_valid(&json!({ "message": "no code" })));
     assert!(!error.is_valid(&listed));
+}
+
+/// A stored (not compiled) plugin version of tenant `a`.
+async fn stored_plugin(state: &Arc<HttpState>) -> vaani_store::PluginVersion {
+    let plugin = vaani_store::NewPlugin {
+        tenant_id: "a".to_owned(),
+        name: "echo".to_owned(),
+        plugin_version: "1.0.0".to_owned(),
+        world_version: "0.3.0".to_owned(),
+        content_hash: "ab".repeat(32),
+        info: json!({"name": "echo", "version": "1.0.0", "schemas": []}),
+        wasm: b"\0asm".to_vec(),
+        artifact: None,
+    };
+    state
+        .store
+        .add_plugin(&plugin, 5_000)
+        .await
+        .unwrap()
+        .version
+}
+
+#[tokio::test]
+async fn plugin_uploads_check_the_tenant_and_the_content_type_first() {
+    let (state, _) = state_with_call().await;
+    let upload = |uri: &'static str, content_type: &'static str| {
+        send(
+            &state,
+            Method::POST,
+            uri,
+            Some(KEY),
+            Some(content_type),
+            b"\0asm\x0d\0\x01\0".to_vec(),
+        )
+    };
+    let response = upload("/api/v1/plugins", "application/wasm").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "tenant_required").await;
+    let response = upload("/api/v1/plugins?tenant=ghost", "application/wasm").await;
+    assert_error(response, StatusCode::NOT_FOUND, "tenant_not_found").await;
+    let response = upload("/api/v1/plugins?tenant=a", "application/json").await;
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    // This state has no compiler: a well-formed request is 503, and nothing is stored.
+    let response = upload("/api/v1/plugins?tenant=a", "application/wasm").await;
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert!(state.store.list_plugins("a").await.unwrap().is_empty());
+}
+
+/// POST without a body, with the operator key.
+async fn post_empty(state: &Arc<HttpState>, uri: &str) -> Response {
+    send(state, Method::POST, uri, Some(KEY), None, Body::empty()).await
+}
+
+#[tokio::test]
+async fn plugin_versions_list_activate_and_roll_back() {
+    let doc = openapi();
+    let (state, _) = state_with_call().await;
+
+    let response = post_empty(&state, "/api/v1/plugins/rollback?tenant=a").await;
+    assert_error(response, StatusCode::CONFLICT, "no_earlier_version").await;
+    let response = get(&state, "/api/v1/plugins/no-such-id").await;
+    assert_error(response, StatusCode::NOT_FOUND, "plugin_not_found").await;
+    let response = post_empty(&state, "/api/v1/plugins/no-such-id/activate").await;
+    assert_error(response, StatusCode::NOT_FOUND, "plugin_not_found").await;
+
+    let version = stored_plugin(&state).await;
+    let response = get(&state, "/api/v1/plugins?tenant=a").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_valid(
+        &response_validator("/api/v1/plugins", "get", "200"),
+        &listed,
+    );
+    assert_eq!(listed["plugins"][0]["id"], version.id.as_str());
+    assert_eq!(listed["plugins"][0]["active"], false);
+    assert_eq!(
+        keys(&listed["plugins"][0]),
+        declared_properties(&doc, &json!({"$ref": "#/components/schemas/PluginVersion"}))
+    );
+
+    let response = post_empty(&state, &format!("/api/v1/plugins/{}/activate", version.id)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let active: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_valid(
+        &response_validator("/api/v1/plugins/{id}/activate", "post", "200"),
+        &active,
+    );
+    assert_eq!(active["active"], true);
+    let response = get(&state, &format!("/api/v1/plugins/{}", version.id)).await;
+    let fetched: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
+    assert_eq!(fetched, active);
 }

@@ -1,0 +1,291 @@
+//! The plugins API: upload a tenant's plugin component, list and read its versions, activate
+//! one, roll back.
+//!
+//! An upload (`POST /api/v1/plugins`, `Content-Type: application/wasm`, at most
+//! [`MAX_COMPONENT_BYTES`]) is compiled by a `vaani compile-plugin` child under resource
+//! limits ([`PluginCompiler`]), one upload at a time; the artifact it makes is loaded once
+//! here to prove the server can run it, then the component, what `describe()` reported and
+//! the artifact are stored as the tenant's next version. The same bytes uploaded again answer
+//! the version already stored (`200`, nothing compiled). A refused upload answers `422` with
+//! the refusal's own code (`unsupported_world`, `missing_export`, `describe_failed`,
+//! `resource_limit`, …) and exact message.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use vaani_sandbox::PluginHost;
+use vaani_store::{NewPlugin, PluginArtifact, PluginVersion, Scope};
+
+use super::HttpState;
+use super::auth::Caller;
+use super::error::{ApiError, internal};
+use super::extract::{ApiBytes, ApiPath, ApiQuery};
+use crate::plugin_compile::{CompileError, PluginCompiler};
+
+pub use vaani_sandbox::MAX_COMPONENT_BYTES;
+
+/// What plugin uploads need.
+pub struct PluginUploads {
+    /// Runs the compile children.
+    pub compiler: PluginCompiler,
+    /// The server's plugin host: an upload's artifact must load on it before it is stored.
+    pub host: PluginHost,
+    /// One compilation at a time (each may take a core for seconds and up to a GiB); later
+    /// uploads wait their turn.
+    pub compile_slots: Semaphore,
+}
+
+impl PluginUploads {
+    /// Uploads compiled by `compiler` and checked on `host`.
+    pub fn new(compiler: PluginCompiler, host: PluginHost) -> PluginUploads {
+        PluginUploads {
+            compiler,
+            host,
+            compile_slots: Semaphore::new(1),
+        }
+    }
+}
+
+/// `?tenant=`: the tenant an operator acts for (a tenant key acts for its own tenant).
+#[derive(Debug, Deserialize)]
+pub(super) struct TenantQuery {
+    tenant: Option<String>,
+}
+
+/// The tenant a request acts for: a tenant key's own tenant (naming another is `404`), or the
+/// existing tenant an operator names (`400 tenant_required` when it names none, `404` when
+/// there is no such tenant).
+async fn acting_tenant(
+    state: &HttpState,
+    scope: &Scope,
+    named: Option<String>,
+) -> Result<String, ApiError> {
+    match (scope, named) {
+        (Scope::Tenant(own), None) => Ok(own.clone()),
+        (Scope::Tenant(own), Some(named)) if *own == named => Ok(named),
+        (Scope::Tenant(_), Some(named)) => Err(tenant_not_found(&named)),
+        (Scope::Operator, Some(named)) => {
+            match state.store.get_tenant(&named).await.map_err(internal)? {
+                Some(_) => Ok(named),
+                None => Err(tenant_not_found(&named)),
+            }
+        }
+        (Scope::Operator, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "tenant_required",
+            "name the tenant with ?tenant= (the operator key acts for any tenant)",
+        )),
+    }
+}
+
+fn tenant_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "tenant_not_found",
+        format!("no tenant {id}"),
+    )
+}
+
+fn plugin_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "plugin_not_found",
+        format!("no plugin version {id}"),
+    )
+}
+
+/// Uploads a plugin component as the tenant's next version: `201` with the version, `200`
+/// with the stored version when these exact bytes were uploaded before, `422` with the
+/// refusal's code when the component is not a plugin this server can run.
+pub(super) async fn upload_plugin(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiBytes(wasm): ApiBytes,
+) -> Result<Response, ApiError> {
+    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.eq_ignore_ascii_case("application/wasm") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the component's bytes with `Content-Type: application/wasm`",
+        ));
+    }
+    let Some(uploads) = &state.plugin_uploads else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this server does not take plugin uploads",
+        ));
+    };
+    let content_hash = format!("{:x}", Sha256::digest(&wasm));
+    if let Some(stored) = state
+        .store
+        .plugin_by_content_hash(&tenant, &content_hash)
+        .await
+        .map_err(internal)?
+    {
+        return Ok((StatusCode::OK, Json(stored)).into_response());
+    }
+
+    let compiled = {
+        let _slot = uploads.compile_slots.acquire().await.map_err(internal)?;
+        uploads.compiler.compile(&wasm).await.map_err(refusal)?
+    };
+    let precompiled = compiled.precompiled;
+    // SAFETY: the artifact was produced just now by our own compile child from these bytes
+    // (`PluginCompiler::compile` checked the content and artifact hashes) and has not left
+    // this process.
+    unsafe { uploads.host.load_precompiled(&precompiled) }.map_err(|error| {
+        tracing::error!(%tenant, code = error.code(), "a compiled upload does not load: {error}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the compiled plugin could not be loaded",
+        )
+    })?;
+    let manifest = precompiled.manifest;
+    let plugin = NewPlugin {
+        tenant_id: tenant.clone(),
+        name: manifest.info.name.clone(),
+        plugin_version: manifest.info.version.clone(),
+        world_version: manifest.world_version,
+        content_hash: manifest.content_hash,
+        info: serde_json::to_value(&manifest.info).map_err(internal)?,
+        wasm: wasm.to_vec(),
+        artifact: Some(PluginArtifact {
+            bytes: precompiled.artifact,
+            artifact_hash: manifest.artifact_hash,
+            compatibility_hash: manifest.compatibility_hash,
+        }),
+    };
+    let added = state
+        .store
+        .add_plugin(&plugin, vaani_store::now_ms())
+        .await
+        .map_err(internal)?;
+    tracing::info!(
+        %tenant,
+        plugin = %added.version.name,
+        version_number = added.version.version_number,
+        content_hash = %added.version.content_hash,
+        compile_ms = compiled.elapsed.as_millis() as u64,
+        "plugin uploaded"
+    );
+    let status = if added.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(added.version)).into_response())
+}
+
+/// A compilation that failed, as the uploader sees it.
+fn refusal(error: CompileError) -> ApiError {
+    match &error {
+        CompileError::Rejected { code, message } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code.clone(),
+            message.clone(),
+        ),
+        CompileError::KilledByLimit { .. } | CompileError::TimedOut { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.code().to_owned(),
+            error.to_string(),
+        ),
+        CompileError::Crashed { .. } | CompileError::Protocol(_) | CompileError::Io { .. } => {
+            internal(error)
+        }
+    }
+}
+
+/// The tenant's plugin versions, newest first, each saying whether it is the active one.
+pub(super) async fn list_plugins(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    let plugins = state.store.list_plugins(&tenant).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "plugins": plugins })).into_response())
+}
+
+/// One plugin version; `404 plugin_not_found` when the caller's scope has no such version.
+pub(super) async fn get_plugin(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let version = visible_plugin(&state, &caller.scope, &id).await?;
+    Ok(Json(version).into_response())
+}
+
+async fn visible_plugin(
+    state: &HttpState,
+    scope: &Scope,
+    id: &str,
+) -> Result<PluginVersion, ApiError> {
+    state
+        .store
+        .get_plugin(scope, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| plugin_not_found(id))
+}
+
+/// Makes a plugin version the one its tenant's new calls run; calls in progress keep the
+/// version they started with.
+pub(super) async fn activate_plugin(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let version = visible_plugin(&state, &caller.scope, &id).await?;
+    let active = state
+        .store
+        .activate_plugin(&version.tenant_id, &id, vaani_store::now_ms())
+        .await
+        .map_err(|error| match error {
+            vaani_store::StoreError::NotFound { .. } => plugin_not_found(&id),
+            other => internal(other),
+        })?;
+    tracing::info!(tenant = %active.tenant_id, version_number = active.version_number, "plugin activated");
+    Ok(Json(active).into_response())
+}
+
+/// Returns the tenant to the version active before its latest activation: `200` with that
+/// version, `409 no_earlier_version` when there is none.
+pub(super) async fn roll_back_plugin(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    match state
+        .store
+        .roll_back_plugin(&tenant, vaani_store::now_ms())
+        .await
+        .map_err(internal)?
+    {
+        Some(active) => {
+            tracing::info!(%tenant, version_number = active.version_number, "plugin rolled back");
+            Ok(Json(active).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_earlier_version",
+            format!("tenant {tenant} has no earlier activated plugin version to return to"),
+        )),
+    }
+}
