@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
 pub use report::{CallReport, CallTurn};
 
+use crate::webhooks::{OutboxEvent, WebhookEventType, enqueue_webhook_deliveries};
 use crate::{Scope, Sentiment, Store, StoreError};
 
 /// Default number of calls returned by [`Store::list_calls`].
@@ -328,8 +329,23 @@ pub const SERVER_RESTART_END_REASON: &str = "server_restart";
 impl Store {
     /// Insert a new call. Fails with `NotFound` if the tenant does not exist.
     pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
+        let event = OutboxEvent::new(
+            &call.tenant_id,
+            WebhookEventType::CallStarted,
+            serde_json::json!({
+                "call_id": call.id,
+                "direction": call.direction.as_str(),
+                "caller": call.caller,
+                "dialled": call.dialled,
+                "status": call.status.as_str(),
+                "started_at_ms": call.started_at_ms,
+            }),
+            call.started_at_ms,
+        );
+        let missing_tenant = StoreError::missing_parent("insert_call", "tenant", &call.tenant_id);
         with_pool!(self, pool => {
-            sqlx::query(
+            let mut tx = pool.begin().await.map_err(StoreError::query("insert_call"))?;
+            let inserted = sqlx::query(
                 "INSERT INTO calls (id, tenant_id, external_id, direction, caller, dialled, status,
                                     started_at, plugin_name, plugin_version)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -344,16 +360,16 @@ impl Store {
             .bind(call.started_at_ms)
             .bind(call.plugin_name.as_deref())
             .bind(call.plugin_version.as_deref())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await;
+            if let Err(error) = inserted {
+                return Err(missing_tenant(error));
+            }
+            enqueue_webhook_deliveries!(&mut *tx, event)
+                .await
+                .map_err(StoreError::query("insert_call"))?;
+            tx.commit().await.map_err(StoreError::query("insert_call"))
         })
-        .map_err(StoreError::missing_parent(
-            "insert_call",
-            "tenant",
-            &call.tenant_id,
-        ))?;
-        Ok(())
     }
 
     /// Record that the call was answered at `at_ms`; a `ringing` call becomes
@@ -434,11 +450,14 @@ impl Store {
         outcome: &CallOutcome,
     ) -> Result<(), StoreError> {
         let media_stats = outcome.media_stats.as_ref().map(|v| v.to_string());
-        let changed = with_pool!(self, pool => {
-            sqlx::query(
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::query("finish_call"))?;
+            let ended = sqlx::query_as::<_, EndedCallRow>(
                 "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
                                   error = $7
-                 WHERE tenant_id = $1 AND id = $2",
+                 WHERE tenant_id = $1 AND id = $2
+                 RETURNING tenant_id, id, direction, caller, dialled, status, started_at,
+                           answered_at, ended_at, end_reason, cost_inr_micros",
             )
             .bind(tenant_id)
             .bind(call_id)
@@ -447,12 +466,18 @@ impl Store {
             .bind(&outcome.end_reason)
             .bind(media_stats)
             .bind(outcome.error.as_deref())
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await
-            .map(|done| done.rows_affected())
+            .map_err(StoreError::query("finish_call"))?;
+            let Some(ended) = ended else {
+                return require_call(0, call_id);
+            };
+            let event = ended.event();
+            enqueue_webhook_deliveries!(&mut *tx, event)
+                .await
+                .map_err(StoreError::query("finish_call"))?;
+            tx.commit().await.map_err(StoreError::query("finish_call"))
         })
-        .map_err(StoreError::query("finish_call"))?;
-        require_call(changed, call_id)
     }
 
     /// Calls visible to `scope`, narrowed by `filter`, newest first.
@@ -570,20 +595,34 @@ impl Store {
     /// mark it `failed` with end reason `server_restart` at `now_ms`.
     /// Not tenant-scoped (an operator maintenance task). Returns how many calls changed.
     pub async fn mark_unfinished_calls_failed(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let changed = with_pool!(self, pool => {
-            sqlx::query(
+        let count = with_pool!(self, pool => {
+            let mut tx = pool
+                .begin()
+                .await
+                .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
+            let ended = sqlx::query_as::<_, EndedCallRow>(
                 "UPDATE calls SET status = 'failed', ended_at = $1, end_reason = $2,
                      error = COALESCE(error, 'the server stopped before the call ended')
-                 WHERE status IN ('ringing', 'in_progress')",
+                 WHERE status IN ('ringing', 'in_progress')
+                 RETURNING tenant_id, id, direction, caller, dialled, status, started_at,
+                           answered_at, ended_at, end_reason, cost_inr_micros",
             )
             .bind(now_ms)
             .bind(SERVER_RESTART_END_REASON)
-            .execute(pool)
+            .fetch_all(&mut *tx)
             .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
-        let count = changed;
+            .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
+            for call in &ended {
+                let event = call.event();
+                enqueue_webhook_deliveries!(&mut *tx, event)
+                    .await
+                    .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
+            }
+            tx.commit()
+                .await
+                .map_err(StoreError::query("mark_unfinished_calls_failed"))?;
+            ended.len() as u64
+        });
         if count > 0 {
             tracing::warn!(
                 count,
@@ -591,6 +630,53 @@ impl Store {
             );
         }
         Ok(count)
+    }
+}
+
+/// A call as it ended, read back by the UPDATE that ended it: what `call.ended` reports.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EndedCallRow {
+    tenant_id: String,
+    id: String,
+    direction: String,
+    caller: String,
+    dialled: String,
+    status: String,
+    started_at: i64,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    end_reason: Option<String>,
+    cost_inr_micros: Option<i64>,
+}
+
+impl EndedCallRow {
+    /// The `call.ended` event of this call.
+    pub(crate) fn event(&self) -> OutboxEvent {
+        let ended_at = self.ended_at.unwrap_or(self.started_at);
+        let talked_ms = self
+            .answered_at
+            .map_or(0, |answered| (ended_at - answered).max(0));
+        let cost_inr = self
+            .cost_inr_micros
+            .map(|micros| micros as f64 / 1_000_000.0);
+        OutboxEvent::new(
+            &self.tenant_id,
+            WebhookEventType::CallEnded,
+            serde_json::json!({
+                "call_id": self.id,
+                "direction": self.direction,
+                "caller": self.caller,
+                "dialled": self.dialled,
+                "status": self.status,
+                "end_reason": self.end_reason,
+                "started_at_ms": self.started_at,
+                "answered_at_ms": self.answered_at,
+                "ended_at_ms": ended_at,
+                "duration_ms": talked_ms,
+                "cost_inr": cost_inr,
+            }),
+            ended_at,
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::calls::require_call;
+use crate::webhooks::enqueue_webhook_deliveries;
 use crate::{Scope, Store, StoreError};
 
 /// Largest number of calls [`Store::recent_calls`] returns at once.
@@ -115,20 +116,35 @@ impl Store {
         summary: &str,
         sentiment: Option<Sentiment>,
     ) -> Result<(), StoreError> {
-        let changed = with_pool!(self, pool => {
-            sqlx::query(
+        let sentiment = sentiment.map(Sentiment::as_str);
+        let event = self
+            .analyzed_event(
+                tenant_id,
+                call_id,
+                Some(summary),
+                sentiment,
+                crate::now_ms(),
+            )
+            .await?;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::query("set_call_summary"))?;
+            let changed = sqlx::query(
                 "UPDATE calls SET summary = $3, sentiment = $4 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant_id)
             .bind(call_id)
             .bind(summary)
-            .bind(sentiment.map(Sentiment::as_str))
-            .execute(pool)
+            .bind(sentiment)
+            .execute(&mut *tx)
             .await
-            .map(|done| done.rows_affected())
+            .map_err(StoreError::query("set_call_summary"))?
+            .rows_affected();
+            require_call(changed, call_id)?;
+            enqueue_webhook_deliveries!(&mut *tx, event)
+                .await
+                .map_err(StoreError::query("set_call_summary"))?;
+            tx.commit().await.map_err(StoreError::query("set_call_summary"))
         })
-        .map_err(StoreError::query("set_call_summary"))?;
-        require_call(changed, call_id)
     }
 
     /// The summary and sentiment of a call `scope` may see; `None` if there is no such call

@@ -41,6 +41,7 @@ mod plugins;
 mod recordings;
 mod tenants;
 mod trunks;
+mod webhooks;
 
 pub use callers::Caller;
 pub use calls::{
@@ -55,6 +56,9 @@ pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVer
 pub use recordings::Recording;
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;
+pub use webhooks::{
+    DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEventType,
+};
 
 use sqlx::{PgPool, SqlitePool};
 

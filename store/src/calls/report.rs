@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CallOutcome, require_call};
+use super::{CallOutcome, EndedCallRow, require_call};
+use crate::webhooks::enqueue_webhook_deliveries;
 use crate::{Store, StoreError};
 
 /// One conversational turn: from the end of the caller's speech to the first RTP packet of the
@@ -126,11 +127,13 @@ impl Store {
                 .begin()
                 .await
                 .map_err(StoreError::query("finish_call_with_report"))?;
-            let changed = sqlx::query(
+            let ended = sqlx::query_as::<_, EndedCallRow>(
                 "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, media_stats = $6,
                                   error = $7, cost_inr_micros = $8, cost_json = $9,
                                   latency_json = $10
-                 WHERE tenant_id = $1 AND id = $2",
+                 WHERE tenant_id = $1 AND id = $2
+                 RETURNING tenant_id, id, direction, caller, dialled, status, started_at,
+                           answered_at, ended_at, end_reason, cost_inr_micros",
             )
             .bind(tenant_id)
             .bind(call_id)
@@ -142,12 +145,17 @@ impl Store {
             .bind(report.cost_inr_micros)
             .bind(report.cost.to_string())
             .bind(report.latency.to_string())
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(StoreError::query("finish_call_with_report"))?
-            .rows_affected();
+            .map_err(StoreError::query("finish_call_with_report"))?;
             // Dropping `tx` on the way out rolls back.
-            require_call(changed, call_id)?;
+            let Some(ended) = ended else {
+                return require_call(0, call_id);
+            };
+            let event = ended.event();
+            enqueue_webhook_deliveries!(&mut *tx, event)
+                .await
+                .map_err(StoreError::query("finish_call_with_report"))?;
             for turn in &report.turns {
                 sqlx::query(
                     "INSERT INTO call_turns

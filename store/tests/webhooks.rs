@@ -1,0 +1,389 @@
+//! Webhooks: endpoints per tenant, call events written to the outbox with the call change they
+//! report, and the dispatcher's lease / deliver / retry / give-up cycle.
+
+#[macro_use]
+mod common;
+
+use vaani_store::{
+    CallDirection, CallOutcome, CallReport, CallStatus, DeliveryStatus, NewCall, Sentiment, Store,
+    StoreError, Tenant, TenantStatus, WebhookDelivery, WebhookEventType, new_id,
+};
+
+use WebhookEventType::{CallAnalyzed, CallEnded, CallStarted};
+
+on_sqlite_and_postgres!(
+    endpoints_belong_to_their_tenant,
+    call_changes_write_events_for_subscribed_endpoints_only,
+    a_crashed_call_ends_with_an_event,
+    a_call_without_a_summary_can_be_marked_analyzed,
+    deliveries_are_leased_retried_and_given_up,
+    deleting_an_endpoint_drops_its_deliveries,
+);
+
+async fn add_tenants(store: &Store) {
+    for id in ["a", "b"] {
+        store
+            .upsert_tenant(&Tenant {
+                id: id.to_owned(),
+                name: format!("Tenant {id}"),
+                status: TenantStatus::Active,
+                created_at_ms: 1_000,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
+    let id = new_id();
+    store
+        .insert_call(&NewCall {
+            id: id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            external_id: None,
+            direction: CallDirection::Inbound,
+            caller: "+919800000001".to_owned(),
+            dialled: "+918000000099".to_owned(),
+            status: CallStatus::Ringing,
+            started_at_ms,
+            plugin_name: None,
+            plugin_version: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn outcome(ended_at_ms: i64) -> CallOutcome {
+    CallOutcome {
+        status: CallStatus::Completed,
+        ended_at_ms,
+        end_reason: "caller_hangup".to_owned(),
+        media_stats: None,
+        error: None,
+    }
+}
+
+fn report() -> CallReport {
+    CallReport {
+        turns: Vec::new(),
+        cost_inr_micros: 1_500_000,
+        cost: serde_json::json!({"total_inr": 1.5}),
+        latency: serde_json::json!({"count": 0}),
+    }
+}
+
+async fn deliveries(store: &Store, tenant_id: &str) -> Vec<WebhookDelivery> {
+    let mut all = store
+        .list_webhook_deliveries(tenant_id, None, 500)
+        .await
+        .unwrap();
+    all.reverse(); // oldest first
+    all
+}
+
+fn types(deliveries: &[WebhookDelivery]) -> Vec<WebhookEventType> {
+    deliveries.iter().map(|d| d.event_type).collect()
+}
+
+async fn endpoints_belong_to_their_tenant(store: Store) {
+    add_tenants(&store).await;
+    let all = store
+        .create_webhook_endpoint("a", "https://a.example/hook", &[], "secret-a", 10)
+        .await
+        .unwrap();
+    assert_eq!(all.events, WebhookEventType::ALL, "no list: every event");
+    let ended = store
+        .create_webhook_endpoint(
+            "a",
+            "https://a.example/ended",
+            &[CallEnded, CallEnded],
+            "secret-a2",
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.events, [CallEnded], "duplicates are dropped");
+    assert_eq!(
+        store.list_webhook_endpoints("a").await.unwrap(),
+        [all.clone(), ended.clone()]
+    );
+    assert!(store.list_webhook_endpoints("b").await.unwrap().is_empty());
+
+    let foreign = store.delete_webhook_endpoint("b", &all.id).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.list_webhook_endpoints("a").await.unwrap().len(), 2);
+    store.delete_webhook_endpoint("a", &all.id).await.unwrap();
+    assert_eq!(store.list_webhook_endpoints("a").await.unwrap(), [ended]);
+
+    let ghost = store
+        .create_webhook_endpoint("ghost", "https://x.example/", &[], "s", 30)
+        .await;
+    assert!(matches!(ghost, Err(StoreError::NotFound { .. })));
+}
+
+async fn call_changes_write_events_for_subscribed_endpoints_only(store: Store) {
+    add_tenants(&store).await;
+    let every = store
+        .create_webhook_endpoint("a", "https://a.example/all", &[], "s1", 1)
+        .await
+        .unwrap();
+    let ended_only = store
+        .create_webhook_endpoint("a", "https://a.example/ended", &[CallEnded], "s2", 2)
+        .await
+        .unwrap();
+
+    // A call of tenant b writes nothing for a's endpoints.
+    let other = call(&store, "b", 5_000).await;
+    store
+        .finish_call("b", &other, &outcome(6_000))
+        .await
+        .unwrap();
+    assert!(deliveries(&store, "a").await.is_empty());
+    assert!(
+        deliveries(&store, "b").await.is_empty(),
+        "b has no endpoints"
+    );
+
+    let id = call(&store, "a", 10_000).await;
+    store.mark_answered("a", &id, 11_000).await.unwrap();
+    store
+        .add_extraction("a", &id, "booking", &serde_json::json!({"slot": "10:00"}))
+        .await
+        .unwrap();
+    store
+        .finish_call_with_report("a", &id, &outcome(71_000), &report())
+        .await
+        .unwrap();
+    store
+        .set_call_summary("a", &id, "Booked at ten.", Some(Sentiment::Positive))
+        .await
+        .unwrap();
+
+    let all = deliveries(&store, "a").await;
+    let to_every: Vec<&WebhookDelivery> =
+        all.iter().filter(|d| d.endpoint_id == every.id).collect();
+    let to_ended: Vec<&WebhookDelivery> = all
+        .iter()
+        .filter(|d| d.endpoint_id == ended_only.id)
+        .collect();
+    assert_eq!(
+        to_every.iter().map(|d| d.event_type).collect::<Vec<_>>(),
+        [CallStarted, CallEnded, CallAnalyzed]
+    );
+    assert_eq!(
+        to_ended.iter().map(|d| d.event_type).collect::<Vec<_>>(),
+        [CallEnded]
+    );
+    for delivery in &all {
+        assert_eq!(delivery.status, DeliveryStatus::Pending);
+        assert_eq!(delivery.attempts, 0);
+        assert_eq!(
+            delivery.id,
+            format!("{}:{}", delivery.event_id, delivery.endpoint_id)
+        );
+        assert_eq!(delivery.payload["tenant_id"], "a");
+        assert_eq!(delivery.payload["id"], delivery.event_id.as_str());
+        assert_eq!(delivery.payload["type"], delivery.event_type.as_str());
+        assert_eq!(delivery.payload["data"]["call_id"], id.as_str());
+    }
+    // Both endpoints get the same call.ended event.
+    assert_eq!(to_every[1].event_id, to_ended[0].event_id);
+
+    let started = &to_every[0].payload["data"];
+    assert_eq!(started["caller"], "+919800000001");
+    assert_eq!(started["direction"], "inbound");
+    assert_eq!(started["started_at_ms"], 10_000);
+    let ended = &to_every[1].payload["data"];
+    assert_eq!(ended["status"], "completed");
+    assert_eq!(ended["end_reason"], "caller_hangup");
+    assert_eq!(ended["answered_at_ms"], 11_000);
+    assert_eq!(ended["ended_at_ms"], 71_000);
+    assert_eq!(ended["duration_ms"], 60_000);
+    assert_eq!(ended["cost_inr"], 1.5);
+    let analyzed = &to_every[2].payload["data"];
+    assert_eq!(analyzed["summary"], "Booked at ten.");
+    assert_eq!(analyzed["sentiment"], "positive");
+    assert_eq!(analyzed["extractions"][0]["schema_id"], "booking");
+    assert_eq!(analyzed["extractions"][0]["data"]["slot"], "10:00");
+
+    // A failed write writes no event: finishing another tenant's call.
+    let refused = store.finish_call("b", &id, &outcome(80_000)).await;
+    assert!(matches!(refused, Err(StoreError::NotFound { .. })));
+    assert_eq!(deliveries(&store, "a").await.len(), all.len());
+}
+
+async fn a_crashed_call_ends_with_an_event(store: Store) {
+    add_tenants(&store).await;
+    store
+        .create_webhook_endpoint("a", "https://a.example/", &[CallEnded], "s", 1)
+        .await
+        .unwrap();
+    let open = call(&store, "a", 10_000).await;
+    let done = call(&store, "a", 10_000).await;
+    store
+        .finish_call("a", &done, &outcome(20_000))
+        .await
+        .unwrap();
+    assert_eq!(store.mark_unfinished_calls_failed(30_000).await.unwrap(), 1);
+    let ended = deliveries(&store, "a").await;
+    assert_eq!(types(&ended), [CallEnded, CallEnded]);
+    let crashed = &ended[1].payload["data"];
+    assert_eq!(crashed["call_id"], open.as_str());
+    assert_eq!(crashed["status"], "failed");
+    assert_eq!(crashed["end_reason"], "server_restart");
+    assert_eq!(crashed["duration_ms"], 0, "never answered");
+}
+
+async fn a_call_without_a_summary_can_be_marked_analyzed(store: Store) {
+    add_tenants(&store).await;
+    store
+        .create_webhook_endpoint("a", "https://a.example/", &[CallAnalyzed], "s", 1)
+        .await
+        .unwrap();
+    let id = call(&store, "a", 10_000).await;
+    store
+        .add_extraction("a", &id, "lead", &serde_json::json!({"name": "Asha"}))
+        .await
+        .unwrap();
+    store.mark_call_analyzed("a", &id, 20_000).await.unwrap();
+    let analyzed = deliveries(&store, "a").await;
+    assert_eq!(types(&analyzed), [CallAnalyzed]);
+    let data = &analyzed[0].payload["data"];
+    assert_eq!(data["summary"], serde_json::Value::Null);
+    assert_eq!(data["extractions"][0]["data"]["name"], "Asha");
+
+    let foreign = store.mark_call_analyzed("b", &id, 20_000).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound { .. })));
+}
+
+async fn deliveries_are_leased_retried_and_given_up(store: Store) {
+    add_tenants(&store).await;
+    let endpoint = store
+        .create_webhook_endpoint("a", "https://a.example/hook", &[CallStarted], "key", 1)
+        .await
+        .unwrap();
+    call(&store, "a", 10_000).await;
+    call(&store, "a", 10_001).await;
+
+    // Not due before the event happened.
+    assert!(
+        store
+            .claim_webhook_deliveries(9_999, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let leased = store
+        .claim_webhook_deliveries(20_000, 30_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1, "at most the limit");
+    let first = &leased[0];
+    assert_eq!(first.url, "https://a.example/hook");
+    assert_eq!(first.secret, "key");
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.event_type, "call.started");
+    let body: serde_json::Value = serde_json::from_str(&first.payload).unwrap();
+    assert_eq!(body["type"], "call.started");
+
+    // The other is still claimable; the leased one is not, until its lease ends.
+    let second = store
+        .claim_webhook_deliveries(20_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].id, first.id);
+    assert!(
+        store
+            .claim_webhook_deliveries(49_999, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .record_webhook_delivered(&second[0].id, 204, 21_000)
+        .await
+        .unwrap();
+    store
+        .record_webhook_failure(&first.id, Some(503), "HTTP 503", Some(60_000))
+        .await
+        .unwrap();
+    // Retried only from its next attempt time; a delivered one never again.
+    assert!(
+        store
+            .claim_webhook_deliveries(59_999, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = store
+        .claim_webhook_deliveries(60_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        (retry[0].id.as_str(), retry[0].attempts),
+        (first.id.as_str(), 2)
+    );
+    store
+        .record_webhook_failure(&first.id, None, "connection refused", None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_webhook_deliveries(i64::MAX / 2, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a failed delivery is not retried"
+    );
+
+    let log = store.list_webhook_deliveries("a", None, 50).await.unwrap();
+    let by_id = |id: &str| log.iter().find(|d| d.id == id).unwrap().clone();
+    let delivered = by_id(&second[0].id);
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.delivered_at_ms, Some(21_000));
+    assert_eq!(delivered.last_status, Some(204));
+    let failed = by_id(&first.id);
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.last_status, None);
+    assert_eq!(failed.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(failed.endpoint_id, endpoint.id);
+    let only_failed = store
+        .list_webhook_deliveries("a", Some(DeliveryStatus::Failed), 50)
+        .await
+        .unwrap();
+    assert_eq!(only_failed.len(), 1);
+    assert!(
+        store
+            .list_webhook_deliveries("b", None, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn deleting_an_endpoint_drops_its_deliveries(store: Store) {
+    add_tenants(&store).await;
+    let endpoint = store
+        .create_webhook_endpoint("a", "https://a.example/", &[], "s", 1)
+        .await
+        .unwrap();
+    call(&store, "a", 10_000).await;
+    assert_eq!(deliveries(&store, "a").await.len(), 1);
+    store
+        .delete_webhook_endpoint("a", &endpoint.id)
+        .await
+        .unwrap();
+    assert!(deliveries(&store, "a").await.is_empty());
+    assert!(
+        store
+            .claim_webhook_deliveries(20_000, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
