@@ -12,6 +12,8 @@ pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, Transcript
 pub use report::{CallReport, CallTurn};
 
 use crate::webhooks::{OutboxEvent, WebhookEventType, enqueue_webhook_deliveries};
+use crate::conditions::{Bind, Conditions};
+use crate::page::{Cursor, Page, page_of};
 use crate::{Scope, Sentiment, Store, StoreError};
 
 /// Default number of calls returned by [`Store::list_calls`].
@@ -173,7 +175,8 @@ pub struct CallOutcome {
     pub error: Option<String>,
 }
 
-/// Which calls [`Store::list_calls`] returns.
+/// Which calls [`Store::list_calls`] returns. Every set field narrows the list (they combine
+/// with AND). [`Store::list_recordings`] reads only `tenant` and `limit`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallFilter {
     /// Only this tenant's calls (an operator narrowing the list; for a
@@ -181,13 +184,32 @@ pub struct CallFilter {
     pub tenant: Option<String>,
     /// Maximum number of calls; clamped to `1..=500`. Default 50.
     pub limit: u32,
+    /// Only calls that started at or after this time (unix ms, inclusive).
+    pub from_ms: Option<i64>,
+    /// Only calls that started before this time (unix ms, exclusive).
+    pub to_ms: Option<i64>,
+    /// Only calls with this status.
+    pub status: Option<CallStatus>,
+    /// Only calls to this number (exact match).
+    pub dialled: Option<String>,
+    /// Only calls from this number (exact match).
+    pub caller: Option<String>,
+    /// Continue after this call (the `next_cursor` of the previous page).
+    pub cursor: Option<Cursor>,
 }
 
 impl Default for CallFilter {
+    /// Every call the scope may see, 50 at a time.
     fn default() -> Self {
         CallFilter {
             tenant: None,
             limit: DEFAULT_CALL_LIMIT,
+            from_ms: None,
+            to_ms: None,
+            status: None,
+            dialled: None,
+            caller: None,
+            cursor: None,
         }
     }
 }
@@ -480,50 +502,77 @@ impl Store {
         })
     }
 
-    /// Calls visible to `scope`, narrowed by `filter`, newest first.
+    /// Calls visible to `scope`, narrowed by `filter`, newest first (by `started_at`, then
+    /// id). The first page of [`Store::list_call_page`].
     pub async fn list_calls(
         &self,
         scope: &Scope,
         filter: &CallFilter,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        let tenant = match (scope.tenant_id(), filter.tenant.as_deref()) {
-            (Some(own), Some(asked)) if own != asked => return Ok(Vec::new()),
-            (Some(own), _) => Some(own),
-            (None, asked) => asked,
+        Ok(self.list_call_page(scope, filter).await?.items)
+    }
+
+    /// One page of the calls visible to `scope`, narrowed by `filter`, newest first (by
+    /// `started_at`, then id), and the cursor of the next page. A tenant scope always limits
+    /// the list to its own calls, whatever `filter.tenant` says.
+    pub async fn list_call_page(
+        &self,
+        scope: &Scope,
+        filter: &CallFilter,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        let empty = Page {
+            items: Vec::new(),
+            next_cursor: None,
         };
-        let limit = i64::from(filter.effective_limit());
-        let rows = match tenant {
-            Some(tenant_id) => {
-                with_pool!(self, pool => {
-                    sqlx::query_as::<_, CallRow>(
-                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                                plugin_version, media_stats, error, cost_inr_micros
-                         FROM calls WHERE tenant_id = $1
-                         ORDER BY started_at DESC, id DESC LIMIT $2",
-                    )
-                    .bind(tenant_id)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-                })
-            }
-            None => {
-                with_pool!(self, pool => {
-                    sqlx::query_as::<_, CallRow>(
-                        "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
-                                started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
-                                plugin_version, media_stats, error, cost_inr_micros
-                         FROM calls ORDER BY started_at DESC, id DESC LIMIT $1",
-                    )
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-                })
-            }
+        let Some(tenant) = scoped_tenant(scope, filter.tenant.as_deref()) else {
+            return Ok(empty);
+        };
+        let mut conditions = Conditions::default();
+        if let Some(tenant_id) = tenant {
+            conditions.text_equals("tenant_id", tenant_id);
         }
+        if let Some(from_ms) = filter.from_ms {
+            conditions.at_least("started_at", from_ms);
+        }
+        if let Some(to_ms) = filter.to_ms {
+            conditions.below("started_at", to_ms);
+        }
+        if let Some(status) = filter.status {
+            conditions.text_equals("status", status.as_str());
+        }
+        if let Some(dialled) = &filter.dialled {
+            conditions.text_equals("dialled", dialled);
+        }
+        if let Some(caller) = &filter.caller {
+            conditions.text_equals("caller", caller);
+        }
+        if let Some(cursor) = &filter.cursor {
+            conditions.after_cursor("started_at", "id", cursor);
+        }
+        let limit = filter.effective_limit() as usize;
+        let limit_at = conditions.extra(Bind::Int(limit as i64 + 1));
+        let sql = format!(
+            "SELECT id, tenant_id, external_id, direction, caller, dialled, status,
+                    started_at, answered_at, ended_at, end_reason, dtmf, plugin_name,
+                    plugin_version, media_stats, error, cost_inr_micros
+             FROM calls{}
+             ORDER BY started_at DESC, id DESC LIMIT {limit_at}",
+            conditions.where_sql()
+        );
+        let rows = with_pool!(self, pool => {
+            bind_all!(sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql)), conditions)
+                .fetch_all(pool)
+                .await
+        })
         .map_err(StoreError::query("list_calls"))?;
-        rows.into_iter().map(CallRecord::try_from).collect()
+        let calls = rows
+            .into_iter()
+            .map(CallRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(calls, limit, |call| Cursor {
+            at_ms: call.started_at_ms,
+            id: call.id.clone(),
+        }))
     }
 
     /// One call with its transcript, extractions, events, turns, cost, latency, summary and
@@ -677,6 +726,20 @@ impl EndedCallRow {
             }),
             ended_at,
         )
+    }
+}
+
+/// The tenant a list is limited to, given who asks (`scope`) and which tenant the filter
+/// names: `Some(Some(id))` one tenant, `Some(None)` every tenant (the operator, unfiltered),
+/// `None` nothing at all (a tenant asking for another tenant's rows).
+pub(crate) fn scoped_tenant<'a>(
+    scope: &'a Scope,
+    asked: Option<&'a str>,
+) -> Option<Option<&'a str>> {
+    match (scope.tenant_id(), asked) {
+        (Some(own), Some(asked)) if own != asked => None,
+        (Some(own), _) => Some(Some(own)),
+        (None, asked) => Some(asked),
     }
 }
 

@@ -30,6 +30,8 @@ macro_rules! with_pool {
     };
 }
 
+#[macro_use]
+mod conditions;
 mod callers;
 mod calls;
 mod connect;
@@ -38,6 +40,7 @@ mod history;
 mod kv;
 mod numbers;
 mod plugins;
+mod page;
 mod recordings;
 mod tenants;
 mod trunks;
@@ -53,6 +56,7 @@ pub use connect::redact_url;
 pub use error::StoreError;
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
 pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};
+pub use page::{Cursor, InvalidCursor, Page};
 pub use recordings::Recording;
 pub use tenants::{Tenant, TenantStatus};
 pub use trunks::Trunk;

@@ -199,6 +199,7 @@ async fn recordings_are_listed_newest_first_within_the_scope(store: Store) {
     let all = CallFilter {
         tenant: None,
         limit: 50,
+        ..CallFilter::default()
     };
     assert_eq!(
         ids(store.list_recordings(&Scope::Operator, &all).await.unwrap()),
@@ -214,6 +215,7 @@ async fn recordings_are_listed_newest_first_within_the_scope(store: Store) {
     let only_b = CallFilter {
         tenant: Some("b".into()),
         limit: 1,
+        ..CallFilter::default()
     };
     assert!(
         store

@@ -565,6 +565,7 @@ async fn list_calls_is_newest_first_and_limited(store: Store) {
     let three = CallFilter {
         tenant: None,
         limit: 3,
+        ..CallFilter::default()
     };
     let listed: Vec<String> = store
         .list_calls(&scope, &three)
@@ -578,6 +579,7 @@ async fn list_calls_is_newest_first_and_limited(store: Store) {
     let zero = CallFilter {
         tenant: None,
         limit: 0,
+        ..CallFilter::default()
     };
     assert_eq!(
         store.list_calls(&scope, &zero).await.unwrap().len(),
@@ -587,6 +589,7 @@ async fn list_calls_is_newest_first_and_limited(store: Store) {
     let huge = CallFilter {
         tenant: None,
         limit: u32::MAX,
+        ..CallFilter::default()
     };
     assert_eq!(huge.effective_limit(), 500);
     assert_eq!(store.list_calls(&scope, &huge).await.unwrap().len(), 5);
@@ -616,6 +619,7 @@ async fn tenant_scope_hides_other_tenants_calls(store: Store) {
     let ask_for_a = CallFilter {
         tenant: Some("a".into()),
         limit: 50,
+        ..CallFilter::default()
     };
     assert!(store.list_calls(&b, &ask_for_a).await.unwrap().is_empty());
 

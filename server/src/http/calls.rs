@@ -8,27 +8,67 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use vaani_store::CallRecord;
+use vaani_store::{CallFilter, CallRecord};
 
 use super::auth::Caller;
 use super::error::{ApiError, internal};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{HttpState, ListQuery};
+use super::{HttpState, ListQuery, params};
 
-/// Calls, newest first (`?limit=` 1..=500, default 50; `?tenant=`).
+/// The query of `GET /api/v1/calls`: `limit` and `tenant` as every list, and the filters.
+#[derive(Debug, Deserialize)]
+pub(super) struct CallListQuery {
+    // Not `#[serde(flatten)]` of `ListQuery`: flattened query fields only deserialise strings.
+    limit: Option<u32>,
+    tenant: Option<String>,
+    /// Started at or after (unix ms or RFC 3339).
+    from: Option<String>,
+    /// Started before (unix ms or RFC 3339).
+    to: Option<String>,
+    status: Option<String>,
+    dialled: Option<String>,
+    caller: Option<String>,
+    cursor: Option<String>,
+}
+
+impl CallListQuery {
+    /// The store filter; `400` with `invalid_limit`, `invalid_time`, `invalid_range`,
+    /// `invalid_status`, `invalid_number` or `invalid_cursor` when a parameter is not valid.
+    fn into_filter(self) -> Result<CallFilter, ApiError> {
+        let (from_ms, to_ms) = params::time_range(self.from.as_deref(), self.to.as_deref())?;
+        Ok(CallFilter {
+            from_ms,
+            to_ms,
+            status: params::status(self.status.as_deref())?,
+            dialled: params::number_filter("dialled", self.dialled.as_deref())?,
+            caller: params::number_filter("caller", self.caller.as_deref())?,
+            cursor: params::cursor(self.cursor.as_deref())?,
+            ..ListQuery {
+                limit: self.limit,
+                tenant: self.tenant,
+            }
+            .into_filter()?
+        })
+    }
+}
+
+/// Calls, newest first, filtered (`from`, `to`, `status`, `dialled`, `caller`, `tenant`) and
+/// paged (`limit` 1..=500, default 50; `cursor`, the previous page's `next_cursor`, which is
+/// `null` on the last page).
 pub(super) async fn list_calls(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<CallListQuery>,
 ) -> Result<Response, ApiError> {
     let filter = query.into_filter()?;
-    let calls = state
+    let page = state
         .store
-        .list_calls(&caller.scope, &filter)
+        .list_call_page(&caller.scope, &filter)
         .await
         .map_err(internal)?;
-    let calls: Vec<serde_json::Value> = calls.iter().map(listed_call).collect();
-    Ok(Json(json!({ "calls": calls })).into_response())
+    let calls: Vec<serde_json::Value> = page.items.iter().map(listed_call).collect();
+    let next_cursor = page.next_cursor.map(|cursor| cursor.encode());
+    Ok(Json(json!({ "calls": calls, "next_cursor": next_cursor })).into_response())
 }
 
 /// A call as the list shows it: the stored fields plus `cost_inr`, the priced total in rupees

@@ -36,6 +36,12 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// The stable error code, e.g. `invalid_cursor`.
+    #[cfg(test)]
+    pub(super) fn code(&self) -> &'static str {
+        self.code
+    }
 }
 
 impl IntoResponse for ApiError {

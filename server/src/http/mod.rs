@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Deserialize;
 use vaani_store::{CallFilter, Store};
@@ -42,6 +42,7 @@ mod extract;
 mod health;
 mod openapi;
 mod plugins;
+mod params;
 mod recordings;
 #[cfg(test)]
 mod tests;
@@ -188,17 +189,10 @@ struct ListQuery {
 impl ListQuery {
     /// The store filter; `400 invalid_limit` when `limit` is out of range.
     fn into_filter(self) -> Result<CallFilter, ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        if limit == 0 || limit > 500 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_limit",
-                "limit must be between 1 and 500",
-            ));
-        }
         Ok(CallFilter {
             tenant: self.tenant,
-            limit,
+            limit: params::limit(self.limit)?,
+            ..CallFilter::default()
         })
     }
 }

@@ -15,6 +15,8 @@ use super::openapi::OPENAPI_JSON;
 use super::{Endpoint, HttpState, JSON_BODY_LIMIT, endpoints, router, router_for};
 use crate::metrics::Metrics;
 
+mod read_api;
+
 const KEY: &str = "operator-secret";
 
 /// Sends one request through the whole router (routing, extractors, fallbacks, layers).
