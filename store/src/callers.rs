@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::{Store, StoreError};
+use crate::conditions::{Bind, Conditions};
+use crate::page::{Cursor, Page, page_of};
+use crate::{MAX_CALL_LIMIT, Store, StoreError};
 
 /// What a tenant remembers about one calling phone number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -85,5 +87,49 @@ impl Store {
             "tenant",
             tenant_id,
         ))
+    }
+}
+
+/// Which callers [`Store::list_callers`] returns: one tenant's, most recent call first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerFilter {
+    /// Maximum number of callers; clamped to `1..=500`.
+    pub limit: u32,
+    /// Continue after this caller (the `next_cursor` of the previous page).
+    pub cursor: Option<Cursor>,
+}
+
+impl Store {
+    /// One page of the tenant's callers, most recent call first (by `last_call_at`, then
+    /// phone), and the cursor of the next page. A caller who calls again while a client pages
+    /// moves to the front, so a walk may miss or repeat that one caller.
+    pub async fn list_callers(
+        &self,
+        tenant_id: &str,
+        filter: &CallerFilter,
+    ) -> Result<Page<Caller>, StoreError> {
+        let mut conditions = Conditions::default();
+        conditions.text_equals("tenant_id", tenant_id);
+        if let Some(cursor) = &filter.cursor {
+            conditions.after_cursor("last_call_at", "phone", cursor);
+        }
+        let limit = filter.limit.clamp(1, MAX_CALL_LIMIT) as usize;
+        let limit_at = conditions.extra(Bind::Int(limit as i64 + 1));
+        let sql = format!(
+            "SELECT tenant_id, phone, name, memory_json, first_call_at, last_call_at, call_count
+             FROM callers{}
+             ORDER BY last_call_at DESC, phone DESC LIMIT {limit_at}",
+            conditions.where_sql()
+        );
+        let rows = with_pool!(self, pool => {
+            bind_all!(sqlx::query_as::<_, Caller>(sqlx::AssertSqlSafe(sql)), conditions)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::query("list_callers"))?;
+        Ok(page_of(rows, limit, |caller| Cursor {
+            at_ms: caller.last_call_at_ms,
+            id: caller.phone.clone(),
+        }))
     }
 }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use call_log::ExtractionRow;
 pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
 pub use report::{CallReport, CallTurn};
 

@@ -32,10 +32,13 @@ macro_rules! with_pool {
 
 #[macro_use]
 mod conditions;
+mod analytics;
 mod callers;
 mod calls;
 mod connect;
+mod erasure;
 mod error;
+mod extractions;
 mod history;
 mod kv;
 mod numbers;
@@ -46,14 +49,17 @@ mod tenants;
 mod trunks;
 mod webhooks;
 
-pub use callers::Caller;
+pub use analytics::{Analytics, AnalyticsFilter};
+pub use callers::{Caller, CallerFilter};
 pub use calls::{
     CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallReport,
     CallStatus, CallTurn, DEFAULT_CALL_LIMIT, Extraction, MAX_CALL_LIMIT, NewCall,
     NewTranscriptLine, SERVER_RESTART_END_REASON, Speaker, TranscriptLine,
 };
 pub use connect::redact_url;
+pub use erasure::{CallerErasure, REDACTED_CALLER};
 pub use error::StoreError;
+pub use extractions::{ExtractionFilter, ListedExtraction};
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
 pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};
 pub use page::{Cursor, InvalidCursor, Page};

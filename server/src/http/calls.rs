@@ -73,7 +73,7 @@ pub(super) async fn list_calls(
 
 /// A call as the list shows it: the stored fields plus `cost_inr`, the priced total in rupees
 /// (`null` until the call has ended with its cost ledger).
-fn listed_call(call: &CallRecord) -> serde_json::Value {
+pub(super) fn listed_call(call: &CallRecord) -> serde_json::Value {
     let mut value = serde_json::to_value(call).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
         let cost_inr = call

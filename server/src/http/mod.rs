@@ -9,14 +9,22 @@
 //! channels: caller, agent), `404` when it has none; `GET /api/v1/recordings` lists the
 //! recordings (`call_id`, `tenant_id`, `duration_ms`, `created_at_ms`), newest first.
 //!
+//! `GET /api/v1/calls` filters (`from`, `to`, `status`, `dialled`, `caller`) and pages with an
+//! opaque `cursor` (`next_cursor` in the answer). `GET /api/v1/callers`, `/callers/{phone}` and
+//! `DELETE /callers/{phone}` (erasure on request), `GET /api/v1/extractions` and
+//! `GET /api/v1/analytics` are the rest of the read side.
+//!
 //! `GET /api/v1/openapi.json` serves the OpenAPI 3.1 document of all of this.
 //!
 //! `/api/v1/plugins` takes a tenant's plugin uploads (compiled in a resource-limited child),
 //! lists its versions, activates one and rolls back ([`plugins`]).
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
-//! OpenAPI document), [`calls`], [`recordings`], [`plugins`]. [`auth`] checks the bearer key, [`extract`]
-//! wraps axum's extractors and [`error`] shapes every error answer as JSON.
+//! OpenAPI document), [`calls`], [`recordings`], [`callers`], [`extractions`], [`analytics`],
+//! [`plugins`].
+//! [`params`] parses the query parameters they share (times, cursors, statuses, numbers),
+//! [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and [`error`] shapes
+//! every error answer as JSON.
 //!
 //! To add an endpoint: write the handler in the module of what it serves (taking
 //! [`auth::Caller`] and the `Api*` extractors, returning `Result<_, ApiError>`), list it in
@@ -35,10 +43,13 @@ use vaani_store::{CallFilter, Store};
 
 use crate::metrics::Metrics;
 
+mod analytics;
 mod auth;
+mod callers;
 mod calls;
 mod error;
 mod extract;
+mod extractions;
 mod health;
 mod openapi;
 mod plugins;
@@ -104,6 +115,19 @@ fn endpoints() -> Vec<Endpoint> {
             "/api/v1/plugins/{id}/activate",
             plugins::activate_plugin,
         ),
+        Endpoint::new(Method::GET, "/api/v1/callers", callers::list_callers),
+        Endpoint::new(Method::GET, "/api/v1/callers/{phone}", callers::get_caller),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/v1/callers/{phone}",
+            callers::delete_caller,
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/api/v1/extractions",
+            extractions::list_extractions,
+        ),
+        Endpoint::new(Method::GET, "/api/v1/analytics", analytics::analytics),
     ]
 }
 

@@ -104,6 +104,24 @@ pub(super) fn number_filter(name: &str, text: Option<&str>) -> Result<Option<Str
     .transpose()
 }
 
+/// A caller's phone number in a path: E.164, `+` then 7 to 15 digits, the first not 0
+/// (send `+` as `%2B` or as is; both decode to `+` in a path). `400 invalid_number` otherwise.
+pub(super) fn e164(text: &str) -> Result<&str, ApiError> {
+    let digits = text.strip_prefix('+').unwrap_or("");
+    let valid = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if valid {
+        Ok(text)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_number",
+            "the phone number must be E.164: + and 7 to 15 digits, e.g. +919800000001",
+        ))
+    }
+}
+
 /// An RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, `T` or space, `z`
 /// allowed) as unix ms; fractions beyond milliseconds are cut. `None` if malformed.
 fn rfc3339_ms(text: &str) -> Option<i64> {
@@ -301,5 +319,17 @@ mod tests {
             code(number_filter("caller", Some(" ")).unwrap_err()),
             "invalid_number"
         );
+        assert_eq!(e164("+919800000001").unwrap(), "+919800000001");
+        for bad in [
+            "919800000001",
+            "+0919800000001",
+            "+91980",
+            "+9198000000012345",
+            "+91 98000",
+            "",
+            "+",
+        ] {
+            assert_eq!(code(e164(bad).unwrap_err()), "invalid_number", "{bad}");
+        }
     }
 }

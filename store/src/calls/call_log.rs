@@ -139,8 +139,9 @@ impl TryFrom<TranscriptRow> for TranscriptLine {
     }
 }
 
+/// An `extractions` row as read (`data` still text).
 #[derive(sqlx::FromRow)]
-struct ExtractionRow {
+pub(crate) struct ExtractionRow {
     id: String,
     call_id: String,
     schema_id: String,
