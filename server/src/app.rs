@@ -758,6 +758,8 @@ async fn seed_store(store: &Store, config: &Config) -> Result<()> {
             .await
             .with_context(|| format!("storing trunk {}", trunk.id))?;
     }
+    // Config tenants are a seed: a missing tenant is inserted, an existing one only gets its
+    // name refreshed (its status and settings belong to the API).
     for tenant in &config.tenants {
         store
             .upsert_tenant(&vaani_store::Tenant {
@@ -769,10 +771,24 @@ async fn seed_store(store: &Store, config: &Config) -> Result<()> {
             .await
             .with_context(|| format!("storing tenant {}", tenant.id))?;
         for number in &tenant.numbers {
-            store
-                .upsert_phone_number(number, &tenant.id, Some(&tenant.trunk))
+            match store
+                .assign_phone_number(&tenant.id, number, Some(&tenant.trunk))
                 .await
-                .with_context(|| format!("storing number of tenant {}", tenant.id))?;
+            {
+                Ok(_) => {}
+                // The database never moves a number between tenants (the API could not either):
+                // the owner releases it first.
+                Err(vaani_store::StoreError::Conflict { .. }) => anyhow::bail!(
+                    "tenants.{}: number {} belongs to another tenant in the database; release it \
+                     there (DELETE /api/v1/numbers/{{number}}) or remove it from this tenant",
+                    tenant.id,
+                    crate::call::mask_number(number)
+                ),
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("storing number of tenant {}", tenant.id));
+                }
+            }
         }
     }
     Ok(())

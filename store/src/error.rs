@@ -56,6 +56,15 @@ pub enum StoreError {
         /// The repository method.
         operation: &'static str,
     },
+    /// The row to create exists already, or the thing to claim belongs to someone else
+    /// (a tenant id in use, a phone number another tenant owns).
+    #[error("{what} {id:?} is already taken")]
+    Conflict {
+        /// What was to be created or claimed, e.g. `tenant` or `phone number`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
     /// A stored value could not be decoded (bad enum text or JSON).
     #[error("column {column} holds an invalid value {value:?}")]
     InvalidValue {

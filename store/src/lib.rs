@@ -12,9 +12,10 @@
 //! `with_pool!` expands each query once per backend. The store test suite runs on both.
 //!
 //! Tenant isolation: every write takes the owning `tenant_id` and every read
-//! takes either a `tenant_id` or a [`Scope`]. The one query that is by nature
-//! not tenant-scoped is [`Store::tenant_for_number`], the routing lookup that
-//! finds the tenant for a dialled number.
+//! takes either a `tenant_id` or a [`Scope`]. The queries that are by nature
+//! not tenant-scoped are [`Store::tenant_for_number`], the routing lookup that
+//! finds the tenant for a dialled number, and [`Store::tenant_for_api_key`], the
+//! authentication lookup that finds the tenant for a presented API key.
 
 /// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the body is
 /// expanded once per backend, so one SQL text and one `#[derive(FromRow)]` row type serve
@@ -33,6 +34,7 @@ macro_rules! with_pool {
 #[macro_use]
 mod conditions;
 mod analytics;
+mod api_keys;
 mod callers;
 mod calls;
 mod connect;
@@ -50,6 +52,7 @@ mod trunks;
 mod webhooks;
 
 pub use analytics::{Analytics, AnalyticsFilter};
+pub use api_keys::{API_KEY_PREFIX, ApiKey};
 pub use callers::{Caller, CallerFilter};
 pub use calls::{
     CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallReport,
@@ -63,8 +66,9 @@ pub use extractions::{ExtractionFilter, ListedExtraction};
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
 pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};
 pub use page::{Cursor, InvalidCursor, Page};
+pub use numbers::PhoneNumber;
 pub use recordings::Recording;
-pub use tenants::{Tenant, TenantStatus};
+pub use tenants::{NewTenant, Tenant, TenantStatus, TenantUpdate, TenantWithSettings};
 pub use trunks::Trunk;
 pub use webhooks::{
     DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEventType,
