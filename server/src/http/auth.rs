@@ -1,9 +1,16 @@
 //! The bearer-key check in front of every `/api/v1` endpoint.
 //!
 //! A handler takes a [`Caller`] as its first extractor after `State`, so an unauthenticated
-//! request is answered `401` before its query or body is looked at. Only the operator key
-//! (`[http] operator_key`) exists in this version; tenant keys will resolve to
-//! `Scope::Tenant` in [`scope_for_key`].
+//! request is answered `401` before its query or body is looked at. Two kinds of key exist:
+//! the operator key (`[http] operator_key`) gives `Scope::Operator`; a tenant's API key
+//! (`vk_…`, created with `POST /api/v1/keys`, stored only as a hash) gives
+//! `Scope::Tenant(id)`. An unknown or revoked key is `401`. Keys are never logged; the
+//! request span records only the tenant id.
+//!
+//! Across tenants the answer is `404`, never `403`: [`Caller::operator_only`] answers a tenant
+//! key on an operator endpoint as if the endpoint did not exist, and
+//! [`Caller::tenant_to_act_for`] answers a tenant key naming another tenant as if that tenant
+//! did not exist.
 
 use std::sync::Arc;
 
@@ -19,6 +26,47 @@ use super::error::ApiError;
 pub(super) struct Caller {
     /// What the key may see and change.
     pub(super) scope: Scope,
+}
+
+impl Caller {
+    /// `Ok` for the operator; a tenant key gets `404 not_found`, the answer for a path no
+    /// route serves, so operator endpoints do not reveal themselves to tenants.
+    pub(super) fn operator_only(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Operator => Ok(()),
+            Scope::Tenant(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint",
+            )),
+        }
+    }
+
+    /// The tenant a write acts for, from the `tenant` a request names (if any): a tenant key
+    /// acts for its own tenant (naming another is `404 unknown_tenant`, as if it did not
+    /// exist); the operator must name one (`400 tenant_required`).
+    pub(super) fn tenant_to_act_for(&self, named: Option<String>) -> Result<String, ApiError> {
+        match (&self.scope, named) {
+            (Scope::Tenant(own), None) => Ok(own.clone()),
+            (Scope::Tenant(own), Some(named)) if *own == named => Ok(named),
+            (Scope::Tenant(_), Some(named)) => Err(unknown_tenant(&named)),
+            (Scope::Operator, Some(named)) => Ok(named),
+            (Scope::Operator, None) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "tenant_required",
+                "the operator key must name the tenant (`tenant`)",
+            )),
+        }
+    }
+}
+
+/// `404 unknown_tenant`: the tenant a request names does not exist (or is not the key's).
+pub(super) fn unknown_tenant(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_tenant",
+        format!("no tenant {id:?}"),
+    )
 }
 
 impl FromRequestParts<Arc<HttpState>> for Caller {
@@ -53,17 +101,23 @@ fn bearer_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         })
 }
 
-/// The scope a presented key grants: the operator key gives `Scope::Operator`; any other key
-/// is `401`. (Tenant keys, looked up in the store, will give `Scope::Tenant` here.)
+/// The scope a presented key grants: the operator key gives `Scope::Operator`; a live tenant
+/// API key gives `Scope::Tenant`; anything else (unknown, revoked, a deleted tenant's) is
+/// `401`. The key never reaches a log line or an error message.
 async fn scope_for_key(state: &HttpState, key: &str) -> Result<Scope, ApiError> {
     if constant_time_eq(key.as_bytes(), state.operator_key.as_bytes()) {
         return Ok(Scope::Operator);
     }
-    Err(ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "the API key is not valid",
-    ))
+    match state.store.tenant_for_api_key(key).await {
+        Ok(Some(tenant)) => Ok(Scope::Tenant(tenant)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the API key is not valid",
+        )),
+        // The store's error names the query, never the key.
+        Err(error) => Err(super::error::internal(error)),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

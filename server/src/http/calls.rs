@@ -54,7 +54,8 @@ impl CallListQuery {
 
 /// Calls, newest first, filtered (`from`, `to`, `status`, `dialled`, `caller`, `tenant`) and
 /// paged (`limit` 1..=500, default 50; `cursor`, the previous page's `next_cursor`, which is
-/// `null` on the last page).
+/// `null` on the last page). A tenant key sees only its own calls (`?tenant=` naming another
+/// tenant gives an empty list).
 pub(super) async fn list_calls(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
@@ -88,8 +89,9 @@ pub(super) fn listed_call(call: &CallRecord) -> serde_json::Value {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PlaceCallBody {
-    /// The tenant whose plugin talks on the call.
-    tenant: String,
+    /// The tenant whose plugin talks on the call: required with the operator key; a tenant
+    /// key places calls for its own tenant only (naming another is `404 unknown_tenant`).
+    tenant: Option<String>,
     /// The number to call (E.164).
     to: String,
     /// Our caller id (E.164); default: the trunk's, else the tenant's first number.
@@ -100,10 +102,10 @@ pub(super) struct PlaceCallBody {
 /// its way; the call's status then follows in `GET /api/v1/calls/{id}`.
 pub(super) async fn place_call(
     State(state): State<Arc<HttpState>>,
-    // Every key is the operator's in this version; a tenant key must be pinned to its tenant.
-    _caller: Caller,
+    caller: Caller,
     ApiJson(body): ApiJson<PlaceCallBody>,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.tenant_to_act_for(body.tenant)?;
     let Some(dialer) = &state.dialer else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -113,7 +115,7 @@ pub(super) async fn place_call(
     };
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = crate::outbound::DialRequest {
-        tenant: body.tenant,
+        tenant,
         to: body.to,
         from: body.from,
         reply,

@@ -1,4 +1,5 @@
-//! The HTTP surface: health, readiness, Prometheus metrics and the calls API.
+//! The HTTP surface: health, readiness, Prometheus metrics, the calls API and the tenancy
+//! API (tenants, API keys, numbers).
 //!
 //! `GET /api/v1/calls/{id}` returns the call with `transcript`, `extractions`, `events`,
 //! `turns` (per-turn latency), `cost` (the priced ledger), `latency` (a summary over the
@@ -13,6 +14,11 @@
 //! opaque `cursor` (`next_cursor` in the answer). `GET /api/v1/callers`, `/callers/{phone}` and
 //! `DELETE /callers/{phone}` (erasure on request), `GET /api/v1/extractions` and
 //! `GET /api/v1/analytics` are the rest of the read side.
+//! `/api/v1/tenants` (operator only: create, list, read, change, delete), `/api/v1/keys`
+//! (tenant API keys: create, shown once; list; revoke) and `/api/v1/numbers` (the numbers a
+//! tenant owns: list, claim, release) manage tenants. A request is authorised by the
+//! operator key (every tenant) or a tenant's API key (that tenant only; another tenant's
+//! resources answer `404`, and so do operator-only endpoints).
 //!
 //! `GET /api/v1/openapi.json` serves the OpenAPI 3.1 document of all of this.
 //!
@@ -21,10 +27,10 @@
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
 //! OpenAPI document), [`calls`], [`recordings`], [`callers`], [`extractions`], [`analytics`],
-//! [`plugins`].
-//! [`params`] parses the query parameters they share (times, cursors, statuses, numbers),
-//! [`auth`] checks the bearer key, [`extract`] wraps axum's extractors and [`error`] shapes
-//! every error answer as JSON.
+//! [`plugins`], [`tenants`], [`keys`], [`numbers`]. [`params`] parses the query parameters
+//! they share (times, cursors, statuses, numbers), [`auth`] checks the bearer key and maps it
+//! to a scope, [`extract`] wraps axum's extractors and [`error`] shapes every error answer as
+//! JSON.
 //!
 //! To add an endpoint: write the handler in the module of what it serves (taking
 //! [`auth::Caller`] and the `Api*` extractors, returning `Result<_, ApiError>`), list it in
@@ -51,10 +57,13 @@ mod error;
 mod extract;
 mod extractions;
 mod health;
+mod keys;
+mod numbers;
 mod openapi;
 mod plugins;
 mod params;
 mod recordings;
+mod tenants;
 #[cfg(test)]
 mod tests;
 
@@ -128,6 +137,29 @@ fn endpoints() -> Vec<Endpoint> {
             extractions::list_extractions,
         ),
         Endpoint::new(Method::GET, "/api/v1/analytics", analytics::analytics),
+        Endpoint::new(Method::GET, "/api/v1/tenants", tenants::list_tenants),
+        Endpoint::new(Method::POST, "/api/v1/tenants", tenants::create_tenant),
+        Endpoint::new(Method::GET, "/api/v1/tenants/{id}", tenants::get_tenant),
+        Endpoint::new(
+            Method::PATCH,
+            "/api/v1/tenants/{id}",
+            tenants::update_tenant,
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/v1/tenants/{id}",
+            tenants::delete_tenant,
+        ),
+        Endpoint::new(Method::GET, "/api/v1/keys", keys::list_keys),
+        Endpoint::new(Method::POST, "/api/v1/keys", keys::create_key),
+        Endpoint::new(Method::DELETE, "/api/v1/keys/{id}", keys::revoke_key),
+        Endpoint::new(Method::GET, "/api/v1/numbers", numbers::list_numbers),
+        Endpoint::new(Method::POST, "/api/v1/numbers", numbers::assign_number),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/v1/numbers/{number}",
+            numbers::release_number,
+        ),
     ]
 }
 

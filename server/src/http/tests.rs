@@ -548,7 +548,7 @@ async fn the_openapi_document_is_served_without_a_key() {
         json!({
             "type": "http",
             "scheme": "bearer",
-            "description": "The operator key (`[http] operator_key`)."
+            "description": "The operator key (`[http] operator_key`), or a tenant's API key (`vk_…`, from `POST /api/v1/keys`)."
         })
     );
     assert_eq!(served["security"], json!([{ "bearer": [] }]));
@@ -558,6 +558,12 @@ async fn the_openapi_document_is_served_without_a_key() {
         "/api/v1/calls/{id}/recording",
         "/api/v1/recordings",
         "/api/v1/openapi.json",
+        "/api/v1/tenants",
+        "/api/v1/tenants/{id}",
+        "/api/v1/keys",
+        "/api/v1/keys/{id}",
+        "/api/v1/numbers",
+        "/api/v1/numbers/{number}",
     ] {
         assert!(served["paths"].get(path).is_some(), "{path} missing");
     }
@@ -990,4 +996,738 @@ async fn plugin_versions_list_activate_and_roll_back() {
     let response = get(&state, &format!("/api/v1/plugins/{}", version.id)).await;
     let fetched: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
     assert_eq!(fetched, active);
+// ---- Tenancy: tenants, API keys, numbers, and what a tenant key may see ----
+
+/// Sends `body` as JSON (or no body) with `key`; returns the status and the parsed body
+/// (`null` when empty).
+async fn send_json(
+    state: &Arc<HttpState>,
+    method: Method,
+    uri: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let (content_type, body) = match body {
+        Some(body) => (Some("application/json"), Body::from(body.to_string())),
+        None => (None, Body::empty()),
+    };
+    let response = send(state, method, uri, Some(key), content_type, body).await;
+    let status = response.status();
+    let bytes = body_bytes(response).await;
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, json)
+}
+
+/// The test state (tenant `a` with one call) plus tenant `b` with a call of its own, and an
+/// API key for each: `(state, a's call, b's call, a's key, b's key)`.
+async fn two_tenant_state() -> (Arc<HttpState>, String, String, String, String) {
+    let (state, call_a) = state_with_call().await;
+    let store = &state.store;
+    store
+        .create_tenant(&vaani_store::NewTenant {
+            id: "b".to_owned(),
+            name: "Tenant b".to_owned(),
+            settings: None,
+        })
+        .await
+        .unwrap();
+    let call_b = vaani_store::new_id();
+    store
+        .insert_call(&NewCall {
+            id: call_b.clone(),
+            tenant_id: "b".to_owned(),
+            external_id: None,
+            direction: CallDirection::Inbound,
+            caller: "+919800000002".to_owned(),
+            dialled: "+918000000002".to_owned(),
+            status: CallStatus::Ringing,
+            started_at_ms: 20_000,
+            plugin_name: None,
+            plugin_version: None,
+        })
+        .await
+        .unwrap();
+    let (_, key_a) = store.create_api_key("a", "a").await.unwrap();
+    let (_, key_b) = store.create_api_key("b", "b").await.unwrap();
+    (state, call_a, call_b, key_a, key_b)
+}
+
+fn ids(list: &serde_json::Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_creates_reads_changes_and_deletes_tenants() {
+    let (state, _) = state_with_call().await;
+    let settings = json!({ "greeting": "Namaste" });
+    let (status, created) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/tenants",
+        KEY,
+        Some(json!({ "id": "sunny", "name": " Sunny Clinic ", "settings": settings })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["id"], json!("sunny"));
+    assert_eq!(created["name"], json!("Sunny Clinic"));
+    assert_eq!(created["status"], json!("active"));
+    assert_eq!(created["settings"], settings);
+
+    let (status, listed) = send_json(&state, Method::GET, "/api/v1/tenants", KEY, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&listed["tenants"], "id"), ["a", "sunny"]);
+
+    let (status, fetched) =
+        send_json(&state, Method::GET, "/api/v1/tenants/sunny", KEY, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched, created);
+
+    let (status, patched) = send_json(
+        &state,
+        Method::PATCH,
+        "/api/v1/tenants/sunny",
+        KEY,
+        Some(json!({ "status": "suspended" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["status"], json!("suspended"));
+    assert_eq!(patched["name"], json!("Sunny Clinic"));
+    assert_eq!(patched["settings"], settings, "absent settings are kept");
+    let (_, patched) = send_json(
+        &state,
+        Method::PATCH,
+        "/api/v1/tenants/sunny",
+        KEY,
+        Some(json!({ "settings": null, "name": "Renamed" })),
+    )
+    .await;
+    assert_eq!(
+        patched["settings"],
+        json!(null),
+        "null removes the settings"
+    );
+    assert_eq!(patched["name"], json!("Renamed"));
+
+    let (status, body) =
+        send_json(&state, Method::DELETE, "/api/v1/tenants/sunny", KEY, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(body, json!(null));
+    for method in [Method::GET, Method::DELETE] {
+        let response = send(
+            &state,
+            method,
+            "/api/v1/tenants/sunny",
+            Some(KEY),
+            None,
+            Body::empty(),
+        )
+        .await;
+        assert_error(response, StatusCode::NOT_FOUND, "tenant_not_found").await;
+    }
+    let response = send(
+        &state,
+        Method::PATCH,
+        "/api/v1/tenants/sunny",
+        Some(KEY),
+        Some("application/json"),
+        json!({ "name": "x" }).to_string(),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "tenant_not_found").await;
+}
+
+#[tokio::test]
+async fn tenant_requests_are_validated() {
+    let (state, _) = state_with_call().await;
+    let post = |body: serde_json::Value| {
+        let state = state.clone();
+        async move {
+            send(
+                &state,
+                Method::POST,
+                "/api/v1/tenants",
+                Some(KEY),
+                Some("application/json"),
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let conflict = post(json!({ "id": "a", "name": "Again" })).await;
+    assert_error(conflict, StatusCode::CONFLICT, "conflict").await;
+    for id in ["", "Upper", "with space", "a/b", &"x".repeat(65)] {
+        let response = post(json!({ "id": id, "name": "N" })).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_tenant_id").await;
+    }
+    for name in ["", "   ", &"n".repeat(201)] {
+        let response = post(json!({ "id": "ok", "name": name })).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_name").await;
+    }
+    for settings in [json!([1]), json!("text"), json!(3)] {
+        let response = post(json!({ "id": "ok", "name": "N", "settings": settings })).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_settings").await;
+    }
+    let unknown_field = post(json!({ "id": "ok", "name": "N", "plan": "gold" })).await;
+    assert_error(unknown_field, StatusCode::BAD_REQUEST, "invalid_body").await;
+    let patch = send(
+        &state,
+        Method::PATCH,
+        "/api/v1/tenants/a",
+        Some(KEY),
+        Some("application/json"),
+        json!({ "status": "deleted" }).to_string(),
+    )
+    .await;
+    assert_error(patch, StatusCode::BAD_REQUEST, "invalid_body").await;
+    // Nothing was created by the refused requests.
+    assert_eq!(state.store.list_tenants().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_tenant_key_finds_no_tenants_endpoint() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+    let requests = [
+        (Method::GET, "/api/v1/tenants", None),
+        (
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({ "id": "c", "name": "C" })),
+        ),
+        (Method::GET, "/api/v1/tenants/a", None),
+        (Method::GET, "/api/v1/tenants/b", None),
+        (
+            Method::PATCH,
+            "/api/v1/tenants/a",
+            Some(json!({ "status": "active" })),
+        ),
+        (Method::DELETE, "/api/v1/tenants/b", None),
+    ];
+    for (method, uri, body) in requests {
+        let (content_type, body) = match body {
+            Some(body) => (Some("application/json"), Body::from(body.to_string())),
+            None => (None, Body::empty()),
+        };
+        let response = send(&state, method, uri, Some(&key_a), content_type, body).await;
+        assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    // Nothing changed.
+    let tenants = state.store.list_tenants().await.unwrap();
+    assert_eq!(tenants.len(), 2);
+}
+
+#[tokio::test]
+async fn tenant_keys_are_created_shown_once_listed_and_revoked() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+
+    // A tenant key creates a key for its own tenant.
+    let (status, created) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/keys",
+        &key_a,
+        Some(json!({ "name": "crm export" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["tenant_id"], json!("a"));
+    assert_eq!(created["name"], json!("crm export"));
+    let new_key = created["key"].as_str().unwrap().to_owned();
+    assert!(new_key.starts_with(created["prefix"].as_str().unwrap()));
+
+    // The new key works, for tenant a only.
+    let (status, listed) = send_json(&state, Method::GET, "/api/v1/keys", &new_key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&listed["keys"], "tenant_id"), ["a", "a"]);
+    let listed_text = listed.to_string();
+    assert!(!listed_text.contains(&new_key) && !listed_text.contains(&key_a));
+    assert!(listed["keys"][1].get("key").is_none());
+
+    // The operator sees every tenant's keys, or one tenant's.
+    let (_, all) = send_json(&state, Method::GET, "/api/v1/keys", KEY, None).await;
+    assert_eq!(ids(&all["keys"], "tenant_id"), ["a", "a", "b"]);
+    let (_, only_b) = send_json(&state, Method::GET, "/api/v1/keys?tenant=b", KEY, None).await;
+    assert_eq!(ids(&only_b["keys"], "tenant_id"), ["b"]);
+
+    // Revoking: 204, then the key is 401.
+    let uri = format!("/api/v1/keys/{}", created["id"].as_str().unwrap());
+    let (status, _) = send_json(&state, Method::DELETE, &uri, &key_a, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let response = send(
+        &state,
+        Method::GET,
+        "/api/v1/calls",
+        Some(&new_key),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let (_, listed) = send_json(&state, Method::GET, "/api/v1/keys", &key_a, None).await;
+    assert!(listed["keys"][1]["revoked_at_ms"].is_i64());
+
+    // The operator creates keys for a named tenant.
+    let (status, for_b) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/keys",
+        KEY,
+        Some(json!({ "name": "ops", "tenant": "b" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(for_b["tenant_id"], json!("b"));
+    let missing = send_json(
+        &state,
+        Method::DELETE,
+        "/api/v1/keys/no-such-key",
+        KEY,
+        None,
+    )
+    .await;
+    assert_eq!(missing.0, StatusCode::NOT_FOUND);
+    assert_eq!(missing.1["error"]["code"], json!("key_not_found"));
+}
+
+#[tokio::test]
+async fn key_requests_are_validated() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+    let post = |key: String, body: serde_json::Value| {
+        let state = state.clone();
+        async move {
+            send(
+                &state,
+                Method::POST,
+                "/api/v1/keys",
+                Some(&key),
+                Some("application/json"),
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let operator = KEY.to_owned();
+    let response = post(operator.clone(), json!({ "name": "n" })).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "tenant_required").await;
+    let response = post(operator.clone(), json!({ "name": "n", "tenant": "ghost" })).await;
+    assert_error(response, StatusCode::NOT_FOUND, "unknown_tenant").await;
+    // A tenant key naming another tenant (existing or not) gets the same answer.
+    for other in ["b", "ghost"] {
+        let response = post(key_a.clone(), json!({ "name": "n", "tenant": other })).await;
+        assert_error(response, StatusCode::NOT_FOUND, "unknown_tenant").await;
+    }
+    let response = post(key_a.clone(), json!({ "name": " " })).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_name").await;
+    let response = post(key_a.clone(), json!({})).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_body").await;
+    // Only the two keys of the set-up exist.
+    let keys = state
+        .store
+        .list_api_keys(&vaani_store::Scope::Operator, None)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2);
+    let response = send(
+        &state,
+        Method::GET,
+        "/api/v1/keys?tenat=b",
+        Some(KEY),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+}
+
+#[tokio::test]
+async fn numbers_are_claimed_listed_and_released() {
+    let (state, _, _, key_a, key_b) = two_tenant_state().await;
+    state
+        .store
+        .upsert_trunk(&vaani_store::Trunk {
+            id: "local".to_owned(),
+            name: "Loopback".to_owned(),
+            allowed_cidrs: vec![],
+        })
+        .await
+        .unwrap();
+    let (status, claimed) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        &key_a,
+        Some(json!({ "number": "+918000000001", "trunk": "local" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{claimed}");
+    assert_eq!(
+        claimed,
+        json!({ "number": "+918000000001", "tenant_id": "a", "trunk_id": "local" })
+    );
+    // Claiming it again is fine; another tenant cannot.
+    let (status, _) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        &key_a,
+        Some(json!({ "number": "+918000000001" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = send(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        Some(&key_b),
+        Some("application/json"),
+        json!({ "number": "+918000000001" }).to_string(),
+    )
+    .await;
+    assert_error(response, StatusCode::CONFLICT, "number_unavailable").await;
+    // Nor release it.
+    let uri = "/api/v1/numbers/%2B918000000001";
+    let response = send(
+        &state,
+        Method::DELETE,
+        uri,
+        Some(&key_b),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "number_not_found").await;
+
+    let (_, mine) = send_json(&state, Method::GET, "/api/v1/numbers", &key_a, None).await;
+    assert_eq!(ids(&mine["numbers"], "number"), ["+918000000001"]);
+    let (_, theirs) = send_json(&state, Method::GET, "/api/v1/numbers", &key_b, None).await;
+    assert_eq!(theirs["numbers"], json!([]));
+    let (_, peek) = send_json(
+        &state,
+        Method::GET,
+        "/api/v1/numbers?tenant=a",
+        &key_b,
+        None,
+    )
+    .await;
+    assert_eq!(peek["numbers"], json!([]));
+
+    // Validation.
+    for number in ["918000000001", "+0123456789", "+12", "+91 800 000"] {
+        let response = send(
+            &state,
+            Method::POST,
+            "/api/v1/numbers",
+            Some(&key_a),
+            Some("application/json"),
+            json!({ "number": number }).to_string(),
+        )
+        .await;
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_number").await;
+    }
+    let response = send(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        Some(&key_a),
+        Some("application/json"),
+        json!({ "number": "+918000000003", "trunk": "nowhere" }).to_string(),
+    )
+    .await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "unknown_trunk").await;
+    let response = send(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        Some(KEY),
+        Some("application/json"),
+        json!({ "number": "+918000000003" }).to_string(),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "tenant_required").await;
+
+    // The owner releases it (the `+` may come unencoded), then b may claim it.
+    let (status, _) = send_json(
+        &state,
+        Method::DELETE,
+        "/api/v1/numbers/+918000000001",
+        &key_a,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        KEY,
+        Some(json!({ "number": "+918000000001", "tenant": "b" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_tenant_key_sees_only_its_own_calls_and_recordings() {
+    let (state, call_a, call_b, key_a, _) = two_tenant_state().await;
+    for (tenant, call) in [("a", &call_a), ("b", &call_b)] {
+        state
+            .store
+            .set_recording(&vaani_store::Recording {
+                tenant_id: tenant.to_owned(),
+                call_id: call.clone(),
+                path: "/nonexistent.wav".to_owned(),
+                duration_ms: 1_000,
+                created_at_ms: 30_000,
+            })
+            .await
+            .unwrap();
+    }
+    let (_, all) = send_json(&state, Method::GET, "/api/v1/calls", KEY, None).await;
+    assert_eq!(all["calls"].as_array().unwrap().len(), 2);
+
+    let (status, mine) = send_json(&state, Method::GET, "/api/v1/calls", &key_a, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&mine["calls"], "id"), [call_a.as_str()]);
+    for uri in ["/api/v1/calls?tenant=b", "/api/v1/recordings?tenant=b"] {
+        let (status, listed) = send_json(&state, Method::GET, uri, &key_a, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let rows = listed.as_object().unwrap().values().next().unwrap();
+        assert_eq!(rows, &json!([]), "{uri}");
+    }
+    let (_, recordings) = send_json(&state, Method::GET, "/api/v1/recordings", &key_a, None).await;
+    assert_eq!(ids(&recordings["recordings"], "call_id"), [call_a.as_str()]);
+
+    let (status, own) = send_json(
+        &state,
+        Method::GET,
+        &format!("/api/v1/calls/{call_a}"),
+        &key_a,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(own["id"], json!(call_a));
+    let response = send(
+        &state,
+        Method::GET,
+        &format!("/api/v1/calls/{call_b}"),
+        Some(&key_a),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "call_not_found").await;
+    let response = recording_response(&state, &call_b, &key_a).await;
+    assert_error(response, StatusCode::NOT_FOUND, "recording_not_found").await;
+}
+
+#[tokio::test]
+async fn placing_a_call_is_pinned_to_the_key_s_tenant() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+    let post = |key: String, body: serde_json::Value| {
+        let state = state.clone();
+        async move {
+            post_call(
+                &state,
+                Some(&key),
+                Some("application/json"),
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    // Naming another tenant, existing or not, is 404 before anything else is looked at.
+    for other in ["b", "ghost"] {
+        let body = json!({ "tenant": other, "to": "+919800000002" });
+        let response = post(key_a.clone(), body).await;
+        assert_error(response, StatusCode::NOT_FOUND, "unknown_tenant").await;
+    }
+    // Its own tenant, named or not, reaches the dialer (absent in this state: 503).
+    for body in [
+        json!({ "to": "+919800000002" }),
+        json!({ "tenant": "a", "to": "+919800000002" }),
+    ] {
+        let response = post(key_a.clone(), body).await;
+        assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    let response = post(KEY.to_owned(), json!({ "to": "+919800000002" })).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "tenant_required").await;
+}
+
+#[tokio::test]
+async fn unknown_and_revoked_keys_are_401_without_echoing_the_key() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+    let (listed, revoked) = state.store.create_api_key("a", "old").await.unwrap();
+    state
+        .store
+        .revoke_api_key(&vaani_store::Scope::Operator, &listed.id)
+        .await
+        .unwrap();
+    let mut near_miss = key_a.clone();
+    near_miss.pop();
+    near_miss.push('!');
+    for key in [revoked.as_str(), near_miss.as_str(), "vk_nothing"] {
+        for uri in ["/api/v1/calls", "/api/v1/keys", "/api/v1/tenants"] {
+            let response = send(&state, Method::GET, uri, Some(key), None, Body::empty()).await;
+            let body = assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+            assert!(!body.to_string().contains(key), "{body}");
+        }
+    }
+}
+
+/// One request of [`tenancy_answers_match_the_documented_schemas`]: the documented path,
+/// method and status, then the request (method, URI, JSON body).
+type SchemaCheck = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Method,
+    &'static str,
+    Option<serde_json::Value>,
+);
+
+#[tokio::test]
+async fn tenancy_answers_match_the_documented_schemas() {
+    let (state, _, _, key_a, _) = two_tenant_state().await;
+    let checks: Vec<SchemaCheck> = vec![
+        (
+            "/api/v1/tenants",
+            "post",
+            "201",
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({ "id": "c", "name": "C", "settings": { "x": 1 } })),
+        ),
+        (
+            "/api/v1/tenants",
+            "get",
+            "200",
+            Method::GET,
+            "/api/v1/tenants",
+            None,
+        ),
+        (
+            "/api/v1/tenants/{id}",
+            "get",
+            "200",
+            Method::GET,
+            "/api/v1/tenants/c",
+            None,
+        ),
+        (
+            "/api/v1/tenants/{id}",
+            "patch",
+            "200",
+            Method::PATCH,
+            "/api/v1/tenants/c",
+            Some(json!({ "status": "suspended" })),
+        ),
+        (
+            "/api/v1/keys",
+            "post",
+            "201",
+            Method::POST,
+            "/api/v1/keys",
+            Some(json!({ "name": "k", "tenant": "c" })),
+        ),
+        (
+            "/api/v1/keys",
+            "get",
+            "200",
+            Method::GET,
+            "/api/v1/keys",
+            None,
+        ),
+        (
+            "/api/v1/numbers",
+            "post",
+            "201",
+            Method::POST,
+            "/api/v1/numbers",
+            Some(json!({ "number": "+918000000005", "tenant": "c" })),
+        ),
+        (
+            "/api/v1/numbers",
+            "get",
+            "200",
+            Method::GET,
+            "/api/v1/numbers",
+            None,
+        ),
+        (
+            "/api/v1/tenants",
+            "post",
+            "409",
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({ "id": "c", "name": "C" })),
+        ),
+        (
+            "/api/v1/numbers",
+            "post",
+            "422",
+            Method::POST,
+            "/api/v1/numbers",
+            Some(json!({ "number": "5", "tenant": "c" })),
+        ),
+    ];
+    for (path, method, status, http_method, uri, body) in checks {
+        let (got, answer) = send_json(&state, http_method, uri, KEY, body).await;
+        assert_eq!(got.as_str(), status, "{method} {uri}: {answer}");
+        assert_valid(&response_validator(path, method, status), &answer);
+    }
+    // A tenant key on an operator endpoint, and a foreign number, as documented.
+    let (got, answer) = send_json(&state, Method::GET, "/api/v1/tenants", &key_a, None).await;
+    assert_eq!(got, StatusCode::NOT_FOUND);
+    assert_valid(
+        &response_validator("/api/v1/tenants", "get", "404"),
+        &answer,
+    );
+    let (got, answer) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/numbers",
+        &key_a,
+        Some(json!({ "number": "+918000000005" })),
+    )
+    .await;
+    assert_eq!(got, StatusCode::CONFLICT);
+    assert_valid(
+        &response_validator("/api/v1/numbers", "post", "409"),
+        &answer,
+    );
+    // The created key's answer has exactly the documented fields.
+    let doc = openapi();
+    let (_, created) = send_json(
+        &state,
+        Method::POST,
+        "/api/v1/keys",
+        &key_a,
+        Some(json!({ "name": "k2" })),
+    )
+    .await;
+    assert_eq!(
+        keys(&created),
+        declared_properties(
+            &doc,
+            &json!({ "$ref": "#/components/schemas/CreatedApiKey" })
+        )
+    );
+    let (_, tenant) = send_json(&state, Method::GET, "/api/v1/tenants/c", KEY, None).await;
+    assert_eq!(
+        keys(&tenant),
+        declared_properties(
+            &doc,
+            &json!({ "$ref": "#/components/schemas/TenantDetail" })
+        )
+    );
 }
