@@ -369,6 +369,46 @@ impl VaaniServer {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
     }
 
+    /// Sends `method path` with `Authorization: Bearer <key>` and, if given, a JSON body;
+    /// returns the status and the parsed body (`null` when empty or not JSON). Any status is
+    /// returned, not treated as an error.
+    pub fn api_request(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.http_base(), path))
+            .header("Authorization", format!("Bearer {key}"));
+        let sent = match body {
+            Some(body) => agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string())
+                    .expect("a request"),
+            ),
+            None => agent.run(request.body(()).expect("a request")),
+        };
+        let mut response = sent.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The URL of the server's SQLite database (for tests that write fixtures straight
+    /// into it while the server runs).
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("vaani.db").display())
+    }
+
     /// Calls listed by the API (newest first).
     pub fn calls(&self) -> Vec<Value> {
         let listed = self.api_json("/api/v1/calls?limit=500");

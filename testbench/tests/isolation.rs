@@ -1,0 +1,443 @@
+//! The API isolation matrix, against the real binary: two tenants created over the API with
+//! the operator key, one API key each, and for every endpoint that names a resource, one
+//! tenant's key on the other tenant's resource must answer as if it did not exist (`404`),
+//! change nothing, and lists must never show the other tenant's rows.
+//!
+//! To extend the matrix (plugins, webhooks, callers, …): give [`Owned`] the new resource's
+//! id, create it in [`create_tenant_with_resources`], add rows to [`foreign_requests`] (reads,
+//! changes and deletes of another tenant's resource) and to [`lists`], and check in
+//! [`assert_resources_intact`] that the refused requests left it alone.
+//!
+//! Calls of API-created tenants cannot be routed yet (the server routes by the config file
+//! until the registry reads the database), so each tenant's call and recording are written
+//! straight into the server's database; everything else goes through the API.
+
+use serde_json::{Value, json};
+use vaani_store::{CallDirection, CallStatus, NewCall, Recording, Store};
+use vaani_testbench::{OPERATOR_KEY, ServerSpec, VaaniServer};
+
+/// What one tenant owns, as the matrix refers to it.
+#[derive(Debug, Clone)]
+struct Owned {
+    tenant: String,
+    /// The tenant's API key (the secret).
+    key: String,
+    /// The id of a second key of the tenant (the one the other tenant tries to revoke).
+    spare_key_id: String,
+    number: String,
+    call_id: String,
+}
+
+/// One request a tenant's key makes against the *other* tenant's resource, and the answer
+/// it must get.
+struct ForeignRequest {
+    method: &'static str,
+    path: fn(&Owned) -> String,
+    body: fn(&Owned) -> Option<Value>,
+    status: u16,
+    code: &'static str,
+}
+
+/// Reads, changes and deletes of another tenant's resources. All `404` except claiming
+/// another tenant's number, which is `409 number_unavailable` by design (a number is public;
+/// see the OpenAPI document).
+fn foreign_requests() -> Vec<ForeignRequest> {
+    fn none(_: &Owned) -> Option<Value> {
+        None
+    }
+    vec![
+        // Calls.
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/calls/{}", o.call_id),
+            body: none,
+            status: 404,
+            code: "call_not_found",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/calls".to_owned(),
+            body: |o| Some(json!({ "tenant": o.tenant, "to": "+919800000009" })),
+            status: 404,
+            code: "unknown_tenant",
+        },
+        // Recordings.
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/calls/{}/recording", o.call_id),
+            body: none,
+            status: 404,
+            code: "recording_not_found",
+        },
+        // Tenants (operator only: a tenant key finds no such endpoint).
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/tenants/{}", o.tenant),
+            body: none,
+            status: 404,
+            code: "not_found",
+        },
+        ForeignRequest {
+            method: "PATCH",
+            path: |o| format!("/api/v1/tenants/{}", o.tenant),
+            body: |_| Some(json!({ "status": "suspended", "name": "Taken over" })),
+            status: 404,
+            code: "not_found",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/tenants/{}", o.tenant),
+            body: none,
+            status: 404,
+            code: "not_found",
+        },
+        // Keys.
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/keys".to_owned(),
+            body: |o| Some(json!({ "name": "backdoor", "tenant": o.tenant })),
+            status: 404,
+            code: "unknown_tenant",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/keys/{}", o.spare_key_id),
+            body: none,
+            status: 404,
+            code: "key_not_found",
+        },
+        // Numbers.
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/numbers".to_owned(),
+            body: |o| Some(json!({ "number": o.number })),
+            status: 409,
+            code: "number_unavailable",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/numbers".to_owned(),
+            body: |o| Some(json!({ "number": "+918000000077", "tenant": o.tenant })),
+            status: 404,
+            code: "unknown_tenant",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/numbers/{}", o.number.replace('+', "%2B")),
+            body: none,
+            status: 404,
+            code: "number_not_found",
+        },
+    ]
+}
+
+/// One list endpoint: where its rows are in the answer and which of a tenant's ids must (and
+/// of the other's must not) appear.
+struct List {
+    path: &'static str,
+    field: &'static str,
+    id_field: &'static str,
+    own_id: fn(&Owned) -> String,
+}
+
+fn lists() -> Vec<List> {
+    vec![
+        List {
+            path: "/api/v1/calls",
+            field: "calls",
+            id_field: "id",
+            own_id: |o| o.call_id.clone(),
+        },
+        List {
+            path: "/api/v1/recordings",
+            field: "recordings",
+            id_field: "call_id",
+            own_id: |o| o.call_id.clone(),
+        },
+        List {
+            path: "/api/v1/keys",
+            field: "keys",
+            id_field: "id",
+            own_id: |o| o.spare_key_id.clone(),
+        },
+        List {
+            path: "/api/v1/numbers",
+            field: "numbers",
+            id_field: "number",
+            own_id: |o| o.number.clone(),
+        },
+    ]
+}
+
+/// Creates tenant `id` over the API with the operator key, a key for it (and a spare one),
+/// a number, and a call with a recording in the database.
+fn create_tenant_with_resources(
+    server: &VaaniServer,
+    store: &Store,
+    runtime: &tokio::runtime::Runtime,
+    id: &str,
+    number: &str,
+) -> Owned {
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/tenants",
+        OPERATOR_KEY,
+        Some(&json!({ "id": id, "name": format!("Tenant {id}") })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/keys",
+        OPERATOR_KEY,
+        Some(&json!({ "name": "main", "tenant": id })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let key = body["key"].as_str().expect("the key").to_owned();
+    // The tenant's own key creates the spare key and claims the number.
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/keys",
+        &key,
+        Some(&json!({ "name": "spare" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let spare_key_id = body["id"].as_str().expect("key id").to_owned();
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/numbers",
+        &key,
+        Some(&json!({ "number": number, "trunk": "local" })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let call_id = vaani_store::new_id();
+    let wav = server.dir.path().join(format!("{id}.wav"));
+    std::fs::write(&wav, format!("recording of {id}")).expect("write the recording");
+    runtime.block_on(async {
+        store
+            .insert_call(&NewCall {
+                id: call_id.clone(),
+                tenant_id: id.to_owned(),
+                external_id: None,
+                direction: CallDirection::Inbound,
+                caller: "+919800000001".to_owned(),
+                dialled: number.to_owned(),
+                status: CallStatus::Ringing,
+                started_at_ms: vaani_store::now_ms(),
+                plugin_name: None,
+                plugin_version: None,
+            })
+            .await
+            .expect("insert the call");
+        store
+            .set_recording(&Recording {
+                tenant_id: id.to_owned(),
+                call_id: call_id.clone(),
+                path: wav.display().to_string(),
+                duration_ms: 1_000,
+                created_at_ms: vaani_store::now_ms(),
+            })
+            .await
+            .expect("store the recording");
+    });
+    Owned {
+        tenant: id.to_owned(),
+        key,
+        spare_key_id,
+        number: number.to_owned(),
+        call_id,
+    }
+}
+
+/// `owner`'s resources are all still there and unchanged, seen with its own key.
+fn assert_resources_intact(server: &VaaniServer, owner: &Owned) {
+    let (status, call) = server.api_request(
+        "GET",
+        &format!("/api/v1/calls/{}", owner.call_id),
+        &owner.key,
+        None,
+    );
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["tenant_id"], json!(owner.tenant));
+    let (status, _) = server.api_request(
+        "GET",
+        &format!("/api/v1/calls/{}/recording", owner.call_id),
+        &owner.key,
+        None,
+    );
+    assert_eq!(status, 200);
+    let (_, keys) = server.api_request("GET", "/api/v1/keys", &owner.key, None);
+    let spare = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == json!(owner.spare_key_id))
+        .expect("the spare key is listed");
+    assert_eq!(spare["revoked_at_ms"], Value::Null, "{spare}");
+    let (_, numbers) = server.api_request("GET", "/api/v1/numbers", &owner.key, None);
+    assert_eq!(
+        numbers["numbers"],
+        json!([{ "number": owner.number, "tenant_id": owner.tenant, "trunk_id": "local" }])
+    );
+    let (status, tenant) = server.api_request(
+        "GET",
+        &format!("/api/v1/tenants/{}", owner.tenant),
+        OPERATOR_KEY,
+        None,
+    );
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["status"], json!("active"));
+    assert_eq!(tenant["name"], json!(format!("Tenant {}", owner.tenant)));
+}
+
+/// The ids in `answer[field]`, by `id_field`.
+fn listed_ids(answer: &Value, field: &str, id_field: &str) -> Vec<String> {
+    answer[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field} list in {answer}"))
+        .iter()
+        .map(|row| row[id_field].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_tenant_key_never_reaches_another_tenants_resources() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let store = runtime
+        .block_on(Store::connect(&server.database_url()))
+        .expect("the server's database");
+    let a = create_tenant_with_resources(&server, &store, &runtime, "iso-a", "+918000000011");
+    let b = create_tenant_with_resources(&server, &store, &runtime, "iso-b", "+918000000022");
+
+    // Each probe is first checked to reach a real resource: the owner gets no 404 for reads.
+    for (owner, stranger) in [(&a, &b), (&b, &a)] {
+        for request in foreign_requests() {
+            let path = (request.path)(owner);
+            let body = (request.body)(owner);
+            let (status, answer) =
+                server.api_request(request.method, &path, &stranger.key, body.as_ref());
+            let what = format!(
+                "{} {path} with {}'s key on {}'s resource",
+                request.method, stranger.tenant, owner.tenant
+            );
+            assert_eq!(status, request.status, "{what}: {answer}");
+            assert_eq!(
+                answer["error"]["code"],
+                json!(request.code),
+                "{what}: {answer}"
+            );
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.contains(&owner.key) && !message.contains(&stranger.key),
+                "{what}: {answer}"
+            );
+        }
+    }
+
+    // Lists: own rows present, the other tenant's never, also when asking for them by name.
+    for (me, other) in [(&a, &b), (&b, &a)] {
+        for list in lists() {
+            for path in [
+                list.path.to_owned(),
+                format!("{}?tenant={}", list.path, other.tenant),
+                format!("{}?tenant={}", list.path, me.tenant),
+            ] {
+                let (status, answer) = server.api_request("GET", &path, &me.key, None);
+                assert_eq!(status, 200, "GET {path}: {answer}");
+                let ids = listed_ids(&answer, list.field, list.id_field);
+                let theirs = (list.own_id)(other);
+                assert!(
+                    !ids.contains(&theirs),
+                    "GET {path} by {}: {ids:?}",
+                    me.tenant
+                );
+                if !path.contains(&format!("tenant={}", other.tenant)) {
+                    assert!(
+                        ids.contains(&(list.own_id)(me)),
+                        "GET {path} by {}: {ids:?}",
+                        me.tenant
+                    );
+                } else {
+                    assert!(ids.is_empty(), "GET {path} by {}: {ids:?}", me.tenant);
+                }
+            }
+        }
+    }
+
+    // Nothing the strangers tried changed anything.
+    assert_resources_intact(&server, &a);
+    assert_resources_intact(&server, &b);
+    // The operator sees both tenants' rows.
+    for list in lists() {
+        let (_, answer) = server.api_request("GET", list.path, OPERATOR_KEY, None);
+        let ids = listed_ids(&answer, list.field, list.id_field);
+        for owner in [&a, &b] {
+            assert!(
+                ids.contains(&(list.own_id)(owner)),
+                "{}: {ids:?}",
+                list.path
+            );
+        }
+    }
+
+    // No key ever reaches the log.
+    let log = server.log();
+    for key in [&a.key, &b.key] {
+        assert!(!log.contains(key.as_str()), "a key is in the server log");
+        let secret = key.rsplit('_').next().expect("the secret part");
+        assert!(!log.contains(secret), "a key's secret is in the server log");
+    }
+    runtime.block_on(store.close());
+}
+
+#[test]
+fn a_tenant_key_lives_with_its_tenant() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/tenants",
+        OPERATOR_KEY,
+        Some(&json!({ "id": "short-lived", "name": "Short lived" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = server.api_request(
+        "POST",
+        "/api/v1/keys",
+        OPERATOR_KEY,
+        Some(&json!({ "name": "main", "tenant": "short-lived" })),
+    );
+    let key = body["key"].as_str().expect("the key").to_owned();
+    assert_eq!(
+        server.api_request("GET", "/api/v1/calls", &key, None).0,
+        200
+    );
+
+    // Suspending stops calls, not access to the tenant's data.
+    let (status, body) = server.api_request(
+        "PATCH",
+        "/api/v1/tenants/short-lived",
+        OPERATOR_KEY,
+        Some(&json!({ "status": "suspended" })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.api_request("GET", "/api/v1/calls", &key, None).0,
+        200
+    );
+
+    // The config tenants are in the store, with their config numbers.
+    let (_, tenants) = server.api_request("GET", "/api/v1/tenants", OPERATOR_KEY, None);
+    let ids = listed_ids(&tenants, "tenants", "id");
+    assert_eq!(ids, ["clinic", "echo", "short-lived"]);
+    let (_, numbers) = server.api_request("GET", "/api/v1/numbers?tenant=echo", OPERATOR_KEY, None);
+    assert_eq!(listed_ids(&numbers, "numbers", "number"), ["+918000000099"]);
+
+    // Deleting the tenant ends its keys.
+    let (status, _) =
+        server.api_request("DELETE", "/api/v1/tenants/short-lived", OPERATOR_KEY, None);
+    assert_eq!(status, 204);
+    let (status, body) = server.api_request("GET", "/api/v1/calls", &key, None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], json!("unauthorized"));
+}
