@@ -1,4 +1,5 @@
-//! Persistence for vaani: tenants, trunks, phone numbers, plugin versions, callers, calls and
+//! Persistence for vaani: tenants, their API keys, trunks, phone numbers, plugin versions,
+//! webhook endpoints and deliveries, callers, calls and
 //! everything recorded during a call (transcript, extractions, events, turn latency, cost
 //! ledger, summary and sentiment), plus a per-tenant key-value store for plugins, and each
 //! caller's call history for greeting a returning caller.
