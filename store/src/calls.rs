@@ -12,9 +12,9 @@ pub(crate) use call_log::ExtractionRow;
 pub use call_log::{CallEvent, Extraction, NewTranscriptLine, Speaker, TranscriptLine};
 pub use report::{CallReport, CallTurn};
 
-use crate::webhooks::{OutboxEvent, WebhookEventType, enqueue_webhook_deliveries};
 use crate::conditions::{Bind, Conditions};
 use crate::page::{Cursor, Page, page_of};
+use crate::webhooks::{OutboxEvent, WebhookEventType, enqueue_webhook_deliveries};
 use crate::{Scope, Sentiment, Store, StoreError};
 
 /// Default number of calls returned by [`Store::list_calls`].

@@ -39,8 +39,8 @@ impl ApiError {
 
     /// The stable error code, e.g. `invalid_cursor`.
     #[cfg(test)]
-    pub(super) fn code(&self) -> &'static str {
-        self.code
+    pub(super) fn code(&self) -> &str {
+        &self.code
     }
 }
 

@@ -60,8 +60,8 @@ mod health;
 mod keys;
 mod numbers;
 mod openapi;
-mod plugins;
 mod params;
+mod plugins;
 mod recordings;
 mod tenants;
 #[cfg(test)]

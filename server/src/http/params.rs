@@ -210,8 +210,8 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
 
-    fn code(error: ApiError) -> &'static str {
-        error.code()
+    fn code(error: ApiError) -> String {
+        error.code().to_owned()
     }
 
     #[test]

@@ -996,6 +996,8 @@ async fn plugin_versions_list_activate_and_roll_back() {
     let response = get(&state, &format!("/api/v1/plugins/{}", version.id)).await;
     let fetched: serde_json::Value = serde_json::from_slice(&body_bytes(response).await).unwrap();
     assert_eq!(fetched, active);
+}
+
 // ---- Tenancy: tenants, API keys, numbers, and what a tenant key may see ----
 
 /// Sends `body` as JSON (or no body) with `key`; returns the status and the parsed body
