@@ -34,12 +34,16 @@ use crate::egress::Egress;
 use crate::generation::LlmService;
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
-use crate::routing::TrunkAdmission;
+use crate::registry::{Registry, Snapshot};
 use crate::turns::TurnSettings;
 
 /// A tenant as calls need it: its loaded plugin, limits and settings.
 pub struct TenantRuntime {
     pub id: String,
+    /// The trunk the tenant's numbers belong to and its outbound calls go through.
+    pub trunk: String,
+    /// The tenant's numbers, in configured order (the first is the default caller id).
+    pub numbers: Vec<String>,
     /// The tenant's plugin; `None` when none is configured (calls get the fallback).
     pub plugin: Option<Arc<LoadedPlugin>>,
     pub limits: PluginLimits,
@@ -71,13 +75,6 @@ impl TenantRuntime {
     }
 }
 
-/// Where a dialled number goes.
-#[derive(Debug, Clone)]
-pub struct NumberRoute {
-    pub tenant_id: String,
-    pub trunk_id: String,
-}
-
 /// Everything calls share.
 pub struct AppState {
     pub config: Config,
@@ -86,9 +83,8 @@ pub struct AppState {
     pub media: MediaEngine,
     pub media_public_ip: IpAddr,
     pub plugins: PluginHost,
-    pub tenants: HashMap<String, Arc<TenantRuntime>>,
-    pub trunks: Vec<TrunkAdmission>,
-    pub numbers: HashMap<String, NumberRoute>,
+    /// Tenants, numbers and trunks as a swappable snapshot; calls keep the one they took.
+    pub registry: Arc<Registry>,
     pub tts: Arc<dyn Synthesizer>,
     /// Speech-to-text, when `[speech] stt_engine` configures one.
     pub stt: Option<Arc<dyn Transcriber>>,
@@ -106,8 +102,6 @@ pub struct AppState {
     pub legs: Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>,
     /// The next request id for [`SipCommand::PlaceCall`].
     pub next_dial: std::sync::atomic::AtomicU64,
-    /// Digest checks of trunks with `[trunks.inbound_auth]`, by trunk id.
-    pub auth_gates: HashMap<String, crate::inbound_auth::DigestGate>,
 }
 
 impl AppState {
@@ -242,10 +236,11 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     } = SipDriver::start(sip_config).await.context("starting SIP")?;
     tracing::info!(?local_udp, ?local_tcp, ?local_tls, "SIP listening");
 
+    let registry = Arc::new(Registry::new(
+        Snapshot::from_config(&config, tenants).map_err(anyhow::Error::msg)?,
+    ));
     let state = Arc::new(AppState {
-        trunks: trunk_admissions(&config)?,
-        auth_gates: crate::inbound_auth::gates(&config).map_err(anyhow::Error::msg)?,
-        numbers: number_routes(&config),
+        registry,
         codecs: crate::call_media::codec_preference(&config),
         media_public_ip: config.media.public_ip,
         config,
@@ -253,7 +248,6 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         metrics: metrics.clone(),
         media,
         plugins,
-        tenants,
         tts,
         stt,
         sip: commands,
@@ -264,15 +258,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         next_dial: std::sync::atomic::AtomicU64::new(1),
     });
     let (dial_tx, mut dial_rx) = mpsc::channel::<crate::outbound::DialRequest>(64);
-    let _retention = crate::recording::spawn_retention_sweep(
-        store.clone(),
-        state
-            .config
-            .tenants
-            .iter()
-            .map(|t| (t.id.clone(), t.recording.retention_days))
-            .collect(),
-    );
+    let _retention = crate::recording::spawn_retention_sweep(store.clone(), state.registry.clone());
 
     let http_state = Arc::new(HttpState {
         store,
@@ -719,34 +705,6 @@ fn speech_api_key(kind: &str, variable: &Option<String>) -> Result<String> {
     }
 }
 
-fn trunk_admissions(config: &Config) -> Result<Vec<TrunkAdmission>> {
-    Ok(config
-        .trunks
-        .iter()
-        .map(|trunk| TrunkAdmission {
-            id: trunk.id.clone(),
-            allowed: trunk.allowed_cidrs.clone(),
-            any_source: trunk.allowed_cidrs.is_empty() && trunk.inbound_auth.is_some(),
-        })
-        .collect())
-}
-
-fn number_routes(config: &Config) -> HashMap<String, NumberRoute> {
-    let mut routes = HashMap::new();
-    for tenant in &config.tenants {
-        for number in &tenant.numbers {
-            routes.insert(
-                number.clone(),
-                NumberRoute {
-                    tenant_id: tenant.id.clone(),
-                    trunk_id: tenant.trunk.clone(),
-                },
-            );
-        }
-    }
-    routes
-}
-
 async fn seed_store(store: &Store, config: &Config) -> Result<()> {
     for trunk in &config.trunks {
         store
@@ -825,6 +783,8 @@ async fn load_tenants(
         };
         let runtime = TenantRuntime {
             id: tenant.id.clone(),
+            trunk: tenant.trunk.clone(),
+            numbers: tenant.numbers.clone(),
             plugin,
             limits: crate::call_media::plugin_limits(tenant),
             kv: crate::tenant_kv::TenantKv::load(store.clone(), tenant.id.clone())

@@ -214,8 +214,10 @@ fn plugin_headers(trunk: Option<&TrunkConfig>, incoming: &IncomingCall) -> Vec<(
 /// Routes the INVITE by its dialled number, then checks that the number's trunk allows the
 /// source address (several trunks of one provider share its addresses).
 fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejection> {
+    // One snapshot for the whole admission; the call then keeps the tenant it picked.
+    let registry = state.registry.snapshot();
     let source = incoming.source.ip();
-    let known_source = state.trunks.iter().any(|t| t.allows(source));
+    let known_source = registry.trunks.iter().any(|t| t.allows(source));
     let forbidden = |detail: String| Rejection {
         status: 403,
         reason: "Forbidden",
@@ -230,7 +232,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
         number_candidates(dialled)
             .into_iter()
             .find_map(|candidate| {
-                state
+                registry
                     .numbers
                     .get(&candidate)
                     .map(|r| (candidate, r.clone()))
@@ -255,7 +257,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
             headers: Vec::new(),
         });
     };
-    let trunk_allows = state
+    let trunk_allows = registry
         .trunks
         .iter()
         .any(|t| t.id == route.trunk_id && t.allows(source));
@@ -265,7 +267,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
             route.trunk_id
         )));
     }
-    let Some(tenant) = state.tenants.get(&route.tenant_id).cloned() else {
+    let Some(tenant) = registry.tenant(&route.tenant_id) else {
         return Err(Rejection {
             status: 480,
             reason: "Temporarily Unavailable",
@@ -273,7 +275,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
             headers: Vec::new(),
         });
     };
-    if let Some(gate) = state.auth_gates.get(&route.trunk_id) {
+    if let Some(gate) = registry.auth_gates.get(&route.trunk_id) {
         let now = now_unix_ms().max(0) as u64 / 1000;
         if let Err(failure) = gate.verify(&incoming.headers, "INVITE", now) {
             return Err(Rejection {

@@ -26,6 +26,7 @@ mod outbound;
 // The parent side has no caller until `POST /api/v1/plugins` (issue 6, step 14).
 mod plugin_compile;
 mod recording;
+mod registry;
 mod routing;
 mod tenant_kv;
 mod turn_timing;

@@ -328,23 +328,18 @@ async fn start_dial(
     state: &Arc<crate::app::AppState>,
     request: &DialRequest,
 ) -> Result<String, DialError> {
-    let tenant_config = state
-        .config
-        .tenants
-        .iter()
-        .find(|t| t.id == request.tenant)
-        .ok_or_else(|| DialError::UnknownTenant(request.tenant.clone()))?;
+    // The call keeps the tenant it was placed for, whatever the registry becomes later.
     let tenant = state
-        .tenants
-        .get(&request.tenant)
-        .cloned()
+        .registry
+        .snapshot()
+        .tenant(&request.tenant)
         .ok_or_else(|| DialError::UnknownTenant(request.tenant.clone()))?;
     let trunk = state
         .config
         .trunks
         .iter()
-        .find(|t| t.id == tenant_config.trunk)
-        .ok_or_else(|| DialError::NoOutboundTrunk(tenant_config.trunk.clone()))?;
+        .find(|t| t.id == tenant.trunk)
+        .ok_or_else(|| DialError::NoOutboundTrunk(tenant.trunk.clone()))?;
     let outbound = trunk
         .outbound
         .as_ref()
@@ -361,7 +356,7 @@ async fn start_dial(
         None => outbound
             .caller_id
             .clone()
-            .or_else(|| tenant_config.numbers.first().cloned())
+            .or_else(|| tenant.numbers.first().cloned())
             .unwrap_or_default(),
     };
     if !vaani_config::is_e164(&from) {

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use vaani_store::{Recording, Store};
 
+use crate::registry::Registry;
+
 /// Sample rate of recordings.
 pub const RECORDING_RATE: u32 = 8000;
 /// Batches (200 ms each) the writer may lag behind before batches are dropped.
@@ -207,13 +209,19 @@ pub async fn sweep_expired(store: &Store, tenants: &[(String, u32)], now_ms: i64
     deleted
 }
 
-/// Runs [`sweep_expired`] at start and then every hour, for every configured tenant (also
-/// those that stopped recording: what they recorded still expires).
-pub fn spawn_retention_sweep(store: Store, tenants: Vec<(String, u32)>) -> JoinHandle<()> {
+/// Runs [`sweep_expired`] at start and then every hour, for every tenant of the registry's
+/// current snapshot (also those that stopped recording: what they recorded still expires).
+pub fn spawn_retention_sweep(store: Store, registry: Arc<Registry>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             interval.tick().await;
+            let tenants: Vec<(String, u32)> = registry
+                .snapshot()
+                .tenants
+                .values()
+                .map(|tenant| (tenant.id.clone(), tenant.recording.retention_days))
+                .collect();
             let deleted = sweep_expired(&store, &tenants, vaani_store::now_ms()).await;
             if deleted > 0 {
                 tracing::info!(deleted, "expired recordings deleted");
