@@ -9,6 +9,9 @@ use crate::checker::Checker;
 use crate::error::ConfigError;
 use crate::lenient;
 
+/// Longest `[sip] shutdown_grace_secs` (one hour): a drain longer than that is a stuck stop.
+pub const MAX_SHUTDOWN_GRACE_SECS: u32 = 3600;
+
 /// `[sip]`: where SIP listens and how it presents itself.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SipConfig {
@@ -37,6 +40,9 @@ pub struct SipConfig {
     /// RFC 3261 T1 (round-trip estimate) in ms; retransmission timers derive
     /// from it. Default 500.
     pub t1_ms: u64,
+    /// On SIGTERM or Ctrl-C, how long calls in progress may go on while new INVITEs get
+    /// `503`; calls still up then are hung up (BYE). 0 hangs up at once. Default 30.
+    pub shutdown_grace_secs: u32,
 }
 
 fn disabled_as_empty<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
@@ -65,6 +71,7 @@ pub(crate) struct RawSip {
     #[serde(deserialize_with = "lenient::string")]
     user_agent: String,
     t1_ms: u64,
+    shutdown_grace_secs: u32,
 }
 
 impl Default for RawSip {
@@ -78,6 +85,7 @@ impl Default for RawSip {
             public_address: "127.0.0.1".to_owned(),
             user_agent: concat!("vaani/", env!("CARGO_PKG_VERSION")).to_owned(),
             t1_ms: 500,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -106,6 +114,12 @@ impl RawSip {
         let public_address = c.host("sip.public_address", &self.public_address);
         let user_agent = c.non_empty("sip.user_agent", &self.user_agent);
         c.in_range("sip.t1_ms", self.t1_ms, 10, 10_000);
+        c.in_range(
+            "sip.shutdown_grace_secs",
+            self.shutdown_grace_secs,
+            0,
+            MAX_SHUTDOWN_GRACE_SECS,
+        );
         SipConfig {
             listen_udp,
             listen_tcp,
@@ -115,6 +129,7 @@ impl RawSip {
             public_address,
             user_agent,
             t1_ms: self.t1_ms,
+            shutdown_grace_secs: self.shutdown_grace_secs,
         }
     }
 }

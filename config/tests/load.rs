@@ -314,6 +314,7 @@ fn defaults_fill_everything_but_the_operator_key() {
     assert_eq!(config.sip.public_address, "127.0.0.1");
     assert!(config.sip.user_agent.starts_with("vaani/"));
     assert_eq!(config.sip.t1_ms, 500);
+    assert_eq!(config.sip.shutdown_grace_secs, 30);
     assert_eq!(
         config.media.rtp_ports,
         PortRange {
@@ -384,6 +385,7 @@ listen_udp = "127.0.0.1"
 listen_tls = "127.0.0.1:5061"
 public_address = "pbx.example.com:5060"
 t1_ms = 0
+shutdown_grace_secs = 7200
 
 [media]
 bind_ip = "localhost"
@@ -447,6 +449,7 @@ fn every_error_is_reported_with_its_path() {
         "sip.tls_key: required when sip.listen_tls is set",
         "sip.public_address: invalid host \"pbx.example.com:5060\" (write the host only, without a port)",
         "sip.t1_ms: 0 is out of range (expected 10..=10000)",
+        "sip.shutdown_grace_secs: 7200 is out of range (expected 0..=3600)",
         "media.bind_ip: invalid IP address \"localhost\"",
         "media.rtp_ports: start must be even and below end (got 20001-20999)",
         "media.codecs[1]: unknown codec \"GSM\" (supported: PCMU, PCMA, G722, opus)",

@@ -167,6 +167,8 @@ pub fn serve(config: Config) -> Result<()> {
         .context("starting the call runtime")?;
     let call_handle = calls.handle().clone();
     let result = control.block_on(run(config, call_handle));
+    // `run` returns once every call has ended (drain, then BYE); what is left on this runtime
+    // (a refusal being sent, a call stuck past its hang-up grace) gets a last moment.
     calls.shutdown_timeout(Duration::from_secs(2));
     result
 }
@@ -293,7 +295,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
                 let Some(event) = event else {
                     anyhow::bail!("SIP driver stopped");
                 };
-                route_sip_event(&state, &active, &calls, event);
+                route_sip_event(&state, &active, &calls, Admission::Open, event);
             }
             Some(request) = dial_rx.recv() => {
                 calls.spawn(crate::outbound::dial(state.clone(), request));
@@ -305,32 +307,124 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         }
     }
 
-    // Stop: refuse new work, end calls in progress with a BYE, give them a moment to finish.
+    // Drain: refuse new calls (INVITE 503 with Retry-After, API dials 503 `draining`) while the
+    // calls in progress go on, until they have all ended or the grace is over. A second stop
+    // request ends the wait early.
     http_state.ready.store(false, Ordering::Release);
-    let senders: Vec<_> = active
-        .lock()
-        .map(|map| map.values().cloned().collect())
-        .unwrap_or_default();
-    tracing::info!(calls = senders.len(), "stopping: ending calls in progress");
-    for sender in senders {
-        let _ = sender.try_send(CallSignal::Shutdown);
-    }
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while tokio::time::Instant::now() < deadline
-        && active.lock().map(|map| !map.is_empty()).unwrap_or(false)
-    {
-        // Keep serving SIP so that the BYEs go out and their responses are absorbed.
-        tokio::select! {
-            Some(event) = events.recv() => route_sip_event(&state, &active, &calls, event),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+    let grace_secs = state.config.sip.shutdown_grace_secs;
+    let draining = Admission::Draining {
+        retry_after_secs: grace_secs.max(1),
+    };
+    tracing::info!(
+        calls = active_count(&active),
+        grace_secs,
+        "draining: refusing new calls, waiting for calls in progress"
+    );
+    let mut drain = Drain {
+        state: &state,
+        active: &active,
+        calls: &calls,
+        events: &mut events,
+        dials: &mut dial_rx,
+    };
+    let grace_end = tokio::time::Instant::now() + Duration::from_secs(u64::from(grace_secs));
+    let mut stop_again = std::pin::pin!(shutdown_signal());
+    let drained = drain
+        .serve_until(grace_end, draining, Some(stop_again.as_mut()))
+        .await;
+
+    // Then end the calls still up with a BYE (end reason `host_shutdown`) and give them a
+    // moment to finish.
+    if !drained {
+        let senders: Vec<_> = active
+            .lock()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default();
+        tracing::info!(
+            calls = senders.len(),
+            "stopping: hanging up the calls still in progress"
+        );
+        for sender in senders {
+            let _ = sender.try_send(CallSignal::Shutdown);
+        }
+        let hangup_end = tokio::time::Instant::now() + HANGUP_GRACE;
+        if !drain.serve_until(hangup_end, draining, None).await {
+            tracing::warn!(
+                calls = active_count(&active),
+                "stopping with calls that did not finish"
+            );
         }
     }
+    // Let the driver send the last responses and BYEs.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
 }
 
-/// How long calls in progress get to end cleanly when the server stops.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the calls still up when the drain ends get to hang up and store their records.
+const HANGUP_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether an INVITE may become a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    /// Taking calls.
+    Open,
+    /// Stopping: INVITEs get `503 Service Unavailable` with this `Retry-After` (seconds).
+    Draining { retry_after_secs: u32 },
+}
+
+/// What the server serves while it stops: SIP events (so calls in progress go on, and their
+/// BYEs and responses flow) and dial requests (refused).
+struct Drain<'a> {
+    state: &'a Arc<AppState>,
+    active: &'a ActiveCalls,
+    calls: &'a tokio::runtime::Handle,
+    events: &'a mut mpsc::Receiver<SipEvent>,
+    dials: &'a mut mpsc::Receiver<crate::outbound::DialRequest>,
+}
+
+impl Drain<'_> {
+    /// Serves until no call is left (`true`), `until` passes or `stop` resolves (`false`).
+    async fn serve_until(
+        &mut self,
+        until: tokio::time::Instant,
+        admission: Admission,
+        mut stop: Option<std::pin::Pin<&mut (dyn std::future::Future<Output = ()> + Send)>>,
+    ) -> bool {
+        loop {
+            if active_count(self.active) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            let stop_requested = async {
+                match stop.as_mut() {
+                    Some(stop) => stop.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    route_sip_event(self.state, self.active, self.calls, admission, event);
+                }
+                Some(request) = self.dials.recv() => {
+                    let _ = request.reply.send(Err(crate::outbound::DialError::Draining));
+                }
+                () = stop_requested => {
+                    tracing::info!("second stop request: not waiting for calls any longer");
+                    return false;
+                }
+                // Calls end on their own task: look again at the active map now and then.
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+}
+
+/// How many calls are in progress.
+fn active_count(active: &ActiveCalls) -> usize {
+    active.lock().map(|map| map.len()).unwrap_or(0)
+}
 
 /// Signal senders of the calls in progress, by SIP call key.
 type ActiveCalls = Arc<Mutex<HashMap<CallKey, mpsc::Sender<CallSignal>>>>;
@@ -370,11 +464,39 @@ fn route_sip_event(
     state: &Arc<AppState>,
     active: &ActiveCalls,
     calls: &tokio::runtime::Handle,
+    admission: Admission,
     event: SipEvent,
 ) {
     let (key, signal) = match event {
         SipEvent::IncomingCall(incoming) => {
             let key = incoming.key;
+            if let Admission::Draining { retry_after_secs } = admission {
+                let state = state.clone();
+                let span = tracing::info_span!(
+                    "call",
+                    sip_call_id = %incoming.call_id,
+                    tenant_id = tracing::field::Empty
+                );
+                calls.spawn(
+                    async move {
+                        tracing::info!(
+                            status = 503,
+                            source = %incoming.source,
+                            "INVITE refused: draining"
+                        );
+                        crate::call::refuse_with(
+                            &state,
+                            key,
+                            503,
+                            "Service Unavailable",
+                            vec![("Retry-After", retry_after_secs.to_string())],
+                        )
+                        .await;
+                    }
+                    .instrument(span),
+                );
+                return;
+            }
             let (tx, rx) = mpsc::channel(8);
             if let Ok(mut map) = active.lock() {
                 map.insert(key, tx);

@@ -337,7 +337,7 @@ async fn refuse(state: &AppState, key: CallKey, status: u16, reason: &str) {
 }
 
 /// [`refuse`] with further response headers.
-async fn refuse_with(
+pub(crate) async fn refuse_with(
     state: &AppState,
     key: CallKey,
     status: u16,

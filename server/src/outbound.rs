@@ -51,6 +51,9 @@ pub enum DialError {
     /// The trunk's address, the media ports or the SIP driver failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The server is stopping (draining): it places no new calls.
+    #[error("the server is stopping and places no new calls")]
+    Draining,
 }
 
 /// One trunk's outbound admission: a token bucket for calls per second (a burst of one

@@ -283,6 +283,15 @@ impl VaaniServer {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// The lines the server printed that are JSON objects (the default log format), parsed.
+    pub fn log_json(&self) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+
     /// SIP address of the server.
     pub fn sip_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.sip_port))
@@ -436,10 +445,21 @@ impl VaaniServer {
 
     /// Sends SIGTERM and waits up to `limit` for the process to exit; returns its exit code.
     pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        self.send_sigterm();
+        self.wait_exit(limit)
+    }
+
+    /// Sends SIGTERM (the server starts draining) without waiting.
+    pub fn send_sigterm(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// Waits up to `limit` for the process to exit; returns its exit code (`None`: still
+    /// running, or killed by a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

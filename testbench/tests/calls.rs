@@ -403,22 +403,123 @@ fn caller_speech_is_detected_and_barges_in_on_playback() {
     );
 }
 
+/// The `call ended` log lines' reasons, in order.
+fn ended_reasons(server: &VaaniServer) -> Vec<String> {
+    server
+        .log_json()
+        .iter()
+        .filter(|line| line["message"] == "call ended")
+        .filter_map(|line| line["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until `/readyz` stops answering 200 (the server has begun to drain).
+fn wait_until_draining(server: &VaaniServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !matches!(server.http_get("/readyz", None), Ok((200, _))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not start draining:\n{}", server.log());
+}
+
+/// A demo server that drains for `grace_secs` on SIGTERM.
+fn server_with_grace(grace_secs: u32) -> VaaniServer {
+    let mut spec = ServerSpec::demo();
+    spec.sip_toml = format!("shutdown_grace_secs = {grace_secs}");
+    VaaniServer::start(&spec)
+}
+
 #[test]
-fn stopping_the_server_hangs_up_calls_in_progress() {
-    let mut server = VaaniServer::start(&ServerSpec::demo());
+fn stopping_the_server_lets_calls_in_progress_finish_and_refuses_new_ones() {
+    let mut server = server_with_grace(30);
+    let target = server.sip_addr();
+    // A caller that talks for 6 s and then hangs up itself.
+    let caller = std::thread::spawn(move || {
+        Sipp::new("uac_call_bye.xml")
+            .substitute("milliseconds=\"5000\"", "milliseconds=\"6000\"")
+            .run(target, "+918000000099", Duration::from_secs(30))
+    });
+    server.wait_for_calls(Duration::from_secs(10), |calls| {
+        calls.iter().any(|c| c["status"] == "in_progress")
+    });
+    let stop_requested = Instant::now();
+    server.send_sigterm();
+    wait_until_draining(&server);
+
+    // (b) A new INVITE while draining: 503 with Retry-After, and no call is created.
+    let refused = Sipp::new("uac_expect_reject.xml")
+        .substitute("response=\"404\"", "response=\"503\"")
+        .run(target, "+918000000099", Duration::from_secs(20));
+    refused.assert_success();
+    assert!(
+        refused.messages.contains("Retry-After:"),
+        "the 503 carries no Retry-After:\n{}",
+        refused.messages
+    );
+    // No new calls from the API either.
+    let (status, body) = server.api_post(
+        "/api/v1/calls",
+        &serde_json::json!({"tenant": "echo", "to": "+919800000042"}),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "draining", "{body}");
+    let calls = server.calls();
+    assert_eq!(
+        calls.len(),
+        1,
+        "refused calls must not be stored: {calls:#?}"
+    );
+
+    // (a) The call in progress is not hung up: its caller ends it, normally.
+    caller.join().expect("sipp thread").assert_success();
+    let exit = server.wait_exit(Duration::from_secs(20));
+    let stopped_after = stop_requested.elapsed();
+    assert_eq!(
+        exit,
+        Some(0),
+        "vaani did not stop cleanly:\n{}",
+        server.log()
+    );
+    assert_eq!(
+        ended_reasons(&server),
+        ["caller_hangup"],
+        "{}",
+        server.log()
+    );
+    // It stopped once the last call ended, long before the 30 s grace.
+    assert!(
+        stopped_after < Duration::from_secs(20),
+        "stopping took {stopped_after:?}"
+    );
+    let log = server.log_json();
+    let refused_line = log
+        .iter()
+        .find(|line| line["message"] == "INVITE refused: draining")
+        .unwrap_or_else(|| panic!("no refusal logged:\n{}", server.log()));
+    assert_eq!(refused_line["status"], 503, "{refused_line}");
+}
+
+#[test]
+fn calls_still_up_when_the_grace_ends_are_hung_up() {
+    let mut server = server_with_grace(5);
     let target = server.sip_addr();
     // A caller that presses nothing and waits for vaani's BYE.
     let caller = std::thread::spawn(move || {
-        Sipp::new("uac_dtmf_wait_bye.xml")
+        let run = Sipp::new("uac_dtmf_wait_bye.xml")
             .substitute("<exec play_dtmf=\"12#\"/>", "")
             .substitute("milliseconds=\"3000\"", "milliseconds=\"100\"")
-            .run(target, "+918000000099", Duration::from_secs(30))
+            .run(target, "+918000000099", Duration::from_secs(30));
+        (run, Instant::now())
     });
     server.wait_for_calls(Duration::from_secs(10), |calls| {
         calls.iter().any(|c| c["status"] == "in_progress")
     });
     // Let sipp reach its wait for the BYE (it treats a BYE during a pause as unexpected).
     std::thread::sleep(Duration::from_secs(1));
+    let stop_requested = Instant::now();
     let exit = server.terminate(Duration::from_secs(20));
     assert_eq!(
         exit,
@@ -426,13 +527,20 @@ fn stopping_the_server_hangs_up_calls_in_progress() {
         "vaani did not stop cleanly:\n{}",
         server.log()
     );
-    caller.join().expect("sipp thread").assert_success();
-    let ended_by_shutdown = server
-        .log()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .any(|line| line["message"] == "call ended" && line["reason"] == "host_shutdown");
-    assert!(ended_by_shutdown, "{}", server.log());
+    let (run, caller_done) = caller.join().expect("sipp thread");
+    run.assert_success();
+    // The BYE came at the end of the grace, not at once.
+    let hung_up_after = caller_done.saturating_duration_since(stop_requested);
+    assert!(
+        hung_up_after >= Duration::from_millis(4500),
+        "the call was hung up {hung_up_after:?} after SIGTERM, before the 5 s grace ended"
+    );
+    assert_eq!(
+        ended_reasons(&server),
+        ["host_shutdown"],
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

@@ -139,6 +139,7 @@ pub(super) async fn place_call(
             DialError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             DialError::TooManyCalls(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_calls"),
             DialError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            DialError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         };
         ApiError::new(status, code, error.to_string())
     })?;
