@@ -19,7 +19,15 @@ pub struct StoreConfig {
     /// Directory call recordings are written to (one sub-directory per tenant). Default
     /// `data/recordings`, resolved against the config file's directory.
     pub recordings_dir: PathBuf,
+    /// This server's name among the nodes sharing the database (ASCII letters, digits, `-`,
+    /// `_`; at most [`MAX_NODE_ID_LEN`]). Calls are stamped with it, and crash recovery at start
+    /// fails only this node's unfinished calls. `None` (default): the machine's host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
+
+/// Longest `[store] node_id`.
+pub const MAX_NODE_ID_LEN: usize = 64;
 
 /// `[store]` as written.
 #[derive(Deserialize)]
@@ -29,6 +37,8 @@ pub(crate) struct RawStore {
     url: String,
     #[serde(deserialize_with = "lenient::string")]
     recordings_dir: String,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    node_id: Option<String>,
 }
 
 impl Default for RawStore {
@@ -36,6 +46,7 @@ impl Default for RawStore {
         RawStore {
             url: "sqlite://data/vaani.db".to_owned(),
             recordings_dir: "data/recordings".to_owned(),
+            node_id: None,
         }
     }
 }
@@ -75,9 +86,20 @@ impl RawStore {
         };
         let recordings_dir = c.non_empty("store.recordings_dir", &self.recordings_dir);
         let recordings_dir = c.resolve(&recordings_dir);
+        let node_id = self.node_id.filter(|id| !id.trim().is_empty()).map(|id| {
+            let id = c.id("store.node_id", id.trim());
+            if id.len() > MAX_NODE_ID_LEN {
+                c.push(ConfigError::Inconsistent {
+                    key: "store.node_id".to_owned(),
+                    message: format!("at most {MAX_NODE_ID_LEN} characters"),
+                });
+            }
+            id
+        });
         StoreConfig {
             url: resolved,
             recordings_dir,
+            node_id,
         }
     }
 }

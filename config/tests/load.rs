@@ -316,6 +316,10 @@ fn defaults_fill_everything_but_the_operator_key() {
     assert_eq!(config.sip.t1_ms, 500);
     assert_eq!(config.sip.shutdown_grace_secs, 30);
     assert_eq!(
+        config.store.node_id, None,
+        "default: the host name, resolved at start"
+    );
+    assert_eq!(
         config.media.rtp_ports,
         PortRange {
             start: 20000,
@@ -401,6 +405,7 @@ operator_key = "  "
 
 [store]
 url = "mysql://db/vaani"
+node_id = "node 1"
 
 [speech]
 rate_wpm = 10
@@ -457,6 +462,7 @@ fn every_error_is_reported_with_its_path() {
         "vad.threshold_off: 0.6 must not exceed vad.threshold_on (0.4)",
         "http.operator_key: must not be empty",
         "store.url: unsupported store URL \"mysql://db/vaani\" (expected sqlite://PATH, sqlite::memory: or postgres://…)",
+        "store.node_id: invalid id \"node 1\" (use ASCII letters, digits, '-' and '_')",
         "speech.rate_wpm: 10 is out of range (expected 80..=450)",
         "trunks[0].allowed_cidrs[2]: invalid CIDR \"10.0.0/8\" (expected e.g. 10.0.0.0/8 or ::1/128)",
         "trunks[1].id: id \"local\" is already used by trunks[0].id",
@@ -902,4 +908,18 @@ fn plugin_compile_limits_are_checked() {
             "sandbox.compile_timeout_secs: 7200 is out of range (expected 1..=3600)",
         ]
     );
+}
+
+#[test]
+fn store_node_id_is_an_id_of_at_most_64_characters() {
+    let with = |value: &str| format!("{MINIMAL}\n[store]\nnode_id = \"{value}\"\n");
+    let config = parse(&with("node-1_a")).expect("valid node id");
+    assert_eq!(config.store.node_id.as_deref(), Some("node-1_a"));
+    // Empty means the default (the host name), as when the key is absent.
+    assert_eq!(parse(&with("")).expect("empty").store.node_id, None);
+    let long = "n".repeat(65);
+    let lines = error_lines(&parse(&with(&long)).expect_err("too long"));
+    assert_eq!(lines, ["store.node_id: at most 64 characters"]);
+    let lines = error_lines(&parse(&with("node.example")).expect_err("a dot"));
+    assert_has_prefix(&lines, "store.node_id: invalid id");
 }

@@ -175,20 +175,27 @@ pub fn serve(config: Config) -> Result<()> {
 
 async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
-    let store = Store::connect(&config.store.url).await.with_context(|| {
-        format!(
-            "opening the store at {}",
-            vaani_store::redact_url(&config.store.url)
-        )
-    })?;
+    let node_id = crate::node::node_id(config.store.node_id.as_deref());
+    let store = Store::connect(&config.store.url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store at {}",
+                vaani_store::redact_url(&config.store.url)
+            )
+        })?
+        .with_node_id(node_id.clone());
+    // Only this node's calls: other nodes sharing the database may have calls up now.
     let recovered = store
         .mark_unfinished_calls_failed(now_unix_ms())
         .await
         .context("recovering calls left open by an earlier run")?;
+    tracing::info!(%node_id, recovered, "node started");
     if recovered > 0 {
         tracing::warn!(
+            %node_id,
             recovered,
-            "marked calls left open by an earlier run as failed"
+            "marked calls left open by an earlier run of this node as failed"
         );
     }
     seed_store(&store, &config).await?;

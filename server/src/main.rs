@@ -22,6 +22,7 @@ mod http;
 mod inbound_auth;
 mod logging;
 mod metrics;
+mod node;
 mod outbound;
 // The parent side has no caller until `POST /api/v1/plugins` (issue 6, step 14).
 mod plugin_compile;

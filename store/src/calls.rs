@@ -350,7 +350,8 @@ impl TryFrom<CallRow> for CallRecord {
 pub const SERVER_RESTART_END_REASON: &str = "server_restart";
 
 impl Store {
-    /// Insert a new call. Fails with `NotFound` if the tenant does not exist.
+    /// Insert a new call, stamped with this handle's node ([`Store::with_node_id`]). Fails
+    /// with `NotFound` if the tenant does not exist.
     pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
         let event = OutboxEvent::new(
             &call.tenant_id,
@@ -370,8 +371,8 @@ impl Store {
             let mut tx = pool.begin().await.map_err(StoreError::query("insert_call"))?;
             let inserted = sqlx::query(
                 "INSERT INTO calls (id, tenant_id, external_id, direction, caller, dialled, status,
-                                    started_at, plugin_name, plugin_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                    started_at, plugin_name, plugin_version, node_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&call.id)
             .bind(&call.tenant_id)
@@ -383,6 +384,7 @@ impl Store {
             .bind(call.started_at_ms)
             .bind(call.plugin_name.as_deref())
             .bind(call.plugin_version.as_deref())
+            .bind(self.node_id())
             .execute(&mut *tx)
             .await;
             if let Err(error) = inserted {
@@ -640,9 +642,11 @@ impl Store {
         }))
     }
 
-    /// Crash recovery, run once at start-up before taking calls: every call
-    /// still `ringing` or `in_progress` belongs to a previous run that died, so
-    /// mark it `failed` with end reason `server_restart` at `now_ms`.
+    /// Crash recovery, run once at start-up before taking calls: every call of this node
+    /// ([`Store::with_node_id`]) still `ringing` or `in_progress` belongs to a previous run
+    /// that died, so mark it `failed` with end reason `server_restart` at `now_ms`. Calls of
+    /// other nodes sharing the database are left alone; calls stored without a node (before
+    /// nodes existed, or by a handle without one) count as this node's.
     /// Not tenant-scoped (an operator maintenance task). Returns how many calls changed.
     pub async fn mark_unfinished_calls_failed(&self, now_ms: i64) -> Result<u64, StoreError> {
         let count = with_pool!(self, pool => {
@@ -654,11 +658,13 @@ impl Store {
                 "UPDATE calls SET status = 'failed', ended_at = $1, end_reason = $2,
                      error = COALESCE(error, 'the server stopped before the call ended')
                  WHERE status IN ('ringing', 'in_progress')
+                   AND (node_id IS NULL OR node_id = $3)
                  RETURNING tenant_id, id, direction, caller, dialled, status, started_at,
                            answered_at, ended_at, end_reason, cost_inr_micros",
             )
             .bind(now_ms)
             .bind(SERVER_RESTART_END_REASON)
+            .bind(self.node_id())
             .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::query("mark_unfinished_calls_failed"))?;

@@ -57,7 +57,10 @@ impl Store {
             }
         };
         tracing::info!(url = %redact_url(url), backend, "database opened and migrated");
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            node_id: None,
+        })
     }
 
     /// Close every connection in the pool, waiting for queries in flight.

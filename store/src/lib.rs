@@ -44,6 +44,7 @@ mod error;
 mod extractions;
 mod history;
 mod kv;
+mod node;
 mod numbers;
 mod page;
 mod plugins;
@@ -82,6 +83,8 @@ use sqlx::{PgPool, SqlitePool};
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The node whose calls this handle inserts and recovers (see [`Store::with_node_id`]).
+    node_id: Option<std::sync::Arc<str>>,
 }
 
 /// The connection pool of whichever backend [`Store::connect`] opened.

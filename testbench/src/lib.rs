@@ -217,6 +217,39 @@ pub struct VaaniServer {
     pub dir: ScratchDir,
     log: Arc<Mutex<String>>,
     log_threads: Vec<JoinHandle<()>>,
+    /// The configuration file, kept for [`VaaniServer::restart`].
+    config_path: PathBuf,
+    /// The spec's environment variables, kept for [`VaaniServer::restart`].
+    env: Vec<(String, String)>,
+}
+
+/// Starts `vaani serve` on `config_path`, its output appended to `log`.
+fn spawn_server(
+    config_path: &Path,
+    env: &[(String, String)],
+    log: &Arc<Mutex<String>>,
+) -> (Child, Vec<JoinHandle<()>>) {
+    let mut child = Command::new(vaani_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(config_path)
+        .env("RUST_LOG", "info,vaani=debug")
+        .env("NO_COLOR", "1")
+        // After the defaults, so that a spec can quieten the log (the benchmarks do).
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vaani");
+    let mut log_threads = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        log_threads.push(collect_lines(out, log.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        log_threads.push(collect_lines(err, log.clone()));
+    }
+    (child, log_threads)
 }
 
 impl VaaniServer {
@@ -231,27 +264,8 @@ impl VaaniServer {
         let config_path = dir.path().join("vaani.toml");
         std::fs::write(&config_path, config).expect("write config");
 
-        let mut child = Command::new(vaani_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info,vaani=debug")
-            .env("NO_COLOR", "1")
-            // After the defaults, so that a spec can quieten the log (the benchmarks do).
-            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vaani");
         let log = Arc::new(Mutex::new(String::new()));
-        let mut log_threads = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            log_threads.push(collect_lines(out, log.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            log_threads.push(collect_lines(err, log.clone()));
-        }
+        let (child, log_threads) = spawn_server(&config_path, &spec.env, &log);
         let mut server = Self {
             child,
             sip_port,
@@ -259,9 +273,40 @@ impl VaaniServer {
             dir,
             log,
             log_threads,
+            config_path,
+            env: spec.env.clone(),
         };
         server.wait_ready(Duration::from_secs(60));
         server
+    }
+
+    /// Kills the server with SIGKILL (a crash: nothing is cleaned up) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for thread in self.log_threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    /// Starts the server again after it stopped or was [killed](Self::kill): same
+    /// configuration, ports, scratch directory and database. Waits until it is ready; its log
+    /// is appended to the earlier one after a `---- restart ----` line.
+    pub fn restart(&mut self) {
+        assert!(
+            !self.is_running(),
+            "restart: the server is still running (kill or terminate it first)"
+        );
+        for thread in self.log_threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let Ok(mut log) = self.log.lock() {
+            log.push_str("---- restart ----\n");
+        }
+        let (child, log_threads) = spawn_server(&self.config_path, &self.env, &self.log);
+        self.child = child;
+        self.log_threads = log_threads;
+        self.wait_ready(Duration::from_secs(60));
     }
 
     fn wait_ready(&mut self, limit: Duration) {
