@@ -323,7 +323,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         retry_after_secs: grace_secs.max(1),
     };
     tracing::info!(
-        calls = active_count(&active),
+        calls = calls_in_progress(&state, &active),
         grace_secs,
         "draining: refusing new calls, waiting for calls in progress"
     );
@@ -357,7 +357,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         let hangup_end = tokio::time::Instant::now() + HANGUP_GRACE;
         if !drain.serve_until(hangup_end, draining, None).await {
             tracing::warn!(
-                calls = active_count(&active),
+                calls = calls_in_progress(&state, &active),
                 "stopping with calls that did not finish"
             );
         }
@@ -398,7 +398,7 @@ impl Drain<'_> {
         mut stop: Option<std::pin::Pin<&mut (dyn std::future::Future<Output = ()> + Send)>>,
     ) -> bool {
         loop {
-            if active_count(self.active) == 0 {
+            if calls_in_progress(self.state, self.active) == 0 {
                 return true;
             }
             if tokio::time::Instant::now() >= until {
@@ -428,9 +428,11 @@ impl Drain<'_> {
     }
 }
 
-/// How many calls are in progress.
-fn active_count(active: &ActiveCalls) -> usize {
-    active.lock().map(|map| map.len()).unwrap_or(0)
+/// How many calls are in progress: calls with a task, and calls we placed whose INVITE the
+/// driver has yet to confirm (they get a task then).
+fn calls_in_progress(state: &AppState, active: &ActiveCalls) -> usize {
+    let pending = state.pending_dials.lock().map(|map| map.len()).unwrap_or(0);
+    active.lock().map(|map| map.len()).unwrap_or(0) + pending
 }
 
 /// Signal senders of the calls in progress, by SIP call key.
