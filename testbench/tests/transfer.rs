@@ -228,7 +228,7 @@ fn a_busy_bridged_transfer_target_returns_the_caller_to_the_plugin() {
         said(&detail)
     );
     // Nothing of the failed leg is left behind: with no call in progress the server stops at
-    // once instead of waiting out its 10 s grace for calls.
+    // once instead of draining for its `[sip] shutdown_grace_secs`.
     let started = std::time::Instant::now();
     assert_eq!(server.terminate(Duration::from_secs(8)), Some(0));
     assert!(
