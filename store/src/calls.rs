@@ -646,7 +646,8 @@ impl Store {
     /// ([`Store::with_node_id`]) still `ringing` or `in_progress` belongs to a previous run
     /// that died, so mark it `failed` with end reason `server_restart` at `now_ms`. Calls of
     /// other nodes sharing the database are left alone; calls stored without a node (before
-    /// nodes existed, or by a handle without one) count as this node's.
+    /// nodes existed, or by a handle without one) count as this node's. Each gets its
+    /// `call.ended` webhook event in the same transaction.
     /// Not tenant-scoped (an operator maintenance task). Returns how many calls changed.
     pub async fn mark_unfinished_calls_failed(&self, now_ms: i64) -> Result<u64, StoreError> {
         let count = with_pool!(self, pool => {
