@@ -35,6 +35,7 @@ mod tenant;
 mod trunk;
 mod turns;
 mod vad;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub use tenant::{DEFAULT_FALLBACK_TEXT, TenantConfig, is_e164, resolve_transfer_
 pub use trunk::{EXOTEL_SIGNALLING, TWILIO_MEDIA, TWILIO_SIGNALLING, TrunkConfig, TrunkProfile};
 pub use turns::TurnsConfig;
 pub use vad::VadConfig;
+pub use webhooks::WebhooksConfig;
 
 use checker::Checker;
 use source::RawConfig;
@@ -91,6 +93,8 @@ pub struct Config {
     pub pricing: PricingConfig,
     /// `[log]`: the shape of log lines (JSON or text).
     pub log: LogConfig,
+    /// `[webhooks]`: delivery of tenants' webhook events.
+    pub webhooks: WebhooksConfig,
     /// `[[trunks]]`: SIP providers.
     pub trunks: Vec<TrunkConfig>,
     /// `[[tenants]]`: businesses, their numbers and plugins.
@@ -240,6 +244,10 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         Some(s) => s.check(c),
         None => log::RawLog::default().check(&mut silent),
     };
+    let webhooks = match raw.webhooks {
+        Some(s) => s.check(c),
+        None => webhooks::RawWebhooks::default().check(&mut silent),
+    };
 
     let trunks_complete = raw.trunks.iter().all(Option::is_some);
     let mut trunks = Vec::new();
@@ -318,6 +326,7 @@ fn check(raw: RawConfig, c: &mut Checker) -> Config {
         sandbox,
         pricing,
         log,
+        webhooks,
         trunks,
         tenants,
         config_dir: c.config_dir().to_path_buf(),

@@ -22,15 +22,16 @@ use crate::store::RawStore;
 use crate::tenant::RawTenant;
 use crate::trunk::RawTrunk;
 use crate::vad::RawVad;
+use crate::webhooks::RawWebhooks;
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "VAANI_";
 /// Separator between section and key in an override's name (`VAANI_HTTP__LISTEN`).
 pub const ENV_SEPARATOR: &str = "__";
 
-const SECTIONS: [&str; 11] = [
-    "sip", "media", "vad", "http", "store", "speech", "sandbox", "pricing", "log", "trunks",
-    "tenants",
+const SECTIONS: [&str; 12] = [
+    "sip", "media", "vad", "http", "store", "speech", "sandbox", "pricing", "log", "webhooks",
+    "trunks", "tenants",
 ];
 
 /// The configuration as written. `None` marks a section (or array element)
@@ -46,6 +47,7 @@ pub(crate) struct RawConfig {
     pub(crate) sandbox: Option<RawSandbox>,
     pub(crate) pricing: Option<RawPricing>,
     pub(crate) log: Option<RawLog>,
+    pub(crate) webhooks: Option<RawWebhooks>,
     pub(crate) trunks: Vec<Option<RawTrunk>>,
     pub(crate) tenants: Vec<Option<RawTenant>>,
 }
@@ -102,6 +104,7 @@ pub(crate) fn read_raw(
         sandbox: Some(RawSandbox::default()),
         pricing: Some(RawPricing::default()),
         log: Some(RawLog::default()),
+        webhooks: Some(RawWebhooks::default()),
         trunks: Vec::new(),
         tenants: Vec::new(),
     };
@@ -120,6 +123,7 @@ pub(crate) fn read_raw(
             "sandbox" => raw.sandbox = section(errors, key, &value),
             "pricing" => raw.pricing = section(errors, key, &value),
             "log" => raw.log = section(errors, key, &value),
+            "webhooks" => raw.webhooks = section(errors, key, &value),
             "trunks" => raw.trunks = array_of_tables(errors, key, &value),
             _ => raw.tenants = array_of_tables(errors, key, &value),
         }

@@ -923,3 +923,36 @@ fn store_node_id_is_an_id_of_at_most_64_characters() {
     let lines = error_lines(&parse(&with("node.example")).expect_err("a dot"));
     assert_has_prefix(&lines, "store.node_id: invalid id");
 }
+
+#[test]
+fn webhook_delivery_settings_are_checked() {
+    let config = parse(MINIMAL).expect("defaults");
+    assert_eq!(config.webhooks, vaani_config::WebhooksConfig::default());
+    assert!(!config.webhooks.allow_private && !config.webhooks.allow_plain_http);
+    let text = format!(
+        "{MINIMAL}\n[webhooks]\nmax_attempts = 3\ninitial_backoff_ms = 100\nallow_private = true\n"
+    );
+    let webhooks = parse(&text).expect("valid").webhooks;
+    assert_eq!(
+        (
+            webhooks.max_attempts,
+            webhooks.initial_backoff_ms,
+            webhooks.allow_private
+        ),
+        (3, 100, true)
+    );
+    let text = format!("{MINIMAL}\n[webhooks]\nmax_attempts = 0\ntimeout_ms = 5\n");
+    assert_eq!(
+        error_lines(&parse(&text).unwrap_err()),
+        [
+            "webhooks.max_attempts: 0 is out of range (expected 1..=100)",
+            "webhooks.timeout_ms: 5 is out of range (expected 100..=60000)",
+        ]
+    );
+    let text = format!("{MINIMAL}\n[webhooks]\nretries = 2\n");
+    let lines = error_lines(&parse(&text).unwrap_err());
+    assert!(
+        lines[0].starts_with("webhooks.retries: unknown key"),
+        "{lines:?}"
+    );
+}

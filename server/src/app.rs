@@ -282,6 +282,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
             .context("finding this executable to compile plugin uploads with")?,
             state.plugins.clone(),
         )),
+        webhooks: state.config.webhooks,
     });
     let listener = tokio::net::TcpListener::bind(state.config.http.listen)
         .await
@@ -292,6 +293,15 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         async move { axum::serve(listener, app).await }
     });
     http_state.ready.store(true, Ordering::Release);
+    // Webhook deliveries go on through the drain (calls ending then write call.ended).
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let webhooks = tokio::spawn(
+        Arc::new(
+            crate::webhooks::Dispatcher::new(http_state.store.clone(), state.config.webhooks)
+                .context("starting webhook delivery")?,
+        )
+        .run(webhooks_stopped),
+    );
 
     let active: ActiveCalls = Arc::default();
     let mut http = http;
@@ -362,8 +372,11 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
             );
         }
     }
-    // Let the driver send the last responses and BYEs.
+    // Let the driver send the last responses and BYEs, and webhook deliveries in flight end
+    // (any cut short are delivered after the next start: the outbox keeps them).
+    let _ = stop_webhooks.send(true);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), webhooks).await;
     Ok(())
 }
 

@@ -2286,7 +2286,9 @@ impl Call {
         }
     }
 
-    /// Stores the call's summary: the plugin's, else the tenant LLM's when it summarizes.
+    /// Stores the call's summary: the plugin's, else the tenant LLM's when it summarizes; the
+    /// store writes the `call.analyzed` webhook event with it (or without one, when there is
+    /// no summary).
     async fn store_summary(&mut self) {
         let summary = match self.summary.take() {
             Some(summary) => Some(summary),
@@ -2308,6 +2310,15 @@ impl Call {
             },
         };
         let Some((summary, sentiment)) = summary else {
+            // No summary to wait for: the analysis (the extractions) is complete now.
+            if let Err(error) = self
+                .state
+                .store
+                .mark_call_analyzed(self.tenant_id(), &self.call_id, now_unix_ms())
+                .await
+            {
+                tracing::warn!("could not write the call.analyzed event: {error}");
+            }
             return;
         };
         let sentiment = sentiment.and_then(|s| s.parse::<vaani_store::Sentiment>().ok());

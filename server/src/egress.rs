@@ -172,6 +172,7 @@ pub enum EgressError {
 pub struct Egress {
     settings: HttpSettings,
     tls: rustls::ClientConfig,
+    max_request_bytes: usize,
 }
 
 impl std::fmt::Debug for Egress {
@@ -187,10 +188,23 @@ impl Egress {
     pub fn new(settings: &HttpSettings) -> Result<Egress, EgressError> {
         let tls = vaani_speech::tls_client_config()
             .map_err(|error| EgressError::Setup(error.to_string()))?;
-        Ok(Egress {
+        Ok(Egress::with_tls(settings, tls))
+    }
+
+    /// A client applying `settings` over an already prepared TLS configuration (cheap: for a
+    /// client made per request, such as a webhook delivery).
+    pub fn with_tls(settings: &HttpSettings, tls: rustls::ClientConfig) -> Egress {
+        Egress {
             settings: settings.clone(),
             tls,
-        })
+            max_request_bytes: MAX_REQUEST_BODY_BYTES,
+        }
+    }
+
+    /// Allows request bodies of up to `bytes` instead of [`MAX_REQUEST_BODY_BYTES`].
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Egress {
+        self.max_request_bytes = bytes;
+        self
     }
 
     /// Performs `request` under the tenant's rules; see the module documentation.
@@ -211,10 +225,11 @@ impl Egress {
     async fn fetch_inner(&self, request: FetchRequest) -> Result<FetchResponse, EgressError> {
         let url = self.check_url(&request.url)?;
         let headers = request_headers(&request.headers)?;
-        if request.body.len() > MAX_REQUEST_BODY_BYTES {
+        if request.body.len() > self.max_request_bytes {
             return Err(EgressError::InvalidRequest(format!(
-                "body of {} bytes is larger than {MAX_REQUEST_BODY_BYTES}",
-                request.body.len()
+                "body of {} bytes is larger than {}",
+                request.body.len(),
+                self.max_request_bytes
             )));
         }
         let host = url.host_str().unwrap_or_default().to_owned();

@@ -32,6 +32,7 @@ mod routing;
 mod tenant_kv;
 mod turn_timing;
 mod turns;
+mod webhooks;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -31,6 +31,8 @@ CREATE TABLE webhook_deliveries (
     attempts         BIGINT NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT NOT NULL,
     lease_until      BIGINT,
+    -- The node (calls.node_id) holding the lease, so a restarted node can drop its own leases.
+    leased_by        TEXT,
     last_status      BIGINT,
     last_error       TEXT,
     created_at       BIGINT NOT NULL,

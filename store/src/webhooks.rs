@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::{Store, StoreError, new_id};
+use crate::{Scope, Store, StoreError, new_id};
 
 /// The kinds of event a webhook endpoint can receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -397,20 +397,18 @@ impl Store {
         .collect()
     }
 
-    /// Delete the tenant's webhook endpoint and its deliveries. `NotFound` if the tenant has
-    /// no such endpoint.
-    pub async fn delete_webhook_endpoint(
-        &self,
-        tenant_id: &str,
-        id: &str,
-    ) -> Result<(), StoreError> {
+    /// Delete a webhook endpoint `scope` may see, and its deliveries. `NotFound` if there is
+    /// no such endpoint in the scope.
+    pub async fn delete_webhook_endpoint(&self, scope: &Scope, id: &str) -> Result<(), StoreError> {
         let deleted = with_pool!(self, pool => {
-            sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
+            sqlx::query(
+                "DELETE FROM webhook_endpoints WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)",
+            )
+            .bind(id)
+            .bind(scope.tenant_id())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
         })
         .map_err(StoreError::query("delete_webhook_endpoint"))?;
         if deleted == 0 {
@@ -529,7 +527,8 @@ impl Store {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let leased = with_pool!(self, pool => {
             sqlx::query_as::<_, LeasedRow>(
-                "UPDATE webhook_deliveries SET lease_until = $2, attempts = attempts + 1
+                "UPDATE webhook_deliveries SET lease_until = $2, leased_by = $4,
+                                               attempts = attempts + 1
                  WHERE id IN (SELECT id FROM webhook_deliveries
                               WHERE status = 'pending' AND next_attempt_at <= $1
                                 AND (lease_until IS NULL OR lease_until <= $1)
@@ -540,6 +539,7 @@ impl Store {
             .bind(now_ms)
             .bind(now_ms.saturating_add(lease_ms))
             .bind(i64::from(limit))
+            .bind(self.node_id())
             .fetch_all(pool)
             .await
         })
@@ -573,6 +573,24 @@ impl Store {
         Ok(due)
     }
 
+    /// Give up the leases this node ([`Store::with_node_id`]) holds, so that deliveries it was
+    /// attempting when it stopped (a crash) are due again at once instead of when their lease
+    /// runs out. Run at start-up, before dispatching. Returns how many were released.
+    pub async fn release_webhook_leases(&self) -> Result<u64, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until = NULL, leased_by = NULL
+                 WHERE status = 'pending' AND lease_until IS NOT NULL
+                   AND ((leased_by IS NULL AND $1 IS NULL) OR leased_by = $1)",
+            )
+            .bind(self.node_id())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::query("release_webhook_leases"))
+    }
+
     /// Record that a leased delivery was accepted (`http_status` 2xx) at `now_ms`.
     pub async fn record_webhook_delivered(
         &self,
@@ -584,7 +602,7 @@ impl Store {
             sqlx::query(
                 "UPDATE webhook_deliveries
                  SET status = 'delivered', delivered_at = $2, last_status = $3,
-                     last_error = NULL, lease_until = NULL
+                     last_error = NULL, lease_until = NULL, leased_by = NULL
                  WHERE id = $1",
             )
             .bind(id)
@@ -614,7 +632,7 @@ impl Store {
             sqlx::query(
                 "UPDATE webhook_deliveries
                  SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
-                     last_status = $4, last_error = $5, lease_until = NULL
+                     last_status = $4, last_error = $5, lease_until = NULL, leased_by = NULL
                  WHERE id = $1",
             )
             .bind(id)

@@ -5,11 +5,15 @@
 mod common;
 
 use vaani_store::{
-    CallDirection, CallOutcome, CallReport, CallStatus, DeliveryStatus, NewCall, Sentiment, Store,
-    StoreError, Tenant, TenantStatus, WebhookDelivery, WebhookEventType, new_id,
+    CallDirection, CallOutcome, CallReport, CallStatus, DeliveryStatus, NewCall, Scope, Sentiment,
+    Store, StoreError, Tenant, TenantStatus, WebhookDelivery, WebhookEventType, new_id,
 };
 
 use WebhookEventType::{CallAnalyzed, CallEnded, CallStarted};
+
+fn tenant(id: &str) -> Scope {
+    Scope::Tenant(id.to_owned())
+}
 
 on_sqlite_and_postgres!(
     endpoints_belong_to_their_tenant,
@@ -18,6 +22,7 @@ on_sqlite_and_postgres!(
     a_call_without_a_summary_can_be_marked_analyzed,
     deliveries_are_leased_retried_and_given_up,
     deleting_an_endpoint_drops_its_deliveries,
+    a_restarted_node_releases_only_its_own_leases,
 );
 
 async fn add_tenants(store: &Store) {
@@ -110,10 +115,13 @@ async fn endpoints_belong_to_their_tenant(store: Store) {
     );
     assert!(store.list_webhook_endpoints("b").await.unwrap().is_empty());
 
-    let foreign = store.delete_webhook_endpoint("b", &all.id).await;
+    let foreign = store.delete_webhook_endpoint(&tenant("b"), &all.id).await;
     assert!(matches!(foreign, Err(StoreError::NotFound { .. })));
     assert_eq!(store.list_webhook_endpoints("a").await.unwrap().len(), 2);
-    store.delete_webhook_endpoint("a", &all.id).await.unwrap();
+    store
+        .delete_webhook_endpoint(&tenant("a"), &all.id)
+        .await
+        .unwrap();
     assert_eq!(store.list_webhook_endpoints("a").await.unwrap(), [ended]);
 
     let ghost = store
@@ -375,7 +383,7 @@ async fn deleting_an_endpoint_drops_its_deliveries(store: Store) {
     call(&store, "a", 10_000).await;
     assert_eq!(deliveries(&store, "a").await.len(), 1);
     store
-        .delete_webhook_endpoint("a", &endpoint.id)
+        .delete_webhook_endpoint(&Scope::Operator, &endpoint.id)
         .await
         .unwrap();
     assert!(deliveries(&store, "a").await.is_empty());
@@ -386,4 +394,41 @@ async fn deleting_an_endpoint_drops_its_deliveries(store: Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn a_restarted_node_releases_only_its_own_leases(store: Store) {
+    add_tenants(&store).await;
+    store
+        .create_webhook_endpoint("a", "https://a.example/", &[CallStarted], "s", 1)
+        .await
+        .unwrap();
+    call(&store, "a", 10_000).await;
+    call(&store, "a", 10_001).await;
+    let node_a = store.clone().with_node_id("node-a");
+    let node_b = store.clone().with_node_id("node-b");
+    assert_eq!(
+        node_a
+            .claim_webhook_deliveries(20_000, 60_000, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        node_b
+            .claim_webhook_deliveries(20_000, 60_000, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Node a "crashes" and starts again: its lease is released, node b's is kept.
+    assert_eq!(node_a.release_webhook_leases().await.unwrap(), 1);
+    let again = node_a
+        .claim_webhook_deliveries(20_001, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "only a's delivery is due again");
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(node_b.release_webhook_leases().await.unwrap(), 1);
 }

@@ -251,7 +251,7 @@ fn bad_uploads_are_refused_with_their_code_and_exact_message() {
     );
     assert_eq!((status, error(&body).0), (400, "tenant_required"));
     let (status, body) = upload(&server, "nobody", &echo);
-    assert_eq!((status, error(&body).0), (404, "tenant_not_found"));
+    assert_eq!((status, error(&body).0), (404, "unknown_tenant"));
     let (status, body) = send(
         &server,
         "POST",

@@ -60,6 +60,29 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// [`Caller::tenant_to_act_for`], and for the operator also that the named tenant exists
+    /// (`404 unknown_tenant` when not).
+    pub(super) async fn existing_tenant_to_act_for(
+        &self,
+        state: &HttpState,
+        named: Option<String>,
+    ) -> Result<String, ApiError> {
+        let tenant = self.tenant_to_act_for(named)?;
+        if self.scope == Scope::Operator
+            && state
+                .store
+                .get_tenant(&tenant)
+                .await
+                .map_err(super::error::internal)?
+                .is_none()
+        {
+            return Err(unknown_tenant(&tenant));
+        }
+        Ok(tenant)
+    }
+}
+
 /// `404 unknown_tenant`: the tenant a request names does not exist (or is not the key's).
 pub(super) fn unknown_tenant(id: &str) -> ApiError {
     ApiError::new(

@@ -22,12 +22,16 @@
 //!
 //! `GET /api/v1/openapi.json` serves the OpenAPI 3.1 document of all of this.
 //!
+//! `/api/v1/webhooks` registers a tenant's webhook endpoints (the signing secret is shown once)
+//! and `/api/v1/webhooks/deliveries` is its delivery log ([`webhooks`]; delivery itself is
+//! `crate::webhooks`).
+//!
 //! `/api/v1/plugins` takes a tenant's plugin uploads (compiled in a resource-limited child),
 //! lists its versions, activates one and rolls back ([`plugins`]).
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
 //! OpenAPI document), [`calls`], [`recordings`], [`callers`], [`extractions`], [`analytics`],
-//! [`plugins`], [`tenants`], [`keys`], [`numbers`]. [`params`] parses the query parameters
+//! [`plugins`], [`tenants`], [`keys`], [`numbers`], [`webhooks`]. [`params`] parses the query parameters
 //! they share (times, cursors, statuses, numbers), [`auth`] checks the bearer key and maps it
 //! to a scope, [`extract`] wraps axum's extractors and [`error`] shapes every error answer as
 //! JSON.
@@ -66,6 +70,7 @@ mod recordings;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use error::ApiError;
 pub use plugins::PluginUploads;
@@ -81,6 +86,9 @@ pub struct HttpState {
     pub dialer: Option<tokio::sync::mpsc::Sender<crate::outbound::DialRequest>>,
     /// Compiles and checks plugin uploads (`None`: `POST /api/v1/plugins` is not served).
     pub plugin_uploads: Option<PluginUploads>,
+    /// Which webhook endpoints tenants may register (https only, public addresses, unless
+    /// the operator allows more).
+    pub webhooks: vaani_config::WebhooksConfig,
 }
 
 /// The largest request body the JSON endpoints read: 64 KiB. A larger body is answered
@@ -137,6 +145,18 @@ fn endpoints() -> Vec<Endpoint> {
             extractions::list_extractions,
         ),
         Endpoint::new(Method::GET, "/api/v1/analytics", analytics::analytics),
+        Endpoint::new(Method::GET, "/api/v1/webhooks", webhooks::list_webhooks),
+        Endpoint::new(Method::POST, "/api/v1/webhooks", webhooks::create_webhook),
+        Endpoint::new(
+            Method::GET,
+            "/api/v1/webhooks/deliveries",
+            webhooks::list_deliveries,
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/v1/webhooks/{id}",
+            webhooks::delete_webhook,
+        ),
         Endpoint::new(Method::GET, "/api/v1/tenants", tenants::list_tenants),
         Endpoint::new(Method::POST, "/api/v1/tenants", tenants::create_tenant),
         Endpoint::new(Method::GET, "/api/v1/tenants/{id}", tenants::get_tenant),

@@ -58,40 +58,6 @@ pub(super) struct TenantQuery {
     tenant: Option<String>,
 }
 
-/// The tenant a request acts for: a tenant key's own tenant (naming another is `404`), or the
-/// existing tenant an operator names (`400 tenant_required` when it names none, `404` when
-/// there is no such tenant).
-async fn acting_tenant(
-    state: &HttpState,
-    scope: &Scope,
-    named: Option<String>,
-) -> Result<String, ApiError> {
-    match (scope, named) {
-        (Scope::Tenant(own), None) => Ok(own.clone()),
-        (Scope::Tenant(own), Some(named)) if *own == named => Ok(named),
-        (Scope::Tenant(_), Some(named)) => Err(tenant_not_found(&named)),
-        (Scope::Operator, Some(named)) => {
-            match state.store.get_tenant(&named).await.map_err(internal)? {
-                Some(_) => Ok(named),
-                None => Err(tenant_not_found(&named)),
-            }
-        }
-        (Scope::Operator, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "tenant_required",
-            "name the tenant with ?tenant= (the operator key acts for any tenant)",
-        )),
-    }
-}
-
-fn tenant_not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "tenant_not_found",
-        format!("no tenant {id}"),
-    )
-}
-
 fn plugin_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -110,7 +76,9 @@ pub(super) async fn upload_plugin(
     headers: HeaderMap,
     ApiBytes(wasm): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    let tenant = caller
+        .existing_tenant_to_act_for(&state, query.tenant)
+        .await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -216,7 +184,9 @@ pub(super) async fn list_plugins(
     caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    let tenant = caller
+        .existing_tenant_to_act_for(&state, query.tenant)
+        .await?;
     let plugins = state.store.list_plugins(&tenant).await.map_err(internal)?;
     Ok(Json(serde_json::json!({ "plugins": plugins })).into_response())
 }
@@ -271,7 +241,9 @@ pub(super) async fn roll_back_plugin(
     caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = acting_tenant(&state, &caller.scope, query.tenant).await?;
+    let tenant = caller
+        .existing_tenant_to_act_for(&state, query.tenant)
+        .await?;
     match state
         .store
         .roll_back_plugin(&tenant, vaani_store::now_ms())

@@ -110,6 +110,7 @@ async fn state_with_call() -> (Arc<HttpState>, String) {
         ready: AtomicBool::new(true),
         dialer: None,
         plugin_uploads: None,
+        webhooks: vaani_config::WebhooksConfig::default(),
     });
     (state, call_id)
 }
@@ -939,7 +940,7 @@ async fn plugin_uploads_check_the_tenant_and_the_content_type_first() {
     let response = upload("/api/v1/plugins", "application/wasm").await;
     assert_error(response, StatusCode::BAD_REQUEST, "tenant_required").await;
     let response = upload("/api/v1/plugins?tenant=ghost", "application/wasm").await;
-    assert_error(response, StatusCode::NOT_FOUND, "tenant_not_found").await;
+    assert_error(response, StatusCode::NOT_FOUND, "unknown_tenant").await;
     let response = upload("/api/v1/plugins?tenant=a", "application/json").await;
     assert_error(
         response,

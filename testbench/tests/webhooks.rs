@@ -1,0 +1,323 @@
+//! Webhooks against the real server: a tenant registers endpoints over the API, a real call
+//! produces `call.started`, `call.ended` and `call.analyzed`, each POSTed with a signature
+//! the receiver can verify; a receiver outage is retried, and pending deliveries survive a
+//! kill -9 and restart of the server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer, free_port};
+
+/// One POST the receiver got: lower-case header names, and the raw body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+/// A webhook receiver on 127.0.0.1:`port`, answering 204 to every POST and keeping them.
+struct Receiver {
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start(port: u16) -> Receiver {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let store = received.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+                        .await
+                        .expect("bind the webhook receiver");
+                ready.send(()).unwrap();
+                let app = axum::Router::new().route(
+                    "/hook",
+                    axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                        let store = store.clone();
+                        async move {
+                            let headers = headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            store.lock().unwrap().push(Received { headers, body });
+                            axum::http::StatusCode::NO_CONTENT
+                        }
+                    }),
+                );
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        is_ready.recv().expect("the receiver started");
+        Receiver {
+            received,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `accept` holds for what was received; panics with it after `limit`.
+    fn wait_for(&self, limit: Duration, accept: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let received = self.received();
+            if accept(&received) {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhooks not received in {limit:?}; got {received:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A server whose webhooks may reach plain-http loopback receivers, retrying quickly.
+fn server() -> VaaniServer {
+    let mut spec = ServerSpec::demo();
+    spec.extra_toml = "[webhooks]\nallow_private = true\nallow_plain_http = true\n\
+                       initial_backoff_ms = 200\nmax_backoff_secs = 1\n"
+        .to_owned();
+    VaaniServer::start(&spec)
+}
+
+/// Registers an endpoint for tenant `echo`; returns (id, secret).
+fn register(server: &VaaniServer, port: u16, events: &[&str]) -> (String, String) {
+    let (status, created) = server.api_request(
+        "POST",
+        "/api/v1/webhooks",
+        OPERATOR_KEY,
+        Some(&json!({
+            "tenant": "echo",
+            "url": format!("http://127.0.0.1:{port}/hook"),
+            "events": events,
+        })),
+    );
+    assert_eq!(status, 201, "{created}");
+    (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One short call to the echo tenant (the caller hangs up after a second).
+fn call(server: &VaaniServer) {
+    Sipp::new("uac_call_bye.xml")
+        .substitute("milliseconds=\"5000\"", "milliseconds=\"1000\"")
+        .run(server.sip_addr(), "+918000000099", Duration::from_secs(30))
+        .assert_success();
+}
+
+/// Checks the signature headers of `post` with `secret`.
+fn assert_signed(post: &Received, secret: &str) {
+    let timestamp = &post.headers["x-vaani-timestamp"];
+    let sent: i64 = timestamp.parse().expect("a unix-seconds timestamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - sent).abs() < 120, "timestamp {sent} vs now {now}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{}", post.body).as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        post.headers["x-vaani-signature"],
+        format!("v1={expected}"),
+        "signature of {post:?}"
+    );
+    // The same check fails for another secret or a changed body.
+    let mut wrong = Hmac::<Sha256>::new_from_slice(b"not-the-secret").unwrap();
+    wrong.update(format!("{timestamp}.{}", post.body).as_bytes());
+    let wrong: String = wrong
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_ne!(post.headers["x-vaani-signature"], format!("v1={wrong}"));
+}
+
+fn body(post: &Received) -> Value {
+    serde_json::from_str(&post.body).expect("a JSON body")
+}
+
+fn types(posts: &[Received]) -> Vec<String> {
+    posts
+        .iter()
+        .map(|p| p.headers["x-vaani-event"].clone())
+        .collect()
+}
+
+fn deliveries(server: &VaaniServer) -> Vec<Value> {
+    let log = server.api_json("/api/v1/webhooks/deliveries?tenant=echo");
+    log["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_call_sends_signed_started_ended_and_analyzed_events() {
+    let server = server();
+    let port = free_port();
+    let receiver = Receiver::start(port);
+    let (_, secret) = register(&server, port, &[]);
+    let ended_port = free_port();
+    let ended_receiver = Receiver::start(ended_port);
+    let (_, ended_secret) = register(&server, ended_port, &["call.ended"]);
+
+    // Secrets are shown once: the list does not carry them.
+    let listed = server.api_json("/api/v1/webhooks?tenant=echo");
+    let listed = listed["webhooks"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().all(|w| w.get("secret").is_none()),
+        "{listed:?}"
+    );
+    assert!(
+        !server.log().contains(&secret),
+        "the secret reached the log"
+    );
+
+    call(&server);
+    let posts = receiver.wait_for(Duration::from_secs(30), |posts| posts.len() >= 3);
+    assert_eq!(
+        types(&posts),
+        ["call.started", "call.ended", "call.analyzed"],
+        "in the order they happened"
+    );
+    let call_id = body(&posts[0])["data"]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for post in &posts {
+        assert_signed(post, &secret);
+        assert_eq!(post.headers["content-type"], "application/json");
+        let event = body(post);
+        assert_eq!(event["tenant_id"], "echo");
+        assert_eq!(event["type"], post.headers["x-vaani-event"].as_str());
+        assert_eq!(event["data"]["call_id"], call_id.as_str());
+        assert!(
+            post.headers["x-vaani-delivery"].starts_with(event["id"].as_str().unwrap()),
+            "{post:?}"
+        );
+    }
+    let started = body(&posts[0]);
+    assert_eq!(started["data"]["dialled"], "+918000000099");
+    assert_eq!(started["data"]["direction"], "inbound");
+    let ended = body(&posts[1]);
+    assert_eq!(ended["data"]["status"], "completed");
+    assert_eq!(ended["data"]["end_reason"], "caller_hangup");
+    assert!(
+        ended["data"]["duration_ms"].as_i64().unwrap() > 500,
+        "{ended}"
+    );
+    let analyzed = body(&posts[2]);
+    assert!(analyzed["data"]["extractions"].is_array(), "{analyzed}");
+
+    // The call.ended-only endpoint gets that one event, with its own signature.
+    ended_receiver.wait_for(Duration::from_secs(30), |posts| !posts.is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    let ended_posts = ended_receiver.received();
+    assert_eq!(types(&ended_posts), ["call.ended"]);
+    assert_signed(&ended_posts[0], &ended_secret);
+
+    let log = server.wait_for_deliveries(|log| {
+        log.len() == 4 && log.iter().all(|d| d["status"] == "delivered")
+    });
+    assert!(log.iter().all(|d| d["attempts"] == 1), "{log:#?}");
+}
+
+#[test]
+fn an_outage_is_retried_and_pending_deliveries_survive_a_crash() {
+    let mut server = server();
+    let port = free_port(); // nothing listens there yet: connections are refused
+    register(&server, port, &["call.started", "call.ended"]);
+    call(&server);
+
+    // The deliveries fail and are retried.
+    server.wait_for_deliveries(|log| {
+        log.len() == 2
+            && log.iter().all(|d| {
+                d["status"] == "pending"
+                    && d["attempts"].as_i64().unwrap_or(0) >= 2
+                    && d["last_error"].is_string()
+            })
+    });
+
+    // The server dies; the receiver comes back; the restarted server delivers.
+    server.kill();
+    let receiver = Receiver::start(port);
+    server.restart();
+    let posts = receiver.wait_for(Duration::from_secs(30), |posts| posts.len() >= 2);
+    let mut got = types(&posts);
+    got.sort();
+    assert_eq!(got, ["call.ended", "call.started"]);
+    let log = server.wait_for_deliveries(|log| {
+        log.len() == 2 && log.iter().all(|d| d["status"] == "delivered")
+    });
+    assert!(
+        log.iter().all(|d| d["attempts"].as_i64().unwrap() >= 3),
+        "retried before the crash and delivered after: {log:#?}"
+    );
+}
+
+/// Waiting on the delivery log.
+trait DeliveryLog {
+    fn wait_for_deliveries(&self, accept: impl Fn(&[Value]) -> bool) -> Vec<Value>;
+}
+
+impl DeliveryLog for VaaniServer {
+    fn wait_for_deliveries(&self, accept: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = deliveries(self);
+            if accept(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery log never matched: {log:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
