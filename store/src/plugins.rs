@@ -290,11 +290,14 @@ impl Store {
         .transpose()
     }
 
-    /// The tenant's plugin versions, newest first.
-    pub async fn list_plugins(&self, tenant_id: &str) -> Result<Vec<PluginVersion>, StoreError> {
+    /// The tenant's plugin versions, newest first (`None`: every tenant's, by tenant).
+    pub async fn list_plugins(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<PluginVersion>, StoreError> {
         const SQL: &str = select_versions!(
-            "WHERE p.tenant_id = $1
-             ORDER BY p.version_number DESC"
+            "WHERE ($1 IS NULL OR p.tenant_id = $1)
+             ORDER BY p.tenant_id, p.version_number DESC"
         );
         with_pool!(self, pool => {
             sqlx::query_as::<_, PluginRow>(SQL)

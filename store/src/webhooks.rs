@@ -377,15 +377,15 @@ impl Store {
         Ok(endpoint)
     }
 
-    /// The tenant's webhook endpoints, oldest first.
+    /// The tenant's webhook endpoints, oldest first (`None`: every tenant's).
     pub async fn list_webhook_endpoints(
         &self,
-        tenant_id: &str,
+        tenant_id: Option<&str>,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
         with_pool!(self, pool => {
             sqlx::query_as::<_, EndpointRow>(
                 "SELECT id, tenant_id, url, events, created_at FROM webhook_endpoints
-                 WHERE tenant_id = $1 ORDER BY created_at, id",
+                 WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at, id",
             )
             .bind(tenant_id)
             .fetch_all(pool)
@@ -420,11 +420,11 @@ impl Store {
         Ok(())
     }
 
-    /// The tenant's deliveries, newest first, at most `limit` (1..=500), optionally only
-    /// those with `status`.
+    /// The tenant's deliveries (`None`: every tenant's), newest first, at most `limit`
+    /// (1..=500), optionally only those with `status`.
     pub async fn list_webhook_deliveries(
         &self,
-        tenant_id: &str,
+        tenant_id: Option<&str>,
         status: Option<DeliveryStatus>,
         limit: u32,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
@@ -434,7 +434,7 @@ impl Store {
                 "SELECT id, endpoint_id, event_id, event_type, status, attempts, next_attempt_at,
                         last_status, last_error, created_at, delivered_at, payload
                  FROM webhook_deliveries
-                 WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2)
+                 WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR status = $2)
                  ORDER BY created_at DESC, id DESC LIMIT $3",
             )
             .bind(tenant_id)

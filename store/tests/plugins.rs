@@ -73,7 +73,7 @@ async fn versions_are_numbered_per_tenant_in_upload_order(store: Store) {
     assert_eq!(a2.version.info["name"], "clinic");
     assert!(!a1.version.active, "uploading does not activate");
 
-    let listed = store.list_plugins("a").await.unwrap();
+    let listed = store.list_plugins(Some("a")).await.unwrap();
     let numbers: Vec<i64> = listed.iter().map(|v| v.version_number).collect();
     assert_eq!(numbers, [2, 1], "newest first");
     assert_eq!(listed[0], a2.version);
@@ -86,7 +86,7 @@ async fn the_same_bytes_are_stored_once_per_tenant(store: Store) {
     assert!(first.created);
     assert!(!again.created);
     assert_eq!(again.version, first.version);
-    assert_eq!(store.list_plugins("a").await.unwrap().len(), 1);
+    assert_eq!(store.list_plugins(Some("a")).await.unwrap().len(), 1);
     // Another tenant uploading the same bytes gets its own version.
     let other = store.add_plugin(&plugin("b", b"same"), 30).await.unwrap();
     assert!(other.created);
@@ -156,7 +156,7 @@ async fn activation_and_roll_back_walk_the_history(store: Store) {
     assert_eq!(active.id, v3.id);
     assert!(active.active);
     let flags: Vec<(i64, bool)> = store
-        .list_plugins("a")
+        .list_plugins(Some("a"))
         .await
         .unwrap()
         .iter()
@@ -199,7 +199,7 @@ async fn a_tenant_cannot_see_or_activate_another_tenants_plugin(store: Store) {
         "the operator sees every tenant's plugins"
     );
     assert_eq!(store.plugin_bytes("b", &a1.id).await.unwrap(), None);
-    assert!(store.list_plugins("b").await.unwrap().is_empty());
+    assert!(store.list_plugins(Some("b")).await.unwrap().is_empty());
     assert!(matches!(
         store.activate_plugin("b", &a1.id, 30).await,
         Err(StoreError::NotFound { .. })
@@ -252,6 +252,6 @@ async fn a_plugin_needs_an_existing_tenant(store: Store) {
 async fn a_tenant_without_plugins_has_none_active(store: Store) {
     add_tenants(&store).await;
     assert!(store.active_plugins().await.unwrap().is_empty());
-    assert!(store.list_plugins("a").await.unwrap().is_empty());
+    assert!(store.list_plugins(Some("a")).await.unwrap().is_empty());
     assert_eq!(store.get_plugin(&tenant("a"), "nope").await.unwrap(), None);
 }

@@ -80,7 +80,7 @@ fn report() -> CallReport {
 
 async fn deliveries(store: &Store, tenant_id: &str) -> Vec<WebhookDelivery> {
     let mut all = store
-        .list_webhook_deliveries(tenant_id, None, 500)
+        .list_webhook_deliveries(Some(tenant_id), None, 500)
         .await
         .unwrap();
     all.reverse(); // oldest first
@@ -110,19 +110,31 @@ async fn endpoints_belong_to_their_tenant(store: Store) {
         .unwrap();
     assert_eq!(ended.events, [CallEnded], "duplicates are dropped");
     assert_eq!(
-        store.list_webhook_endpoints("a").await.unwrap(),
+        store.list_webhook_endpoints(Some("a")).await.unwrap(),
         [all.clone(), ended.clone()]
     );
-    assert!(store.list_webhook_endpoints("b").await.unwrap().is_empty());
+    assert!(
+        store
+            .list_webhook_endpoints(Some("b"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let foreign = store.delete_webhook_endpoint(&tenant("b"), &all.id).await;
     assert!(matches!(foreign, Err(StoreError::NotFound { .. })));
-    assert_eq!(store.list_webhook_endpoints("a").await.unwrap().len(), 2);
+    assert_eq!(
+        store.list_webhook_endpoints(Some("a")).await.unwrap().len(),
+        2
+    );
     store
         .delete_webhook_endpoint(&tenant("a"), &all.id)
         .await
         .unwrap();
-    assert_eq!(store.list_webhook_endpoints("a").await.unwrap(), [ended]);
+    assert_eq!(
+        store.list_webhook_endpoints(Some("a")).await.unwrap(),
+        [ended]
+    );
 
     let ghost = store
         .create_webhook_endpoint("ghost", "https://x.example/", &[], "s", 30)
@@ -348,7 +360,10 @@ async fn deliveries_are_leased_retried_and_given_up(store: Store) {
         "a failed delivery is not retried"
     );
 
-    let log = store.list_webhook_deliveries("a", None, 50).await.unwrap();
+    let log = store
+        .list_webhook_deliveries(Some("a"), None, 50)
+        .await
+        .unwrap();
     let by_id = |id: &str| log.iter().find(|d| d.id == id).unwrap().clone();
     let delivered = by_id(&second[0].id);
     assert_eq!(delivered.status, DeliveryStatus::Delivered);
@@ -361,13 +376,13 @@ async fn deliveries_are_leased_retried_and_given_up(store: Store) {
     assert_eq!(failed.last_error.as_deref(), Some("connection refused"));
     assert_eq!(failed.endpoint_id, endpoint.id);
     let only_failed = store
-        .list_webhook_deliveries("a", Some(DeliveryStatus::Failed), 50)
+        .list_webhook_deliveries(Some("a"), Some(DeliveryStatus::Failed), 50)
         .await
         .unwrap();
     assert_eq!(only_failed.len(), 1);
     assert!(
         store
-            .list_webhook_deliveries("b", None, 50)
+            .list_webhook_deliveries(Some("b"), None, 50)
             .await
             .unwrap()
             .is_empty()

@@ -3,7 +3,8 @@
 //! tenant's key on the other tenant's resource must answer as if it did not exist (`404`),
 //! change nothing, and lists must never show the other tenant's rows.
 //!
-//! To extend the matrix (plugins, webhooks, callers, …): give [`Owned`] the new resource's
+//! Plugins (uploaded and activated), webhook endpoints and their delivery logs are in the
+//! matrix too. To extend it (callers, …): give [`Owned`] the new resource's
 //! id, create it in [`create_tenant_with_resources`], add rows to [`foreign_requests`] (reads,
 //! changes and deletes of another tenant's resource) and to [`lists`], and check in
 //! [`assert_resources_intact`] that the refused requests left it alone.
@@ -26,6 +27,10 @@ struct Owned {
     spare_key_id: String,
     number: String,
     call_id: String,
+    /// A plugin version the tenant uploaded (and activated).
+    plugin_id: String,
+    /// A webhook endpoint of the tenant (with a delivery pending for its call).
+    webhook_id: String,
 }
 
 /// One request a tenant's key makes against the *other* tenant's resource, and the answer
@@ -128,6 +133,50 @@ fn foreign_requests() -> Vec<ForeignRequest> {
             status: 404,
             code: "number_not_found",
         },
+        // Plugins.
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/plugins/{}", o.plugin_id),
+            body: none,
+            status: 404,
+            code: "plugin_not_found",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |o| format!("/api/v1/plugins/{}/activate", o.plugin_id),
+            body: none,
+            status: 404,
+            code: "plugin_not_found",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |o| format!("/api/v1/plugins/rollback?tenant={}", o.tenant),
+            body: none,
+            status: 404,
+            code: "unknown_tenant",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |o| format!("/api/v1/plugins?tenant={}", o.tenant),
+            body: none,
+            status: 404,
+            code: "unknown_tenant",
+        },
+        // Webhooks.
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/webhooks/{}", o.webhook_id),
+            body: none,
+            status: 404,
+            code: "webhook_not_found",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/webhooks".to_owned(),
+            body: |o| Some(json!({ "url": "https://evil.example/hook", "tenant": o.tenant })),
+            status: 404,
+            code: "unknown_tenant",
+        },
     ]
 }
 
@@ -165,6 +214,24 @@ fn lists() -> Vec<List> {
             field: "numbers",
             id_field: "number",
             own_id: |o| o.number.clone(),
+        },
+        List {
+            path: "/api/v1/plugins",
+            field: "plugins",
+            id_field: "id",
+            own_id: |o| o.plugin_id.clone(),
+        },
+        List {
+            path: "/api/v1/webhooks",
+            field: "webhooks",
+            id_field: "id",
+            own_id: |o| o.webhook_id.clone(),
+        },
+        List {
+            path: "/api/v1/webhooks/deliveries",
+            field: "deliveries",
+            id_field: "endpoint_id",
+            own_id: |o| o.webhook_id.clone(),
         },
     ]
 }
@@ -209,6 +276,27 @@ fn create_tenant_with_resources(
         Some(&json!({ "number": number, "trunk": "local" })),
     );
     assert_eq!(status, 201, "{body}");
+    // A plugin, uploaded and activated with the tenant's key.
+    let (status, plugin) = upload_plugin(server, &key, "echo");
+    assert_eq!(status, 201, "{plugin}");
+    let plugin_id = plugin["id"].as_str().expect("plugin id").to_owned();
+    let (status, body) = server.api_request(
+        "POST",
+        &format!("/api/v1/plugins/{plugin_id}/activate"),
+        &key,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // A webhook endpoint (registered before the call, so the call leaves a delivery in its
+    // log; the endpoint cannot be reached from here, so the delivery stays pending).
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/webhooks",
+        &key,
+        Some(&json!({ "url": format!("https://{id}.invalid/hook"), "events": ["call.started"] })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let webhook_id = body["id"].as_str().expect("webhook id").to_owned();
 
     let call_id = vaani_store::new_id();
     let wav = server.dir.path().join(format!("{id}.wav"));
@@ -246,7 +334,29 @@ fn create_tenant_with_resources(
         spare_key_id,
         number: number.to_owned(),
         call_id,
+        plugin_id,
+        webhook_id,
     }
+}
+
+/// Uploads `plugins/dist/<name>.wasm` with `key`; returns the status and the answer.
+fn upload_plugin(server: &VaaniServer, key: &str, name: &str) -> (u16, Value) {
+    let path = vaani_testbench::plugin_path(name);
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut response = agent
+        .post(format!("{}/api/v1/plugins", server.http_base()))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "application/wasm")
+        .send(&wasm[..])
+        .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// `owner`'s resources are all still there and unchanged, seen with its own key.
@@ -288,6 +398,20 @@ fn assert_resources_intact(server: &VaaniServer, owner: &Owned) {
     assert_eq!(status, 200, "{tenant}");
     assert_eq!(tenant["status"], json!("active"));
     assert_eq!(tenant["name"], json!(format!("Tenant {}", owner.tenant)));
+    let (status, plugin) = server.api_request(
+        "GET",
+        &format!("/api/v1/plugins/{}", owner.plugin_id),
+        &owner.key,
+        None,
+    );
+    assert_eq!(status, 200, "{plugin}");
+    assert_eq!(plugin["active"], json!(true), "still the active version");
+    let (_, webhooks) = server.api_request("GET", "/api/v1/webhooks", &owner.key, None);
+    assert_eq!(
+        listed_ids(&webhooks, "webhooks", "id"),
+        std::slice::from_ref(&owner.webhook_id),
+        "the webhook is still there, and no other was added"
+    );
 }
 
 /// The ids in `answer[field]`, by `id_field`.

@@ -83,6 +83,47 @@ impl Caller {
     }
 }
 
+/// Whose rows a list shows.
+pub(super) enum Listed {
+    /// Every tenant's (the operator naming none).
+    All,
+    /// This tenant's.
+    Only(String),
+    /// None: a tenant key named another tenant (an empty list, as the other lists answer).
+    Nothing,
+}
+
+impl Listed {
+    /// The store's tenant filter: `Some(None)` every tenant, `Some(Some(id))` one, `None` none.
+    pub(super) fn tenant_filter(&self) -> Option<Option<&str>> {
+        match self {
+            Listed::All => Some(None),
+            Listed::Only(id) => Some(Some(id)),
+            Listed::Nothing => None,
+        }
+    }
+}
+
+impl Caller {
+    /// Whose rows a list shows: a tenant key's own (naming another tenant shows nothing); the
+    /// operator's named tenant (`404 unknown_tenant` when it does not exist), or every tenant.
+    pub(super) async fn tenant_to_list(
+        &self,
+        state: &HttpState,
+        named: Option<String>,
+    ) -> Result<Listed, ApiError> {
+        match (&self.scope, named) {
+            (Scope::Tenant(own), Some(named)) if *own != named => Ok(Listed::Nothing),
+            (Scope::Tenant(own), _) => Ok(Listed::Only(own.clone())),
+            (Scope::Operator, None) => Ok(Listed::All),
+            (Scope::Operator, named) => self
+                .existing_tenant_to_act_for(state, named)
+                .await
+                .map(Listed::Only),
+        }
+    }
+}
+
 /// `404 unknown_tenant`: the tenant a request names does not exist (or is not the key's).
 pub(super) fn unknown_tenant(id: &str) -> ApiError {
     ApiError::new(

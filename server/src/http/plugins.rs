@@ -178,16 +178,18 @@ fn refusal(error: CompileError) -> ApiError {
     }
 }
 
-/// The tenant's plugin versions, newest first, each saying whether it is the active one.
+/// The tenant's plugin versions, newest first, each saying whether it is the active one (the
+/// operator without `?tenant=`: every tenant's).
 pub(super) async fn list_plugins(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .existing_tenant_to_act_for(&state, query.tenant)
-        .await?;
-    let plugins = state.store.list_plugins(&tenant).await.map_err(internal)?;
+    let listed = caller.tenant_to_list(&state, query.tenant).await?;
+    let plugins = match listed.tenant_filter() {
+        Some(tenant) => state.store.list_plugins(tenant).await.map_err(internal)?,
+        None => Vec::new(),
+    };
     Ok(Json(serde_json::json!({ "plugins": plugins })).into_response())
 }
 

@@ -951,7 +951,14 @@ async fn plugin_uploads_check_the_tenant_and_the_content_type_first() {
     // This state has no compiler: a well-formed request is 503, and nothing is stored.
     let response = upload("/api/v1/plugins?tenant=a", "application/wasm").await;
     assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
-    assert!(state.store.list_plugins("a").await.unwrap().is_empty());
+    assert!(
+        state
+            .store
+            .list_plugins(Some("a"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// POST without a body, with the operator key.

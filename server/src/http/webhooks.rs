@@ -64,7 +64,7 @@ pub(super) async fn create_webhook(
     }
     let existing = state
         .store
-        .list_webhook_endpoints(&tenant)
+        .list_webhook_endpoints(Some(&tenant))
         .await
         .map_err(internal)?;
     if existing.len() >= MAX_ENDPOINTS_PER_TENANT {
@@ -135,20 +135,22 @@ pub(super) struct TenantQuery {
     tenant: Option<String>,
 }
 
-/// The tenant's endpoints (without their secrets), oldest first.
+/// The tenant's endpoints (without their secrets), oldest first (the operator without
+/// `?tenant=`: every tenant's).
 pub(super) async fn list_webhooks(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .existing_tenant_to_act_for(&state, query.tenant)
-        .await?;
-    let endpoints = state
-        .store
-        .list_webhook_endpoints(&tenant)
-        .await
-        .map_err(internal)?;
+    let listed = caller.tenant_to_list(&state, query.tenant).await?;
+    let endpoints = match listed.tenant_filter() {
+        Some(tenant) => state
+            .store
+            .list_webhook_endpoints(tenant)
+            .await
+            .map_err(internal)?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "webhooks": endpoints })).into_response())
 }
 
@@ -183,15 +185,14 @@ pub(super) struct DeliveriesQuery {
     limit: Option<u32>,
 }
 
-/// The tenant's delivery log, newest first (`?status=pending|delivered|failed`, `?limit=`).
+/// The tenant's delivery log, newest first (`?status=pending|delivered|failed`, `?limit=`;
+/// the operator without `?tenant=`: every tenant's).
 pub(super) async fn list_deliveries(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
     ApiQuery(query): ApiQuery<DeliveriesQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .existing_tenant_to_act_for(&state, query.tenant)
-        .await?;
+    let tenant = caller.tenant_to_list(&state, query.tenant).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some(text) => Some(text.parse::<DeliveryStatus>().map_err(|_| {
@@ -203,11 +204,14 @@ pub(super) async fn list_deliveries(
         })?),
     };
     let limit = super::params::limit(query.limit)?;
-    let deliveries = state
-        .store
-        .list_webhook_deliveries(&tenant, status, limit)
-        .await
-        .map_err(internal)?;
+    let deliveries = match tenant.tenant_filter() {
+        Some(tenant) => state
+            .store
+            .list_webhook_deliveries(tenant, status, limit)
+            .await
+            .map_err(internal)?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "deliveries": deliveries })).into_response())
 }
 
