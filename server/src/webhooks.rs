@@ -5,7 +5,9 @@
 //! [`Dispatcher`] leases due deliveries, posts each one, and records the outcome: delivered on
 //! any 2xx; otherwise another attempt after an exponential back-off with jitter
 //! ([`retry_delay`]), until `[webhooks] max_attempts`, after which it is marked failed. Leases
-//! make it safe for several nodes sharing one database to dispatch at once.
+//! make it safe for several nodes sharing one database to dispatch at once. An endpoint gets
+//! its events in the order they happened on their first attempt; a retried delivery may
+//! arrive after later events (each carries `created_at_ms`).
 //!
 //! Every POST carries the event's JSON body and
 //!
@@ -131,19 +133,37 @@ impl Dispatcher {
         }
     }
 
-    /// Leases the deliveries due now and attempts each (concurrently); how many there were.
+    /// Leases the deliveries due now and attempts them: one endpoint's in the order their
+    /// events happened, different endpoints concurrently. Returns how many there were.
     async fn dispatch_due(self: &Arc<Self>) -> Result<usize, vaani_store::StoreError> {
         let due = self
             .store
             .claim_webhook_deliveries(vaani_store::now_ms(), LEASE_MS, BATCH)
             .await?;
         let count = due.len();
-        let attempts = due.into_iter().map(|delivery| {
-            let dispatcher = self.clone();
-            tokio::spawn(async move { dispatcher.deliver(delivery).await })
-        });
-        for attempt in attempts.collect::<Vec<_>>() {
-            let _ = attempt.await;
+        let mut by_endpoint: Vec<(String, Vec<DueDelivery>)> = Vec::new();
+        for delivery in due {
+            match by_endpoint
+                .iter_mut()
+                .find(|(endpoint, _)| *endpoint == delivery.endpoint_id)
+            {
+                Some((_, queue)) => queue.push(delivery),
+                None => by_endpoint.push((delivery.endpoint_id.clone(), vec![delivery])),
+            }
+        }
+        let queues: Vec<_> = by_endpoint
+            .into_iter()
+            .map(|(_, queue)| {
+                let dispatcher = self.clone();
+                tokio::spawn(async move {
+                    for delivery in queue {
+                        dispatcher.deliver(delivery).await;
+                    }
+                })
+            })
+            .collect();
+        for queue in queues {
+            let _ = queue.await;
         }
         Ok(count)
     }

@@ -156,6 +156,8 @@ pub struct DueDelivery {
     pub id: String,
     /// The owning tenant.
     pub tenant_id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
     /// Where to post.
     pub url: String,
     /// The signing key.
@@ -166,6 +168,8 @@ pub struct DueDelivery {
     pub payload: String,
     /// Attempts made, this one included.
     pub attempts: i64,
+    /// When the event happened (unix ms).
+    pub created_at_ms: i64,
 }
 
 impl fmt::Debug for DueDelivery {
@@ -176,6 +180,7 @@ impl fmt::Debug for DueDelivery {
             .field("url", &self.url)
             .field("event_type", &self.event_type)
             .field("attempts", &self.attempts)
+            .field("created_at_ms", &self.created_at_ms)
             .finish_non_exhaustive()
     }
 }
@@ -318,6 +323,7 @@ struct LeasedRow {
     event_type: String,
     payload: String,
     attempts: i64,
+    created_at: i64,
 }
 
 impl Store {
@@ -515,7 +521,7 @@ impl Store {
     }
 
     /// Lease up to `limit` deliveries due at `now_ms` for `lease_ms`, counting an attempt on
-    /// each. Another dispatcher (another node on the same database) does not get them until
+    /// each, in the order they fell due (then the order their events happened). Another dispatcher (another node on the same database) does not get them until
     /// the lease runs out; record each outcome with [`Store::record_webhook_delivered`] or
     /// [`Store::record_webhook_failure`]. By nature not tenant-scoped: only the dispatcher
     /// calls it.
@@ -532,9 +538,9 @@ impl Store {
                  WHERE id IN (SELECT id FROM webhook_deliveries
                               WHERE status = 'pending' AND next_attempt_at <= $1
                                 AND (lease_until IS NULL OR lease_until <= $1)
-                              ORDER BY next_attempt_at LIMIT $3)
+                              ORDER BY next_attempt_at, created_at, id LIMIT $3)
                    AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)
-                 RETURNING id, tenant_id, endpoint_id, event_type, payload, attempts",
+                 RETURNING id, tenant_id, endpoint_id, event_type, payload, attempts, created_at",
             )
             .bind(now_ms)
             .bind(now_ms.saturating_add(lease_ms))
@@ -563,13 +569,17 @@ impl Store {
             due.push(DueDelivery {
                 id: row.id,
                 tenant_id: row.tenant_id,
+                endpoint_id: row.endpoint_id,
                 url,
                 secret,
                 event_type: row.event_type,
                 payload: row.payload,
                 attempts: row.attempts,
+                created_at_ms: row.created_at,
             });
         }
+        // RETURNING gives no order: put them back in the order their events happened.
+        due.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         Ok(due)
     }
 

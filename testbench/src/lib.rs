@@ -185,6 +185,9 @@ pub struct ServerSpec {
     /// `[media] rtp_ports` as an inclusive range; `None`: 400 ports at a random base in
     /// 20000-39999 (200 calls).
     pub rtp_ports: Option<(u16, u16)>,
+    /// `[store] url`; `None`: a SQLite file in the server's scratch directory. For
+    /// PostgreSQL, a [`PostgresDatabase`]'s URL (the test keeps the database alive).
+    pub store_url: Option<String>,
 }
 
 impl ServerSpec {
@@ -202,8 +205,80 @@ impl ServerSpec {
             sip_toml: String::new(),
             env: Vec::new(),
             rtp_ports: None,
+            store_url: None,
         }
     }
+}
+
+/// A PostgreSQL database created for one test server (`vaani_tb_<random>`) on the server
+/// named by `VAANI_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`,
+/// which `scripts/setup.sh` provides), with `psql`; dropped (`WITH (FORCE)`) when this guard
+/// is dropped. Put [`PostgresDatabase::url`] in [`ServerSpec::store_url`].
+pub struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    /// Creates the database; panics, saying why, when the server cannot be reached.
+    pub fn create() -> PostgresDatabase {
+        let admin_url = std::env::var("VAANI_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("vaani_tb_{}_{}", std::process::id(), rand_u16());
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        PostgresDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// The database's URL, for `[store] url`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        // Never panics (it may run while a failed test unwinds).
+        let dropped = Command::new("psql")
+            .arg(&self.admin_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+        match dropped {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "dropping {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(error) => eprintln!("dropping {}: {error}", self.name),
+        }
+    }
+}
+
+/// Runs one SQL statement with `psql`; panics with its output when it fails.
+fn psql(url: &str, sql: &str) {
+    let output = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql could not run ({e}); run scripts/setup.sh"));
+    assert!(
+        output.status.success(),
+        "psql {sql:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Operator key used by every test server.
@@ -221,6 +296,8 @@ pub struct VaaniServer {
     config_path: PathBuf,
     /// The spec's environment variables, kept for [`VaaniServer::restart`].
     env: Vec<(String, String)>,
+    /// The server's `[store] url`.
+    store_url: String,
 }
 
 /// Starts `vaani serve` on `config_path`, its output appended to `log`.
@@ -262,6 +339,7 @@ impl VaaniServer {
         let rtp_ports = spec.rtp_ports.unwrap_or((rtp_base, rtp_base + 399));
         let config = render_config(spec, sip_port, http_port, rtp_ports, dir.path());
         let config_path = dir.path().join("vaani.toml");
+        let configured_store = store_url(spec, dir.path());
         std::fs::write(&config_path, config).expect("write config");
 
         let log = Arc::new(Mutex::new(String::new()));
@@ -275,6 +353,7 @@ impl VaaniServer {
             log_threads,
             config_path,
             env: spec.env.clone(),
+            store_url: configured_store,
         };
         server.wait_ready(Duration::from_secs(60));
         server
@@ -457,10 +536,10 @@ impl VaaniServer {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// The URL of the server's SQLite database (for tests that write fixtures straight
-    /// into it while the server runs).
+    /// The URL of the server's database (for tests that write fixtures straight into it
+    /// while the server runs).
     pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("vaani.db").display())
+        self.store_url.clone()
     }
 
     /// Calls listed by the API (newest first).
@@ -569,6 +648,13 @@ fn rand_u16() -> u16 {
     ((nanos ^ std::process::id().wrapping_mul(2654435761)) >> 7) as u16
 }
 
+/// The `[store] url` of a server for `spec` in `dir`.
+fn store_url(spec: &ServerSpec, dir: &Path) -> String {
+    spec.store_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("vaani.db").display()))
+}
+
 fn render_config(
     spec: &ServerSpec,
     sip_port: u16,
@@ -603,7 +689,7 @@ listen = "127.0.0.1:{http_port}"
 operator_key = "{OPERATOR_KEY}"
 
 [store]
-url = "sqlite://{db}"
+url = "{store_url}"
 
 [speech]
 stt_engine = "whisper"
@@ -619,7 +705,7 @@ allowed_cidrs = [{cidrs}]
         rtp_timeout = spec.rtp_timeout_secs,
         media_toml = spec.media_toml,
         sip_toml = spec.sip_toml,
-        db = dir.join("vaani.db").display(),
+        store_url = store_url(spec, dir),
         stt_model = stt_model_path().display(),
     );
     for tenant in &spec.tenants {

@@ -1,7 +1,7 @@
 //! Webhooks against the real server: a tenant registers endpoints over the API, a real call
 //! produces `call.started`, `call.ended` and `call.analyzed`, each POSTed with a signature
 //! the receiver can verify; a receiver outage is retried, and pending deliveries survive a
-//! kill -9 and restart of the server.
+//! kill -9 and restart of the server. Each runs on SQLite and on PostgreSQL.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer, free_port};
+use vaani_testbench::{OPERATOR_KEY, PostgresDatabase, ServerSpec, Sipp, VaaniServer, free_port};
 
 /// One POST the receiver got: lower-case header names, and the raw body.
 #[derive(Debug, Clone)]
@@ -108,9 +108,11 @@ impl Drop for Receiver {
     }
 }
 
-/// A server whose webhooks may reach plain-http loopback receivers, retrying quickly.
-fn server() -> VaaniServer {
+/// A server whose webhooks may reach plain-http loopback receivers, retrying quickly; on
+/// `postgres` when given, else on SQLite.
+fn server(postgres: Option<&PostgresDatabase>) -> VaaniServer {
     let mut spec = ServerSpec::demo();
+    spec.store_url = postgres.map(|db| db.url().to_owned());
     spec.extra_toml = "[webhooks]\nallow_private = true\nallow_plain_http = true\n\
                        initial_backoff_ms = 200\nmax_backoff_secs = 1\n"
         .to_owned();
@@ -196,7 +198,17 @@ fn deliveries(server: &VaaniServer) -> Vec<Value> {
 
 #[test]
 fn a_call_sends_signed_started_ended_and_analyzed_events() {
-    let server = server();
+    signed_events(None);
+}
+
+#[test]
+fn on_postgresql_a_call_sends_signed_started_ended_and_analyzed_events() {
+    let db = PostgresDatabase::create();
+    signed_events(Some(&db));
+}
+
+fn signed_events(postgres: Option<&PostgresDatabase>) {
+    let server = server(postgres);
     let port = free_port();
     let receiver = Receiver::start(port);
     let (_, secret) = register(&server, port, &[]);
@@ -268,7 +280,17 @@ fn a_call_sends_signed_started_ended_and_analyzed_events() {
 
 #[test]
 fn an_outage_is_retried_and_pending_deliveries_survive_a_crash() {
-    let mut server = server();
+    outage_and_crash(None);
+}
+
+#[test]
+fn on_postgresql_an_outage_is_retried_and_pending_deliveries_survive_a_crash() {
+    let db = PostgresDatabase::create();
+    outage_and_crash(Some(&db));
+}
+
+fn outage_and_crash(postgres: Option<&PostgresDatabase>) {
+    let mut server = server(postgres);
     let port = free_port(); // nothing listens there yet: connections are refused
     register(&server, port, &["call.started", "call.ended"]);
     call(&server);
