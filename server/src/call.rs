@@ -476,17 +476,43 @@ pub async fn run_outbound_call(
 /// A text-to-speech job, queued in the order the plugin said things.
 struct SpeechJob {
     playback: u64,
-    text: String,
-    voice: Option<String>,
-    language: Option<String>,
+    source: SpeechSource,
 }
 
-/// A finished text-to-speech job.
+/// Where a queued playback's audio comes from.
+enum SpeechSource {
+    /// Text for the text-to-speech engine.
+    Text {
+        text: String,
+        voice: Option<String>,
+        language: Option<String>,
+    },
+    /// One of the tenant's audio assets, by name (`play-asset`).
+    Asset(String),
+}
+
+/// A finished text-to-speech job (or asset load).
 struct SpeechDone {
     playback: u64,
-    audio: Result<SynthesizedAudio, vaani_speech::SpeechError>,
+    audio: Result<SynthesizedAudio, PlaybackAudioError>,
     /// Time the engine took.
     synthesis: Duration,
+    /// Whether the audio came from the text-to-speech engine (metered as a reply).
+    spoken: bool,
+}
+
+/// Why a queued playback has no audio.
+#[derive(Debug, thiserror::Error)]
+enum PlaybackAudioError {
+    /// Text-to-speech failed.
+    #[error(transparent)]
+    Speech(#[from] vaani_speech::SpeechError),
+    /// The tenant has no asset of that name.
+    #[error("the tenant has no asset named {0:?}")]
+    MissingAsset(String),
+    /// The asset could not be read.
+    #[error("reading asset {asset:?}: {detail}")]
+    AssetStore { asset: String, detail: String },
 }
 
 /// Caller audio of one utterance waiting for speech-to-text.
@@ -1402,29 +1428,65 @@ impl Call {
         let Some(job) = self.speech_queue.pop_front() else {
             return;
         };
-        let tts = self.state.tts.clone();
-        self.meter.tts_text_sent(tts.name(), &job.text);
         let done_tx = self.speech_done_tx.clone();
         let playback = job.playback;
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let audio = tts
-                .synthesize(SpeechRequest {
-                    text: job.text,
-                    voice: job.voice,
-                    language: job.language,
-                    sample_rate: 8000,
+        let task = match job.source {
+            SpeechSource::Text {
+                text,
+                voice,
+                language,
+            } => {
+                let tts = self.state.tts.clone();
+                self.meter.tts_text_sent(tts.name(), &text);
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let audio = tts
+                        .synthesize(SpeechRequest {
+                            text,
+                            voice,
+                            language,
+                            sample_rate: 8000,
+                        })
+                        .await
+                        .map_err(PlaybackAudioError::from);
+                    let synthesis = started.elapsed();
+                    let _ = done_tx
+                        .send(SpeechDone {
+                            playback,
+                            audio,
+                            synthesis,
+                            spoken: true,
+                        })
+                        .await;
                 })
-                .await;
-            let synthesis = started.elapsed();
-            let _ = done_tx
-                .send(SpeechDone {
-                    playback,
-                    audio,
-                    synthesis,
+            }
+            SpeechSource::Asset(asset) => {
+                let store = self.state.store.clone();
+                let tenant = self.tenant.id.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let audio = match store.asset_audio(&tenant, &asset).await {
+                        Ok(Some(pcm8k)) if !pcm8k.is_empty() => Ok(SynthesizedAudio {
+                            sample_rate: 8000,
+                            samples: Arc::from(pcm8k),
+                        }),
+                        Ok(_) => Err(PlaybackAudioError::MissingAsset(asset)),
+                        Err(error) => Err(PlaybackAudioError::AssetStore {
+                            asset,
+                            detail: error.to_string(),
+                        }),
+                    };
+                    let _ = done_tx
+                        .send(SpeechDone {
+                            playback,
+                            audio,
+                            synthesis: started.elapsed(),
+                            spoken: false,
+                        })
+                        .await;
                 })
-                .await;
-        });
+            }
+        };
         self.speech_in_flight = Some((playback, task));
     }
 
@@ -1542,7 +1604,9 @@ impl Call {
         if let Some(&interruptible) = self.pending_playbacks.get(&done.playback) {
             match done.audio {
                 Ok(audio) => {
-                    self.meter.tts_audio_ready(done.playback, done.synthesis);
+                    if done.spoken {
+                        self.meter.tts_audio_ready(done.playback, done.synthesis);
+                    }
                     tracing::debug!(
                         playback = done.playback,
                         interruptible,
@@ -1560,9 +1624,14 @@ impl Call {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!("text-to-speech failed: {error}");
+                    let kind = match &error {
+                        PlaybackAudioError::Speech(_) => "tts.error",
+                        PlaybackAudioError::MissingAsset(_) => "asset.missing",
+                        PlaybackAudioError::AssetStore { .. } => "asset.error",
+                    };
+                    tracing::warn!(kind, "no audio to play: {error}");
                     let at = self.media_ms();
-                    self.record_event(at, "tts.error", &error.to_string()).await;
+                    self.record_event(at, kind, &error.to_string()).await;
                     self.playback_over(done.playback);
                 }
             }
@@ -2009,9 +2078,11 @@ impl Call {
         // The queue is bounded by the plugin's per-call `say` quota.
         self.speech_queue.push_back(SpeechJob {
             playback,
-            text,
-            voice,
-            language,
+            source: SpeechSource::Text {
+                text,
+                voice,
+                language,
+            },
         });
         self.pump_speech();
     }
@@ -2029,17 +2100,20 @@ impl Call {
                 self.queue_speech(id, text, voice, language, interruptible)
                     .await;
             }
-            Action::PlayAsset { id, asset_id, .. } => {
+            Action::PlayAsset {
+                id,
+                asset_id,
+                interruptible,
+            } => {
+                // In the speech queue, so it plays in order with what was said before it.
                 let at = self.media_ms();
-                self.record_event(
-                    at,
-                    "plugin.unsupported",
-                    &format!("play-asset {asset_id}: assets are not available yet"),
-                )
-                .await;
-                if id < HOST_PLAYBACK_BASE {
-                    self.queued_events.push_back(Event::PlaybackFinished(id));
-                }
+                self.record_event(at, "asset.play", &asset_id).await;
+                self.pending_playbacks.insert(id, interruptible);
+                self.speech_queue.push_back(SpeechJob {
+                    playback: id,
+                    source: SpeechSource::Asset(asset_id),
+                });
+                self.pump_speech();
             }
             Action::StopPlayback(id) => {
                 // The host's own audio (warnings, spoken parts) is not the plugin's to stop.

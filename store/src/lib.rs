@@ -1,5 +1,5 @@
 //! Persistence for vaani: tenants, their API keys, trunks, phone numbers, plugin versions,
-//! webhook endpoints and deliveries, callers, calls and
+//! webhook endpoints and deliveries, audio assets, knowledge items, callers, calls and
 //! everything recorded during a call (transcript, extractions, events, turn latency, cost
 //! ledger, summary and sentiment), plus a per-tenant key-value store for plugins, and each
 //! caller's call history for greeting a returning caller.
@@ -36,6 +36,7 @@ macro_rules! with_pool {
 mod conditions;
 mod analytics;
 mod api_keys;
+mod assets;
 mod callers;
 mod calls;
 mod connect;
@@ -43,6 +44,7 @@ mod erasure;
 mod error;
 mod extractions;
 mod history;
+mod knowledge;
 mod kv;
 mod node;
 mod numbers;
@@ -55,6 +57,7 @@ mod webhooks;
 
 pub use analytics::{Analytics, AnalyticsFilter};
 pub use api_keys::{API_KEY_PREFIX, ApiKey};
+pub use assets::Asset;
 pub use callers::{Caller, CallerFilter};
 pub use calls::{
     CallDetail, CallDirection, CallEvent, CallFilter, CallOutcome, CallRecord, CallReport,
@@ -66,6 +69,7 @@ pub use erasure::{CallerErasure, REDACTED_CALLER};
 pub use error::StoreError;
 pub use extractions::{ExtractionFilter, ListedExtraction};
 pub use history::{MAX_RECENT_CALLS, PastCall, PastExtraction, Sentiment};
+pub use knowledge::{KnowledgeItem, KnowledgeUpdate};
 pub use numbers::PhoneNumber;
 pub use page::{Cursor, InvalidCursor, Page};
 pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};

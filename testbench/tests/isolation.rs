@@ -3,8 +3,8 @@
 //! tenant's key on the other tenant's resource must answer as if it did not exist (`404`),
 //! change nothing, and lists must never show the other tenant's rows.
 //!
-//! Plugins (uploaded and activated), webhook endpoints and their delivery logs are in the
-//! matrix too. To extend it (callers, …): give [`Owned`] the new resource's
+//! Plugins (uploaded and activated), webhook endpoints and their delivery logs, audio assets
+//! and knowledge items are in the matrix too. To extend it (callers, …): give [`Owned`] the new resource's
 //! id, create it in [`create_tenant_with_resources`], add rows to [`foreign_requests`] (reads,
 //! changes and deletes of another tenant's resource) and to [`lists`], and check in
 //! [`assert_resources_intact`] that the refused requests left it alone.
@@ -31,6 +31,10 @@ struct Owned {
     plugin_id: String,
     /// A webhook endpoint of the tenant (with a delivery pending for its call).
     webhook_id: String,
+    /// The name of an audio asset of the tenant.
+    asset: String,
+    /// A knowledge item of the tenant.
+    knowledge_id: String,
 }
 
 /// One request a tenant's key makes against the *other* tenant's resource, and the answer
@@ -177,6 +181,65 @@ fn foreign_requests() -> Vec<ForeignRequest> {
             status: 404,
             code: "unknown_tenant",
         },
+        // Assets: by name in the key's own tenant (it has none of that name), and naming the
+        // owner.
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/assets/{}", o.asset),
+            body: none,
+            status: 404,
+            code: "asset_not_found",
+        },
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/assets/{}?tenant={}", o.asset, o.tenant),
+            body: none,
+            status: 404,
+            code: "asset_not_found",
+        },
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/assets/{}/audio?tenant={}", o.asset, o.tenant),
+            body: none,
+            status: 404,
+            code: "asset_not_found",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/assets/{}?tenant={}", o.asset, o.tenant),
+            body: none,
+            status: 404,
+            code: "asset_not_found",
+        },
+        // Knowledge.
+        ForeignRequest {
+            method: "GET",
+            path: |o| format!("/api/v1/knowledge/{}", o.knowledge_id),
+            body: none,
+            status: 404,
+            code: "knowledge_not_found",
+        },
+        ForeignRequest {
+            method: "PATCH",
+            path: |o| format!("/api/v1/knowledge/{}", o.knowledge_id),
+            body: |_| Some(json!({ "content": "taken over" })),
+            status: 404,
+            code: "knowledge_not_found",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |o| format!("/api/v1/knowledge/{}", o.knowledge_id),
+            body: none,
+            status: 404,
+            code: "knowledge_not_found",
+        },
+        ForeignRequest {
+            method: "POST",
+            path: |_| "/api/v1/knowledge".to_owned(),
+            body: |o| Some(json!({ "title": "x", "content": "y", "tenant": o.tenant })),
+            status: 404,
+            code: "unknown_tenant",
+        },
     ]
 }
 
@@ -232,6 +295,18 @@ fn lists() -> Vec<List> {
             field: "deliveries",
             id_field: "endpoint_id",
             own_id: |o| o.webhook_id.clone(),
+        },
+        List {
+            path: "/api/v1/assets",
+            field: "assets",
+            id_field: "id",
+            own_id: |o| o.asset.clone(),
+        },
+        List {
+            path: "/api/v1/knowledge",
+            field: "items",
+            id_field: "id",
+            own_id: |o| o.knowledge_id.clone(),
         },
     ]
 }
@@ -297,6 +372,18 @@ fn create_tenant_with_resources(
     );
     assert_eq!(status, 201, "{body}");
     let webhook_id = body["id"].as_str().expect("webhook id").to_owned();
+    // An audio asset and a knowledge item.
+    let asset = format!("{id}-greeting");
+    let (status, body) = put_wav(server, &key, &asset);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server.api_request(
+        "POST",
+        "/api/v1/knowledge",
+        &key,
+        Some(&json!({ "title": "Hours", "content": format!("{id} opens at 9") })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let knowledge_id = body["id"].as_str().expect("item id").to_owned();
 
     let call_id = vaani_store::new_id();
     let wav = server.dir.path().join(format!("{id}.wav"));
@@ -336,7 +423,43 @@ fn create_tenant_with_resources(
         call_id,
         plugin_id,
         webhook_id,
+        asset,
+        knowledge_id,
     }
+}
+
+/// PUTs a short WAV as asset `name` with `key`.
+fn put_wav(server: &VaaniServer, key: &str, name: &str) -> (u16, Value) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = std::io::Cursor::new(Vec::new());
+    {
+        let mut writer = hound::WavWriter::new(&mut wav, spec).expect("a WAV writer");
+        for i in 0..800 {
+            writer
+                .write_sample(((i % 40) * 400) as i16)
+                .expect("a sample");
+        }
+        writer.finalize().expect("the WAV");
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .put(format!("{}/api/v1/assets/{name}", server.http_base()))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "audio/wav")
+        .send(&wav.into_inner()[..])
+        .unwrap_or_else(|e| panic!("PUT asset {name}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Uploads `plugins/dist/<name>.wasm` with `key`; returns the status and the answer.
@@ -411,6 +534,26 @@ fn assert_resources_intact(server: &VaaniServer, owner: &Owned) {
         listed_ids(&webhooks, "webhooks", "id"),
         std::slice::from_ref(&owner.webhook_id),
         "the webhook is still there, and no other was added"
+    );
+    let (status, asset) = server.api_request(
+        "GET",
+        &format!("/api/v1/assets/{}", owner.asset),
+        &owner.key,
+        None,
+    );
+    assert_eq!(status, 200, "{asset}");
+    assert_eq!(asset["duration_ms"], json!(100));
+    let (status, item) = server.api_request(
+        "GET",
+        &format!("/api/v1/knowledge/{}", owner.knowledge_id),
+        &owner.key,
+        None,
+    );
+    assert_eq!(status, 200, "{item}");
+    assert_eq!(
+        item["content"],
+        json!(format!("{} opens at 9", owner.tenant)),
+        "unchanged"
     );
 }
 

@@ -26,12 +26,16 @@
 //! and `/api/v1/webhooks/deliveries` is its delivery log ([`webhooks`]; delivery itself is
 //! `crate::webhooks`).
 //!
+//! `/api/v1/assets` keeps a tenant's audio prompts (WAV uploads, converted once to 8 kHz,
+//! played by `play-asset`; [`assets`]) and `/api/v1/knowledge` its reference texts
+//! ([`knowledge`]).
+//!
 //! `/api/v1/plugins` takes a tenant's plugin uploads (compiled in a resource-limited child),
 //! lists its versions, activates one and rolls back ([`plugins`]).
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
 //! OpenAPI document), [`calls`], [`recordings`], [`callers`], [`extractions`], [`analytics`],
-//! [`plugins`], [`tenants`], [`keys`], [`numbers`], [`webhooks`]. [`params`] parses the query parameters
+//! [`plugins`], [`tenants`], [`keys`], [`numbers`], [`webhooks`], [`assets`], [`knowledge`]. [`params`] parses the query parameters
 //! they share (times, cursors, statuses, numbers), [`auth`] checks the bearer key and maps it
 //! to a scope, [`extract`] wraps axum's extractors and [`error`] shapes every error answer as
 //! JSON.
@@ -54,6 +58,7 @@ use vaani_store::{CallFilter, Store};
 use crate::metrics::Metrics;
 
 mod analytics;
+mod assets;
 mod auth;
 mod callers;
 mod calls;
@@ -62,6 +67,7 @@ mod extract;
 mod extractions;
 mod health;
 mod keys;
+mod knowledge;
 mod numbers;
 mod openapi;
 mod params;
@@ -145,6 +151,29 @@ fn endpoints() -> Vec<Endpoint> {
             extractions::list_extractions,
         ),
         Endpoint::new(Method::GET, "/api/v1/analytics", analytics::analytics),
+        Endpoint::new(Method::GET, "/api/v1/assets", assets::list_assets),
+        Endpoint::new(Method::GET, "/api/v1/assets/{id}", assets::get_asset),
+        Endpoint::new(Method::PUT, "/api/v1/assets/{id}", assets::put_asset)
+            .body_limit(assets::MAX_ASSET_UPLOAD_BYTES),
+        Endpoint::new(Method::DELETE, "/api/v1/assets/{id}", assets::delete_asset),
+        Endpoint::new(
+            Method::GET,
+            "/api/v1/assets/{id}/audio",
+            assets::get_asset_audio,
+        ),
+        Endpoint::new(Method::GET, "/api/v1/knowledge", knowledge::list_items),
+        Endpoint::new(Method::POST, "/api/v1/knowledge", knowledge::create_item),
+        Endpoint::new(Method::GET, "/api/v1/knowledge/{id}", knowledge::get_item),
+        Endpoint::new(
+            Method::PATCH,
+            "/api/v1/knowledge/{id}",
+            knowledge::update_item,
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            "/api/v1/knowledge/{id}",
+            knowledge::delete_item,
+        ),
         Endpoint::new(Method::GET, "/api/v1/webhooks", webhooks::list_webhooks),
         Endpoint::new(Method::POST, "/api/v1/webhooks", webhooks::create_webhook),
         Endpoint::new(
