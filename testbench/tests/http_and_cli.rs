@@ -136,3 +136,77 @@ trunk = "nowhere"
         assert!(report.contains(key), "no error for {key} in:\n{report}");
     }
 }
+
+/// Every `/api/v1` operation the served OpenAPI document lists refuses a request without a
+/// key, or with a wrong or revoked-looking one, with `401 unauthorized` (JSON body and
+/// `WWW-Authenticate: Bearer`) before looking at anything else, and answers the operator key
+/// with something other than 401.
+#[test]
+fn every_documented_api_operation_requires_a_key() {
+    let server = VaaniServer::start(&ServerSpec::demo());
+    let (status, body) = server
+        .http_get("/api/v1/openapi.json", None)
+        .expect("openapi");
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("the OpenAPI document");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+            continue;
+        }
+        // Any value fits a path parameter for the authentication check.
+        let concrete = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in operations.as_object().expect("operations").keys() {
+            for key in [
+                None,
+                Some("wrong-key"),
+                Some("vk_00000000_notarealkeyatall"),
+            ] {
+                let mut request = ureq::http::Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(format!("{}{concrete}", server.http_base()));
+                if let Some(key) = key {
+                    request = request.header("Authorization", format!("Bearer {key}"));
+                }
+                let mut response = agent
+                    .run(request.body(()).expect("a request"))
+                    .unwrap_or_else(|e| panic!("{method} {concrete}: {e}"));
+                let what = format!("{method} {concrete} with {key:?}");
+                assert_eq!(response.status().as_u16(), 401, "{what}");
+                assert_eq!(
+                    response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("Bearer"),
+                    "{what}"
+                );
+                let body: Value =
+                    serde_json::from_str(&response.body_mut().read_to_string().unwrap())
+                        .unwrap_or_else(|e| panic!("{what}: not JSON ({e})"));
+                assert_eq!(body["error"]["code"], "unauthorized", "{what}: {body}");
+            }
+            let request = ureq::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(format!("{}{concrete}", server.http_base()))
+                .header("Authorization", format!("Bearer {OPERATOR_KEY}"));
+            let mut response = agent
+                .run(request.body(()).expect("a request"))
+                .unwrap_or_else(|e| panic!("{method} {concrete}: {e}"));
+            let status = response.status().as_u16();
+            let _ = response.body_mut().read_to_vec();
+            assert_ne!(status, 401, "{method} {concrete} refused the operator key");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations were checked");
+}
