@@ -4,7 +4,9 @@
 #[macro_use]
 mod common;
 
-use vaani_store::{KnowledgeUpdate, Store, StoreError, Tenant, TenantStatus};
+use common::add_tenants;
+
+use vaani_store::{KnowledgeUpdate, Store, StoreError};
 
 on_sqlite_and_postgres!(
     an_asset_round_trips_and_is_replaced_in_place,
@@ -12,20 +14,6 @@ on_sqlite_and_postgres!(
     knowledge_items_are_added_changed_filtered_and_deleted,
     knowledge_items_belong_to_their_tenant,
 );
-
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 /// `ms` milliseconds of an 8 kHz ramp that uses the whole 16-bit range (both signs).
 fn audio(ms: usize) -> Vec<i16> {

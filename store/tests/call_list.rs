@@ -3,11 +3,13 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use std::collections::BTreeSet;
 
 use vaani_store::{
     CallDirection, CallFilter, CallOutcome, CallRecord, CallStatus, Cursor, NewCall, Scope, Store,
-    Tenant, TenantStatus, new_id,
+    new_id,
 };
 
 on_sqlite_and_postgres!(
@@ -16,21 +18,6 @@ on_sqlite_and_postgres!(
     a_tenant_scope_always_holds,
     a_cursor_past_the_end_gives_an_empty_last_page,
 );
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 /// Inserts a call and returns its id.
 async fn add_call(

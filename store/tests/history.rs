@@ -3,10 +3,12 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use serde_json::json;
 use vaani_store::{
     CallDirection, CallOutcome, CallStatus, MAX_RECENT_CALLS, NewCall, PastCall, Scope, Sentiment,
-    Store, StoreError, Tenant, TenantStatus, new_id,
+    Store, StoreError, new_id,
 };
 
 on_sqlite_and_postgres!(
@@ -19,21 +21,6 @@ on_sqlite_and_postgres!(
 
 const ASHA: &str = "+919800000001";
 const RAVI: &str = "+919800000002";
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 /// Inserts a ringing call from `caller` to tenant `tenant_id`; returns its id.
 async fn call_from(store: &Store, tenant_id: &str, caller: &str, started_at_ms: i64) -> String {

@@ -4,9 +4,9 @@
 #[macro_use]
 mod common;
 
-use vaani_store::{
-    NewPlugin, PluginArtifact, PluginBytes, Scope, Store, StoreError, Tenant, TenantStatus,
-};
+use common::add_tenants;
+
+use vaani_store::{NewPlugin, PluginArtifact, PluginBytes, Scope, Store, StoreError};
 
 fn tenant(id: &str) -> Scope {
     Scope::Tenant(id.to_owned())
@@ -21,21 +21,6 @@ on_sqlite_and_postgres!(
     a_plugin_needs_an_existing_tenant,
     a_tenant_without_plugins_has_none_active,
 );
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 /// A plugin of `tenant_id` whose bytes are `wasm`.
 fn plugin(tenant_id: &str, wasm: &[u8]) -> NewPlugin {

@@ -4,11 +4,12 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use serde_json::json;
 use vaani_store::{
     AnalyticsFilter, CallDirection, CallOutcome, CallReport, CallStatus, CallTurn, CallerFilter,
-    Cursor, ExtractionFilter, NewCall, NewTranscriptLine, Recording, Scope, Speaker, Store, Tenant,
-    TenantStatus, new_id,
+    Cursor, ExtractionFilter, NewCall, NewTranscriptLine, Recording, Scope, Speaker, Store, new_id,
 };
 
 on_sqlite_and_postgres!(
@@ -18,21 +19,6 @@ on_sqlite_and_postgres!(
     analytics_add_up_the_period,
     analytics_of_nothing_are_zeros,
 );
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 /// Inserts a ringing call and returns its id.
 async fn add_call(store: &Store, tenant_id: &str, started_at_ms: i64, caller: &str) -> String {

@@ -3,9 +3,10 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use vaani_store::{
-    CallDirection, CallFilter, CallStatus, NewCall, Recording, Scope, Store, StoreError, Tenant,
-    TenantStatus, new_id,
+    CallDirection, CallFilter, CallStatus, NewCall, Recording, Scope, Store, StoreError, new_id,
 };
 
 on_sqlite_and_postgres!(
@@ -14,21 +15,6 @@ on_sqlite_and_postgres!(
     retention_lists_a_tenants_old_recordings_and_deletes_them,
     recordings_are_listed_newest_first_within_the_scope,
 );
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 async fn call(store: &Store, tenant_id: &str) -> String {
     let id = new_id();

@@ -3,6 +3,8 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use serde_json::json;
 use vaani_store::{
     CallDirection, CallOutcome, CallReport, CallStatus, CallTurn, NewCall, Scope, Store,
@@ -15,21 +17,6 @@ on_sqlite_and_postgres!(
     another_tenants_report_is_refused_and_writes_nothing,
     a_failed_turn_insert_rolls_the_whole_report_back,
 );
-
-/// Stores tenants `a` and `b`.
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 async fn answered_call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
     let id = new_id();

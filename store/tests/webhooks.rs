@@ -4,9 +4,11 @@
 #[macro_use]
 mod common;
 
+use common::add_tenants;
+
 use vaani_store::{
     CallDirection, CallOutcome, CallReport, CallStatus, DeliveryStatus, NewCall, Scope, Sentiment,
-    Store, StoreError, Tenant, TenantStatus, WebhookDelivery, WebhookEventType, new_id,
+    Store, StoreError, WebhookDelivery, WebhookEventType, new_id,
 };
 
 use WebhookEventType::{CallAnalyzed, CallEnded, CallStarted};
@@ -24,20 +26,6 @@ on_sqlite_and_postgres!(
     deleting_an_endpoint_drops_its_deliveries,
     a_restarted_node_releases_only_its_own_leases,
 );
-
-async fn add_tenants(store: &Store) {
-    for id in ["a", "b"] {
-        store
-            .upsert_tenant(&Tenant {
-                id: id.to_owned(),
-                name: format!("Tenant {id}"),
-                status: TenantStatus::Active,
-                created_at_ms: 1_000,
-            })
-            .await
-            .unwrap();
-    }
-}
 
 async fn call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
     let id = new_id();

@@ -190,9 +190,7 @@ pub(super) async fn get_asset(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .tenant_to_act_for(query.tenant)
-        .map_err(|e| hide(&caller, e, &id))?;
+    let tenant = asset_tenant(&caller, query.tenant, &id)?;
     match state
         .store
         .get_asset(&tenant, &id)
@@ -211,9 +209,7 @@ pub(super) async fn get_asset_audio(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .tenant_to_act_for(query.tenant)
-        .map_err(|e| hide(&caller, e, &id))?;
+    let tenant = asset_tenant(&caller, query.tenant, &id)?;
     let pcm8k = state
         .store
         .asset_audio(&tenant, &id)
@@ -244,9 +240,7 @@ pub(super) async fn delete_asset(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller
-        .tenant_to_act_for(query.tenant)
-        .map_err(|e| hide(&caller, e, &id))?;
+    let tenant = asset_tenant(&caller, query.tenant, &id)?;
     match state.store.delete_asset(&tenant, &id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(StoreError::NotFound { .. }) => Err(asset_not_found(&id)),
@@ -254,12 +248,15 @@ pub(super) async fn delete_asset(
     }
 }
 
-/// A tenant key naming another tenant is answered as if the asset did not exist.
-fn hide(caller: &Caller, error: ApiError, id: &str) -> ApiError {
-    match caller.scope {
-        vaani_store::Scope::Tenant(_) => asset_not_found(id),
-        vaani_store::Scope::Operator => error,
-    }
+/// The tenant whose asset `id` a request names: [`Caller::tenant_to_act_for`], except that a
+/// tenant key naming another tenant is answered as if the asset did not exist.
+fn asset_tenant(caller: &Caller, named: Option<String>, id: &str) -> Result<String, ApiError> {
+    caller
+        .tenant_to_act_for(named)
+        .map_err(|error| match caller.scope {
+            vaani_store::Scope::Tenant(_) => asset_not_found(id),
+            vaani_store::Scope::Operator => error,
+        })
 }
 
 #[cfg(test)]

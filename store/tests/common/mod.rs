@@ -167,3 +167,18 @@ macro_rules! on_sqlite_and_postgres {
         }
     };
 }
+
+/// Stores tenants `a` and `b` (active, created at 1 s).
+pub async fn add_tenants(store: &Store) {
+    for id in ["a", "b"] {
+        store
+            .upsert_tenant(&vaani_store::Tenant {
+                id: id.to_owned(),
+                name: format!("Tenant {id}"),
+                status: vaani_store::TenantStatus::Active,
+                created_at_ms: 1_000,
+            })
+            .await
+            .unwrap();
+    }
+}
