@@ -177,10 +177,12 @@ impl Config {
     }
 
     /// The configuration as TOML with secrets (`http.operator_key`) replaced
-    /// by `<redacted>`, for logs and `check-config` output.
+    /// by `<redacted>` and any password in the store URL by `***`, for logs and `check-config`
+    /// output.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.http.operator_key = http::REDACTED.to_owned();
+        shown.store.url = store::redact_password(&shown.store.url);
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# configuration cannot be shown as TOML: {e}\n"))
     }

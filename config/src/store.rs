@@ -41,6 +41,40 @@ pub(crate) struct RawStore {
     node_id: Option<String>,
 }
 
+/// `url` with any password in it (`scheme://user:PASSWORD@host`, `?password=…`) replaced by
+/// `***`, for messages and `check-config` output.
+pub(crate) fn redact_password(url: &str) -> String {
+    let mut shown = url.to_owned();
+    if let Some(scheme_end) = shown.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = shown[authority_start..]
+            .find(['/', '?', '#'])
+            .map_or(shown.len(), |i| authority_start + i);
+        if let Some(at) = shown[authority_start..authority_end].rfind('@') {
+            let userinfo = &shown[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let password_start = authority_start + colon + 1;
+                shown.replace_range(password_start..authority_start + at, "***");
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(found) = shown[from..].to_ascii_lowercase().find("password=") {
+        let value_start = from + found + "password=".len();
+        let before = shown[..from + found].chars().last();
+        if matches!(before, Some('?' | '&')) {
+            let value_end = shown[value_start..]
+                .find(['&', '#'])
+                .map_or(shown.len(), |i| value_start + i);
+            shown.replace_range(value_start..value_end, "***");
+            from = value_start + 3;
+        } else {
+            from = value_start;
+        }
+    }
+    shown
+}
+
 impl Default for RawStore {
     fn default() -> Self {
         RawStore {
@@ -80,7 +114,7 @@ impl RawStore {
         } else {
             c.push(ConfigError::UnsupportedStoreUrl {
                 key: "store.url".to_owned(),
-                url: url.to_owned(),
+                url: redact_password(url),
             });
             url.to_owned()
         };
@@ -100,6 +134,35 @@ impl RawStore {
             url: resolved,
             recordings_dir,
             node_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_in_store_urls_are_hidden() {
+        assert_eq!(
+            redact_password("postgres://vaani:s3cr%40t@db.internal:5432/vaani"),
+            "postgres://vaani:***@db.internal:5432/vaani"
+        );
+        assert_eq!(
+            redact_password("postgres://db/vaani?user=v&password=hunter2&sslmode=require"),
+            "postgres://db/vaani?user=v&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_password("mysql://root:pw@host/db?PASSWORD=x"),
+            "mysql://root:***@host/db?PASSWORD=***"
+        );
+        for unchanged in [
+            "postgres://vaani@db/vaani",
+            "sqlite://data/vaani.db",
+            "sqlite:",
+            "postgres://db/a?nopassword=1",
+        ] {
+            assert_eq!(redact_password(unchanged), unchanged);
         }
     }
 }

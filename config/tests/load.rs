@@ -956,3 +956,22 @@ fn webhook_delivery_settings_are_checked() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn the_store_password_never_shows() {
+    let text = format!("{MINIMAL}\n[store]\nurl = \"postgres://vaani:hunter2@db/vaani\"\n");
+    let config = parse(&text).expect("a PostgreSQL URL");
+    assert_eq!(config.store.url, "postgres://vaani:hunter2@db/vaani");
+    let shown = config.to_redacted_toml();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("postgres://vaani:***@db/vaani"), "{shown}");
+
+    let text = format!("{MINIMAL}\n[store]\nurl = \"mysql://root:hunter2@db/vaani\"\n");
+    let lines = error_lines(&parse(&text).unwrap_err());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("store.url: unsupported store URL"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains("hunter2"), "{lines:?}");
+}
