@@ -57,7 +57,7 @@ async fn a_store_url_can_require_tls() {
         let _ = admin.close().await;
     } else {
         // A server without TLS refuses sslmode=require: the error says so.
-        let error = connected.err().expect("sslmode=require without server TLS");
+        let error = connected.expect_err("sslmode=require without server TLS");
         let shown = error.to_string().to_lowercase();
         assert!(shown.contains("ssl") || shown.contains("tls"), "{shown}");
     }
