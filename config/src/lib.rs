@@ -63,7 +63,10 @@ pub use sip::SipConfig;
 pub use source::{ENV_PREFIX, ENV_SEPARATOR};
 pub use speech::{CLOUD_SPEECH_ENGINES, STT_ENGINES, SpeechConfig, TTS_ENGINES};
 pub use store::{MAX_NODE_ID_LEN, StoreConfig};
-pub use tenant::{DEFAULT_FALLBACK_TEXT, TenantConfig, is_e164, resolve_transfer_target};
+pub use tenant::{
+    DEFAULT_FALLBACK_TEXT, NOT_SETTINGS, TenantConfig, TenantIdentity, check_tenant_settings,
+    is_e164, resolve_transfer_target,
+};
 pub use trunk::{EXOTEL_SIGNALLING, TWILIO_MEDIA, TWILIO_SIGNALLING, TrunkConfig, TrunkProfile};
 pub use turns::TurnsConfig;
 pub use vad::VadConfig;

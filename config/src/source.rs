@@ -147,7 +147,8 @@ pub(crate) fn env_key(name: &str) -> Option<String> {
     Some(rest.to_ascii_lowercase().replace(ENV_SEPARATOR, "."))
 }
 
-fn section<T: DeserializeOwned>(
+/// Deserializes the table `value` found at `key`, recording shape errors with their key paths.
+pub(crate) fn section<T: DeserializeOwned>(
     errors: &mut Vec<ConfigError>,
     key: &str,
     value: &Value,

@@ -111,6 +111,92 @@ fn is_transfer_uri(uri: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'))
 }
 
+/// Keys of a `[[tenants]]` entry that are not settings: a tenant kept in the database has
+/// its id and name in its row, claims its numbers (`/api/v1/numbers`, each with its trunk) and
+/// uploads its plugin (`/api/v1/plugins`).
+pub const NOT_SETTINGS: [&str; 5] = ["id", "name", "numbers", "trunk", "plugin"];
+
+/// Who a tenant kept in the database is and where its calls arrive: everything of a
+/// [`TenantConfig`] that its settings do not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantIdentity {
+    /// The tenant id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The trunk its calls arrive over and its outbound calls leave by.
+    pub trunk: String,
+    /// Its numbers (E.164), the default caller id first.
+    pub numbers: Vec<String>,
+}
+
+impl TenantConfig {
+    /// A tenant kept in the database: `identity` plus its settings, a JSON object with the
+    /// keys of a `[[tenants]]` entry except [`NOT_SETTINGS`] (`fallback_text`, `ring_ms`,
+    /// `plugin_config`, `turns`, `sandbox`, `llm`, `http`, `transfer_targets`, `recording`,
+    /// …). The settings are checked exactly as `[[tenants]]` entries of the file are, and
+    /// every key left out takes its default (`{}` is a valid tenant). `server_limits` are the
+    /// `[sandbox]` limits, which the settings may only lower.
+    ///
+    /// On error, every problem found, one message each, with its key path under `settings.`
+    /// (`settings.ring_ms: 70000 is out of range …`).
+    pub fn from_settings_json(
+        identity: TenantIdentity,
+        settings: &serde_json::Value,
+        server_limits: &SandboxLimits,
+    ) -> Result<TenantConfig, Vec<String>> {
+        let Some(object) = settings.as_object() else {
+            return Err(vec!["settings: must be a JSON object".to_owned()]);
+        };
+        let mut messages = Vec::new();
+        let mut raw = object.clone();
+        for key in NOT_SETTINGS {
+            if raw.remove(key).is_some() {
+                messages.push(format!(
+                    "settings.{key}: not a setting (a tenant's id and name are its own fields, \
+                     numbers are claimed with /api/v1/numbers and plugins uploaded with \
+                     /api/v1/plugins)"
+                ));
+            }
+        }
+        raw.insert("id".to_owned(), identity.id.into());
+        raw.insert("name".to_owned(), identity.name.into());
+        raw.insert("trunk".to_owned(), identity.trunk.into());
+        raw.insert("numbers".to_owned(), identity.numbers.into());
+        let value = match figment::value::Value::serialize(&raw) {
+            Ok(value) => value,
+            Err(error) => return Err(vec![format!("settings: {error}")]),
+        };
+        let mut errors = Vec::new();
+        let raw: Option<RawTenant> = crate::source::section(&mut errors, "settings", &value);
+        // Settings name no files, so nothing is resolved against a directory or checked on
+        // disk.
+        let mut checker = Checker::new(std::path::PathBuf::new(), false);
+        let tenant = raw.map(|raw| raw.check(&mut checker, "settings", server_limits));
+        errors.extend(checker.into_errors());
+        messages.extend(errors.iter().map(ToString::to_string));
+        match tenant {
+            Some(tenant) if messages.is_empty() => Ok(tenant),
+            _ => Err(messages),
+        }
+    }
+}
+
+/// Checks a tenant's settings JSON as [`TenantConfig::from_settings_json`] reads them; on
+/// error, every problem found.
+pub fn check_tenant_settings(
+    settings: &serde_json::Value,
+    server_limits: &SandboxLimits,
+) -> Result<(), Vec<String>> {
+    let identity = TenantIdentity {
+        id: "tenant".to_owned(),
+        name: "tenant".to_owned(),
+        trunk: "trunk".to_owned(),
+        numbers: Vec::new(),
+    };
+    TenantConfig::from_settings_json(identity, settings, server_limits).map(drop)
+}
+
 /// `[[tenants]]` as written.
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
