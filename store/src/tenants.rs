@@ -277,6 +277,22 @@ impl Store {
         .transpose()
     }
 
+    /// Every tenant with its settings, ordered by id: what the server routes calls to. By
+    /// nature not tenant-scoped: only the server itself calls it.
+    pub async fn list_tenants_with_settings(&self) -> Result<Vec<TenantWithSettings>, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query_as::<_, TenantWithSettingsRow>(
+                "SELECT id, name, status, created_at, settings_json FROM tenants ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("list_tenants_with_settings"))?
+        .into_iter()
+        .map(TenantWithSettings::try_from)
+        .collect()
+    }
+
     /// The tenant with this id, if any.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         with_pool!(self, pool => {

@@ -72,7 +72,7 @@ async fn create_get_list_tenants_with_settings(store: Store) {
     assert_eq!(store.get_tenant_with_settings("nope").await.unwrap(), None);
     assert_eq!(
         store.get_tenant("clinic").await.unwrap(),
-        Some(created.tenant)
+        Some(created.tenant.clone())
     );
     let ids: Vec<String> = store
         .list_tenants()
@@ -82,6 +82,9 @@ async fn create_get_list_tenants_with_settings(store: Store) {
         .map(|t| t.id)
         .collect();
     assert_eq!(ids, ["clinic", "echo"]);
+    // The server's routing reads every tenant with its settings.
+    let all = store.list_tenants_with_settings().await.unwrap();
+    assert_eq!(all, [created, echo]);
 }
 
 async fn creating_a_taken_tenant_id_is_a_conflict(store: Store) {
