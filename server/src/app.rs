@@ -34,7 +34,8 @@ use crate::egress::Egress;
 use crate::generation::LlmService;
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
-use crate::registry::{Registry, Snapshot};
+use crate::registry::Registry;
+use crate::registry_loader::RegistryLoader;
 use crate::turns::TurnSettings;
 
 /// A tenant as calls need it: its loaded plugin, limits and settings.
@@ -205,7 +206,20 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         ..HostConfig::default()
     })
     .context("starting the plugin host")?;
-    let tenants = load_tenants(&config, &plugins, &store).await?;
+    let compiler =
+        crate::plugin_compile::PluginCompiler::current_exe(compile_limits(&config.sandbox))
+            .context("finding this executable to compile plugins with")?;
+    // The database decides who takes which calls with which plugin (registry_loader.rs).
+    let routing = Arc::new(
+        RegistryLoader::new(
+            config.clone(),
+            store.clone(),
+            plugins.clone(),
+            Some(compiler.clone()),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    routing.load(true).await?;
 
     let media = MediaEngine::start(EngineConfig {
         bind_ip: config.media.bind_ip,
@@ -245,11 +259,8 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     } = SipDriver::start(sip_config).await.context("starting SIP")?;
     tracing::info!(?local_udp, ?local_tcp, ?local_tls, "SIP listening");
 
-    let registry = Arc::new(Registry::new(
-        Snapshot::from_config(&config, tenants).map_err(anyhow::Error::msg)?,
-    ));
     let state = Arc::new(AppState {
-        registry,
+        registry: routing.registry(),
         codecs: crate::call_media::codec_preference(&config),
         media_public_ip: config.media.public_ip,
         config,
@@ -276,13 +287,11 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         ready: Default::default(),
         dialer: Some(dial_tx),
         plugin_uploads: Some(crate::http::PluginUploads::new(
-            crate::plugin_compile::PluginCompiler::current_exe(compile_limits(
-                &state.config.sandbox,
-            ))
-            .context("finding this executable to compile plugin uploads with")?,
+            compiler,
             state.plugins.clone(),
         )),
         webhooks: state.config.webhooks,
+        routing: Some(routing),
     });
     let listener = tokio::net::TcpListener::bind(state.config.http.listen)
         .await
@@ -894,82 +903,6 @@ async fn seed_store(store: &Store, config: &Config) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn load_tenants(
-    config: &Config,
-    host: &PluginHost,
-    store: &Store,
-) -> Result<HashMap<String, Arc<TenantRuntime>>> {
-    let mut tenants = HashMap::new();
-    for tenant in &config.tenants {
-        let plugin = match &tenant.plugin {
-            Some(path) => {
-                let wasm = std::fs::read(path).with_context(|| {
-                    format!("tenants.{}: reading plugin {}", tenant.id, path.display())
-                })?;
-                let plugin = host.load(&wasm).with_context(|| {
-                    format!("tenants.{}: loading plugin {}", tenant.id, path.display())
-                })?;
-                tracing::info!(
-                    tenant_id = %tenant.id,
-                    plugin = %plugin.info.name,
-                    version = %plugin.info.version,
-                    hash = %plugin.content_hash,
-                    "plugin loaded"
-                );
-                Some(plugin)
-            }
-            None => {
-                tracing::warn!(tenant_id = %tenant.id, "no plugin configured: calls get the fallback");
-                None
-            }
-        };
-        let runtime = TenantRuntime {
-            id: tenant.id.clone(),
-            trunk: tenant.trunk.clone(),
-            numbers: tenant.numbers.clone(),
-            plugin,
-            limits: crate::call_media::plugin_limits(tenant),
-            kv: crate::tenant_kv::TenantKv::load(store.clone(), tenant.id.clone())
-                .await
-                .with_context(|| format!("tenants.{}: loading plugin key-value data", tenant.id))?,
-            fallback_text: tenant.fallback_text.clone(),
-            plugin_config_json: serde_json::Value::Object(tenant.plugin_config.clone()).to_string(),
-            ring_ms: tenant.ring_ms,
-            silence_timeout: tenant.silence_timeout_ms.map(Duration::from_millis),
-            max_call_duration: tenant
-                .max_call_duration_secs
-                .map(|secs| Duration::from_secs(u64::from(secs))),
-            duration_warning: Duration::from_secs(u64::from(tenant.duration_warning_secs)),
-            duration_warning_text: tenant.duration_warning_text.clone(),
-            turns: TurnSettings {
-                end_of_turn: Duration::from_millis(u64::from(tenant.turns.end_of_turn_ms)),
-                after_sentence: Duration::from_millis(u64::from(tenant.turns.after_sentence_ms)),
-                expecting_number: Duration::from_millis(u64::from(
-                    tenant.turns.expecting_number_ms,
-                )),
-                vad_hangover: Duration::from_millis(u64::from(config.vad.hangover_ms)),
-            },
-            llm: match &tenant.llm {
-                Some(settings) => Some(Arc::new(
-                    LlmService::from_settings(settings)
-                        .with_context(|| format!("tenants.{}.llm", tenant.id))?,
-                )),
-                None => None,
-            },
-            egress: match &tenant.http {
-                Some(settings) => Some(Arc::new(
-                    Egress::new(settings).with_context(|| format!("tenants.{}.http", tenant.id))?,
-                )),
-                None => None,
-            },
-            transfer_targets: tenant.transfer_targets.clone(),
-            recording: tenant.recording.clone(),
-        };
-        tenants.insert(tenant.id.clone(), Arc::new(runtime));
-    }
-    Ok(tenants)
 }
 
 /// The limits of each plugin upload's compile child, from `[sandbox]`.

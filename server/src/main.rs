@@ -28,6 +28,7 @@ mod outbound;
 mod plugin_compile;
 mod recording;
 mod registry;
+mod registry_loader;
 mod routing;
 mod tenant_kv;
 mod turn_timing;

@@ -5,6 +5,9 @@
 //! keeps it for its life, so a later [`Registry::replace`] (a tenant's new plugin, a number
 //! moved) applies to new calls only and never changes a call in progress. Reading is a clone of
 //! an `Arc` under a short lock that is never held across an await.
+//!
+//! The snapshot is built from the database by [`crate::registry_loader`], at start and after
+//! every API write that changes tenants, numbers or plugins.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,7 +28,7 @@ pub struct NumberRoute {
 /// One consistent view of tenants, numbers and trunks; never changed once built.
 #[derive(Default)]
 pub struct Snapshot {
-    /// Running tenants, by id.
+    /// Running tenants, by id (not suspended ones: their numbers answer `480`).
     pub tenants: HashMap<String, Arc<TenantRuntime>>,
     /// Source-address admission of every trunk.
     pub trunks: Vec<TrunkAdmission>,
@@ -37,23 +40,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The snapshot the configuration file describes, with the tenants already loaded.
-    pub fn from_config(
-        config: &Config,
-        tenants: HashMap<String, Arc<TenantRuntime>>,
-    ) -> Result<Self, String> {
-        let auth_gates = crate::inbound_auth::gates(config)?
-            .into_iter()
-            .map(|(trunk, gate)| (trunk, Arc::new(gate)))
-            .collect();
-        Ok(Self {
-            tenants,
-            trunks: trunk_admissions(config),
-            numbers: number_routes(config),
-            auth_gates,
-        })
-    }
-
     /// A running tenant by id.
     pub fn tenant(&self, id: &str) -> Option<Arc<TenantRuntime>> {
         self.tenants.get(id).cloned()
@@ -85,10 +71,6 @@ impl Registry {
 
     /// Makes `snapshot` current for everything that takes a snapshot from now on; holders of
     /// the previous one keep it until they drop it.
-    #[allow(
-        dead_code,
-        reason = "the registry is still built once from the config; reloads (tenants from the database, plugin activation) call this"
-    )]
     pub fn replace(&self, snapshot: Snapshot) {
         let next = Arc::new(snapshot);
         let mut current = match self.current.write() {
@@ -101,7 +83,8 @@ impl Registry {
     }
 }
 
-fn trunk_admissions(config: &Config) -> Vec<TrunkAdmission> {
+/// The source-address admission of every `[[trunks]]` entry.
+pub(crate) fn trunk_admissions(config: &Config) -> Vec<TrunkAdmission> {
     config
         .trunks
         .iter()
@@ -111,22 +94,6 @@ fn trunk_admissions(config: &Config) -> Vec<TrunkAdmission> {
             any_source: trunk.allowed_cidrs.is_empty() && trunk.inbound_auth.is_some(),
         })
         .collect()
-}
-
-fn number_routes(config: &Config) -> HashMap<String, NumberRoute> {
-    let mut routes = HashMap::new();
-    for tenant in &config.tenants {
-        for number in &tenant.numbers {
-            routes.insert(
-                number.clone(),
-                NumberRoute {
-                    tenant_id: tenant.id.clone(),
-                    trunk_id: tenant.trunk.clone(),
-                },
-            );
-        }
-    }
-    routes
 }
 
 #[cfg(test)]

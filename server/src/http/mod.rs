@@ -95,6 +95,38 @@ pub struct HttpState {
     /// Which webhook endpoints tenants may register (https only, public addresses, unless
     /// the operator allows more).
     pub webhooks: vaani_config::WebhooksConfig,
+    /// Call routing, rebuilt after every write that changes it (`None`: nothing routes calls,
+    /// and tenant settings are only checked to be a JSON object).
+    pub routing: Option<Arc<dyn RoutingReload>>,
+}
+
+/// Call routing as the API changes it: checks tenant settings the way routing reads them, and
+/// rebuilds routing from the database after a write.
+pub trait RoutingReload: Send + Sync {
+    /// Checks a tenant's settings as routing will read them; on error, every problem found.
+    fn check_settings(&self, settings: &serde_json::Value) -> Result<(), Vec<String>>;
+
+    /// Rebuilds call routing from the database, so that the next call follows what was
+    /// written; calls in progress are not changed. Rebuilds run one at a time.
+    fn reload(
+        self: Arc<Self>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+}
+
+/// Makes call routing follow a write to tenants, numbers or plugins before the write is
+/// answered. The write is kept when this fails: `500 internal`, saying so.
+async fn apply_routing(state: &HttpState) -> Result<(), ApiError> {
+    let Some(routing) = &state.routing else {
+        return Ok(());
+    };
+    routing.clone().reload().await.map_err(|error| {
+        tracing::error!("call routing not rebuilt after a change: {error}");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the change is stored, but calls do not follow it yet (the server log says why)",
+        )
+    })
 }
 
 /// The largest request body the JSON endpoints read: 64 KiB. A larger body is answered

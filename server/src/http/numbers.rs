@@ -5,8 +5,8 @@
 //! acceptable because a phone number is public (anyone can dial it to find out). Releasing
 //! or reading another tenant's number answers `404`, as for every other resource.
 //!
-//! The running server still routes calls by the config file's numbers; routing from these
-//! rows comes with the database-backed registry (a later step).
+//! Calls follow these rows: a claimed number routes to its tenant from the next call on, a
+//! released one answers `404` like any unknown number.
 
 use std::sync::Arc;
 
@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::json;
 use vaani_store::StoreError;
 
-use super::HttpState;
 use super::auth::{Caller, unknown_tenant};
 use super::error::{ApiError, internal};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::keys::TenantQuery;
+use super::{HttpState, apply_routing};
 
 /// Body of `POST /api/v1/numbers`.
 #[derive(Deserialize)]
@@ -87,7 +87,10 @@ pub(super) async fn assign_number(
         .assign_phone_number(&tenant, &body.number, body.trunk.as_deref())
         .await
     {
-        Ok(number) => Ok((StatusCode::CREATED, Json(number)).into_response()),
+        Ok(number) => {
+            apply_routing(&state).await?;
+            Ok((StatusCode::CREATED, Json(number)).into_response())
+        }
         Err(StoreError::Conflict { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "number_unavailable",
@@ -110,7 +113,10 @@ pub(super) async fn release_number(
         .release_phone_number(&caller.scope, &number)
         .await
     {
-        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(()) => {
+            apply_routing(&state).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         Err(StoreError::NotFound { .. }) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "number_not_found",

@@ -22,10 +22,10 @@ use tokio::sync::Semaphore;
 use vaani_sandbox::PluginHost;
 use vaani_store::{NewPlugin, PluginArtifact, PluginVersion, Scope};
 
-use super::HttpState;
 use super::auth::Caller;
 use super::error::{ApiError, internal};
 use super::extract::{ApiBytes, ApiPath, ApiQuery};
+use super::{HttpState, apply_routing};
 use crate::plugin_compile::{CompileError, PluginCompiler};
 
 pub use vaani_sandbox::MAX_COMPONENT_BYTES;
@@ -216,8 +216,8 @@ async fn visible_plugin(
         .ok_or_else(|| plugin_not_found(id))
 }
 
-/// Makes a plugin version the one its tenant's new calls run; calls in progress keep the
-/// version they started with.
+/// Makes a plugin version the one its tenant's new calls run (from the next call on: routing
+/// is rebuilt before the answer); calls in progress keep the version they started with.
 pub(super) async fn activate_plugin(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
@@ -232,6 +232,7 @@ pub(super) async fn activate_plugin(
             vaani_store::StoreError::NotFound { .. } => plugin_not_found(&id),
             other => internal(other),
         })?;
+    apply_routing(&state).await?;
     tracing::info!(tenant = %active.tenant_id, version_number = active.version_number, "plugin activated");
     Ok(Json(active).into_response())
 }
@@ -253,6 +254,7 @@ pub(super) async fn roll_back_plugin(
         .map_err(internal)?
     {
         Some(active) => {
+            apply_routing(&state).await?;
             tracing::info!(%tenant, version_number = active.version_number, "plugin rolled back");
             Ok(Json(active).into_response())
         }

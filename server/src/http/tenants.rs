@@ -1,10 +1,11 @@
 //! The tenants API (operator only): create, list, read, change and delete tenants.
 //!
 //! A tenant key on any of these answers `404 not_found`, as for a path that does not exist.
-//! Settings are stored as given (a JSON object); what they may contain is checked when the
-//! runtime reads tenants from the database (a later step). Until then the running server's
-//! call routing and plugins follow the config file: a tenant created here has no plugin and
-//! takes no calls, and a config tenant deleted here is seeded again at the next start.
+//! Settings are checked as call routing reads them (the keys of a config `[[tenants]]` table
+//! but `id`, `name`, `numbers`, `trunk` and `plugin`; `400 invalid_settings` lists every
+//! problem). Every change applies to the next call before it is answered: a suspended tenant's
+//! numbers answer `480`, a deleted tenant's are released. A config tenant deleted here is
+//! seeded again at the next start.
 
 use std::sync::Arc;
 
@@ -16,10 +17,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use vaani_store::{NewTenant, StoreError, TenantStatus, TenantUpdate};
 
-use super::HttpState;
 use super::auth::Caller;
 use super::error::{ApiError, internal};
 use super::extract::{ApiJson, ApiPath};
+use super::{HttpState, apply_routing};
 
 /// The longest tenant id.
 const MAX_TENANT_ID_LEN: usize = 64;
@@ -88,17 +89,22 @@ pub(super) fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// `400 invalid_settings` unless `settings` is a JSON object.
-fn check_settings(settings: &serde_json::Value) -> Result<(), ApiError> {
-    if settings.is_object() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+/// `400 invalid_settings` unless `settings` are valid tenant settings (a JSON object with the
+/// keys of a config `[[tenants]]` table but `id`, `name`, `numbers`, `trunk` and `plugin`,
+/// checked by the same rules); the message lists every problem, `; `-separated.
+fn check_settings(state: &HttpState, settings: &serde_json::Value) -> Result<(), ApiError> {
+    let checked = match &state.routing {
+        Some(routing) => routing.check_settings(settings),
+        None if settings.is_object() => Ok(()),
+        None => Err(vec!["settings: must be a JSON object".to_owned()]),
+    };
+    checked.map_err(|errors| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_settings",
-            "settings must be a JSON object",
-        ))
-    }
+            errors.join("; "),
+        )
+    })
 }
 
 /// `404 tenant_not_found` for the tenant named in the path.
@@ -120,7 +126,7 @@ pub(super) async fn create_tenant(
     check_tenant_id(&body.id)?;
     let name = check_name(&body.name)?;
     if let Some(settings) = &body.settings {
-        check_settings(settings)?;
+        check_settings(&state, settings)?;
     }
     let tenant = NewTenant {
         id: body.id,
@@ -128,7 +134,10 @@ pub(super) async fn create_tenant(
         settings: body.settings,
     };
     match state.store.create_tenant(&tenant).await {
-        Ok(created) => Ok((StatusCode::CREATED, Json(created)).into_response()),
+        Ok(created) => {
+            apply_routing(&state).await?;
+            Ok((StatusCode::CREATED, Json(created)).into_response())
+        }
         Err(StoreError::Conflict { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -176,7 +185,7 @@ pub(super) async fn update_tenant(
     caller.operator_only()?;
     let name = body.name.as_deref().map(check_name).transpose()?;
     if let Some(Some(settings)) = &body.settings {
-        check_settings(settings)?;
+        check_settings(&state, settings)?;
     }
     let update = TenantUpdate {
         name,
@@ -184,7 +193,10 @@ pub(super) async fn update_tenant(
         settings: body.settings,
     };
     match state.store.update_tenant(&id, &update).await {
-        Ok(tenant) => Ok(Json(tenant).into_response()),
+        Ok(tenant) => {
+            apply_routing(&state).await?;
+            Ok(Json(tenant).into_response())
+        }
         Err(StoreError::NotFound { .. }) => Err(tenant_not_found(&id)),
         Err(error) => Err(internal(error)),
     }
@@ -198,7 +210,10 @@ pub(super) async fn delete_tenant(
 ) -> Result<Response, ApiError> {
     caller.operator_only()?;
     match state.store.delete_tenant(&id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(()) => {
+            apply_routing(&state).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         Err(StoreError::NotFound { .. }) => Err(tenant_not_found(&id)),
         Err(error) => Err(internal(error)),
     }

@@ -111,6 +111,7 @@ async fn state_with_call() -> (Arc<HttpState>, String) {
         dialer: None,
         plugin_uploads: None,
         webhooks: vaani_config::WebhooksConfig::default(),
+        routing: None,
     });
     (state, call_id)
 }
