@@ -174,6 +174,16 @@ impl TenantConfig {
         let mut checker = Checker::new(std::path::PathBuf::new(), false);
         let tenant = raw.map(|raw| raw.check(&mut checker, "settings", server_limits));
         errors.extend(checker.into_errors());
+        for error in &mut errors {
+            // The keys the settings may have, not those of a whole `[[tenants]]` table.
+            if let ConfigError::UnknownKey { expected, .. } = error {
+                *expected = expected
+                    .split(", ")
+                    .filter(|key| !NOT_SETTINGS.contains(key))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            }
+        }
         messages.extend(errors.iter().map(ToString::to_string));
         match tenant {
             Some(tenant) if messages.is_empty() => Ok(tenant),

@@ -114,6 +114,15 @@ fn every_problem_is_listed_with_its_key_path() {
 fn unknown_keys_and_wrong_types_are_refused() {
     let errors = errors_of(json!({ "bogus": 1 }));
     assert!(errors[0].starts_with("settings.bogus"), "{errors:?}");
+    // The keys offered are the settings' own.
+    assert!(
+        errors[0].contains("fallback_text, plugin_config"),
+        "{errors:?}"
+    );
+    assert!(
+        !errors[0].contains("trunk") && !errors[0].contains(" id,"),
+        "{errors:?}"
+    );
     let errors = errors_of(json!({ "ring_ms": "soon" }));
     assert!(errors[0].starts_with("settings.ring_ms"), "{errors:?}");
     let errors = errors_of(json!({ "turns": { "end_of_turn": 5 } }));

@@ -136,10 +136,11 @@ impl RegistryLoader {
     }
 
     /// Builds the routing from the database and makes it current. At start (`at_start`) a
-    /// config tenant that cannot be built fails the start, as a broken config file does; a
-    /// tenant created over the API that cannot be built (its settings became invalid, its
-    /// plugin does not load) is logged and keeps its previous runtime, or takes no calls
-    /// (`480`) when it had none. A database error leaves the current routing unchanged.
+    /// config tenant that cannot be built from its `[[tenants]]` table (its plugin file, LLM
+    /// or egress settings) fails the start, as a broken config file does. Any other tenant
+    /// that cannot be built (its stored settings became invalid, its stored plugin does not
+    /// load) is logged and keeps its previous runtime, or takes no calls (`480`) when it had
+    /// none. A database error leaves the current routing unchanged.
     pub async fn load(&self, at_start: bool) -> Result<(), RoutingError> {
         let mut built = self.built.lock().await;
         let tenants = self.store.list_tenants_with_settings().await?;
@@ -180,6 +181,9 @@ impl RegistryLoader {
             }
             let numbers = ordered_numbers(config_tenant, &numbers);
             let plugin_from_db = active.remove(id);
+            // A config tenant that cannot be built fails the start, as a broken config file
+            // does, unless what failed came from the database (its uploaded plugin).
+            let fatal = at_start && config_tenant.is_some() && plugin_from_db.is_none();
             let previous = built.get(id);
             let result = match self.tenant_config(row, config_tenant, trunk, numbers) {
                 Ok(tenant) => {
@@ -205,7 +209,7 @@ impl RegistryLoader {
                 Ok(tenant) => {
                     next.insert(id.to_owned(), tenant);
                 }
-                Err(message) if at_start && config_tenant.is_some() => {
+                Err(message) if fatal => {
                     return Err(RoutingError::ConfigTenant {
                         tenant: id.to_owned(),
                         message,
@@ -526,4 +530,307 @@ fn ordered_numbers(
         }
     }
     numbers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use vaani_sandbox::HostConfig;
+    use vaani_store::{NewPlugin, NewTenant, Tenant, TenantUpdate, Trunk};
+
+    const CONFIG: &str = r#"
+[http]
+operator_key = "k"
+
+[[trunks]]
+id = "local"
+allowed_cidrs = ["127.0.0.1/32"]
+
+[[tenants]]
+id = "clinic"
+numbers = ["+918000000001"]
+trunk = "local"
+ring_ms = 100
+"#;
+
+    /// A store seeded like app.rs does with [`CONFIG`], and a loader without a compiler.
+    async fn loader() -> (RegistryLoader, Store) {
+        let config = Config::from_toml_str(
+            CONFIG,
+            "test.toml",
+            std::path::Path::new("/"),
+            &vaani_config::LoadOptions::without_env(),
+        )
+        .unwrap();
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store
+            .upsert_trunk(&Trunk {
+                id: "local".to_owned(),
+                name: "local".to_owned(),
+                allowed_cidrs: vec!["127.0.0.1/32".to_owned()],
+            })
+            .await
+            .unwrap();
+        store
+            .upsert_tenant(&Tenant {
+                id: "clinic".to_owned(),
+                name: "Clinic".to_owned(),
+                status: TenantStatus::Active,
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        store
+            .assign_phone_number("clinic", "+918000000001", Some("local"))
+            .await
+            .unwrap();
+        let host = PluginHost::new(HostConfig::compile_only()).unwrap();
+        let loader = RegistryLoader::new(config, store.clone(), host, None).unwrap();
+        (loader, store)
+    }
+
+    async fn api_tenant(store: &Store, id: &str, settings: serde_json::Value, number: &str) {
+        store
+            .create_tenant(&NewTenant {
+                id: id.to_owned(),
+                name: id.to_owned(),
+                settings: Some(settings),
+            })
+            .await
+            .unwrap();
+        store.assign_phone_number(id, number, None).await.unwrap();
+    }
+
+    fn route(snapshot: &Snapshot, number: &str) -> Option<(String, String)> {
+        snapshot
+            .numbers
+            .get(number)
+            .map(|r| (r.tenant_id.clone(), r.trunk_id.clone()))
+    }
+
+    #[tokio::test]
+    async fn routing_comes_from_the_stored_tenants_numbers_and_settings() {
+        let (loader, store) = loader().await;
+        api_tenant(
+            &store,
+            "acme",
+            json!({ "ring_ms": 300, "fallback_text": "Acme is busy." }),
+            "+918000000500",
+        )
+        .await;
+        api_tenant(&store, "idle", json!({}), "+918000000600").await;
+        store
+            .update_tenant(
+                "idle",
+                &TenantUpdate {
+                    status: Some(TenantStatus::Suspended),
+                    ..TenantUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        // Stored before settings were checked: the tenant cannot run.
+        api_tenant(&store, "broken", json!({ "ring_ms": -5 }), "+918000000700").await;
+
+        loader.load(true).await.unwrap();
+        let snapshot = loader.registry().snapshot();
+        let mut running: Vec<&String> = snapshot.tenants.keys().collect();
+        running.sort();
+        assert_eq!(running, ["acme", "clinic"]);
+        let local = |tenant: &str| Some((tenant.to_owned(), "local".to_owned()));
+        assert_eq!(route(&snapshot, "+918000000001"), local("clinic"));
+        // A number without a trunk takes the server's trunk.
+        assert_eq!(route(&snapshot, "+918000000500"), local("acme"));
+        // Numbers of tenants that do not run stay routed, so that calls get 480, not 404.
+        assert_eq!(route(&snapshot, "+918000000600"), local("idle"));
+        assert_eq!(route(&snapshot, "+918000000700"), local("broken"));
+
+        let acme = snapshot.tenant("acme").unwrap();
+        assert_eq!(acme.ring_ms, 300);
+        assert_eq!(acme.fallback_text, "Acme is busy.");
+        assert_eq!(acme.trunk, "local");
+        assert_eq!(acme.numbers, ["+918000000500"]);
+        assert!(acme.plugin.is_none());
+        let clinic = snapshot.tenant("clinic").unwrap();
+        assert_eq!(clinic.ring_ms, 100, "a config tenant runs with its table");
+        assert_eq!(snapshot.trunks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_keeps_what_did_not_change() {
+        let (loader, store) = loader().await;
+        api_tenant(&store, "acme", json!({ "ring_ms": 300 }), "+918000000500").await;
+        loader.load(true).await.unwrap();
+        let before = loader.registry().snapshot();
+        let clinic = before.tenant("clinic").unwrap();
+        let acme = before.tenant("acme").unwrap();
+
+        store
+            .update_tenant(
+                "acme",
+                &TenantUpdate {
+                    settings: Some(Some(json!({ "ring_ms": 400 }))),
+                    ..TenantUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        loader.load(false).await.unwrap();
+        let after = loader.registry().snapshot();
+        assert!(Arc::ptr_eq(&clinic, &after.tenant("clinic").unwrap()));
+        let changed = after.tenant("acme").unwrap();
+        assert!(!Arc::ptr_eq(&acme, &changed));
+        assert_eq!(changed.ring_ms, 400);
+        assert!(
+            Arc::ptr_eq(&acme.kv, &changed.kv),
+            "the key-value store is kept"
+        );
+        // What a call took before is unchanged.
+        assert_eq!(acme.ring_ms, 300);
+
+        // A rebuild with nothing changed keeps every runtime.
+        loader.load(false).await.unwrap();
+        let again = loader.registry().snapshot();
+        assert!(Arc::ptr_eq(&changed, &again.tenant("acme").unwrap()));
+
+        // Suspended: out of the running tenants, its number still routed.
+        store
+            .update_tenant(
+                "acme",
+                &TenantUpdate {
+                    status: Some(TenantStatus::Suspended),
+                    ..TenantUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        loader.load(false).await.unwrap();
+        let suspended = loader.registry().snapshot();
+        assert!(suspended.tenant("acme").is_none());
+        assert!(suspended.numbers.contains_key("+918000000500"));
+
+        // Released and deleted: gone.
+        store
+            .release_phone_number(&Scope::Operator, "+918000000500")
+            .await
+            .unwrap();
+        loader.load(false).await.unwrap();
+        assert!(
+            !loader
+                .registry()
+                .snapshot()
+                .numbers
+                .contains_key("+918000000500")
+        );
+        store.delete_tenant("acme").await.unwrap();
+        loader.load(false).await.unwrap();
+        let last = loader.registry().snapshot();
+        assert!(last.tenant("acme").is_none());
+        assert!(Arc::ptr_eq(&clinic, &last.tenant("clinic").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn the_active_stored_version_is_loaded_from_its_artifact() {
+        let (loader, store) = loader().await;
+        api_tenant(&store, "acme", json!({}), "+918000000500").await;
+        let wasm = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/echo.wasm"),
+        )
+        .expect("plugins/dist/echo.wasm (build the plugins)");
+        let precompiled = loader.host.precompile(&wasm).unwrap();
+        let manifest = precompiled.manifest.clone();
+        let add = |artifact: Vec<u8>, compatibility_hash: String| NewPlugin {
+            tenant_id: "acme".to_owned(),
+            name: manifest.info.name.clone(),
+            plugin_version: manifest.info.version.clone(),
+            world_version: manifest.world_version.clone(),
+            content_hash: manifest.content_hash.clone(),
+            info: serde_json::to_value(&manifest.info).unwrap(),
+            wasm: wasm.clone(),
+            artifact: Some(PluginArtifact {
+                artifact_hash: manifest.artifact_hash.clone(),
+                bytes: artifact,
+                compatibility_hash,
+            }),
+        };
+        let version = store
+            .add_plugin(
+                &add(
+                    precompiled.artifact.clone(),
+                    manifest.compatibility_hash.clone(),
+                ),
+                1,
+            )
+            .await
+            .unwrap()
+            .version;
+        store.activate_plugin("acme", &version.id, 2).await.unwrap();
+        loader.load(false).await.unwrap();
+        let acme = loader.registry().snapshot().tenant("acme").unwrap();
+        let plugin = acme.plugin.as_ref().expect("the stored version runs");
+        assert_eq!(plugin.info.name, "echo");
+        assert_eq!(plugin.content_hash, manifest.content_hash);
+
+        // An artifact this engine cannot load, and no compiler to make another: the tenant
+        // keeps what it ran.
+        store
+            .set_plugin_artifact(
+                "acme",
+                &version.id,
+                &PluginArtifact {
+                    bytes: vec![0; 8],
+                    artifact_hash: "0".repeat(64),
+                    compatibility_hash: "f".repeat(64),
+                },
+            )
+            .await
+            .unwrap();
+        // Same version, so nothing is reloaded …
+        loader.load(false).await.unwrap();
+        assert!(Arc::ptr_eq(
+            &acme,
+            &loader.registry().snapshot().tenant("acme").unwrap()
+        ));
+        // … and a change of settings or numbers keeps the loaded plugin.
+        store
+            .update_tenant(
+                "acme",
+                &TenantUpdate {
+                    settings: Some(Some(json!({ "ring_ms": 10 }))),
+                    ..TenantUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .release_phone_number(&Scope::Operator, "+918000000500")
+            .await
+            .unwrap();
+        store
+            .assign_phone_number("acme", "+918000000501", None)
+            .await
+            .unwrap();
+        loader.load(false).await.unwrap();
+        let changed = loader.registry().snapshot().tenant("acme").unwrap();
+        assert_eq!(changed.ring_ms, 10);
+        assert_eq!(changed.numbers, ["+918000000501"]);
+        assert!(Arc::ptr_eq(
+            acme.plugin.as_ref().unwrap(),
+            changed.plugin.as_ref().unwrap()
+        ));
+        let fresh = RegistryLoader::new(
+            loader.config.clone(),
+            store.clone(),
+            loader.host.clone(),
+            None,
+        )
+        .unwrap();
+        // A fresh loader (a restart) must load the broken artifact and cannot compile the
+        // component again: the tenant does not run (its calls get 480).
+        fresh.load(true).await.unwrap();
+        let restarted = fresh.registry().snapshot();
+        assert!(restarted.tenant("acme").is_none());
+        assert!(restarted.numbers.contains_key("+918000000501"));
+    }
 }

@@ -59,7 +59,7 @@ fn a_restart_keeps_api_changes_and_refuses_to_take_back_a_claimed_number() {
         "PATCH",
         "/api/v1/tenants/echo",
         OPERATOR_KEY,
-        Some(&json!({ "status": "suspended", "settings": { "note": "unpaid" } })),
+        Some(&json!({ "status": "suspended", "settings": { "fallback_text": "Unpaid." } })),
     );
     assert_eq!(status, 200, "{body}");
     let (status, body) = server.api_request(
@@ -122,7 +122,10 @@ fn a_restart_keeps_api_changes_and_refuses_to_take_back_a_claimed_number() {
         &["/api/v1/tenants/echo", "/api/v1/numbers?tenant=echo"],
     );
     assert_eq!(answers[0]["status"], json!("suspended"), "{}", answers[0]);
-    assert_eq!(answers[0]["settings"], json!({ "note": "unpaid" }));
+    assert_eq!(
+        answers[0]["settings"],
+        json!({ "fallback_text": "Unpaid." })
+    );
     assert_eq!(answers[0]["name"], json!("Test tenant echo"));
     assert_eq!(answers[1]["numbers"][0]["number"], json!(ECHO_NUMBER));
 }

@@ -16,6 +16,7 @@ use super::{Endpoint, HttpState, JSON_BODY_LIMIT, endpoints, router, router_for}
 use crate::metrics::Metrics;
 
 mod read_api;
+mod routing;
 
 const KEY: &str = "operator-secret";
 
