@@ -58,6 +58,7 @@ async fn state() -> (Arc<HttpState>, Arc<CountingRouting>) {
         ready: AtomicBool::new(true),
         dialer: None,
         plugin_uploads: None,
+        webhooks: vaani_config::WebhooksConfig::default(),
         routing: Some(routing.clone()),
     });
     (state, routing)
