@@ -23,6 +23,7 @@ pub mod cps;
 pub mod fake_llm;
 pub mod load;
 pub mod procstat;
+pub mod webhook_receiver;
 
 /// The repository root (the parent of `testbench/`).
 pub fn repo_root() -> PathBuf {

@@ -3,110 +3,11 @@
 //! the receiver can verify; a receiver outage is retried, and pending deliveries survive a
 //! kill -9 and restart of the server. Each runs on SQLite and on PostgreSQL.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use vaani_testbench::webhook_receiver::{Received, WebhookReceiver as Receiver, signature_of};
 use vaani_testbench::{OPERATOR_KEY, PostgresDatabase, ServerSpec, Sipp, VaaniServer, free_port};
-
-/// One POST the receiver got: lower-case header names, and the raw body.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// A webhook receiver on 127.0.0.1:`port`, answering 204 to every POST and keeping them.
-struct Receiver {
-    received: Arc<Mutex<Vec<Received>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Receiver {
-    fn start(port: u16) -> Receiver {
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, is_ready) = std::sync::mpsc::channel();
-        let store = received.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
-                        .await
-                        .expect("bind the webhook receiver");
-                ready.send(()).unwrap();
-                let app = axum::Router::new().route(
-                    "/hook",
-                    axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                        let store = store.clone();
-                        async move {
-                            let headers = headers
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                })
-                                .collect();
-                            store.lock().unwrap().push(Received { headers, body });
-                            axum::http::StatusCode::NO_CONTENT
-                        }
-                    }),
-                );
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        is_ready.recv().expect("the receiver started");
-        Receiver {
-            received,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits until `accept` holds for what was received; panics with it after `limit`.
-    fn wait_for(&self, limit: Duration, accept: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let received = self.received();
-            if accept(&received) {
-                return received;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "webhooks not received in {limit:?}; got {received:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// A server whose webhooks may reach plain-http loopback receivers, retrying quickly; on
 /// `postgres` when given, else on SQLite.
@@ -155,29 +56,16 @@ fn assert_signed(post: &Received, secret: &str) {
         .unwrap()
         .as_secs() as i64;
     assert!((now - sent).abs() < 120, "timestamp {sent} vs now {now}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{timestamp}.{}", post.body).as_bytes());
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     assert_eq!(
         post.headers["x-vaani-signature"],
-        format!("v1={expected}"),
+        signature_of(secret, timestamp, &post.body),
         "signature of {post:?}"
     );
-    // The same check fails for another secret or a changed body.
-    let mut wrong = Hmac::<Sha256>::new_from_slice(b"not-the-secret").unwrap();
-    wrong.update(format!("{timestamp}.{}", post.body).as_bytes());
-    let wrong: String = wrong
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_ne!(post.headers["x-vaani-signature"], format!("v1={wrong}"));
+    // The same check fails for another secret.
+    assert_ne!(
+        post.headers["x-vaani-signature"],
+        signature_of("not-the-secret", timestamp, &post.body)
+    );
 }
 
 fn body(post: &Received) -> Value {
