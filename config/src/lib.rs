@@ -49,7 +49,7 @@ pub use conversation::{
     MAX_HTTP_MAX_RESPONSE_BYTES, MAX_HTTP_TIMEOUT_MS,
 };
 pub use error::{ConfigError, ConfigErrors};
-pub use http::HttpConfig;
+pub use http::{DEFAULT_REQUEST_BURST_PER_KEY, DEFAULT_REQUESTS_PER_SECOND_PER_KEY, HttpConfig};
 pub use log::{LogConfig, LogFormat};
 pub use media::{Codec, MediaConfig, PortRange, UnknownCodec};
 pub use outbound::{OutboundConfig, SrtpPolicy};

@@ -12,6 +12,17 @@ use crate::lenient;
 /// Longest `[sip] shutdown_grace_secs` (one hour): a drain longer than that is a stuck stop.
 pub const MAX_SHUTDOWN_GRACE_SECS: u32 = 3600;
 
+/// Default `[sip] max_calls_per_minute_per_number`: new calls one dialled number takes per
+/// minute.
+pub const DEFAULT_CALLS_PER_MINUTE_PER_NUMBER: u32 = 10;
+
+/// Default `[sip] max_invites_per_second_per_source`: new-call INVITEs one source address may
+/// send per second (a provider sends every call from a few addresses, so this is high).
+pub const DEFAULT_INVITES_PER_SECOND_PER_SOURCE: u32 = 100;
+
+/// Highest value the rate settings take (0 turns a limit off).
+const MAX_RATE_SETTING: u32 = 1_000_000;
+
 /// `[sip]`: where SIP listens and how it presents itself.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SipConfig {
@@ -43,6 +54,13 @@ pub struct SipConfig {
     /// On SIGTERM or Ctrl-C, how long calls in progress may go on while new INVITEs get
     /// `503`; calls still up then are hung up (BYE). 0 hangs up at once. Default 30.
     pub shutdown_grace_secs: u32,
+    /// New calls each dialled number takes per minute (a burst of that many, then one every
+    /// 60/n s); over it an INVITE gets `503` with `Retry-After`. A tenant may set its own
+    /// (`[[tenants]] max_calls_per_minute_per_number`). 0: no limit. Default 10.
+    pub max_calls_per_minute_per_number: u32,
+    /// New-call INVITEs each source address may send per second (a burst of one second's
+    /// worth); over it an INVITE gets `503` with `Retry-After`. 0: no limit. Default 100.
+    pub max_invites_per_second_per_source: u32,
 }
 
 fn disabled_as_empty<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
@@ -72,6 +90,8 @@ pub(crate) struct RawSip {
     user_agent: String,
     t1_ms: u64,
     shutdown_grace_secs: u32,
+    max_calls_per_minute_per_number: u32,
+    max_invites_per_second_per_source: u32,
 }
 
 impl Default for RawSip {
@@ -86,6 +106,8 @@ impl Default for RawSip {
             user_agent: concat!("vaani/", env!("CARGO_PKG_VERSION")).to_owned(),
             t1_ms: 500,
             shutdown_grace_secs: 30,
+            max_calls_per_minute_per_number: DEFAULT_CALLS_PER_MINUTE_PER_NUMBER,
+            max_invites_per_second_per_source: DEFAULT_INVITES_PER_SECOND_PER_SOURCE,
         }
     }
 }
@@ -120,6 +142,18 @@ impl RawSip {
             0,
             MAX_SHUTDOWN_GRACE_SECS,
         );
+        c.in_range(
+            "sip.max_calls_per_minute_per_number",
+            self.max_calls_per_minute_per_number,
+            0,
+            MAX_RATE_SETTING,
+        );
+        c.in_range(
+            "sip.max_invites_per_second_per_source",
+            self.max_invites_per_second_per_source,
+            0,
+            MAX_RATE_SETTING,
+        );
         SipConfig {
             listen_udp,
             listen_tcp,
@@ -130,6 +164,8 @@ impl RawSip {
             user_agent,
             t1_ms: self.t1_ms,
             shutdown_grace_secs: self.shutdown_grace_secs,
+            max_calls_per_minute_per_number: self.max_calls_per_minute_per_number,
+            max_invites_per_second_per_source: self.max_invites_per_second_per_source,
         }
     }
 }

@@ -72,6 +72,14 @@ pub struct TenantConfig {
     pub transfer_targets: BTreeMap<String, String>,
     /// `[tenants.recording]`: call recording (off unless enabled).
     pub recording: RecordingConfig,
+    /// New calls each of the tenant's numbers takes per minute; `None`: `[sip]
+    /// max_calls_per_minute_per_number`. 0: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_minute_per_number: Option<u32>,
+    /// Most calls (inbound and placed) the tenant may have up at once; an INVITE over it gets
+    /// `486 Busy Here`. `None` (default): no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_calls: Option<u32>,
 }
 
 impl TenantConfig {
@@ -236,6 +244,8 @@ pub(crate) struct RawTenant {
     http: Option<RawHttpEgress>,
     transfer_targets: BTreeMap<String, String>,
     recording: RawRecording,
+    max_calls_per_minute_per_number: Option<u32>,
+    max_concurrent_calls: Option<u32>,
 }
 
 impl Default for RawTenant {
@@ -259,6 +269,8 @@ impl Default for RawTenant {
             http: None,
             transfer_targets: BTreeMap::new(),
             recording: RawRecording::default(),
+            max_calls_per_minute_per_number: None,
+            max_concurrent_calls: None,
         }
     }
 }
@@ -354,6 +366,22 @@ impl RawTenant {
             .map(|(name, uri)| (name, uri.trim().to_string()))
             .collect();
         let recording = self.recording.check(c, &format!("{key}.recording"));
+        if let Some(per_minute) = self.max_calls_per_minute_per_number {
+            c.in_range(
+                &format!("{key}.max_calls_per_minute_per_number"),
+                per_minute,
+                0,
+                1_000_000,
+            );
+        }
+        if let Some(concurrent) = self.max_concurrent_calls {
+            c.in_range(
+                &format!("{key}.max_concurrent_calls"),
+                concurrent,
+                1,
+                1_000_000,
+            );
+        }
         TenantConfig {
             id,
             name,
@@ -373,6 +401,8 @@ impl RawTenant {
             http,
             transfer_targets,
             recording,
+            max_calls_per_minute_per_number: self.max_calls_per_minute_per_number,
+            max_concurrent_calls: self.max_concurrent_calls,
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct TenantRuntime {
     pub transfer_targets: std::collections::BTreeMap<String, String>,
     /// Call recording (`[tenants.recording]`).
     pub recording: vaani_config::RecordingConfig,
+    /// The tenant's own per-number call rate and concurrent-call limit.
+    pub call_limits: crate::limits::TenantCallLimits,
 }
 
 impl TenantRuntime {
@@ -93,6 +95,8 @@ pub struct AppState {
     pub sip: mpsc::Sender<SipCommand>,
     /// Calls-per-second and concurrency limits of the trunks we place calls through.
     pub outbound_limiters: crate::outbound::Limiters,
+    /// Per-source and per-number INVITE rates and each tenant's calls up.
+    pub call_limits: crate::limits::CallLimits,
     /// Calls whose INVITE the driver has yet to confirm, by request id.
     pub pending_dials: Mutex<HashMap<u64, crate::call::OutboundStart>>,
     /// Second legs of bridged transfers whose INVITE the driver has yet to confirm, by request
@@ -259,6 +263,8 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
     } = SipDriver::start(sip_config).await.context("starting SIP")?;
     tracing::info!(?local_udp, ?local_tcp, ?local_tls, "SIP listening");
 
+    let call_limits =
+        crate::limits::CallLimits::new(&config.sip, metrics.tenant_active_calls.clone());
     let state = Arc::new(AppState {
         registry: routing.registry(),
         codecs: crate::call_media::codec_preference(&config),
@@ -272,6 +278,7 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         stt,
         sip: commands,
         outbound_limiters: Default::default(),
+        call_limits,
         pending_dials: Default::default(),
         pending_legs: Default::default(),
         legs: Default::default(),
@@ -292,13 +299,17 @@ async fn run(config: Config, calls: tokio::runtime::Handle) -> Result<()> {
         )),
         webhooks: state.config.webhooks,
         routing: Some(routing),
+        api_limits: crate::limits::ApiRateLimiter::from_config(&state.config.http),
     });
     let listener = tokio::net::TcpListener::bind(state.config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", state.config.http.listen))?;
     tracing::info!(addr = %state.config.http.listen, "HTTP listening");
     let http = tokio::spawn({
-        let app = router(http_state.clone());
+        // The peer's address reaches the handlers: requests without a valid key are
+        // rate-limited by it.
+        let app = router(http_state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         async move { axum::serve(listener, app).await }
     });
     http_state.ready.store(true, Ordering::Release);

@@ -135,9 +135,48 @@ const SUMMARY_LIMIT: Duration = Duration::from_secs(15);
 struct Rejection {
     status: u16,
     reason: &'static str,
+    /// Why, as the `reason` label of `vaani_call_refusals_total`.
+    cause: &'static str,
     detail: String,
-    /// Further response headers (a 401's challenges).
+    /// Further response headers (a 401's challenges, a 503's `Retry-After`).
     headers: Vec<(&'static str, String)>,
+    /// Whether to log this refusal at `info` (a flood's repeats go to `debug`).
+    log: bool,
+    /// The tenant the dialled number belongs to, once known.
+    tenant: Option<String>,
+}
+
+impl Rejection {
+    fn new(status: u16, reason: &'static str, cause: &'static str, detail: String) -> Self {
+        Self {
+            status,
+            reason,
+            cause,
+            detail,
+            headers: Vec::new(),
+            log: true,
+            tenant: None,
+        }
+    }
+
+    /// The same refusal, counted for `tenant`.
+    fn for_tenant(mut self, tenant: &str) -> Self {
+        self.tenant = Some(tenant.to_owned());
+        self
+    }
+
+    /// The refusal of an INVITE over one of the [`crate::limits`].
+    fn over_limit(refusal: crate::limits::CallRefusal, detail: String) -> Self {
+        use crate::limits::CallRefusal;
+        match refusal {
+            CallRefusal::SourceRate(refused) | CallRefusal::NumberRate(refused) => Self {
+                headers: vec![("Retry-After", refused.retry_after_secs().to_string())],
+                log: refused.first,
+                ..Self::new(503, "Service Unavailable", refusal.reason(), detail)
+            },
+            CallRefusal::TenantBusy { .. } => Self::new(486, "Busy Here", refusal.reason(), detail),
+        }
+    }
 }
 
 /// Admission result: where the call goes.
@@ -147,6 +186,8 @@ struct Admitted {
     trunk: Option<TrunkConfig>,
     caller: String,
     dialled: String,
+    /// The call's place in its tenant's concurrent calls, held for the call's life.
+    slot: crate::limits::CallSlot,
 }
 
 /// Whether an address can only be reached inside some private network (RFC 1918, CGNAT
@@ -217,13 +258,16 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
     // One snapshot for the whole admission; the call then keeps the tenant it picked.
     let registry = state.registry.snapshot();
     let source = incoming.source.ip();
+    let limits = &state.call_limits;
+    let now = std::time::Instant::now();
+    limits.check_source(source, now).map_err(|refusal| {
+        Rejection::over_limit(
+            refusal,
+            format!("source {source} is over its INVITEs per second"),
+        )
+    })?;
     let known_source = registry.trunks.iter().any(|t| t.allows(source));
-    let forbidden = |detail: String| Rejection {
-        status: 403,
-        reason: "Forbidden",
-        detail,
-        headers: Vec::new(),
-    };
+    let forbidden = |detail: String| Rejection::new(403, "Forbidden", "forbidden_source", detail);
     let dialled = dialled_number(
         incoming.request_uri_user.as_deref(),
         incoming.to_user.as_deref(),
@@ -247,45 +291,74 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
                 "source {source} is not in any trunk's allowed networks"
             )));
         }
-        return Err(Rejection {
-            status: 404,
-            reason: "Not Found",
-            detail: format!(
+        return Err(Rejection::new(
+            404,
+            "Not Found",
+            "unknown_number",
+            format!(
                 "number {} is not configured",
                 mask_number(dialled.as_deref().unwrap_or("(none)"))
             ),
-            headers: Vec::new(),
-        });
+        ));
     };
     let trunk_allows = registry
         .trunks
         .iter()
         .any(|t| t.id == route.trunk_id && t.allows(source));
+    let for_tenant = |rejection: Rejection| rejection.for_tenant(&route.tenant_id);
     if !trunk_allows {
-        return Err(forbidden(format!(
+        return Err(for_tenant(forbidden(format!(
             "source {source} is not in the allowed networks of trunk {}",
             route.trunk_id
-        )));
+        ))));
     }
     let Some(tenant) = registry.tenant(&route.tenant_id) else {
-        return Err(Rejection {
-            status: 480,
-            reason: "Temporarily Unavailable",
-            detail: format!("tenant {} is not running", route.tenant_id),
-            headers: Vec::new(),
-        });
+        return Err(for_tenant(Rejection::new(
+            480,
+            "Temporarily Unavailable",
+            "tenant_unavailable",
+            format!("tenant {} is not running", route.tenant_id),
+        )));
     };
     if let Some(gate) = registry.auth_gates.get(&route.trunk_id) {
         let now = now_unix_ms().max(0) as u64 / 1000;
         if let Err(failure) = gate.verify(&incoming.headers, "INVITE", now) {
-            return Err(Rejection {
-                status: 401,
-                reason: "Unauthorized",
-                detail: format!("trunk {}: {failure}", route.trunk_id),
+            return Err(for_tenant(Rejection {
                 headers: gate.challenges(now),
-            });
+                ..Rejection::new(
+                    401,
+                    "Unauthorized",
+                    "unauthorized",
+                    format!("trunk {}: {failure}", route.trunk_id),
+                )
+            }));
         }
     }
+    // After the digest check (a challenged INVITE is not a call yet), the tenant's calls up
+    // before the number's rate (a busy tenant does not use up the number's calls).
+    let slot = limits
+        .try_occupy(&tenant.id, tenant.call_limits.max_concurrent_calls)
+        .map_err(|refusal| {
+            for_tenant(Rejection::over_limit(
+                refusal,
+                format!("tenant {} has its maximum of calls up", tenant.id),
+            ))
+        })?;
+    limits
+        .check_number(
+            &dialled,
+            tenant.call_limits.calls_per_minute_per_number,
+            now,
+        )
+        .map_err(|refusal| {
+            for_tenant(Rejection::over_limit(
+                refusal,
+                format!(
+                    "number {} is over its calls per minute",
+                    mask_number(&dialled)
+                ),
+            ))
+        })?;
     let caller = incoming
         .from_user
         .clone()
@@ -302,6 +375,7 @@ fn admit(state: &AppState, incoming: &IncomingCall) -> Result<Admitted, Rejectio
         trunk,
         caller,
         dialled,
+        slot,
     })
 }
 
@@ -322,6 +396,32 @@ pub fn mask_number(number: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `text` (a transfer target, a SIP URI, a message naming one) with every phone number in it
+/// masked as [`mask_number`] does: each run of more than four digits keeps its last four
+/// (short runs, such as the parts of an IP address or a port, stay as they are).
+pub fn mask_numbers_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() > 4 {
+            out.push_str(&mask_number(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 pub(crate) fn now_unix_ms() -> i64 {
@@ -385,12 +485,26 @@ pub async fn run_call(
     let admitted = match admit(&state, &incoming) {
         Ok(admitted) => admitted,
         Err(rejection) => {
-            tracing::info!(
-                status = rejection.status,
-                source = %incoming.source,
-                "INVITE refused: {}",
-                rejection.detail
-            );
+            if rejection.log {
+                tracing::info!(
+                    status = rejection.status,
+                    cause = rejection.cause,
+                    source = %incoming.source,
+                    "INVITE refused: {}",
+                    rejection.detail
+                );
+            } else {
+                tracing::debug!(
+                    status = rejection.status,
+                    cause = rejection.cause,
+                    source = %incoming.source,
+                    "INVITE refused again: {}",
+                    rejection.detail
+                );
+            }
+            state
+                .metrics
+                .call_refused(rejection.tenant.as_deref(), rejection.cause);
             refuse_with(
                 &state,
                 key,
@@ -437,6 +551,7 @@ pub async fn run_outbound_call(
 ) {
     let _gauge = ActiveCallGauge::new(&state.metrics.active_calls);
     let trunk_id = start.trunk.id.clone();
+    let tenant_id = start.tenant.id.clone();
     let incoming = IncomingCall {
         key,
         source: start.destination,
@@ -455,6 +570,7 @@ pub async fn run_outbound_call(
         // The person on the line is the one called: their memory is what the plugin gets.
         caller: start.to,
         dialled: start.from,
+        slot: state.call_limits.occupy(&tenant_id),
     };
     let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
     call.call_id = start.call_id;
@@ -576,6 +692,8 @@ struct Call {
     direction: Direction,
     caller: String,
     dialled: String,
+    /// The call's place in its tenant's calls up (concurrent limit, per-tenant gauge).
+    _slot: crate::limits::CallSlot,
     call_id: String,
     started_unix_ms: i64,
     answered_at: Option<Instant>,
@@ -658,6 +776,7 @@ impl Call {
             direction: Direction::Inbound,
             caller: admitted.caller,
             dialled: admitted.dialled,
+            _slot: admitted.slot,
             call_id: vaani_store::new_id(),
             started_unix_ms: now_unix_ms(),
             answered_at: None,
@@ -907,9 +1026,7 @@ impl Call {
                 self.plugin_error = Some(format!("instantiate: {}", failure.message));
                 self.state
                     .metrics
-                    .plugin_failures_total
-                    .with_label_values(&["instantiate"])
-                    .inc();
+                    .plugin_failed(&self.tenant.id, "instantiate");
             }
         }
     }
@@ -1662,11 +1779,7 @@ impl Call {
             Err(failure) => {
                 let kind = format!("{:?}", failure.kind).to_lowercase();
                 tracing::warn!(kind = %kind, "plugin failed: {}", failure.message);
-                self.state
-                    .metrics
-                    .plugin_failures_total
-                    .with_label_values(&[&kind])
-                    .inc();
+                self.state.metrics.plugin_failed(&self.tenant.id, &kind);
                 self.plugin = None;
                 let detail = format!("{kind}: {}", failure.message);
                 let at = self.media_ms();
@@ -1692,7 +1805,10 @@ impl Call {
             return;
         }
         let Some(uri) = self.tenant.transfer_target(&target).map(str::to_string) else {
-            tracing::info!(%target, "transfer target not in the tenant's transfer_targets");
+            tracing::info!(
+                target = %mask_numbers_in(&target),
+                "transfer target not in the tenant's transfer_targets"
+            );
             self.queue_transfer_failure(
                 target,
                 None,
@@ -1745,7 +1861,11 @@ impl Call {
         {
             Ok(leg) => self.leg = Some(leg),
             Err(reason) => {
-                tracing::info!(%target, %reason, "bridged transfer not placed");
+                tracing::info!(
+                    target = %mask_numbers_in(&target),
+                    reason = %mask_numbers_in(&reason),
+                    "bridged transfer not placed"
+                );
                 self.record_event(at, "transfer.failed", &format!("{target} {reason}"))
                     .await;
                 self.queue_transfer_failure(target, None, reason);
@@ -1928,7 +2048,10 @@ impl Call {
         }
         leg.phase = crate::bridge::LegPhase::Bridged;
         let target = leg.target.clone();
-        tracing::info!(%target, "caller connected to the transfer target");
+        tracing::info!(
+            target = %mask_numbers_in(&target),
+            "caller connected to the transfer target"
+        );
         self.cancel_speech(|_, _| true);
         self.pending_playbacks.clear();
         self.timers.clear();
@@ -2001,7 +2124,10 @@ impl Call {
         };
         transfer.referred = true;
         let target = transfer.uri.clone();
-        tracing::info!(%target, "transferring the call (REFER)");
+        tracing::info!(
+            target = %mask_numbers_in(&target),
+            "transferring the call (REFER)"
+        );
         self.state
             .sip_command(SipCommand::Transfer {
                 key: self.key,
@@ -2519,11 +2645,13 @@ impl Call {
         if self.answered_at.is_some() {
             self.store_summary().await;
         }
+        let cost = self
+            .answered_at
+            .is_some()
+            .then(|| report.cost_inr_micros as f64 / 1e6);
         self.state
             .metrics
-            .calls_total
-            .with_label_values(&[ending.status.as_str()])
-            .inc();
+            .call_ended(&self.tenant.id, ending.status.as_str(), cost);
         tracing::info!(
             status = ending.status.as_str(),
             reason = ending.reason,
@@ -2597,6 +2725,21 @@ mod tests {
         assert_eq!(mask_number("+918000000001"), "+********0001");
         assert_eq!(mask_number("1234"), "****");
         assert_eq!(mask_number("anonymous"), "anonymous");
+    }
+
+    #[test]
+    fn masks_every_number_in_a_transfer_target() {
+        assert_eq!(mask_numbers_in("tel:+918000000009"), "tel:+********0009");
+        assert_eq!(
+            mask_numbers_in("sip:+918000000009@10.0.0.5:5060;transfer=tcp"),
+            "sip:+********0009@10.0.0.5:5060;transfer=tcp"
+        );
+        assert_eq!(
+            mask_numbers_in("sip:frontdesk@127.0.0.1:5999"),
+            "sip:frontdesk@127.0.0.1:5999"
+        );
+        assert_eq!(mask_numbers_in("frontdesk"), "frontdesk");
+        assert_eq!(mask_numbers_in("9876543210"), "******3210");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod egress;
 mod generation;
 mod http;
 mod inbound_auth;
+mod limits;
 mod logging;
 mod metrics;
 mod node;

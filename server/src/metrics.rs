@@ -1,13 +1,19 @@
 //! Prometheus metrics: active calls, calls by final status, RTP and RTCP packets, call quality
 //! (MOS, round-trip time), plugin event time, per-turn latency by stage, per-call cost and the
-//! usage the cost is made of.
+//! usage the cost is made of; per tenant (`vaani_tenant_*`): calls up, calls by final status,
+//! the summed cost of its calls and plugin failures; and INVITEs refused before a call
+//! existed, by reason (`vaani_call_refusals_total{tenant,reason}`).
 //!
-//! Labels stay bounded: no tenant or call ids; engine labels are the server's configured
-//! engines and LLM model labels are the models in the `[pricing]` table (others are `other`).
+//! Labels stay bounded: the only ids are tenant ids (the tenants the operator runs; `""` when
+//! a refused INVITE reached no tenant), never numbers, addresses or call ids; engine labels
+//! are the server's configured engines and LLM model labels are the models in the `[pricing]`
+//! table (others are `other`). The server-wide families (`vaani_active_calls`,
+//! `vaani_calls_total{status}`, …) stay as they were, so dashboards and the benchmarks that
+//! read them by name keep working.
 
 use prometheus::{
     CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The `stage` label values of `vaani_turn_latency_seconds`.
@@ -69,6 +75,16 @@ pub struct Metrics {
     pub tts_characters_total: IntCounterVec,
     /// LLM tokens, by model and kind (`prompt`, `completion`).
     pub llm_tokens_total: IntCounterVec,
+    /// Calls up, by tenant (kept by [`crate::limits::CallSlot`]).
+    pub tenant_active_calls: IntGaugeVec,
+    /// Calls that ended, by tenant and final status.
+    pub tenant_calls_total: IntCounterVec,
+    /// Priced cost of the tenant's ended answered calls, INR, summed.
+    pub tenant_call_cost_inr_total: CounterVec,
+    /// Plugin failures that sent a call to its fallback, by tenant and kind.
+    pub tenant_plugin_failures_total: IntCounterVec,
+    /// INVITEs refused before a call existed, by tenant (`""`: none reached) and reason.
+    pub call_refusals_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -165,6 +181,43 @@ impl Metrics {
             Opts::new("llm_tokens_total", "LLM tokens, by model and kind"),
             &["model", "kind"],
         )?;
+        let tenant_active_calls = IntGaugeVec::new(
+            Opts::new("tenant_active_calls", "Calls currently up, by tenant"),
+            &["tenant"],
+        )?;
+        let tenant_calls_total = IntCounterVec::new(
+            Opts::new(
+                "tenant_calls_total",
+                "Calls that ended, by tenant and final status",
+            ),
+            &["tenant", "status"],
+        )?;
+        let tenant_call_cost_inr_total = CounterVec::new(
+            Opts::new(
+                "tenant_call_cost_inr_total",
+                "Priced cost of the tenant's ended answered calls, INR",
+            ),
+            &["tenant"],
+        )?;
+        let tenant_plugin_failures_total = IntCounterVec::new(
+            Opts::new(
+                "tenant_plugin_failures_total",
+                "Plugin failures that ended in the fallback, by tenant and kind",
+            ),
+            &["tenant", "kind"],
+        )?;
+        let call_refusals_total = IntCounterVec::new(
+            Opts::new(
+                "call_refusals_total",
+                "INVITEs refused before a call existed, by tenant (empty: none) and reason",
+            ),
+            &["tenant", "reason"],
+        )?;
+        registry.register(Box::new(tenant_active_calls.clone()))?;
+        registry.register(Box::new(tenant_calls_total.clone()))?;
+        registry.register(Box::new(tenant_call_cost_inr_total.clone()))?;
+        registry.register(Box::new(tenant_plugin_failures_total.clone()))?;
+        registry.register(Box::new(call_refusals_total.clone()))?;
         registry.register(Box::new(active_calls.clone()))?;
         registry.register(Box::new(calls_total.clone()))?;
         registry.register(Box::new(sip_rejections_total.clone()))?;
@@ -199,7 +252,42 @@ impl Metrics {
             stt_audio_seconds_total,
             tts_characters_total,
             llm_tokens_total,
+            tenant_active_calls,
+            tenant_calls_total,
+            tenant_call_cost_inr_total,
+            tenant_plugin_failures_total,
+            call_refusals_total,
         })
+    }
+
+    /// Counts one ended call of `tenant`: server-wide and per tenant by status, and its cost
+    /// (`None`: never answered, not priced).
+    pub fn call_ended(&self, tenant: &str, status: &str, cost_inr: Option<f64>) {
+        self.calls_total.with_label_values(&[status]).inc();
+        self.tenant_calls_total
+            .with_label_values(&[tenant, status])
+            .inc();
+        if let Some(cost) = cost_inr {
+            self.tenant_call_cost_inr_total
+                .with_label_values(&[tenant])
+                .inc_by(cost.max(0.0));
+        }
+    }
+
+    /// Counts one plugin failure of `tenant`'s plugin: server-wide and per tenant by kind.
+    pub fn plugin_failed(&self, tenant: &str, kind: &str) {
+        self.plugin_failures_total.with_label_values(&[kind]).inc();
+        self.tenant_plugin_failures_total
+            .with_label_values(&[tenant, kind])
+            .inc();
+    }
+
+    /// Counts one INVITE refused before a call existed, by the tenant its number reached
+    /// (`None`: none) and why.
+    pub fn call_refused(&self, tenant: Option<&str>, reason: &str) {
+        self.call_refusals_total
+            .with_label_values(&[tenant.unwrap_or(""), reason])
+            .inc();
     }
 
     /// Records the RTCP counts, MOS and round-trip time of one ended call.
@@ -410,6 +498,41 @@ mod tests {
         );
         assert!(
             text.contains("vaani_plugin_failures_total{kind=\"timeout\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn renders_the_per_tenant_families_and_refusals() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.call_ended("clinic", "completed", Some(1.5));
+        metrics.call_ended("clinic", "completed", Some(0.5));
+        metrics.call_ended("echo", "cancelled", None);
+        metrics.plugin_failed("clinic", "timeout");
+        metrics.call_refused(Some("clinic"), "number_rate");
+        metrics.call_refused(None, "source_rate");
+        metrics
+            .tenant_active_calls
+            .with_label_values(&["echo"])
+            .set(2);
+        let text = metrics.render();
+        for expected in [
+            "vaani_calls_total{status=\"completed\"} 2",
+            "vaani_calls_total{status=\"cancelled\"} 1",
+            "vaani_tenant_calls_total{status=\"completed\",tenant=\"clinic\"} 2",
+            "vaani_tenant_calls_total{status=\"cancelled\",tenant=\"echo\"} 1",
+            "vaani_tenant_call_cost_inr_total{tenant=\"clinic\"} 2",
+            "vaani_plugin_failures_total{kind=\"timeout\"} 1",
+            "vaani_tenant_plugin_failures_total{kind=\"timeout\",tenant=\"clinic\"} 1",
+            "vaani_call_refusals_total{reason=\"number_rate\",tenant=\"clinic\"} 1",
+            "vaani_call_refusals_total{reason=\"source_rate\",tenant=\"\"} 1",
+            "vaani_tenant_active_calls{tenant=\"echo\"} 2",
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+        }
+        // A call never answered is not priced: the echo tenant has no cost series.
+        assert!(
+            !text.contains("vaani_tenant_call_cost_inr_total{tenant=\"echo\"}"),
             "{text}"
         );
     }

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use vaani_config::{OutboundConfig, TrunkConfig};
 use vaani_sip::{DigestCredentials, OutboundCall, OutboundTls, SdpSession, SipCommand, Transport};
 
+use crate::limits::{Rate, TokenBucket};
+
 /// A request to place a call, from the HTTP API.
 #[derive(Debug)]
 pub struct DialRequest {
@@ -57,12 +59,12 @@ pub enum DialError {
 }
 
 /// One trunk's outbound admission: a token bucket for calls per second (a burst of one
-/// second's worth) and a count of calls up. Time is passed in.
+/// second's worth, see [`crate::limits::TokenBucket`]) and a count of calls up. Time is
+/// passed in.
 #[derive(Debug)]
 pub struct TrunkLimiter {
-    per_second: f64,
-    tokens: f64,
-    refilled_at: Instant,
+    rate: Rate,
+    bucket: TokenBucket,
     max_concurrent: u32,
     active: u32,
 }
@@ -70,10 +72,13 @@ pub struct TrunkLimiter {
 impl TrunkLimiter {
     /// A full bucket at `now`.
     pub fn new(per_second: f64, max_concurrent: u32, now: Instant) -> Self {
-        Self {
+        let rate = Rate {
             per_second,
-            tokens: per_second.max(1.0),
-            refilled_at: now,
+            burst: per_second.max(1.0),
+        };
+        Self {
+            rate,
+            bucket: TokenBucket::full(rate, now),
             max_concurrent,
             active: 0,
         }
@@ -81,18 +86,12 @@ impl TrunkLimiter {
 
     /// Takes one call start if both limits allow it.
     pub fn try_start(&mut self, now: Instant, trunk: &str) -> Result<(), DialError> {
-        let elapsed = now
-            .saturating_duration_since(self.refilled_at)
-            .as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second.max(1.0));
-        self.refilled_at = now;
         if self.active >= self.max_concurrent {
             return Err(DialError::TooManyCalls(trunk.to_owned()));
         }
-        if self.tokens < 1.0 {
+        if self.bucket.try_take(self.rate, now).is_err() {
             return Err(DialError::RateLimited(trunk.to_owned()));
         }
-        self.tokens -= 1.0;
         self.active += 1;
         Ok(())
     }

@@ -121,6 +121,7 @@ mod tests {
             egress: None,
             transfer_targets: Default::default(),
             recording: Default::default(),
+            call_limits: Default::default(),
         })
     }
 

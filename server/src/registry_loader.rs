@@ -511,6 +511,7 @@ fn tenant_runtime(tenant: &TenantConfig, config: &Config, parts: TenantParts) ->
         egress: parts.egress,
         transfer_targets: tenant.transfer_targets.clone(),
         recording: tenant.recording.clone(),
+        call_limits: crate::limits::TenantCallLimits::from_config(tenant),
     }
 }
 

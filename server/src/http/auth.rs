@@ -7,20 +7,27 @@
 //! `Scope::Tenant(id)`. An unknown or revoked key is `401`. Keys are never logged; the
 //! request span records only the tenant id.
 //!
+//! Each request then counts against its key's rate (`[http] requests_per_second_per_key`,
+//! the key known only by a hash), and a request without a valid key against its source
+//! address's; over it the answer is `429 rate_limited` with `Retry-After`.
+//!
 //! Across tenants the answer is `404`, never `403`: [`Caller::operator_only`] answers a tenant
 //! key on an operator endpoint as if the endpoint did not exist, and
 //! [`Caller::tenant_to_act_for`] answers a tenant key naming another tenant as if that tenant
 //! did not exist.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use vaani_store::Scope;
 
 use super::HttpState;
 use super::error::ApiError;
+use crate::limits::ApiClient;
 
 /// Who is calling an `/api/v1` endpoint: the scope its bearer key grants.
 pub(super) struct Caller {
@@ -140,8 +147,32 @@ impl FromRequestParts<Arc<HttpState>> for Caller {
         parts: &mut Parts,
         state: &Arc<HttpState>,
     ) -> Result<Self, ApiError> {
-        let key = bearer_key(&parts.headers)?;
-        let scope = scope_for_key(state, key).await?;
+        let key = bearer_key(&parts.headers);
+        let scope = match &key {
+            Ok(key) => scope_for_key(state, key).await,
+            Err(_) => Err(unauthorized(
+                "send an API key as `Authorization: Bearer <key>`",
+            )),
+        };
+        let client = match (&scope, key) {
+            (Ok(_), Ok(key)) => ApiClient::key(key),
+            _ => ApiClient::Address(
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip().to_canonical()),
+            ),
+        };
+        if let Err(refused) = state.api_limits.check(&client, Instant::now()) {
+            if refused.first {
+                tracing::info!(
+                    authenticated = scope.is_ok(),
+                    "API request refused: over the per-key request rate"
+                );
+            }
+            return Err(ApiError::rate_limited(refused.retry_after_secs()));
+        }
+        let scope = scope?;
         if let Some(tenant) = scope.tenant_id() {
             tracing::Span::current().record("tenant_id", tenant);
         }
@@ -156,13 +187,12 @@ fn bearer_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send an API key as `Authorization: Bearer <key>`",
-            )
-        })
+        .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))
+}
+
+/// `401 unauthorized`.
+fn unauthorized(message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
 /// The scope a presented key grants: the operator key gives `Scope::Operator`; a live tenant
@@ -174,11 +204,7 @@ async fn scope_for_key(state: &HttpState, key: &str) -> Result<Scope, ApiError> 
     }
     match state.store.tenant_for_api_key(key).await {
         Ok(Some(tenant)) => Ok(Scope::Tenant(tenant)),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the API key is not valid",
-        )),
+        Ok(None) => Err(unauthorized("the API key is not valid")),
         // The store's error names the query, never the key.
         Err(error) => Err(super::error::internal(error)),
     }

@@ -4,7 +4,9 @@
 //! are mapped to stable codes here: `method_not_allowed` (405), `payload_too_large` (413),
 //! `unsupported_media_type` (415), `invalid_json` (400, not JSON), `invalid_body` (400, JSON of
 //! the wrong shape), `invalid_query` (400), `invalid_path` (400) and `not_found` (404, no such
-//! endpoint). `code` is for programs and stays stable; `message` is for people and may change.
+//! endpoint), and `rate_limited` (429, with `Retry-After`: the API key, or the source address
+//! of a request without a valid key, is over `[http] requests_per_second_per_key`). `code` is
+//! for programs and stays stable; `message` is for people and may change.
 
 use std::borrow::Cow;
 
@@ -20,6 +22,8 @@ pub struct ApiError {
     status: StatusCode,
     code: Cow<'static, str>,
     message: String,
+    /// `Retry-After` seconds (a `429`).
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -34,6 +38,19 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// `429 rate_limited` with `Retry-After: secs`.
+    pub(super) fn rate_limited(secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests: try again in {secs} s"),
+            )
         }
     }
 
@@ -53,6 +70,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         response
     }

@@ -98,6 +98,8 @@ pub struct HttpState {
     /// Call routing, rebuilt after every write that changes it (`None`: nothing routes calls,
     /// and tenant settings are only checked to be a JSON object).
     pub routing: Option<Arc<dyn RoutingReload>>,
+    /// `/api/v1` requests per second per API key (per source address without a valid key).
+    pub api_limits: crate::limits::ApiRateLimiter,
 }
 
 /// Call routing as the API changes it: checks tenant settings the way routing reads them, and

@@ -113,6 +113,7 @@ async fn state_with_call() -> (Arc<HttpState>, String) {
         plugin_uploads: None,
         webhooks: vaani_config::WebhooksConfig::default(),
         routing: None,
+        api_limits: crate::limits::ApiRateLimiter::new(0, 0),
     });
     (state, call_id)
 }
@@ -694,7 +695,71 @@ fn the_openapi_document_is_consistent() {
                 operation["responses"].get("default").is_some(),
                 "{method} {path}"
             );
+            // Every key-checked endpoint may answer 429 (the key's request rate).
+            let too_many = &operation["responses"]["429"];
+            assert!(
+                too_many["$ref"] == "#/components/responses/TooManyRequests"
+                    || too_many["headers"]["Retry-After"].is_object(),
+                "{method} {path}: {too_many}"
+            );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_keys_and_strangers_count_apart() {
+    let (state, _) = state_with_call().await;
+    let limited = Arc::new(HttpState {
+        store: state.store.clone(),
+        metrics: Arc::new(Metrics::new().unwrap()),
+        operator_key: KEY.to_owned(),
+        ready: AtomicBool::new(true),
+        dialer: None,
+        plugin_uploads: None,
+        webhooks: vaani_config::WebhooksConfig::default(),
+        routing: None,
+        // One a second, bursts of two.
+        api_limits: crate::limits::ApiRateLimiter::new(1, 2),
+    });
+    for _ in 0..2 {
+        assert_eq!(
+            get(&limited, "/api/v1/calls").await.status(),
+            StatusCode::OK
+        );
+    }
+    let response = get(&limited, "/api/v1/calls").await;
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Requests without a valid key count against their source, not against the key.
+    for key in [None, Some("wrong-key")] {
+        let response = send(
+            &limited,
+            Method::GET,
+            "/api/v1/calls",
+            key,
+            None,
+            Body::empty(),
+        )
+        .await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let response = send(
+        &limited,
+        Method::GET,
+        "/api/v1/calls",
+        None,
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Health and metrics are not rate-limited.
+    for _ in 0..5 {
+        let response = send(&limited, Method::GET, "/metrics", None, None, Body::empty()).await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }
 

@@ -60,6 +60,7 @@ async fn state() -> (Arc<HttpState>, Arc<CountingRouting>) {
         plugin_uploads: None,
         webhooks: vaani_config::WebhooksConfig::default(),
         routing: Some(routing.clone()),
+        api_limits: crate::limits::ApiRateLimiter::new(0, 0),
     });
     (state, routing)
 }
