@@ -196,7 +196,11 @@ fn cancel_before_answer_leaves_a_cancelled_call() {
 
 #[test]
 fn twenty_simultaneous_calls_all_complete() {
-    let server = VaaniServer::start(&ServerSpec::demo());
+    // Twenty calls to one number in two seconds: above the default 10 per minute per number.
+    let mut spec = ServerSpec::demo();
+    spec.sip_toml
+        .push_str("max_calls_per_minute_per_number = 100\n");
+    let server = VaaniServer::start(&spec);
     Sipp::new("uac_call_bye.xml")
         .substitute("milliseconds=\"5000\"", "milliseconds=\"4000\"")
         .args(&["-r", "10", "-l", "20", "-m", "20"])

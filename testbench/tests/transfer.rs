@@ -70,6 +70,27 @@ fn said(detail: &Value) -> Vec<String> {
 }
 
 #[test]
+fn a_transfer_to_a_number_logs_it_masked() {
+    // The target is a phone number: the log shows only its last four digits.
+    let server = server_with_frontdesk("sip:+918000000123@127.0.0.1:5999");
+    Sipp::new("uac_refer.xml")
+        .substitute("frontdesk@127", "\\+918000000123@127")
+        .run(server.sip_addr(), ECHO, Duration::from_secs(60))
+        .assert_success();
+    let detail = finished_call(&server);
+    assert_eq!(detail["end_reason"], "transferred", "{detail:#}");
+    let log = server.log();
+    let referred = log
+        .lines()
+        .find(|line| line.contains("transferring the call (REFER)"))
+        .unwrap_or_else(|| panic!("no REFER line:\n{log}"));
+    assert!(referred.contains("+********0123"), "{referred}");
+    for number in ["918000000123", "918000000099", "919800000"] {
+        assert!(!log.contains(number), "{number} is logged unmasked:\n{log}");
+    }
+}
+
+#[test]
 fn a_transfer_the_trunk_completes_ends_the_call_with_our_bye() {
     let server = server();
     let run = Sipp::new("uac_refer.xml").run(server.sip_addr(), ECHO, Duration::from_secs(60));
