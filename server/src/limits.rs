@@ -628,25 +628,22 @@ mod tests {
     fn a_tenant_at_its_concurrent_limit_gets_no_slot_until_a_call_ends() {
         let gauge = gauge();
         let limits = CallLimits::new(&sip(0, 0), gauge.clone());
-        let first = limits.try_occupy("clinic", Some(2)).ok().expect("slot 1");
-        let second = limits.try_occupy("clinic", Some(2)).ok().expect("slot 2");
+        let first = limits.try_occupy("clinic", Some(2)).expect("slot 1");
+        let second = limits.try_occupy("clinic", Some(2)).expect("slot 2");
         assert_eq!(
             limits.try_occupy("clinic", Some(2)).err(),
             Some(CallRefusal::TenantBusy { limit: 2 })
         );
         assert_eq!(gauge.with_label_values(&["clinic"]).get(), 2);
         // Other tenants are not affected; no limit is no limit.
-        let other = limits.try_occupy("echo", None).ok().expect("echo");
+        let other = limits.try_occupy("echo", None).expect("echo");
         // A call we placed counts even above the limit.
         let placed = limits.occupy("clinic");
         assert_eq!(limits.tenants.count("clinic"), 3);
         drop(first);
         drop(placed);
         assert_eq!(limits.tenants.count("clinic"), 1);
-        let third = limits
-            .try_occupy("clinic", Some(2))
-            .ok()
-            .expect("slot again");
+        let third = limits.try_occupy("clinic", Some(2)).expect("slot again");
         drop((second, third, other));
         assert_eq!(limits.tenants.count("clinic"), 0);
         assert!(lock(&limits.tenants.counts).is_empty(), "no leftover keys");
