@@ -526,6 +526,7 @@ fn route_sip_event(
                             source = %incoming.source,
                             "INVITE refused: draining"
                         );
+                        state.metrics.call_refused(None, "draining");
                         crate::call::refuse_with(
                             &state,
                             key,

@@ -540,6 +540,8 @@ pub struct OutboundStart {
     pub destination: std::net::SocketAddr,
     /// The transport to it.
     pub transport: Transport,
+    /// The call's place in its tenant's calls up, taken when the call was placed.
+    pub slot: crate::limits::CallSlot,
 }
 
 /// Runs one call we placed: waits for the answer, then converses exactly like an inbound call.
@@ -551,7 +553,6 @@ pub async fn run_outbound_call(
 ) {
     let _gauge = ActiveCallGauge::new(&state.metrics.active_calls);
     let trunk_id = start.trunk.id.clone();
-    let tenant_id = start.tenant.id.clone();
     let incoming = IncomingCall {
         key,
         source: start.destination,
@@ -570,7 +571,7 @@ pub async fn run_outbound_call(
         // The person on the line is the one called: their memory is what the plugin gets.
         caller: start.to,
         dialled: start.from,
-        slot: state.call_limits.occupy(&tenant_id),
+        slot: start.slot,
     };
     let mut call = Call::new(state.clone(), key, incoming, admitted, signals);
     call.call_id = start.call_id;

@@ -289,18 +289,14 @@ impl CallLimits {
             .map_err(CallRefusal::NumberRate)
     }
 
-    /// A slot for one more call of `tenant`, unless it has `max` up already.
+    /// A slot for one more call of `tenant` (inbound, or one we place), unless it has `max`
+    /// up already.
     pub fn try_occupy(&self, tenant: &str, max: Option<u32>) -> Result<CallSlot, CallRefusal> {
         self.tenants
             .try_occupy(tenant, max)
             .ok_or(CallRefusal::TenantBusy {
                 limit: max.unwrap_or(u32::MAX),
             })
-    }
-
-    /// A slot for a call of `tenant` that is up whatever the limit (a call we placed).
-    pub fn occupy(&self, tenant: &str) -> CallSlot {
-        self.tenants.occupy(tenant)
     }
 }
 
@@ -396,12 +392,6 @@ impl TenantCalls {
         *count += 1;
         drop(counts);
         Some(self.slot(tenant))
-    }
-
-    /// A slot whatever the limit.
-    pub fn occupy(&self, tenant: &str) -> CallSlot {
-        *lock(&self.counts).entry(tenant.to_owned()).or_insert(0) += 1;
-        self.slot(tenant)
     }
 
     fn slot(&self, tenant: &str) -> CallSlot {
@@ -637,11 +627,8 @@ mod tests {
         assert_eq!(gauge.with_label_values(&["clinic"]).get(), 2);
         // Other tenants are not affected; no limit is no limit.
         let other = limits.try_occupy("echo", None).expect("echo");
-        // A call we placed counts even above the limit.
-        let placed = limits.occupy("clinic");
-        assert_eq!(limits.tenants.count("clinic"), 3);
+        assert_eq!(limits.tenants.count("clinic"), 2);
         drop(first);
-        drop(placed);
         assert_eq!(limits.tenants.count("clinic"), 1);
         let third = limits.try_occupy("clinic", Some(2)).expect("slot again");
         drop((second, third, other));

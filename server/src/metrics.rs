@@ -83,7 +83,9 @@ pub struct Metrics {
     pub tenant_call_cost_inr_total: CounterVec,
     /// Plugin failures that sent a call to its fallback, by tenant and kind.
     pub tenant_plugin_failures_total: IntCounterVec,
-    /// INVITEs refused before a call existed, by tenant (`""`: none reached) and reason.
+    /// INVITEs refused before a call existed, by tenant (`""`: none reached) and reason
+    /// (`source_rate`, `number_rate`, `tenant_concurrency`, `forbidden_source`,
+    /// `unknown_number`, `tenant_unavailable`, `unauthorized`, `draining`).
     pub call_refusals_total: IntCounterVec,
 }
 

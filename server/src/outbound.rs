@@ -50,6 +50,9 @@ pub enum DialError {
     /// The trunk's concurrent-call limit.
     #[error("trunk {0:?} has its maximum number of calls up")]
     TooManyCalls(String),
+    /// The tenant's concurrent-call limit (`max_concurrent_calls`).
+    #[error("tenant {0:?} has its maximum number of calls up")]
+    TenantBusy(String),
     /// The trunk's address, the media ports or the SIP driver failed.
     #[error("{0}")]
     Unavailable(String),
@@ -369,13 +372,18 @@ async fn start_dial(
     }
     let target = TrunkTarget::parse(&outbound.uri)
         .ok_or_else(|| DialError::Unavailable(format!("trunk {}: bad uri", trunk.id)))?;
+    // The call counts toward the tenant's calls up from now on (released if it is not placed).
+    let slot = state
+        .call_limits
+        .try_occupy(&tenant.id, tenant.call_limits.max_concurrent_calls)
+        .map_err(|_| DialError::TenantBusy(tenant.id.clone()))?;
     state.outbound_limiters.try_start(&trunk.id, outbound)?;
     let route = OutboundRoute {
         trunk,
         outbound,
         target: &target,
     };
-    let placed = place(state, request, tenant, route, (&from, &to)).await;
+    let placed = place(state, request, (tenant, slot), route, (&from, &to)).await;
     if placed.is_err() {
         state.outbound_limiters.finish(&trunk.id);
     }
@@ -385,7 +393,7 @@ async fn start_dial(
 async fn place(
     state: &Arc<crate::app::AppState>,
     request: &DialRequest,
-    tenant: Arc<crate::app::TenantRuntime>,
+    (tenant, slot): (Arc<crate::app::TenantRuntime>, crate::limits::CallSlot),
     route: OutboundRoute<'_>,
     (from, to): (&str, &str),
 ) -> Result<String, DialError> {
@@ -442,6 +450,7 @@ async fn place(
         lease,
         destination: placed.destination,
         transport: target.transport,
+        slot,
     };
     state
         .pending_dials

@@ -255,3 +255,51 @@ fn an_api_key_over_its_rate_gets_429_and_is_never_logged() {
         "the operator key is in the log:\n{log}"
     );
 }
+
+#[test]
+fn a_call_the_tenant_places_counts_toward_its_concurrent_limit() {
+    // A callee that never answers: the placed call stays ringing (and counts) for the test.
+    let silent_callee = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let callee_port = silent_callee.local_addr().expect("addr").port();
+    let mut spec = ServerSpec::demo();
+    spec.trunk_toml = format!(
+        "[trunks.outbound]\nuri = \"sip:127.0.0.1:{callee_port}\"\ncaller_id = \"+918000000099\"\n"
+    );
+    let echo = spec
+        .tenants
+        .iter_mut()
+        .find(|t| t.number == ECHO)
+        .expect("echo tenant");
+    echo.extra = "max_concurrent_calls = 1".to_string();
+    let server = VaaniServer::start(&spec);
+
+    let place = || {
+        server.api_post(
+            "/api/v1/calls",
+            &json!({ "tenant": "echo", "to": "+919876543210" }),
+        )
+    };
+    let (status, body) = place();
+    assert_eq!(status, 202, "{body:#}");
+    // A second placed call and an inbound call both find the tenant at its limit.
+    let (status, body) = place();
+    assert_eq!(status, 429, "{body:#}");
+    assert_eq!(body["error"]["code"], "too_many_calls", "{body:#}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("tenant"),
+        "{body:#}"
+    );
+    refused_with(486)
+        .run(server.sip_addr(), ECHO, Duration::from_secs(20))
+        .assert_success();
+    let text = metrics(&server);
+    assert_eq!(
+        series(&text, "vaani_tenant_active_calls{tenant=\"echo\"}"),
+        1.0,
+        "{text}"
+    );
+    drop(silent_callee);
+}

@@ -137,7 +137,9 @@ pub(super) async fn place_call(
             }
             DialError::InvalidNumber { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_number"),
             DialError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            DialError::TooManyCalls(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_calls"),
+            DialError::TooManyCalls(_) | DialError::TenantBusy(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_calls")
+            }
             DialError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             DialError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         };
