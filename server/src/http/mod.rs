@@ -302,7 +302,8 @@ fn router_for(endpoints: Vec<Endpoint>, state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Runs each request inside an `http_request` span (`method`, `path`, and `tenant_id` once
+/// Runs each request inside an `http_request` span (`method`, `path` with phone numbers
+/// masked, and `tenant_id` once
 /// [`auth::Caller`] has checked a tenant's key), so its log lines say what they belong to.
 async fn in_request_span(
     request: axum::extract::Request,
@@ -312,10 +313,29 @@ async fn in_request_span(
     let span = tracing::info_span!(
         "http_request",
         method = %request.method(),
-        path = request.uri().path(),
+        path = %masked_path(request.uri().path()),
         tenant_id = tracing::field::Empty
     );
     next.run(request).instrument(span).await
+}
+
+/// `path` for the logs: a segment that is a phone number (`/callers/{phone}`,
+/// `/numbers/{number}`: digits, maybe after `+` or `%2B`) keeps only its last four digits.
+fn masked_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let (prefix, digits) = ["+", "%2B", "%2b"]
+                .iter()
+                .find_map(|p| segment.strip_prefix(p).map(|rest| (*p, rest)))
+                .unwrap_or(("", segment));
+            if digits.len() > 4 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{prefix}{}", crate::call::mask_number(digits))
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The query of the list endpoints: `?limit=` (1..=500, default 50) and `?tenant=`.

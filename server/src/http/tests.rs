@@ -1808,3 +1808,28 @@ async fn tenancy_answers_match_the_documented_schemas() {
         )
     );
 }
+
+#[test]
+fn logged_paths_mask_phone_numbers_only() {
+    assert_eq!(
+        super::masked_path("/api/v1/callers/%2B919876543210"),
+        "/api/v1/callers/%2B********3210"
+    );
+    assert_eq!(
+        super::masked_path("/api/v1/numbers/+918000000001"),
+        "/api/v1/numbers/+********0001"
+    );
+    assert_eq!(
+        super::masked_path("/api/v1/callers/919876543210"),
+        "/api/v1/callers/********3210"
+    );
+    // Ids and names stay readable.
+    for path in [
+        "/api/v1/calls/01HZX3K9Q2",
+        "/api/v1/keys/12",
+        "/api/v1/tenants/clinic",
+        "/",
+    ] {
+        assert_eq!(super::masked_path(path), path);
+    }
+}
