@@ -324,7 +324,12 @@ pub fn place_call_command(
 pub async fn dial(state: Arc<crate::app::AppState>, request: DialRequest) {
     let result = start_dial(&state, &request).await;
     if let Err(error) = &result {
-        tracing::info!(tenant = %request.tenant, "call not placed: {error}");
+        // The error may quote the number asked for: masked like every number in the logs.
+        tracing::info!(
+            tenant = %request.tenant,
+            "call not placed: {}",
+            crate::call::mask_numbers_in(&error.to_string())
+        );
     }
     let _ = request.reply.send(result);
 }
