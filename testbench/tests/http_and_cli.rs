@@ -143,7 +143,14 @@ trunk = "nowhere"
 /// with something other than 401.
 #[test]
 fn every_documented_api_operation_requires_a_key() {
-    let server = VaaniServer::start(&ServerSpec::demo());
+    // Well over a hundred requests without a valid key in a moment: no per-source rate here
+    // (testbench/tests/limits.rs covers it).
+    let mut spec = ServerSpec::demo();
+    spec.env.push((
+        "VAANI_HTTP__REQUESTS_PER_SECOND_PER_KEY".to_owned(),
+        "0".to_owned(),
+    ));
+    let server = VaaniServer::start(&spec);
     let (status, body) = server
         .http_get("/api/v1/openapi.json", None)
         .expect("openapi");
