@@ -143,6 +143,7 @@ impl RegistryLoader {
     /// none. A database error leaves the current routing unchanged.
     pub async fn load(&self, at_start: bool) -> Result<(), RoutingError> {
         let mut built = self.built.lock().await;
+        let trunks = self.trunk_admissions().await?;
         let tenants = self.store.list_tenants_with_settings().await?;
         let numbers = self
             .store
@@ -233,7 +234,7 @@ impl RegistryLoader {
                 .iter()
                 .map(|(id, tenant)| (id.clone(), tenant.runtime.clone()))
                 .collect(),
-            trunks: self.trunks.clone(),
+            trunks,
             numbers: routes,
             auth_gates: self.auth_gates.clone(),
         };
@@ -246,6 +247,36 @@ impl RegistryLoader {
         self.registry.replace(snapshot);
         *built = next;
         Ok(())
+    }
+
+    /// Who may send calls: the config file's trunks, then the operator's API trunks (plain
+    /// trunks admitting their source networks). An API trunk whose stored networks do not
+    /// parse admits nothing (and says so in the log).
+    async fn trunk_admissions(&self) -> Result<Vec<TrunkAdmission>, RoutingError> {
+        let mut admissions = self.trunks.clone();
+        for listed in self.store.list_trunks().await? {
+            if listed.source != vaani_store::TrunkSource::Api
+                || admissions.iter().any(|t| t.id == listed.trunk.id)
+            {
+                continue;
+            }
+            let mut allowed = Vec::new();
+            for cidr in &listed.trunk.allowed_cidrs {
+                match cidr.parse::<ipnet::IpNet>() {
+                    Ok(net) => allowed.push(net),
+                    Err(error) => tracing::warn!(
+                        trunk = %listed.trunk.id,
+                        "stored network {cidr:?} does not parse ({error}); ignored"
+                    ),
+                }
+            }
+            admissions.push(TrunkAdmission {
+                id: listed.trunk.id,
+                allowed,
+                any_source: false,
+            });
+        }
+        Ok(admissions)
     }
 
     /// The trunk of a tenant's numbers that have none of their own (see the module doc).

@@ -75,7 +75,7 @@ pub use page::{Cursor, InvalidCursor, Page};
 pub use plugins::{AddedPlugin, NewPlugin, PluginArtifact, PluginBytes, PluginVersion};
 pub use recordings::Recording;
 pub use tenants::{NewTenant, Tenant, TenantStatus, TenantUpdate, TenantWithSettings};
-pub use trunks::Trunk;
+pub use trunks::{ListedTrunk, Trunk, TrunkSource};
 pub use webhooks::{
     DeliveryStatus, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEventType,
 };

@@ -35,7 +35,8 @@
 //!
 //! One module per thing served: [`health`] (health, readiness, metrics), [`openapi`] (the
 //! OpenAPI document), [`calls`], [`recordings`], [`callers`], [`extractions`], [`analytics`],
-//! [`plugins`], [`tenants`], [`keys`], [`numbers`], [`webhooks`], [`assets`], [`knowledge`]. [`params`] parses the query parameters
+//! [`plugins`], [`tenants`], [`keys`], [`numbers`], [`trunks`], [`webhooks`], [`assets`],
+//! [`knowledge`]. [`params`] parses the query parameters
 //! they share (times, cursors, statuses, numbers), [`auth`] checks the bearer key and maps it
 //! to a scope, [`extract`] wraps axum's extractors and [`error`] shapes every error answer as
 //! JSON.
@@ -76,6 +77,7 @@ mod recordings;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod trunks;
 mod webhooks;
 
 use error::ApiError;
@@ -208,6 +210,9 @@ fn endpoints() -> Vec<Endpoint> {
             "/api/v1/knowledge/{id}",
             knowledge::delete_item,
         ),
+        Endpoint::new(Method::GET, "/api/v1/trunks", trunks::list_trunks),
+        Endpoint::new(Method::PUT, "/api/v1/trunks/{id}", trunks::put_trunk),
+        Endpoint::new(Method::DELETE, "/api/v1/trunks/{id}", trunks::delete_trunk),
         Endpoint::new(Method::GET, "/api/v1/webhooks", webhooks::list_webhooks),
         Endpoint::new(Method::POST, "/api/v1/webhooks", webhooks::create_webhook),
         Endpoint::new(
