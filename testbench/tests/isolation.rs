@@ -100,6 +100,21 @@ fn foreign_requests() -> Vec<ForeignRequest> {
             status: 404,
             code: "not_found",
         },
+        // Trunks (operator only, like tenants).
+        ForeignRequest {
+            method: "PUT",
+            path: |_| "/api/v1/trunks/local".to_owned(),
+            body: |_| Some(json!({ "name": "Open", "allowed_cidrs": ["0.0.0.0/0"] })),
+            status: 404,
+            code: "not_found",
+        },
+        ForeignRequest {
+            method: "DELETE",
+            path: |_| "/api/v1/trunks/local".to_owned(),
+            body: none,
+            status: 404,
+            code: "not_found",
+        },
         // Keys.
         ForeignRequest {
             method: "POST",
