@@ -6,8 +6,8 @@
 //! any 2xx; otherwise another attempt after an exponential back-off with jitter
 //! ([`retry_delay`]), until `[webhooks] max_attempts`, after which it is marked failed. Leases
 //! make it safe for several nodes sharing one database to dispatch at once. An endpoint gets
-//! its events in the order they happened on their first attempt; a retried delivery may
-//! arrive after later events (each carries `created_at_ms`).
+//! its events one at a time and in the order they happened: a delivery being retried holds
+//! back that endpoint's later events (and only that endpoint's).
 //!
 //! Every POST carries the event's JSON body and
 //!
@@ -38,8 +38,8 @@ use crate::egress::{Egress, FetchMethod, FetchRequest};
 /// How long a dispatcher owns a leased delivery before another may take it: longer than
 /// any attempt (the POST's timeout is at most a minute).
 const LEASE_MS: i64 = 120_000;
-/// Deliveries leased at once.
-const BATCH: u32 = 16;
+/// Most deliveries in flight at once (each endpoint has at most one).
+const MAX_IN_FLIGHT: usize = 32;
 /// How often the outbox is polled when it was empty.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Largest event body posted.
@@ -100,8 +100,10 @@ impl Dispatcher {
         Ok(Dispatcher { store, config, tls })
     }
 
-    /// Runs until `stop` turns true: delivers what is due, then polls again. First takes back
-    /// the deliveries this node had leased when it last stopped.
+    /// Runs until `stop` turns true: keeps up to [`MAX_IN_FLIGHT`] deliveries going (at most
+    /// one per endpoint, so a slow endpoint holds up only its own queue), leasing more as
+    /// each ends, and polls when nothing is due. First takes back the deliveries this node had
+    /// leased when it last stopped.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         match self.store.release_webhook_leases().await {
             Ok(0) => {}
@@ -113,59 +115,42 @@ impl Dispatcher {
             }
             Err(error) => tracing::warn!("releasing webhook leases: {error}"),
         }
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
             if *stop.borrow() {
+                // Deliveries cut short here are retried after their lease (or at next start).
                 return;
             }
-            let delivered_some = match self.dispatch_due().await {
-                Ok(count) => count > 0,
-                Err(error) => {
-                    tracing::warn!("webhook outbox: {error}");
-                    false
+            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+            let mut leased = 0;
+            if room > 0 {
+                match self
+                    .store
+                    .claim_webhook_deliveries(
+                        vaani_store::now_ms(),
+                        LEASE_MS,
+                        u32::try_from(room).unwrap_or(u32::MAX),
+                    )
+                    .await
+                {
+                    Ok(due) => {
+                        leased = due.len();
+                        for delivery in due {
+                            let dispatcher = self.clone();
+                            in_flight.spawn(async move { dispatcher.deliver(delivery).await });
+                        }
+                    }
+                    Err(error) => tracing::warn!("webhook outbox: {error}"),
                 }
-            };
-            if !delivered_some {
+            }
+            if leased == 0 || in_flight.len() >= MAX_IN_FLIGHT {
                 tokio::select! {
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
-    }
-
-    /// Leases the deliveries due now and attempts them: one endpoint's in the order their
-    /// events happened, different endpoints concurrently. Returns how many there were.
-    async fn dispatch_due(self: &Arc<Self>) -> Result<usize, vaani_store::StoreError> {
-        let due = self
-            .store
-            .claim_webhook_deliveries(vaani_store::now_ms(), LEASE_MS, BATCH)
-            .await?;
-        let count = due.len();
-        let mut by_endpoint: Vec<(String, Vec<DueDelivery>)> = Vec::new();
-        for delivery in due {
-            match by_endpoint
-                .iter_mut()
-                .find(|(endpoint, _)| *endpoint == delivery.endpoint_id)
-            {
-                Some((_, queue)) => queue.push(delivery),
-                None => by_endpoint.push((delivery.endpoint_id.clone(), vec![delivery])),
-            }
-        }
-        let queues: Vec<_> = by_endpoint
-            .into_iter()
-            .map(|(_, queue)| {
-                let dispatcher = self.clone();
-                tokio::spawn(async move {
-                    for delivery in queue {
-                        dispatcher.deliver(delivery).await;
-                    }
-                })
-            })
-            .collect();
-        for queue in queues {
-            let _ = queue.await;
-        }
-        Ok(count)
     }
 
     /// Attempts one delivery and records the outcome.
@@ -182,7 +167,7 @@ impl Dispatcher {
                     "webhook delivered"
                 );
                 self.store
-                    .record_webhook_delivered(&delivery.id, *status, vaani_store::now_ms())
+                    .record_webhook_delivered(&delivery, *status, vaani_store::now_ms())
                     .await
             }
             Attempt::Failed { status, error } => {
@@ -207,20 +192,33 @@ impl Dispatcher {
                     "webhook delivery failed: {error}"
                 );
                 self.store
-                    .record_webhook_failure(&delivery.id, *status, error, retry_at)
+                    .record_webhook_failure(&delivery, *status, error, retry_at)
                     .await
             }
         };
-        if let Err(error) = recorded {
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                delivery = %delivery.id,
+                "webhook lease lost before the outcome was recorded (another dispatcher took it)"
+            ),
             // The lease runs out and the delivery is attempted again: at least once.
-            tracing::warn!(delivery = %delivery.id, "recording a webhook attempt: {error}");
+            Err(error) => {
+                tracing::warn!(delivery = %delivery.id, "recording a webhook attempt: {error}")
+            }
         }
     }
 
     /// POSTs the delivery's body, signed, to its endpoint.
     async fn post(&self, delivery: &DueDelivery) -> Attempt {
         let host = match url::Url::parse(&delivery.url) {
-            Ok(url) => url.host_str().unwrap_or_default().to_owned(),
+            Ok(url) => match url.host() {
+                // The egress guard compares bare addresses and names without a trailing dot.
+                Some(url::Host::Ipv6(address)) => address.to_string(),
+                Some(url::Host::Ipv4(address)) => address.to_string(),
+                Some(url::Host::Domain(name)) => name.trim_end_matches('.').to_owned(),
+                None => String::new(),
+            },
             Err(error) => {
                 return Attempt::Failed {
                     status: None,
@@ -262,11 +260,33 @@ impl Dispatcher {
                 status: Some(answer.status),
                 error: format!("the endpoint answered HTTP {}", answer.status),
             },
-            Err(error) => Attempt::Failed {
-                status: None,
-                error: error.to_string(),
-            },
+            Err(error) => {
+                let shown = tenant_reason(&error);
+                if shown != error.to_string() {
+                    // The details (which address a name resolves to) are the operator's.
+                    tracing::info!(delivery = %delivery.id, "webhook endpoint refused: {error}");
+                }
+                Attempt::Failed {
+                    status: None,
+                    error: shown,
+                }
+            }
         }
+    }
+}
+
+/// Why an attempt failed, as the tenant's delivery log says it: what the guard found about
+/// the endpoint's address is not told (it would map the operator's network).
+fn tenant_reason(error: &crate::egress::EgressError) -> String {
+    use crate::egress::EgressError;
+    match error {
+        EgressError::AddressNotAllowed { .. }
+        | EgressError::HostNotAllowed { .. }
+        | EgressError::Dns { .. } => {
+            "the endpoint's host does not resolve to a public address this server may reach"
+                .to_owned()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -319,6 +339,32 @@ mod tests {
             .chain_update(inner)
             .finalize();
         outer.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn the_delivery_log_does_not_map_the_operators_network() {
+        use crate::egress::EgressError;
+        let refused = EgressError::AddressNotAllowed {
+            host: "db.corp.internal".to_owned(),
+            address: "10.2.3.4".parse().unwrap(),
+            class: "private",
+        };
+        let shown = tenant_reason(&refused);
+        assert!(
+            !shown.contains("10.2.3.4") && !shown.contains("private"),
+            "{shown}"
+        );
+        let unresolved = EgressError::Dns {
+            host: "secret.corp.internal".to_owned(),
+            message: "no such host".to_owned(),
+        };
+        assert_eq!(
+            tenant_reason(&unresolved),
+            shown,
+            "resolving or not looks the same"
+        );
+        let timeout = EgressError::Timeout { after_ms: 10_000 };
+        assert_eq!(tenant_reason(&timeout), timeout.to_string());
     }
 
     #[test]

@@ -230,4 +230,18 @@ impl Store {
         }
         Ok(())
     }
+
+    /// How many knowledge items the tenant has.
+    pub async fn count_knowledge_items(&self, tenant_id: &str) -> Result<u64, StoreError> {
+        let count = with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM knowledge_items WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(StoreError::query("count_knowledge_items"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }

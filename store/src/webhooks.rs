@@ -170,6 +170,8 @@ pub struct DueDelivery {
     pub attempts: i64,
     /// When the event happened (unix ms).
     pub created_at_ms: i64,
+    /// The lease's end (unix ms), which also identifies this lease when recording the outcome.
+    pub lease_until_ms: i64,
 }
 
 impl fmt::Debug for DueDelivery {
@@ -324,6 +326,7 @@ struct LeasedRow {
     payload: String,
     attempts: i64,
     created_at: i64,
+    lease_until: i64,
 }
 
 impl Store {
@@ -521,7 +524,9 @@ impl Store {
     }
 
     /// Lease up to `limit` deliveries due at `now_ms` for `lease_ms`, counting an attempt on
-    /// each, in the order they fell due (then the order their events happened). Another dispatcher (another node on the same database) does not get them until
+    /// each: at most one per endpoint, and only an endpoint's oldest pending delivery, so an
+    /// endpoint gets its events one at a time and in order (a slow or failing endpoint holds
+    /// up only its own queue). Another dispatcher (another node on the same database) does not get them until
     /// the lease runs out; record each outcome with [`Store::record_webhook_delivered`] or
     /// [`Store::record_webhook_failure`]. By nature not tenant-scoped: only the dispatcher
     /// calls it.
@@ -535,12 +540,22 @@ impl Store {
             sqlx::query_as::<_, LeasedRow>(
                 "UPDATE webhook_deliveries SET lease_until = $2, leased_by = $4,
                                                attempts = attempts + 1
-                 WHERE id IN (SELECT id FROM webhook_deliveries
-                              WHERE status = 'pending' AND next_attempt_at <= $1
-                                AND (lease_until IS NULL OR lease_until <= $1)
-                              ORDER BY next_attempt_at, created_at, id LIMIT $3)
+                 WHERE id IN (
+                     SELECT d.id FROM webhook_deliveries d
+                     WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+                       AND (d.lease_until IS NULL OR d.lease_until <= $1)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM webhook_deliveries busy
+                           WHERE busy.endpoint_id = d.endpoint_id
+                             AND busy.status = 'pending' AND busy.lease_until > $1)
+                       AND d.id = (
+                           SELECT head.id FROM webhook_deliveries head
+                           WHERE head.endpoint_id = d.endpoint_id AND head.status = 'pending'
+                           ORDER BY head.created_at, head.id LIMIT 1)
+                     ORDER BY d.next_attempt_at, d.created_at, d.id LIMIT $3)
                    AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)
-                 RETURNING id, tenant_id, endpoint_id, event_type, payload, attempts, created_at",
+                 RETURNING id, tenant_id, endpoint_id, event_type, payload, attempts, created_at,
+                           lease_until",
             )
             .bind(now_ms)
             .bind(now_ms.saturating_add(lease_ms))
@@ -576,6 +591,7 @@ impl Store {
                 payload: row.payload,
                 attempts: row.attempts,
                 created_at_ms: row.created_at,
+                lease_until_ms: row.lease_until,
             });
         }
         // RETURNING gives no order: put them back in the order their events happened.
@@ -601,39 +617,43 @@ impl Store {
         .map_err(StoreError::query("release_webhook_leases"))
     }
 
-    /// Record that a leased delivery was accepted (`http_status` 2xx) at `now_ms`.
+    /// Record that the leased `delivery` was accepted (`http_status` 2xx) at `now_ms`. Returns
+    /// `false`, changing nothing, when the lease was lost (it ran out and another dispatcher
+    /// took the delivery).
     pub async fn record_webhook_delivered(
         &self,
-        id: &str,
+        delivery: &DueDelivery,
         http_status: u16,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE webhook_deliveries
-                 SET status = 'delivered', delivered_at = $2, last_status = $3,
+                 SET status = 'delivered', delivered_at = $3, last_status = $4,
                      last_error = NULL, lease_until = NULL, leased_by = NULL
-                 WHERE id = $1",
+                 WHERE id = $1 AND status = 'pending' AND lease_until = $2",
             )
-            .bind(id)
+            .bind(&delivery.id)
+            .bind(delivery.lease_until_ms)
             .bind(now_ms)
             .bind(i64::from(http_status))
             .execute(pool)
             .await
-            .map(drop)
+            .map(|done| done.rows_affected() == 1)
         })
         .map_err(StoreError::query("record_webhook_delivered"))
     }
 
-    /// Record that an attempt failed (`http_status` when the endpoint answered, and why):
-    /// try again at `retry_at_ms`, or, when `None`, give up (`failed`).
+    /// Record that an attempt of the leased `delivery` failed (`http_status` when the endpoint
+    /// answered, and why): try again at `retry_at_ms`, or, when `None`, give up (`failed`).
+    /// Returns `false`, changing nothing, when the lease was lost.
     pub async fn record_webhook_failure(
         &self,
-        id: &str,
+        delivery: &DueDelivery,
         http_status: Option<u16>,
         error: &str,
         retry_at_ms: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (status, next) = match retry_at_ms {
             Some(at) => (DeliveryStatus::Pending, Some(at)),
             None => (DeliveryStatus::Failed, None),
@@ -641,18 +661,19 @@ impl Store {
         with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE webhook_deliveries
-                 SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
-                     last_status = $4, last_error = $5, lease_until = NULL, leased_by = NULL
-                 WHERE id = $1",
+                 SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at),
+                     last_status = $5, last_error = $6, lease_until = NULL, leased_by = NULL
+                 WHERE id = $1 AND status = 'pending' AND lease_until = $2",
             )
-            .bind(id)
+            .bind(&delivery.id)
+            .bind(delivery.lease_until_ms)
             .bind(status.as_str())
             .bind(next)
             .bind(http_status.map(i64::from))
             .bind(error)
             .execute(pool)
             .await
-            .map(drop)
+            .map(|done| done.rows_affected() == 1)
         })
         .map_err(StoreError::query("record_webhook_failure"))
     }

@@ -121,6 +121,8 @@ async fn knowledge_items_are_added_changed_filtered_and_deleted(store: Store) {
         )
         .await
         .unwrap();
+    assert_eq!(store.count_knowledge_items("a").await.unwrap(), 2);
+    assert_eq!(store.count_knowledge_items("b").await.unwrap(), 0);
     let listed = store.list_knowledge_items(Some("a"), None).await.unwrap();
     assert_eq!(
         listed,

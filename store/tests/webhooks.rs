@@ -25,6 +25,7 @@ on_sqlite_and_postgres!(
     deliveries_are_leased_retried_and_given_up,
     deleting_an_endpoint_drops_its_deliveries,
     a_restarted_node_releases_only_its_own_leases,
+    endpoints_are_served_side_by_side,
 );
 
 async fn call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
@@ -273,78 +274,75 @@ async fn deliveries_are_leased_retried_and_given_up(store: Store) {
         .unwrap();
     call(&store, "a", 10_000).await;
     call(&store, "a", 10_001).await;
+    let claim = |at: i64, lease: i64| {
+        let store = store.clone();
+        async move { store.claim_webhook_deliveries(at, lease, 10).await.unwrap() }
+    };
 
     // Not due before the event happened.
-    assert!(
-        store
-            .claim_webhook_deliveries(9_999, 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let leased = store
-        .claim_webhook_deliveries(20_000, 30_000, 1)
-        .await
-        .unwrap();
-    assert_eq!(leased.len(), 1, "at most the limit");
+    assert!(claim(9_999, 30_000).await.is_empty());
+    // One at a time per endpoint, the oldest first, even with room for more.
+    let leased = claim(20_000, 30_000).await;
+    assert_eq!(leased.len(), 1);
     let first = &leased[0];
     assert_eq!(first.url, "https://a.example/hook");
     assert_eq!(first.secret, "key");
     assert_eq!(first.attempts, 1);
     assert_eq!(first.event_type, "call.started");
+    assert_eq!(first.created_at_ms, 10_000);
     let body: serde_json::Value = serde_json::from_str(&first.payload).unwrap();
     assert_eq!(body["type"], "call.started");
-
-    // The other is still claimable; the leased one is not, until its lease ends.
-    let second = store
-        .claim_webhook_deliveries(20_000, 30_000, 10)
-        .await
-        .unwrap();
-    assert_eq!(second.len(), 1);
-    assert_ne!(second[0].id, first.id);
     assert!(
-        store
-            .claim_webhook_deliveries(49_999, 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty()
+        claim(20_000, 30_000).await.is_empty(),
+        "the endpoint is busy"
     );
 
-    store
-        .record_webhook_delivered(&second[0].id, 204, 21_000)
-        .await
-        .unwrap();
-    store
-        .record_webhook_failure(&first.id, Some(503), "HTTP 503", Some(60_000))
-        .await
-        .unwrap();
-    // Retried only from its next attempt time; a delivered one never again.
+    // A failure with a retry time: the endpoint's queue waits for it (events stay in order).
     assert!(
         store
-            .claim_webhook_deliveries(59_999, 30_000, 10)
+            .record_webhook_failure(first, Some(503), "HTTP 503", Some(60_000))
             .await
             .unwrap()
-            .is_empty()
     );
-    let retry = store
-        .claim_webhook_deliveries(60_000, 30_000, 10)
-        .await
-        .unwrap();
-    assert_eq!(retry.len(), 1);
+    assert!(claim(59_999, 30_000).await.is_empty());
+    let retry = claim(60_000, 30_000).await;
     assert_eq!(
         (retry[0].id.as_str(), retry[0].attempts),
         (first.id.as_str(), 2)
     );
-    store
-        .record_webhook_failure(&first.id, None, "connection refused", None)
-        .await
-        .unwrap();
     assert!(
         store
-            .claim_webhook_deliveries(i64::MAX / 2, 30_000, 10)
+            .record_webhook_delivered(&retry[0], 204, 60_500)
             .await
             .unwrap()
-            .is_empty(),
+    );
+
+    // The second: its lease runs out and another dispatcher takes it; the first one's late
+    // outcome is not recorded over the second's.
+    let slow = claim(61_000, 100).await;
+    assert_eq!(slow.len(), 1);
+    assert_ne!(slow[0].id, first.id);
+    let taken_over = claim(61_200, 30_000).await;
+    assert_eq!(
+        (taken_over[0].id.as_str(), taken_over[0].attempts),
+        (slow[0].id.as_str(), 2)
+    );
+    assert!(
+        !store
+            .record_webhook_failure(&slow[0], None, "timed out", Some(90_000))
+            .await
+            .unwrap(),
+        "a lost lease records nothing"
+    );
+    // Given up for good.
+    assert!(
+        store
+            .record_webhook_failure(&taken_over[0], None, "connection refused", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        claim(i64::MAX / 2, 30_000).await.is_empty(),
         "a failed delivery is not retried"
     );
 
@@ -353,11 +351,12 @@ async fn deliveries_are_leased_retried_and_given_up(store: Store) {
         .await
         .unwrap();
     let by_id = |id: &str| log.iter().find(|d| d.id == id).unwrap().clone();
-    let delivered = by_id(&second[0].id);
+    let delivered = by_id(&first.id);
     assert_eq!(delivered.status, DeliveryStatus::Delivered);
-    assert_eq!(delivered.delivered_at_ms, Some(21_000));
+    assert_eq!(delivered.delivered_at_ms, Some(60_500));
     assert_eq!(delivered.last_status, Some(204));
-    let failed = by_id(&first.id);
+    assert_eq!(delivered.attempts, 2);
+    let failed = by_id(&slow[0].id);
     assert_eq!(failed.status, DeliveryStatus::Failed);
     assert_eq!(failed.attempts, 2);
     assert_eq!(failed.last_status, None);
@@ -375,6 +374,27 @@ async fn deliveries_are_leased_retried_and_given_up(store: Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn endpoints_are_served_side_by_side(store: Store) {
+    add_tenants(&store).await;
+    for (tenant, url) in [("a", "https://a.example/"), ("b", "https://b.example/")] {
+        store
+            .create_webhook_endpoint(tenant, url, &[CallStarted], "s", 1)
+            .await
+            .unwrap();
+    }
+    for at in [10_000, 10_001, 10_002] {
+        call(&store, "a", at).await;
+    }
+    call(&store, "b", 10_003).await;
+    // A's backlog does not keep B waiting: one of each.
+    let leased = store
+        .claim_webhook_deliveries(20_000, 30_000, 10)
+        .await
+        .unwrap();
+    let tenants: Vec<&str> = leased.iter().map(|d| d.tenant_id.as_str()).collect();
+    assert_eq!(tenants, ["a", "b"]);
 }
 
 async fn deleting_an_endpoint_drops_its_deliveries(store: Store) {
@@ -401,30 +421,25 @@ async fn deleting_an_endpoint_drops_its_deliveries(store: Store) {
 
 async fn a_restarted_node_releases_only_its_own_leases(store: Store) {
     add_tenants(&store).await;
-    store
-        .create_webhook_endpoint("a", "https://a.example/", &[CallStarted], "s", 1)
-        .await
-        .unwrap();
+    for (tenant, url) in [("a", "https://a.example/"), ("b", "https://b.example/")] {
+        store
+            .create_webhook_endpoint(tenant, url, &[CallStarted], "s", 1)
+            .await
+            .unwrap();
+    }
     call(&store, "a", 10_000).await;
-    call(&store, "a", 10_001).await;
+    call(&store, "b", 10_001).await;
     let node_a = store.clone().with_node_id("node-a");
     let node_b = store.clone().with_node_id("node-b");
-    assert_eq!(
-        node_a
-            .claim_webhook_deliveries(20_000, 60_000, 1)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        node_b
-            .claim_webhook_deliveries(20_000, 60_000, 1)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let of_a = node_a
+        .claim_webhook_deliveries(20_000, 60_000, 1)
+        .await
+        .unwrap();
+    let of_b = node_b
+        .claim_webhook_deliveries(20_000, 60_000, 1)
+        .await
+        .unwrap();
+    assert_eq!((of_a.len(), of_b.len()), (1, 1));
     // Node a "crashes" and starts again: its lease is released, node b's is kept.
     assert_eq!(node_a.release_webhook_leases().await.unwrap(), 1);
     let again = node_a
@@ -432,6 +447,9 @@ async fn a_restarted_node_releases_only_its_own_leases(store: Store) {
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "only a's delivery is due again");
-    assert_eq!(again[0].attempts, 2);
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempts),
+        (of_a[0].id.as_str(), 2)
+    );
     assert_eq!(node_b.release_webhook_leases().await.unwrap(), 1);
 }

@@ -25,6 +25,8 @@ use super::extract::{ApiBytes, ApiPath, ApiQuery};
 pub(super) const MAX_ASSET_UPLOAD_BYTES: usize = 8 << 20;
 /// Longest asset, seconds.
 pub const MAX_ASSET_SECONDS: usize = 120;
+/// Assets one tenant may keep (each up to about 2 MB of audio).
+const MAX_ASSETS_PER_TENANT: usize = 200;
 /// Longest asset name (as `play-asset` accepts).
 const MAX_ASSET_ID_BYTES: usize = 128;
 
@@ -148,13 +150,28 @@ pub(super) async fn put_asset(
             "send the asset as a WAV file with `Content-Type: audio/wav`",
         ));
     }
-    let pcm8k = decode_wav(&body)?;
     let existed = state
         .store
         .get_asset(&tenant, &id)
         .await
         .map_err(internal)?
         .is_some();
+    if !existed
+        && state
+            .store
+            .list_assets(Some(&tenant))
+            .await
+            .map_err(internal)?
+            .len()
+            >= MAX_ASSETS_PER_TENANT
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_assets",
+            format!("a tenant may keep at most {MAX_ASSETS_PER_TENANT} assets"),
+        ));
+    }
+    let pcm8k = decode_wav(&body)?;
     let content_hash = format!("{:x}", Sha256::digest(&body));
     let asset = state
         .store

@@ -23,7 +23,7 @@ const MAX_CONTENT_BYTES: usize = 48 << 10;
 const MAX_TAGS: usize = 20;
 const MAX_TAG_CHARS: usize = 50;
 /// Most items per tenant.
-const MAX_ITEMS_PER_TENANT: usize = 1_000;
+const MAX_ITEMS_PER_TENANT: u64 = 1_000;
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -98,10 +98,10 @@ pub(super) async fn create_item(
     check_tags(&body.tags)?;
     let existing = state
         .store
-        .list_knowledge_items(Some(&tenant), None)
+        .count_knowledge_items(&tenant)
         .await
         .map_err(internal)?;
-    if existing.len() >= MAX_ITEMS_PER_TENANT {
+    if existing >= MAX_ITEMS_PER_TENANT {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "too_many_items",

@@ -30,14 +30,17 @@ use crate::plugin_compile::{CompileError, PluginCompiler};
 
 pub use vaani_sandbox::MAX_COMPONENT_BYTES;
 
+/// Plugin versions one tenant may keep (each holds its component and compiled artifact).
+const MAX_VERSIONS_PER_TENANT: usize = 50;
+
 /// What plugin uploads need.
 pub struct PluginUploads {
     /// Runs the compile children.
     pub compiler: PluginCompiler,
     /// The server's plugin host: an upload's artifact must load on it before it is stored.
     pub host: PluginHost,
-    /// One compilation at a time (each may take a core for seconds and up to a GiB); later
-    /// uploads wait their turn.
+    /// One compilation at a time (each may take a core for seconds and up to a GiB); an upload
+    /// arriving meanwhile is answered `503 compiler_busy` with `Retry-After`.
     pub compile_slots: Semaphore,
 }
 
@@ -107,8 +110,32 @@ pub(super) async fn upload_plugin(
         return Ok((StatusCode::OK, Json(stored)).into_response());
     }
 
+    let existing = state
+        .store
+        .list_plugins(Some(&tenant))
+        .await
+        .map_err(internal)?;
+    if existing.len() >= MAX_VERSIONS_PER_TENANT {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_plugins",
+            format!("a tenant may keep at most {MAX_VERSIONS_PER_TENANT} plugin versions"),
+        ));
+    }
     let compiled = {
-        let _slot = uploads.compile_slots.acquire().await.map_err(internal)?;
+        // Compilations do not queue: each holds its upload in memory, and one tenant must not
+        // keep the others' uploads waiting.
+        let Ok(_slot) = uploads.compile_slots.try_acquire() else {
+            let mut busy = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "compiler_busy",
+                "another upload is being compiled; try again shortly",
+            )
+            .into_response();
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return Ok(busy);
+        };
         uploads.compiler.compile(&wasm).await.map_err(refusal)?
     };
     let precompiled = compiled.precompiled;
@@ -247,12 +274,22 @@ pub(super) async fn roll_back_plugin(
     let tenant = caller
         .existing_tenant_to_act_for(&state, query.tenant)
         .await?;
-    match state
+    let rolled_back = match state
         .store
         .roll_back_plugin(&tenant, vaani_store::now_ms())
         .await
-        .map_err(internal)?
     {
+        Ok(rolled_back) => rolled_back,
+        Err(vaani_store::StoreError::Busy { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "another activation or roll-back changed the plugin at the same time; try again",
+            ));
+        }
+        Err(error) => return Err(internal(error)),
+    };
+    match rolled_back {
         Some(active) => {
             apply_routing(&state).await?;
             tracing::info!(%tenant, version_number = active.version_number, "plugin rolled back");
