@@ -9,6 +9,8 @@
 //! its events one at a time and in the order they happened: a delivery being retried holds
 //! back that endpoint's later events (and only that endpoint's).
 //!
+//! The delivery log keeps ended deliveries for 30 days.
+//!
 //! Every POST carries the event's JSON body and
 //!
 //! ```text
@@ -42,6 +44,10 @@ const LEASE_MS: i64 = 120_000;
 const MAX_IN_FLIGHT: usize = 32;
 /// How often the outbox is polled when it was empty.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long the delivery log keeps deliveries that ended (delivered or failed).
+const DELIVERY_LOG_RETENTION_MS: i64 = 30 * 24 * 3_600_000;
+/// How often ended deliveries past the retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Largest event body posted.
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// Largest answer read from an endpoint (its body is ignored).
@@ -116,7 +122,17 @@ impl Dispatcher {
             Err(error) => tracing::warn!("releasing webhook leases: {error}"),
         }
         let mut in_flight = tokio::task::JoinSet::new();
+        let mut next_prune = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += PRUNE_EVERY;
+                let before = vaani_store::now_ms().saturating_sub(DELIVERY_LOG_RETENTION_MS);
+                match self.store.prune_webhook_deliveries(before).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "webhook delivery log pruned"),
+                    Err(error) => tracing::warn!("pruning the webhook delivery log: {error}"),
+                }
+            }
             if *stop.borrow() {
                 // Deliveries cut short here are retried after their lease (or at next start).
                 return;

@@ -599,6 +599,23 @@ impl Store {
         Ok(due)
     }
 
+    /// Delete the deliveries that ended (delivered or failed) before `before_ms`: the delivery
+    /// log keeps a window, not everything forever. Pending deliveries are never deleted.
+    /// Returns how many were deleted. By nature not tenant-scoped.
+    pub async fn prune_webhook_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "DELETE FROM webhook_deliveries
+                 WHERE status <> 'pending' AND created_at < $1",
+            )
+            .bind(before_ms)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::query("prune_webhook_deliveries"))
+    }
+
     /// Give up the leases this node ([`Store::with_node_id`]) holds, so that deliveries it was
     /// attempting when it stopped (a crash) are due again at once instead of when their lease
     /// runs out. Run at start-up, before dispatching. Returns how many were released.

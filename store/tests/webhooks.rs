@@ -26,6 +26,7 @@ on_sqlite_and_postgres!(
     deleting_an_endpoint_drops_its_deliveries,
     a_restarted_node_releases_only_its_own_leases,
     endpoints_are_served_side_by_side,
+    ended_deliveries_are_pruned_pending_ones_kept,
 );
 
 async fn call(store: &Store, tenant_id: &str, started_at_ms: i64) -> String {
@@ -452,4 +453,47 @@ async fn a_restarted_node_releases_only_its_own_leases(store: Store) {
         (of_a[0].id.as_str(), 2)
     );
     assert_eq!(node_b.release_webhook_leases().await.unwrap(), 1);
+}
+
+async fn ended_deliveries_are_pruned_pending_ones_kept(store: Store) {
+    add_tenants(&store).await;
+    for (tenant, url) in [("a", "https://a.example/"), ("b", "https://b.example/")] {
+        store
+            .create_webhook_endpoint(tenant, url, &[CallStarted], "s", 1)
+            .await
+            .unwrap();
+    }
+    call(&store, "a", 10_000).await;
+    call(&store, "b", 10_001).await;
+    call(&store, "a", 50_000).await;
+    let leased = store
+        .claim_webhook_deliveries(20_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    let of_a = leased.iter().find(|d| d.tenant_id == "a").unwrap();
+    let of_b = leased.iter().find(|d| d.tenant_id == "b").unwrap();
+    store
+        .record_webhook_delivered(of_a, 200, 20_100)
+        .await
+        .unwrap();
+    store
+        .record_webhook_failure(of_b, None, "gone", None)
+        .await
+        .unwrap();
+    // Ended before 40 s: a's first (delivered) and b's (failed). a's second is pending.
+    assert_eq!(store.prune_webhook_deliveries(40_000).await.unwrap(), 2);
+    let left: Vec<i64> = store
+        .list_webhook_deliveries(None, None, 50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.created_at_ms)
+        .collect();
+    assert_eq!(left, [50_000]);
+    assert_eq!(
+        store.prune_webhook_deliveries(i64::MAX).await.unwrap(),
+        0,
+        "a pending delivery is never pruned"
+    );
 }

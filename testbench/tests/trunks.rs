@@ -112,6 +112,18 @@ fn an_api_trunk_admits_its_network_to_the_numbers_on_it() {
         (status, answer["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
+    // Also with a body the operator would get 400 for: nothing tells a tenant the route exists.
+    let (status, answer) = request(
+        &server,
+        "PUT",
+        "/api/v1/trunks/provider",
+        &key,
+        Some(json!({ "bogus": true })),
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, answer) = request(
         &server,
         "PUT",

@@ -57,9 +57,11 @@ pub(super) async fn put_trunk(
     State(state): State<Arc<HttpState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<PutTrunkBody>,
+    body: Result<ApiJson<PutTrunkBody>, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Operator only, before anything about the request is judged: a tenant key learns nothing.
     caller.operator_only()?;
+    let ApiJson(body) = body?;
     let invalid =
         |code: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
     let id_ok = !id.is_empty()
