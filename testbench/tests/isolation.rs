@@ -9,9 +9,9 @@
 //! changes and deletes of another tenant's resource) and to [`lists`], and check in
 //! [`assert_resources_intact`] that the refused requests left it alone.
 //!
-//! Calls of API-created tenants cannot be routed yet (the server routes by the config file
-//! until the registry reads the database), so each tenant's call and recording are written
-//! straight into the server's database; everything else goes through the API.
+//! Each tenant's call and recording are written straight into the server's database (a
+//! recording needs a recorded call; testbench/tests/tenant_on_postgres.rs makes real calls to
+//! an API tenant); everything else goes through the API.
 
 use serde_json::{Value, json};
 use vaani_store::{CallDirection, CallStatus, NewCall, Recording, Store};
