@@ -503,6 +503,26 @@ impl VaaniServer {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
     }
 
+    /// Uploads `plugins/dist/<plugin>.wasm` with `key` (`POST /api/v1/plugins`); returns the
+    /// status and the parsed body.
+    pub fn upload_plugin(&self, key: &str, plugin: &str) -> (u16, Value) {
+        let wasm = std::fs::read(plugin_path(plugin)).expect("read the plugin");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(format!("{}/api/v1/plugins", self.http_base()))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/wasm")
+            .send(&wasm[..])
+            .unwrap_or_else(|e| panic!("upload {plugin}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// Sends `method path` with `Authorization: Bearer <key>` and, if given, a JSON body;
     /// returns the status and the parsed body (`null` when empty or not JSON). Any status is
     /// returned, not treated as an error.

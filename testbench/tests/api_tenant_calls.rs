@@ -6,29 +6,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer, can_send_dtmf, plugin_path};
+use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer, can_send_dtmf};
 
 /// The API tenant's number (not one of the demo tenants').
 const NUMBER: &str = "+918000000500";
 
 /// Uploads a `plugins/dist/` component with `key`; returns the new version's id.
 fn upload(server: &VaaniServer, key: &str, plugin: &str) -> String {
-    let wasm = std::fs::read(plugin_path(plugin)).expect("read plugin");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let mut response = agent
-        .post(format!("{}/api/v1/plugins", server.http_base()))
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/wasm")
-        .send(&wasm[..])
-        .expect("upload");
-    let status = response.status().as_u16();
-    let body: Value =
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap_or_default())
-            .unwrap_or(Value::Null);
+    let (status, body) = server.upload_plugin(key, plugin);
     assert_eq!(status, 201, "upload {plugin}: {body}");
     assert_eq!(body["name"], plugin, "{body}");
     body["id"].as_str().expect("version id").to_owned()

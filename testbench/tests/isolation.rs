@@ -367,7 +367,7 @@ fn create_tenant_with_resources(
     );
     assert_eq!(status, 201, "{body}");
     // A plugin, uploaded and activated with the tenant's key.
-    let (status, plugin) = upload_plugin(server, &key, "echo");
+    let (status, plugin) = server.upload_plugin(&key, "echo");
     assert_eq!(status, 201, "{plugin}");
     let plugin_id = plugin["id"].as_str().expect("plugin id").to_owned();
     let (status, body) = server.api_request(
@@ -472,26 +472,6 @@ fn put_wav(server: &VaaniServer, key: &str, name: &str) -> (u16, Value) {
         .header("Content-Type", "audio/wav")
         .send(&wav.into_inner()[..])
         .unwrap_or_else(|e| panic!("PUT asset {name}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Uploads `plugins/dist/<name>.wasm` with `key`; returns the status and the answer.
-fn upload_plugin(server: &VaaniServer, key: &str, name: &str) -> (u16, Value) {
-    let path = vaani_testbench::plugin_path(name);
-    let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(120)))
-        .build()
-        .into();
-    let mut response = agent
-        .post(format!("{}/api/v1/plugins", server.http_base()))
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/wasm")
-        .send(&wasm[..])
-        .unwrap_or_else(|e| panic!("upload {name}: {e}"));
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))

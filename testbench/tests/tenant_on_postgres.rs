@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use vaani_testbench::webhook_receiver::{WebhookReceiver, signature_of};
 use vaani_testbench::{
     OPERATOR_KEY, PostgresDatabase, ServerSpec, Sipp, VaaniServer, can_send_dtmf, free_port,
-    plugin_path,
 };
 
 const NUMBER: &str = "+918000000600";
@@ -24,27 +23,6 @@ fn ok(server: &VaaniServer, method: &str, path: &str, key: &str, body: Option<Va
         "{method} {path}: {status} {answer}"
     );
     answer
-}
-
-fn upload(server: &VaaniServer, key: &str, plugin: &str) -> Value {
-    let wasm = std::fs::read(plugin_path(plugin)).expect("read plugin");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let mut response = agent
-        .post(format!("{}/api/v1/plugins", server.http_base()))
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/wasm")
-        .send(&wasm[..])
-        .expect("upload");
-    let status = response.status().as_u16();
-    let body: Value =
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap_or_default())
-            .unwrap_or(Value::Null);
-    assert_eq!(status, 201, "upload {plugin}: {body}");
-    body
 }
 
 #[test]
@@ -87,7 +65,8 @@ fn a_tenant_made_over_the_api_takes_calls_gets_webhooks_and_reads_them_on_postgr
         &key,
         Some(json!({ "number": NUMBER, "trunk": "local" })),
     );
-    let plugin = upload(&server, &key, "echo");
+    let (status, plugin) = server.upload_plugin(&key, "echo");
+    assert_eq!(status, 201, "{plugin}");
     ok(
         &server,
         "POST",

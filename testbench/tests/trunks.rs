@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer, plugin_path};
+use vaani_testbench::{OPERATOR_KEY, ServerSpec, Sipp, VaaniServer};
 
 const NUMBER: &str = "+918000000700";
 /// The provider's network: a loopback address the config trunk (127.0.0.1/32) does not admit.
@@ -202,21 +202,8 @@ fn an_api_trunk_admits_its_network_to_the_numbers_on_it() {
     assert_eq!(status, 201, "{body}");
 
     // The tenant's plugin (a tenant without one only announces its fallback, unanswered).
-    let wasm = std::fs::read(plugin_path("echo")).expect("read the echo plugin");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let mut uploaded = agent
-        .post(format!("{}/api/v1/plugins", server.http_base()))
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/wasm")
-        .send(&wasm[..])
-        .expect("upload");
-    assert_eq!(uploaded.status().as_u16(), 201);
-    let plugin: Value =
-        serde_json::from_str(&uploaded.body_mut().read_to_string().unwrap()).unwrap();
+    let (status, plugin) = server.upload_plugin(&key, "echo");
+    assert_eq!(status, 201, "{plugin}");
     let (status, _) = request(
         &server,
         "POST",
